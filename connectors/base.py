@@ -1,0 +1,232 @@
+"""The connector extension point: a small abstract base class and a registry.
+
+A connector gives read-only access to one source. It lists the source's containers
+(tables, files, objects) and opens a reader on each. Readers stream records in bounded
+batches and can fetch records again by key, which is what export needs.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ClassVar
+
+from connectors.errors import SourceError
+
+#: Logical field types, shared by every connector. ``bytes`` fields are never scanned.
+FIELD_TYPES = ("text", "int", "float", "decimal", "bool", "date", "datetime", "json", "bytes", "other")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One configured source: a name, where it is, and what to include."""
+
+    name: str
+    url: str
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    language: str = "en"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def selects(self, container: str) -> bool:
+        """Whether a container name passes the include and exclude glob patterns."""
+        if self.include and not any(fnmatch.fnmatchcase(container, p) for p in self.include):
+            return False
+        return not any(fnmatch.fnmatchcase(container, p) for p in self.exclude)
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """A column or JSON path of a container."""
+
+    name: str
+    type: str = "text"
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A foreign key: ``columns`` of ``container`` reference ``ref_columns`` of ``ref_container``."""
+
+    container: str
+    columns: tuple[str, ...]
+    ref_container: str
+    ref_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ContainerRef:
+    """A container inside a source, with the version seen when it was listed."""
+
+    source: str
+    name: str
+    kind: str
+    version: Mapping[str, Any] | None = None
+
+
+@dataclass
+class Record:
+    """One record: a key that finds it again and its values, flattened to field paths."""
+
+    key: str
+    values: dict[str, Any]
+
+
+def encode_key(parts: Collection[Any]) -> str:
+    """Serialise a primary-key tuple into the stable string stored in locators."""
+    return json.dumps(list(parts), default=str, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_key(key: str) -> list[Any]:
+    return list(json.loads(key))
+
+
+class ContainerReader(ABC):
+    """Reads one container. Use it as a context manager so that handles are closed."""
+
+    def __init__(self, ref: ContainerRef) -> None:
+        self.ref = ref
+        #: Problems with single records (a malformed CSV row); the container goes on.
+        self.warnings: list[str] = []
+        self.skipped_records = 0
+        #: Fields that are present but not scanned (binary columns).
+        self.skipped_fields: list[str] = []
+
+    def __enter__(self) -> ContainerReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:  # noqa: B027 - most readers hold nothing between calls
+        """Release any handle the reader holds."""
+
+    def warn(self, message: str) -> None:
+        self.skipped_records += 1
+        if len(self.warnings) < 20:
+            self.warnings.append(message)
+
+    @abstractmethod
+    def sample(self, size: int, *, seed: int = 0) -> list[Record]:
+        """A random sample of up to ``size`` records (not the first ones)."""
+
+    @abstractmethod
+    def batches(self, batch_size: int) -> Iterator[list[Record]]:
+        """Every record, in batches of at most ``batch_size``.
+
+        Memory: one batch at a time, plus the reader's own bounded buffers.
+        """
+
+    @abstractmethod
+    def fetch(self, keys: Collection[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The records with these keys, unflattened, in the source's own types.
+
+        Keys that no longer exist are simply not yielded.
+        """
+
+    def fields(self) -> list[FieldInfo]:
+        """The container's fields where they are known up front (tables, Parquet)."""
+        return []
+
+    def current_version(self) -> Mapping[str, Any] | None:
+        """The container's version now, to compare with the one seen at scan time."""
+        return self.ref.version
+
+
+class Connector(ABC):
+    """Read-only access to one source. Subclasses register themselves by URL scheme."""
+
+    #: URL schemes (``sqlite``, ``s3``) this connector serves.
+    schemes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self.spec = spec
+
+    def __enter__(self) -> Connector:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:  # noqa: B027
+        """Release connections."""
+
+    @abstractmethod
+    def containers(self) -> Iterator[ContainerRef]:
+        """The source's containers that pass the include/exclude patterns."""
+
+    @abstractmethod
+    def open(self, ref: ContainerRef) -> ContainerReader:
+        """A reader on one container."""
+
+    def relations(self) -> list[Relation]:
+        """Foreign keys between containers, where the source has them."""
+        return []
+
+    def primary_key(self, container: str) -> tuple[str, ...]:
+        """The columns that make a record key, where the source has them."""
+        return ()
+
+
+_REGISTRY: dict[str, Callable[[SourceSpec], Connector]] = {}
+
+
+def register(*schemes: str) -> Callable[[type[Connector]], type[Connector]]:
+    """Class decorator: make a connector serve URLs with these schemes."""
+
+    def decorate(cls: type[Connector]) -> type[Connector]:
+        for scheme in schemes:
+            _REGISTRY[scheme] = cls
+        cls.schemes = tuple(schemes)
+        return cls
+
+    return decorate
+
+
+def known_schemes() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def url_scheme(url: str) -> str:
+    """The registry key of a source URL: its scheme, or ``file`` for a local path."""
+    head, sep, _ = url.partition("://")
+    if not sep or len(head) == 1:  # a Windows drive letter is not a scheme
+        return "file"
+    return head.split("+", 1)[0].lower()
+
+
+def connect(spec: SourceSpec) -> Connector:
+    """The connector for a source, chosen by the scheme of its URL."""
+    _load_builtin()
+    scheme = url_scheme(spec.url)
+    factory = _REGISTRY.get(scheme)
+    if factory is None:
+        raise SourceError(
+            f"source {spec.name!r}: unknown URL scheme {scheme!r}; "
+            f"known schemes: {', '.join(known_schemes())}",
+            source=spec.name,
+        )
+    return factory(spec)
+
+
+def _load_builtin() -> None:
+    # Importing the modules runs their @register decorators; done lazily so that
+    # `piiport --help` does not pay for SQLAlchemy or pyarrow.
+    if _REGISTRY:
+        return
+    import connectors.files
+    import connectors.sql  # noqa: F401

@@ -1,0 +1,476 @@
+"""Local files and directory trees: CSV, JSON, JSONL/NDJSON, Parquet, text and logs, plain or gzipped.
+
+Formats are registered by file suffix, so a new one is a class and a decorator.
+Every reader streams: CSV, JSONL and text line by line, JSON arrays element by element,
+Parquet batch by batch.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import gzip
+import io
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+from connectors.base import (
+    Connector,
+    ContainerReader,
+    ContainerRef,
+    FieldInfo,
+    Record,
+    SourceSpec,
+    register,
+)
+from connectors.errors import SourceError
+from connectors.flatten import flatten
+
+logger = logging.getLogger(__name__)
+
+_SNIFF_BYTES = 1 << 16
+_ENCODING_PROBE_BYTES = 1 << 20
+
+
+class FileFormat(ABC):
+    """Parses one file format into ``(key, document)`` pairs."""
+
+    kind: ClassVar[str] = ""
+    suffixes: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def parse(self, opener: Callable[[], IO[bytes]], reader: FileReader) -> Iterator[tuple[str, Any]]:
+        """Yield every record with its key. ``opener`` gives a fresh binary stream."""
+
+    def fields(self, opener: Callable[[], IO[bytes]]) -> list[FieldInfo]:
+        return []
+
+
+_FORMATS: dict[str, FileFormat] = {}
+
+
+def register_format(cls: type[FileFormat]) -> type[FileFormat]:
+    """Class decorator: serve files with the class's suffixes (and their ``.gz`` variants)."""
+    instance = cls()
+    for suffix in cls.suffixes:
+        _FORMATS[suffix] = instance
+    return cls
+
+
+def known_suffixes() -> list[str]:
+    return sorted(_FORMATS)
+
+
+def format_for(path: Path) -> tuple[FileFormat, bool] | None:
+    """The format of a file by its suffix, and whether it is gzipped."""
+    suffixes = [s.lower() for s in path.suffixes]
+    gz = bool(suffixes) and suffixes[-1] == ".gz"
+    if gz:
+        suffixes = suffixes[:-1]
+    if not suffixes:
+        return None
+    fmt = _FORMATS.get(suffixes[-1])
+    return (fmt, gz) if fmt else None
+
+
+def _text_encoding(opener: Callable[[], IO[bytes]], name: str) -> str:
+    """UTF-8 (with or without BOM) when the start of the file decodes as UTF-8, else latin-1."""
+    with opener() as fh:
+        head = fh.read(_ENCODING_PROBE_BYTES)
+    if b"\x00" in head:
+        raise SourceError(
+            f"{name}: the file holds NUL bytes, so it is binary, not text; "
+            "exclude it or give it the right suffix",
+            container=name,
+        )
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "utf-8-sig"
+
+
+def _open_text(opener: Callable[[], IO[bytes]], encoding: str) -> io.TextIOWrapper:
+    return io.TextIOWrapper(opener(), encoding=encoding, newline="")
+
+
+@register_format
+class CsvFormat(FileFormat):
+    kind = "csv"
+    suffixes = (".csv", ".tsv")
+
+    def parse(self, opener: Callable[[], IO[bytes]], reader: FileReader) -> Iterator[tuple[str, Any]]:
+        encoding = _text_encoding(opener, reader.ref.name)
+        with _open_text(opener, encoding) as text:
+            head = text.read(_SNIFF_BYTES)
+            try:
+                dialect: Any = csv.Sniffer().sniff(head, delimiters=",;\t|")
+            except csv.Error:
+                dialect = csv.excel_tab if reader.path.name.lower().endswith((".tsv", ".tsv.gz")) else csv.excel
+            text.seek(0)
+            rows = csv.reader(text, dialect)
+            header = _next_row(rows, reader)
+            if header is None:
+                return
+            header = [h.strip() or f"column_{i + 1}" for i, h in enumerate(header)]
+            number = 0
+            while True:
+                try:
+                    row = next(rows)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    number += 1
+                    reader.warn(f"row {number}: unreadable CSV ({exc}); skipped")
+                    continue
+                number += 1
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    reader.warn(
+                        f"row {number}: {len(row)} fields where the header has {len(header)}; skipped"
+                    )
+                    continue
+                yield str(number), {h: (v if v != "" else None) for h, v in zip(header, row)}
+
+
+def _next_row(rows: Iterator[list[str]], reader: FileReader) -> list[str] | None:
+    try:
+        return next(rows)
+    except StopIteration:
+        return None
+    except csv.Error as exc:
+        raise SourceError(f"{reader.ref.name}: unreadable CSV header ({exc})", container=reader.ref.name) from exc
+
+
+@register_format
+class JsonLinesFormat(FileFormat):
+    kind = "jsonl"
+    suffixes = (".jsonl", ".ndjson")
+
+    def parse(self, opener: Callable[[], IO[bytes]], reader: FileReader) -> Iterator[tuple[str, Any]]:
+        with opener() as fh:
+            for number, raw in enumerate(fh, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    doc = json.loads(raw.decode("utf-8-sig"))
+                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                    reader.warn(f"line {number}: not valid JSON ({type(exc).__name__}); skipped")
+                    continue
+                yield str(number), doc if isinstance(doc, dict) else {"value": doc}
+
+
+@register_format
+class JsonFormat(FileFormat):
+    """A JSON array of objects (streamed element by element) or a single object."""
+
+    kind = "json"
+    suffixes = (".json",)
+    chunk_chars = 1 << 16
+
+    def parse(self, opener: Callable[[], IO[bytes]], reader: FileReader) -> Iterator[tuple[str, Any]]:
+        with opener() as raw, io.TextIOWrapper(raw, encoding="utf-8-sig") as text:
+            try:
+                yield from self._elements(text, reader.ref.name)
+            except UnicodeDecodeError as exc:
+                raise SourceError(
+                    f"{reader.ref.name}: not valid UTF-8 ({exc.reason}); JSON files must be UTF-8",
+                    container=reader.ref.name,
+                ) from exc
+
+    def _elements(self, text: IO[str], name: str) -> Iterator[tuple[str, Any]]:
+        decoder = json.JSONDecoder()
+        buf = ""
+        pos = 0
+        eof = False
+
+        def fill() -> bool:
+            nonlocal buf, pos, eof
+            chunk = text.read(self.chunk_chars)
+            if not chunk:
+                eof = True
+                return False
+            buf = buf[pos:] + chunk
+            pos = 0
+            return True
+
+        def skip_ws() -> str:
+            nonlocal pos
+            while True:
+                while pos < len(buf) and buf[pos] in " \t\r\n":
+                    pos += 1
+                if pos < len(buf):
+                    return buf[pos]
+                if not fill():
+                    return ""
+
+        def bad(what: str) -> SourceError:
+            return SourceError(
+                f"{name}: not valid JSON ({what}); a .json file must hold an array of objects or one object",
+                container=name,
+            )
+
+        first = skip_ws()
+        if first == "{":
+            while fill():
+                pass
+            try:
+                doc = json.loads(buf[pos:])
+            except json.JSONDecodeError as exc:
+                raise bad(exc.msg) from exc
+            yield "0", doc
+            return
+        if first != "[":
+            raise bad("it does not start with [ or {")
+        pos += 1
+        index = 0
+        while True:
+            ch = skip_ws()
+            if ch == "]":
+                return
+            if ch == "":
+                raise bad("the array is not closed; the file may be truncated")
+            while True:
+                try:
+                    doc, end = decoder.raw_decode(buf, pos)
+                except json.JSONDecodeError as exc:
+                    if not eof and fill():
+                        continue
+                    raise bad(exc.msg) from exc
+                if end == len(buf) and not eof and fill():
+                    continue  # a number cut by the chunk boundary would decode short
+                break
+            pos = end
+            yield str(index), doc if isinstance(doc, dict) else {"value": doc}
+            index += 1
+            sep = skip_ws()
+            if sep == ",":
+                pos += 1
+            elif sep != "]":
+                raise bad(f"expected , or ] after element {index - 1}")
+
+
+@register_format
+class TextFormat(FileFormat):
+    """One record per line; the record's single field is ``line``."""
+
+    kind = "text"
+    suffixes = (".txt", ".log")
+
+    def parse(self, opener: Callable[[], IO[bytes]], reader: FileReader) -> Iterator[tuple[str, Any]]:
+        encoding = _text_encoding(opener, reader.ref.name)
+        with io.TextIOWrapper(opener(), encoding=encoding) as text:
+            try:
+                for number, line in enumerate(text, start=1):
+                    line = line.rstrip("\r\n")
+                    if line.strip():
+                        yield str(number), {"line": line}
+            except UnicodeDecodeError as exc:
+                raise SourceError(
+                    f"{reader.ref.name}: not valid {encoding} after the first MiB; re-save it as UTF-8",
+                    container=reader.ref.name,
+                ) from exc
+
+    def fields(self, opener: Callable[[], IO[bytes]]) -> list[FieldInfo]:
+        return [FieldInfo("line", "text")]
+
+
+@register_format
+class ParquetFormat(FileFormat):
+    kind = "parquet"
+    suffixes = (".parquet", ".pq")
+    batch_rows = 2048
+
+    def parse(self, opener: Callable[[], IO[bytes]], reader: FileReader) -> Iterator[tuple[str, Any]]:
+        import pyarrow as pa
+
+        with self._parquet_file(opener, reader.ref.name) as pf:
+            index = 0
+            try:
+                for batch in pf.iter_batches(batch_size=self.batch_rows):
+                    for row in batch.to_pylist():
+                        yield str(index), row
+                        index += 1
+            except (pa.ArrowException, OSError) as exc:
+                raise SourceError(
+                    f"{reader.ref.name}: unreadable Parquet data after record {index} ({exc}); "
+                    "the file may be truncated",
+                    container=reader.ref.name,
+                ) from exc
+
+    def fields(self, opener: Callable[[], IO[bytes]]) -> list[FieldInfo]:
+        return []
+
+    @contextlib.contextmanager
+    def _parquet_file(self, opener: Callable[[], IO[bytes]], name: str) -> Iterator[Any]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        fh = opener()
+        spool: IO[bytes] | None = None
+        try:
+            if not fh.seekable() or isinstance(fh, gzip.GzipFile):
+                # Parquet needs random access; a gzipped file is spooled to a temporary file,
+                # not memory, so that large files stay bounded.
+                spool = tempfile.TemporaryFile()
+                shutil.copyfileobj(fh, spool, 1 << 20)
+                spool.seek(0)
+            try:
+                pf = pq.ParquetFile(spool or fh)
+            except (pa.ArrowException, OSError) as exc:
+                raise SourceError(
+                    f"{name}: not a readable Parquet file ({exc}); it may be truncated or mislabelled",
+                    container=name,
+                ) from exc
+            yield pf
+        finally:
+            fh.close()
+            if spool is not None:
+                spool.close()
+
+
+class FileReader(ContainerReader):
+    def __init__(self, ref: ContainerRef, path: Path, fmt: FileFormat, gz: bool) -> None:
+        super().__init__(ref)
+        self.path = path
+        self.format = fmt
+        self.gz = gz
+
+    def _opener(self) -> IO[bytes]:
+        try:
+            if self.gz:
+                return gzip.open(self.path, "rb")  # type: ignore[return-value]
+            return open(self.path, "rb")
+        except FileNotFoundError as exc:
+            raise SourceError(
+                f"{self.ref.name}: the file disappeared during the scan; scan again when it is back",
+                container=self.ref.name,
+            ) from exc
+        except PermissionError as exc:
+            raise SourceError(
+                f"{self.ref.name}: permission denied; give the scanning user read access",
+                container=self.ref.name,
+            ) from exc
+
+    def _documents(self) -> Iterator[tuple[str, Any]]:
+        try:
+            yield from self.format.parse(self._opener, self)
+        except SourceError:
+            raise
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise SourceError(
+                f"{self.ref.name}: corrupt or truncated gzip data ({exc}); re-create the file",
+                container=self.ref.name,
+            ) from exc
+        except OSError as exc:
+            raise SourceError(f"{self.ref.name}: read error ({exc})", container=self.ref.name) from exc
+
+    def sample(self, size: int, *, seed: int = 0) -> list[Record]:
+        """Reservoir sample over one streamed pass. Memory: ``size`` records."""
+        rng = random.Random(seed)
+        reservoir: list[Record] = []
+        for seen, (key, doc) in enumerate(self._documents()):
+            if seen < size:
+                reservoir.append(Record(key, flatten(doc)))
+            else:
+                slot = rng.randint(0, seen)
+                if slot < size:
+                    reservoir[slot] = Record(key, flatten(doc))
+        return reservoir
+
+    def batches(self, batch_size: int) -> Iterator[list[Record]]:
+        batch: list[Record] = []
+        for key, doc in self._documents():
+            batch.append(Record(key, flatten(doc)))
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def fetch(self, keys: Collection[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+        wanted = set(keys)
+        for key, doc in self._documents():
+            if key in wanted:
+                wanted.discard(key)
+                yield key, doc
+                if not wanted:
+                    return
+
+    def fields(self) -> list[FieldInfo]:
+        return self.format.fields(self._opener)
+
+    def current_version(self) -> Mapping[str, Any] | None:
+        return file_version(self.path)
+
+
+def file_version(path: Path) -> dict[str, Any] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return {"mtime_ns": st.st_mtime_ns, "size": st.st_size}
+
+
+def local_path(url: str) -> Path:
+    return Path(url[len("file://") :] if url.startswith("file://") else url).expanduser()
+
+
+@register("file")
+class FileConnector(Connector):
+    """A single file or a directory tree, walked in sorted order."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        super().__init__(spec)
+        self.root = local_path(spec.url)
+
+    def containers(self) -> Iterator[ContainerRef]:
+        if not self.root.exists():
+            raise SourceError(
+                f"source {self.spec.name!r}: {self.root} does not exist; check the path",
+                source=self.spec.name,
+            )
+        if self.root.is_file():
+            found = format_for(self.root)
+            if found is None:
+                raise SourceError(
+                    f"source {self.spec.name!r}: {self.root.name} has no known suffix; "
+                    f"known: {', '.join(known_suffixes())} (and .gz variants)",
+                    source=self.spec.name,
+                )
+            yield self._ref(self.root, self.root.name, found[0])
+            return
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for filename in sorted(filenames):
+                path = Path(dirpath) / filename
+                found = format_for(path)
+                if found is None or filename.startswith("."):
+                    continue
+                name = path.relative_to(self.root).as_posix()
+                if self.spec.selects(name):
+                    yield self._ref(path, name, found[0])
+
+    def _ref(self, path: Path, name: str, fmt: FileFormat) -> ContainerRef:
+        return ContainerRef(self.spec.name, name, fmt.kind, file_version(path))
+
+    def path_of(self, name: str) -> Path:
+        return self.root if self.root.is_file() else self.root / name
+
+    def open(self, ref: ContainerRef) -> ContainerReader:
+        path = self.path_of(ref.name)
+        found = format_for(path)
+        if found is None:
+            raise SourceError(f"{ref.name}: unknown file format", source=self.spec.name, container=ref.name)
+        return FileReader(ref, path, found[0], found[1])

