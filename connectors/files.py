@@ -247,6 +247,8 @@ class JsonFormat(FileFormat):
                 except json.JSONDecodeError as exc:
                     if not eof and fill():
                         continue
+                    if exc.pos >= len(buf.rstrip()):
+                        raise bad(f"the file ends inside element {index}; it may be truncated") from exc
                     raise bad(exc.msg) from exc
                 if end == len(buf) and not eof and fill():
                     continue  # a number cut by the chunk boundary would decode short
@@ -390,6 +392,8 @@ class FileReader(ContainerReader):
         return reservoir
 
     def batches(self, batch_size: int) -> Iterator[list[Record]]:
+        # The full pass is the one whose malformed records are reported; the sample's are not.
+        self.warnings, self.skipped_records = [], 0
         batch: list[Record] = []
         for key, doc in self._documents():
             batch.append(Record(key, flatten(doc)))

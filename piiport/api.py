@@ -30,11 +30,19 @@ def open_index(url: str | None = None, *, create: bool = True) -> Index:
     return Index(url, create=create)
 
 
+_DETECTORS: dict[tuple[Any, ...], Detector] = {}
+
+
 def build_detector(config: Config | None = None) -> Detector:
-    """The Presidio detector for a configuration. Build it once and pass it around."""
+    """The Presidio detector for a configuration, built once per process and settings."""
     from discover.detector import Detector
 
-    return Detector(_config(config).detection)
+    settings = _config(config).detection
+    key = (settings.entities, settings.phone_regions, settings.score_threshold,
+           tuple(sorted(settings.models.items())), settings.language, settings.nlp_batch_size)
+    if key not in _DETECTORS:
+        _DETECTORS[key] = Detector(settings)
+    return _DETECTORS[key]
 
 
 def scan_sources(

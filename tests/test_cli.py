@@ -1,0 +1,177 @@
+"""The CLI end to end: scan, inventory, detect, demo, exit codes and messages."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import make_shop
+
+from piiport.cli import main
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PIIPORT_INDEX", raising=False)
+    monkeypatch.delenv("PIIPORT_CONFIG", raising=False)
+    monkeypatch.delenv("PIIPORT_INDEX_KEY", raising=False)
+    return CliRunner()
+
+
+def test_scan_then_inventory_in_every_format(runner: CliRunner, tmp_path: Path, detector) -> None:
+    make_shop(tmp_path / "shop.db")
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "signups.csv").write_text("email,name\nzoe.roy@example.com,Zoé Roy\n", encoding="utf-8")
+    result = runner.invoke(main, ["scan", "sqlite:///shop.db", "files", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["totals"]["containers"] == 8 and summary["errors"] == []
+    assert {c["source"] for c in summary["containers"]} == {"shop", "files"}
+    assert (tmp_path / ".piiport" / "index.db").exists()
+    assert oct((tmp_path / ".piiport" / "index.key").stat().st_mode & 0o777) == "0o600"
+
+    rows = json.loads(runner.invoke(main, ["inventory", "--format", "json"]).output)
+    email = next(r for r in rows if r["container"] == "signups.csv" and r["field"] == "email")
+    assert email["entity_type"] == "EMAIL_ADDRESS" and email["records"] == 1 and email["prevalence"] == 1.0
+    assert email["examples"] == ["z***@e***.com"]
+    for row in rows:
+        assert {"source", "container", "field", "entity_type", "records", "prevalence"} <= set(row)
+        assert 0 <= row["prevalence"] <= 1
+
+    table = runner.invoke(main, ["inventory"]).output
+    assert "signups.csv" in table and "zoe.roy" not in table
+    parsed = list(csv.DictReader(io.StringIO(runner.invoke(main, ["inventory", "--format", "csv"]).output)))
+    assert len(parsed) == len(rows)
+    md = runner.invoke(main, ["inventory", "--format", "md"]).output
+    assert md.startswith("| source | container |") and len(md.strip().splitlines()) == len(rows) + 2
+
+
+def test_human_summary(runner: CliRunner, tmp_path: Path, detector) -> None:
+    make_shop(tmp_path / "shop.db")
+    result = runner.invoke(main, ["scan", "sqlite:///shop.db"])
+    assert result.exit_code == 0
+    assert result.output.startswith("Scanned 7 containers, ")
+    assert "shop/customers: 4 records, personal data in first_name, last_name, email, phone, last_ip" in result.output
+
+
+def test_scan_errors_exit_1_with_one_line_and_the_rest_is_scanned(runner: CliRunner, tmp_path: Path, detector) -> None:
+    make_shop(tmp_path / "shop.db")
+    result = runner.invoke(main, ["scan", "sqlite:///missing.db", "sqlite:///shop.db"])
+    assert result.exit_code == 1
+    assert "missing: source 'missing': SQLite file" in result.output and "not found; check the path" in result.output
+    assert "Traceback" not in result.output
+    assert "shop/customers" in result.output
+
+
+def test_config_errors_exit_2(runner: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources:\n  - url: x.db\n    colour: blue\n", encoding="utf-8")
+    result = runner.invoke(main, ["scan", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"Error: config {bad}: unknown setting in sources[0]: 'colour'; "
+        "allowed: exclude, include, language, name, path, schemas, url"
+    )
+    uk = tmp_path / "uk.yaml"
+    uk.write_text("detection:\n  phone_regions: [FR, UK]\n", encoding="utf-8")
+    result = runner.invoke(main, ["scan", "--config", str(uk), "x"])
+    assert result.exit_code == 2 and "(the United Kingdom is GB)" in result.output
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("index: [unclosed\n", encoding="utf-8")
+    result = runner.invoke(main, ["inventory", "--config", str(broken)])
+    assert result.exit_code == 2 and "not valid YAML at line" in result.output
+    assert runner.invoke(main, ["scan"]).exit_code == 2
+    assert runner.invoke(main, ["inventory", "--format", "xml"]).exit_code == 2
+
+
+def test_config_file_sources_and_precedence(runner: CliRunner, tmp_path: Path, monkeypatch, detector) -> None:
+    make_shop(tmp_path / "shop.db")
+    cfg = tmp_path / "piiport.yaml"
+    cfg.write_text(
+        "index: sqlite:///from-file.db\nsources:\n  - name: crm\n    url: sqlite:///shop.db\n    exclude: ['audit_*', 'products']\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PIIPORT_INDEX", f"sqlite:///{tmp_path / 'from-env.db'}")
+    result = runner.invoke(main, ["scan", "--config", str(cfg), "--json"])
+    assert result.exit_code == 0, result.output
+    names = [c["container"] for c in json.loads(result.output)["containers"]]
+    assert "audit_log" not in names and "products" not in names and "customers" in names
+    assert (tmp_path / "from-env.db").exists() and not (tmp_path / "from-file.db").exists()  # env beats file
+    result = runner.invoke(main, ["scan", "--config", str(cfg), "--index", f"sqlite:///{tmp_path / 'from-cli.db'}"])
+    assert result.exit_code == 0 and (tmp_path / "from-cli.db").exists()  # command line beats env
+
+
+def test_inventory_without_index_says_what_to_do(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["inventory"])
+    assert result.exit_code == 2
+    assert "no index at .piiport/index.db; run `piiport scan` first or pass --index" in result.output
+
+
+def test_detect_lines_and_jsonl(runner: CliRunner, tmp_path: Path, detector) -> None:
+    text = "Write to jane.doe@example.org\n\nJOHN SMITH, 81.12.200.7\n"
+    result = runner.invoke(main, ["detect", "-"], input=text)
+    assert result.exit_code == 0
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert len(lines) == 3 and lines[1] == {"entities": []}
+    assert lines[0]["entities"] == [{"type": "EMAIL_ADDRESS", "start": 9, "end": 29, "score": 1.0}]
+    assert {e["type"] for e in lines[2]["entities"]} == {"PERSON", "IP_ADDRESS"}
+
+    doc = json.dumps({"text": "Line one\nJane Doe: jane@example.org", "id": 7})
+    result = runner.invoke(main, ["detect", "--jsonl"], input=doc + "\n")
+    (out,) = [json.loads(line) for line in result.output.splitlines()]
+    email = next(e for e in out["entities"] if e["type"] == "EMAIL_ADDRESS")
+    assert "Line one\nJane Doe: jane@example.org"[email["start"] : email["end"]] == "jane@example.org"
+
+    bad = runner.invoke(main, ["detect", "--jsonl"], input='{"id": 1}\n')
+    assert bad.exit_code == 2 and 'input line 1: needs a "text" string field' in bad.output
+    fr = runner.invoke(main, ["detect", "--language", "fr"], input="Appelez le 06 12 34 56 78\n")
+    assert [e["type"] for e in json.loads(fr.output)["entities"]] == ["PHONE_NUMBER"]
+    de = runner.invoke(main, ["detect", "--language", "de"], input="x\n")
+    assert de.exit_code == 2 and "no spaCy model configured for language 'de'" in de.output
+
+
+def _piiport(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("piiport")
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def test_help_is_instant_and_imports_nothing_heavy(tmp_path: Path) -> None:
+    started = time.perf_counter()
+    result = _piiport("--help", cwd=tmp_path)
+    assert result.returncode == 0 and "scan" in result.stdout and "export" in result.stdout
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, piiport.cli; print(sorted(m for m in ('spacy','presidio_analyzer','sqlalchemy','pyarrow') if m in sys.modules))"],
+        capture_output=True, text=True, check=True,
+    )
+    assert probe.stdout.strip() == "[]"
+    assert time.perf_counter() - started < 10
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    quiet = _piiport("scan", "sqlite:///nope.db", cwd=tmp_path)
+    assert quiet.returncode == 1 and "Traceback" not in quiet.stderr
+    loud = _piiport("--debug", "scan", "sqlite:///nope.db", "--config", "missing.yaml", cwd=tmp_path)
+    assert loud.returncode != 0 and "Traceback" in loud.stderr
+
+
+def test_demo_in_a_fresh_folder(tmp_path: Path) -> None:
+    result = _piiport("demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Scanned 9 containers" in out
+    for fragment in ("crm     customers", "tickets", "newsletter_signups.csv", "access.jsonl", "call_notes.txt"):
+        assert fragment in out
+    assert "@example.com" not in out  # masked examples only
+    assert (tmp_path / "piiport-demo" / ".piiport" / "index.db").exists()
+    again = _piiport("demo", cwd=tmp_path)  # running it twice gives the same result
+    assert again.returncode == 0 and again.stdout == out

@@ -1,0 +1,78 @@
+"""The real Presidio + spaCy detector, with piiport's settings and fixes."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.errors import ConfigError, DetectionError
+from discover.detector import Detector, ner_view
+from discover.settings import DetectionSettings
+
+
+def _found(detector: Detector, text: str, language: str | None = None) -> set[tuple[str, str]]:
+    (entities,) = detector.analyze([text], language=language)
+    return {(e.type, text[e.start : e.end]) for e in entities}
+
+
+def test_each_entity_type_is_found(detector: Detector) -> None:
+    text = "Jane Doe (jane.doe@example.org) called from +44 20 7946 0958, logged in from 81.12.200.7."
+    assert _found(detector, text) == {
+        ("PERSON", "Jane Doe"),
+        ("EMAIL_ADDRESS", "jane.doe@example.org"),
+        ("PHONE_NUMBER", "+44 20 7946 0958"),
+        ("IP_ADDRESS", "81.12.200.7"),
+    }
+
+
+def test_all_caps_names_are_found_with_their_original_offsets(detector: Detector) -> None:
+    text = "Refund approved for JOHN SMITH today."
+    assert ("PERSON", "JOHN SMITH") in _found(detector, text)
+    assert ner_view("CALL JOHN SMITH NOW") == "Call John Smith Now"
+    assert len(ner_view("STRASSE GROSS")) == len("STRASSE GROSS")
+
+
+def test_no_person_made_of_digits_and_no_url_inside_an_email(detector: Detector) -> None:
+    det = Detector(DetectionSettings(entities=("PERSON", "EMAIL_ADDRESS")), engine=detector.engine())
+    found = _found(det, "Ticket 4455-2231 from bob.stone@example.com")
+    assert found == {("EMAIL_ADDRESS", "bob.stone@example.com")}
+
+
+def test_only_configured_entities_are_returned(detector: Detector) -> None:
+    det = Detector(DetectionSettings(entities=("EMAIL_ADDRESS",)), engine=detector.engine())
+    assert _found(det, "Jane Doe, jane@example.org, 81.12.200.7") == {("EMAIL_ADDRESS", "jane@example.org")}
+
+
+def test_score_threshold_is_applied(detector: Detector) -> None:
+    strict = Detector(DetectionSettings(score_threshold=0.9), engine=detector.engine())
+    # IPs score 0.6 and context-less phones 0.4 in Presidio; only the e-mail (1.0) passes 0.9.
+    assert _found(strict, "x 81.12.200.7 y jane@example.org") == {("EMAIL_ADDRESS", "jane@example.org")}
+
+
+def test_uk_is_not_a_region_code() -> None:
+    with pytest.raises(ConfigError) as err:
+        DetectionSettings(phone_regions=("FR", "UK"))
+    assert err.value.message == (
+        "phone region 'UK' is not an ISO 3166 region code (the United Kingdom is GB); use codes such as FR, GB, DE, US"
+    )
+
+
+def test_a_missing_model_is_an_error_not_a_download() -> None:
+    det = Detector(DetectionSettings(models={"en": "en_core_web_nonexistent"}))
+    with pytest.raises(DetectionError) as err:
+        det.analyze(["hello"])
+    assert "spaCy model 'en_core_web_nonexistent' for language 'en' is not installed" in err.value.message
+
+
+def test_tldextract_uses_its_bundled_suffix_list(detector: Detector) -> None:
+    import tldextract.tldextract as tld
+
+    detector.analyze(["mail me at someone@example.co.uk"])
+    assert tld.TLD_EXTRACTOR.suffix_list_urls == ()
+    assert tld.TLD_EXTRACTOR("someone@example.co.uk").suffix == "co.uk"
+
+
+def test_french_text_and_phone_formats(detector: Detector) -> None:
+    text = "Marie Dupont a appelé du 06 12 34 56 78, puis du +33 6 12 34 56 79 et du 0033 6 12 34 56 80."
+    found = _found(detector, text, language="fr")
+    assert ("PERSON", "Marie Dupont") in found
+    assert {v for t, v in found if t == "PHONE_NUMBER"} == {"06 12 34 56 78", "+33 6 12 34 56 79", "0033 6 12 34 56 80"}

@@ -1,0 +1,241 @@
+"""Scanning real files of every supported format, plain and gzipped, and bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sqlite3
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from connectors.base import SourceSpec, connect
+from discover.index import Index
+from discover.inventory import inventory
+from discover.scan import scan
+
+PEOPLE = [
+    ("Alice Martin", "alice.martin@example.com", "+33 6 12 34 56 78", "81.12.200.7"),
+    ("Bruno Dubois", "bruno.dubois@example.org", "+44 20 7946 0958", "92.168.10.20"),
+    ("Chloé Lefèvre", "chloe.lefevre@example.net", "+49 30 901820", "176.31.4.150"),
+]
+
+
+def _csv_text(delimiter: str = ",") -> str:
+    rows = [delimiter.join(["full_name", "email", "phone", "ip", "city"])]
+    rows += [delimiter.join([n, e, p, i, "Paris"]) for n, e, p, i in PEOPLE]
+    return "\n".join(rows) + "\n"
+
+
+def _records() -> list[dict[str, object]]:
+    return [{"name": n, "contact": {"email": e, "phone": p}, "ip": i, "note": f"{n} wrote in."} for n, e, p, i in PEOPLE]
+
+
+def write_all_formats(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "utf8.csv").write_text(_csv_text(), encoding="utf-8")
+    (root / "bom.csv").write_text(_csv_text(";"), encoding="utf-8-sig")
+    (root / "latin1.csv").write_bytes(_csv_text("\t").encode("latin-1"))
+    (root / "array.json").write_text(json.dumps(_records()), encoding="utf-8")
+    (root / "one.json").write_text(json.dumps({"owner": {"email": PEOPLE[0][1], "name": PEOPLE[0][0]}}), encoding="utf-8")
+    (root / "lines.jsonl").write_text("\n".join(json.dumps(r) for r in _records()) + "\n", encoding="utf-8")
+    (root / "lines.ndjson").write_text("\n".join(json.dumps(r) for r in _records()) + "\n", encoding="utf-8")
+    pq.write_table(
+        pa.table({"full_name": [p[0] for p in PEOPLE], "email": [p[1] for p in PEOPLE], "amount": [1.5, 2.0, 3.25]}),
+        root / "table.parquet",
+    )
+    (root / "notes.txt").write_text(
+        "\n".join(f"Call {n} on {p} or write to {e}." for n, e, p, _ in PEOPLE) + "\n", encoding="utf-8"
+    )
+    (root / "sub").mkdir(exist_ok=True)
+    (root / "sub" / "server.log").write_text(
+        "\n".join(f"2026-11-01T10:00:0{k} GET /login from {i}" for k, (_, _, _, i) in enumerate(PEOPLE)) + "\n",
+        encoding="utf-8",
+    )
+    for name in ["utf8.csv", "array.json", "lines.jsonl", "notes.txt", "sub/server.log"]:
+        src = root / name
+        with gzip.open(root / f"gz_{src.name}.gz", "wb") as fh:
+            fh.write(src.read_bytes())
+    buf = pa.BufferOutputStream()
+    pq.write_table(pa.table({"email": [p[1] for p in PEOPLE]}), buf)
+    with gzip.open(root / "gz_table.parquet.gz", "wb") as fh:
+        fh.write(buf.getvalue().to_pybytes())
+
+
+def _by_container(index: Index) -> dict[str, set[tuple[str, str]]]:
+    out: dict[str, set[tuple[str, str]]] = {}
+    for r in inventory(index):
+        out.setdefault(r.container, set()).add((r.field, r.entity_type))
+    return out
+
+
+def test_every_format_and_entity_type(tmp_path: Path, index: Index, detector) -> None:
+    root = tmp_path / "data"
+    write_all_formats(root)
+    result = scan([SourceSpec(name="files", url=str(root))], index=index, detector=detector)
+    assert result.ok, result.errors
+    inv = _by_container(index)
+    csv_expect = {("full_name", "PERSON"), ("email", "EMAIL_ADDRESS"), ("phone", "PHONE_NUMBER"), ("ip", "IP_ADDRESS")}
+    for name in ["utf8.csv", "bom.csv", "latin1.csv", "gz_utf8.csv.gz"]:
+        assert inv[name] == csv_expect, name
+    nested = {("name", "PERSON"), ("contact.email", "EMAIL_ADDRESS"), ("contact.phone", "PHONE_NUMBER"),
+              ("ip", "IP_ADDRESS"), ("note", "PERSON")}
+    for name in ["array.json", "lines.jsonl", "lines.ndjson", "gz_array.json.gz", "gz_lines.jsonl.gz"]:
+        assert inv[name] == nested, name
+    assert inv["one.json"] == {("owner.email", "EMAIL_ADDRESS"), ("owner.name", "PERSON")}
+    assert inv["table.parquet"] == {("full_name", "PERSON"), ("email", "EMAIL_ADDRESS")}
+    assert inv["gz_table.parquet.gz"] == {("email", "EMAIL_ADDRESS")}
+    for name in ["notes.txt", "gz_notes.txt.gz"]:
+        assert inv[name] == {("line", "PERSON"), ("line", "EMAIL_ADDRESS"), ("line", "PHONE_NUMBER")}, name
+    for name in ["sub/server.log", "gz_server.log.gz"]:
+        assert inv[name] == {("line", "IP_ADDRESS")}, name
+    # A latin-1 file decodes correctly: the accented name hashes like its UTF-8 twin.
+    chloe = index.ident("PERSON", "chloe lefevre")
+    containers = {c["id"]: c["name"] for c in index.containers()}
+    assert {"latin1.csv", "utf8.csv"} <= {containers[f["container_id"]] for f in index.findings_for([chloe])}
+
+
+def test_every_file_locator_finds_its_record(tmp_path: Path, index: Index, detector) -> None:
+    root = tmp_path / "data"
+    write_all_formats(root)
+    spec = SourceSpec(name="files", url=str(root))
+    scan([spec], index=index, detector=detector)
+    containers = {c["id"]: c["name"] for c in index.containers()}
+    wanted: dict[str, set[str]] = {}
+    for f in index.iter_findings():
+        wanted.setdefault(containers[f["container_id"]], set()).add(f["record_key"])
+    with connect(spec) as conn:
+        refs = {r.name: r for r in conn.containers()}
+        for name, keys in wanted.items():
+            with conn.open(refs[name]) as reader:
+                docs = dict(reader.fetch(keys))
+            assert set(docs) == keys, name
+            text = json.dumps(docs, ensure_ascii=False)
+            assert any(p[1] in text or p[3] in text or p[0] in text for p in PEOPLE), name
+
+
+def test_include_exclude_patterns(tmp_path: Path, index: Index, detector) -> None:
+    root = tmp_path / "data"
+    write_all_formats(root)
+    spec = SourceSpec(name="files", url=str(root), include=("*.csv", "sub/*"), exclude=("latin1*",))
+    result = scan([spec], index=index, detector=detector)
+    assert sorted(c.container for c in result.containers) == ["bom.csv", "sub/server.log", "utf8.csv"]
+
+
+def test_bad_inputs_are_reported_per_container_and_the_scan_goes_on(tmp_path: Path, index: Index, detector) -> None:
+    root = tmp_path / "bad"
+    root.mkdir()
+    (root / "good.csv").write_text(_csv_text(), encoding="utf-8")
+    (root / "corrupt_row.csv").write_text(_csv_text() + "Dan Brown,dan@example.com\n" + "Eve Adams,eve@example.com,+33 6 98 76 54 32,10.1.2.3,Lyon\n", encoding="utf-8")
+    (root / "binary.txt").write_bytes(b"\x00\x01\x02 not text \xff\xfe")
+    (root / "bad_utf8.json").write_bytes(b'[{"email": "x\xff@example.com"}]')
+    buf = pa.BufferOutputStream()
+    pq.write_table(pa.table({"email": [p[1] for p in PEOPLE]}), buf)
+    (root / "truncated.parquet").write_bytes(buf.getvalue().to_pybytes()[:-40])
+    with gzip.open(root / "truncated.jsonl.gz", "wb") as fh:
+        fh.write(b'{"email": "a@example.com"}\n' * 2000)
+    (root / "truncated.jsonl.gz").write_bytes((root / "truncated.jsonl.gz").read_bytes()[:-30])
+
+    result = scan([SourceSpec(name="files", url=str(root))], index=index, detector=detector)
+    errors = {e["container"]: e["error"] for e in result.errors}
+    assert set(errors) == {"binary.txt", "bad_utf8.json", "truncated.parquet", "truncated.jsonl.gz"}
+    assert errors["binary.txt"] == "binary.txt: the file holds NUL bytes, so it is binary, not text; exclude it or give it the right suffix"
+    assert errors["bad_utf8.json"].startswith("bad_utf8.json: not valid UTF-8")
+    assert "truncated" in errors["truncated.parquet"]
+    assert errors["truncated.jsonl.gz"].startswith("truncated.jsonl.gz: corrupt or truncated gzip data")
+    by_name = {c.container: c for c in result.containers}
+    assert by_name["good.csv"].records == 3 and by_name["good.csv"].error is None
+    corrupt = by_name["corrupt_row.csv"]
+    assert (corrupt.records, corrupt.skipped_records) == (4, 1)
+    assert corrupt.warnings == ["row 4: 2 fields where the header has 5; skipped"]
+    assert index.findings_for([index.ident("EMAIL_ADDRESS", "eve@example.com")])  # rows after the bad one
+    (run,) = index.runs()
+    assert {e["container"] for e in run["summary"]["errors"]} == set(errors)
+
+
+def test_containers_gone_from_the_source_are_forgotten(tmp_path: Path, index: Index, detector) -> None:
+    root = tmp_path / "d"
+    root.mkdir()
+    (root / "people.jsonl").write_text(json.dumps({"email": "gone@example.com"}) + "\n", encoding="utf-8")
+    (root / "other.csv").write_text(_csv_text(), encoding="utf-8")
+    spec = SourceSpec(name="files", url=str(root))
+    scan([spec], index=index, detector=detector)
+    gone = index.ident("EMAIL_ADDRESS", "gone@example.com")
+    assert index.findings_for([gone])
+    (root / "people.jsonl").unlink()
+    result = scan([spec], index=index, detector=detector)
+    assert result.ok and result.removed_containers == 1
+    assert not index.findings_for([gone])
+    assert [c["name"] for c in index.containers()] == ["other.csv"]
+
+
+def test_stale_findings_survive_a_failed_rescan(tmp_path: Path, index: Index, detector) -> None:
+    root = tmp_path / "d"
+    root.mkdir()
+    path = root / "people.json"
+    path.write_text(json.dumps([{"email": "keep@example.com"}]), encoding="utf-8")
+    spec = SourceSpec(name="files", url=str(root))
+    scan([spec], index=index, detector=detector)
+    path.write_text('[{"email": "keep@example.com"}, {"email": ', encoding="utf-8")
+    result = scan([spec], index=index, detector=detector)
+    assert result.errors and "truncated" in result.errors[0]["error"]
+    assert index.findings_for([index.ident("EMAIL_ADDRESS", "keep@example.com")])
+    (container,) = index.containers()
+    assert container["stale"] == 1 and "truncated" in container["error"]
+
+
+def test_file_that_disappears_mid_scan(tmp_path: Path, index: Index, detector) -> None:
+    root = tmp_path / "d"
+    root.mkdir()
+    (root / "a.csv").write_text(_csv_text(), encoding="utf-8")
+    (root / "b.csv").write_text(_csv_text(), encoding="utf-8")
+    (root / "c.csv").write_text(_csv_text(), encoding="utf-8")
+
+    def progress(event: str, data: dict[str, object]) -> None:
+        if event == "container" and data["container"] == "a.csv":
+            (root / "b.csv").unlink()  # listed, then gone before it is read
+
+    result = scan([SourceSpec(name="files", url=str(root))], index=index, detector=detector, progress=progress)
+    assert [e["container"] for e in result.errors] == ["b.csv"]
+    assert result.errors[0]["error"] == "b.csv: the file disappeared during the scan; scan again when it is back"
+    assert [c.records for c in result.containers if c.container != "b.csv"] == [3, 3]
+
+
+def test_missing_and_locked_sqlite(tmp_path: Path, index: Index, detector, shop_db: Path) -> None:
+    locker = sqlite3.connect(shop_db, timeout=0)
+    locker.execute("PRAGMA locking_mode=EXCLUSIVE")
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        result = scan(
+            [SourceSpec(name="missing", url=f"sqlite:///{tmp_path / 'nope.db'}"),
+             SourceSpec(name="locked", url=f"sqlite:///{shop_db}"),
+             SourceSpec(name="files", url=str(tmp_path / "nothing-here"))],
+            index=index,
+            detector=detector,
+        )
+    finally:
+        locker.rollback()
+        locker.close()
+    errors = {e["source"]: e["error"] for e in result.errors}
+    assert errors["missing"] == f"source 'missing': SQLite file {tmp_path / 'nope.db'} not found; check the path"
+    assert errors["locked"].startswith("source 'locked': database is locked")
+    assert errors["locked"].endswith("another program holds a write lock; retry when it is done")
+    assert errors["files"] == f"source 'files': {tmp_path / 'nothing-here'} does not exist; check the path"
+    assert not (tmp_path / "nope.db").exists()  # a scan never creates a database
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 16])
+def test_json_arrays_stream_across_chunk_boundaries(tmp_path: Path, chunk: int, monkeypatch) -> None:
+    from connectors.files import JsonFormat
+
+    docs = [{"n": i, "v": 12345.678 * i, "s": "é" * (i % 5)} for i in range(50)]
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(docs), encoding="utf-8")
+    monkeypatch.setattr(JsonFormat, "chunk_chars", chunk)
+    with connect(SourceSpec(name="f", url=str(path))) as conn:
+        (ref,) = conn.containers()
+        with conn.open(ref) as reader:
+            got = [r.values for batch in reader.batches(7) for r in batch]
+    assert got == docs

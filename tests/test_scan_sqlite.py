@@ -1,0 +1,156 @@
+"""Scanning a real SQLite database: profiles, findings, locators, the index's privacy."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from conftest import CUSTOMERS, EMPLOYEES, raw_bytes_of_index
+
+from connectors.base import SourceSpec, connect
+from discover.index import Index
+from discover.inventory import inventory
+from discover.scan import scan
+
+
+def _spec(db: Path, name: str = "shop") -> SourceSpec:
+    return SourceSpec(name=name, url=f"sqlite:///{db}")
+
+
+def _inv(index: Index) -> dict[tuple[str, str, str], object]:
+    return {(r.container, r.field, r.entity_type): r for r in inventory(index)}
+
+
+def test_profiles_find_every_pii_column_and_no_other(shop_db: Path, index: Index, detector) -> None:
+    result = scan([_spec(shop_db)], index=index, detector=detector)
+    assert result.ok, result.errors
+    inv = _inv(index)
+    structured = {(c, f, e) for (c, f, e), r in inv.items() if r.origin == "field"}  # type: ignore[attr-defined]
+    assert structured == {
+        ("customers", "first_name", "PERSON"),
+        ("customers", "last_name", "PERSON"),
+        ("customers", "email", "EMAIL_ADDRESS"),
+        ("customers", "phone", "PHONE_NUMBER"),
+        ("customers", "last_ip", "IP_ADDRESS"),
+        ("employees", "first_name", "PERSON"),
+        ("employees", "last_name", "PERSON"),
+        ("employees", "email", "EMAIL_ADDRESS"),
+        ("employees", "phone", "PHONE_NUMBER"),
+        ("audit_log", "actor_email", "EMAIL_ADDRESS"),
+    }
+    # Product names, version strings (1.2.0.4), order references and dates are not personal data.
+    assert not any(c in {"products", "orders", "order_lines"} for c, _, _ in inv)
+
+
+def test_free_text_is_scanned_in_full_and_all_caps_names_are_found(shop_db: Path, index: Index, detector) -> None:
+    scan([_spec(shop_db)], index=index, detector=detector)
+    inv = _inv(index)
+    assert inv[("tickets", "notes", "PERSON")].records == 2  # type: ignore[attr-defined]
+    assert inv[("tickets", "notes", "EMAIL_ADDRESS")].records == 1  # type: ignore[attr-defined]
+    assert inv[("tickets", "notes", "PHONE_NUMBER")].records == 1  # type: ignore[attr-defined]
+    ident = index.ident("PERSON", "bruno dubois")
+    hits = index.findings_for([ident])
+    assert any(h["field"] == "notes" and h["origin"] == "text" for h in hits)  # found though written in capitals
+
+
+def test_counts_prevalence_and_masked_examples(shop_db: Path, index: Index, detector) -> None:
+    scan([_spec(shop_db)], index=index, detector=detector)
+    row = _inv(index)[("customers", "email", "EMAIL_ADDRESS")]
+    assert (row.records, row.non_null, row.prevalence) == (4, 4, 1.0)  # type: ignore[attr-defined]
+    assert "a***@e***.com" in row.examples  # type: ignore[attr-defined]
+    assert all("@example" not in e for e in row.examples)  # type: ignore[attr-defined]
+
+
+def test_index_holds_no_plaintext(shop_db: Path, index: Index, detector) -> None:
+    scan([_spec(shop_db)], index=index, detector=detector)
+    raw = raw_bytes_of_index(index)
+    for _, first, last, email, phone, ip in CUSTOMERS:
+        for value in (email, phone, ip, f"{first} {last}", last, "+33612345678"):
+            assert value.encode() not in raw, value
+            assert value.lower().encode() not in raw, value
+    for _, first, last, email, _, _ in EMPLOYEES:
+        assert email.encode() not in raw and last.encode() not in raw
+
+
+def test_every_locator_finds_its_record_again(shop_db: Path, index: Index, detector) -> None:
+    scan([_spec(shop_db)], index=index, detector=detector)
+    containers = {c["id"]: c["name"] for c in index.containers()}
+    by_container: dict[str, set[str]] = {}
+    for f in index.iter_findings():
+        by_container.setdefault(containers[f["container_id"]], set()).add(f["record_key"])
+    with connect(_spec(shop_db)) as conn:
+        refs = {r.name: r for r in conn.containers()}
+        for name, keys in by_container.items():
+            with conn.open(refs[name]) as reader:
+                fetched = dict(reader.fetch(keys))
+            assert set(fetched) == keys, name
+    # A table without a primary key is located by rowid.
+    assert by_container["audit_log"] == {"[1]", "[2]"}
+
+
+def test_rescan_replaces_and_other_sources_add(shop_db: Path, tmp_path: Path, index: Index, detector) -> None:
+    scan([_spec(shop_db)], index=index, detector=detector)
+    first = sorted((f["container_id"], f["record_key"], f["field"]) for f in index.iter_findings())
+    scan([_spec(shop_db)], index=index, detector=detector)
+    assert sorted((f["container_id"], f["record_key"], f["field"]) for f in index.iter_findings()) == first
+
+    with sqlite3.connect(shop_db) as db:
+        db.execute("DELETE FROM customers WHERE id = 4")
+        db.execute("UPDATE customers SET email = 'alice.new@example.com' WHERE id = 1")
+    scan([_spec(shop_db)], index=index, detector=detector)
+    assert not index.findings_for([index.ident("EMAIL_ADDRESS", "david.nguyen@example.com")])
+    assert not [
+        f for f in index.findings_for([index.ident("EMAIL_ADDRESS", "alice.martin@example.com")]) if f["origin"] == "field"
+    ]
+    assert index.findings_for([index.ident("EMAIL_ADDRESS", "alice.new@example.com")])
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE signups (id INTEGER PRIMARY KEY, email TEXT)")
+        db.execute("INSERT INTO signups VALUES (1, 'zoe@example.com')")
+    scan([_spec(other, "other")], index=index, detector=detector)
+    assert {c["source"] for c in index.containers()} == {"shop", "other"}
+    assert index.findings_for([index.ident("EMAIL_ADDRESS", "alice.new@example.com")])
+
+
+def test_links_shared_office_phone_is_linked_to_two_emails(shop_db: Path, index: Index, detector) -> None:
+    from sqlalchemy import text
+
+    scan([_spec(shop_db)], index=index, detector=detector)
+    phone = index.ident("PHONE_NUMBER", "+33142685300")
+    with index.engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT b_type, strength FROM links WHERE a_ident = :p"), {"p": phone}
+        ).all()
+    assert sorted(rows) == [("EMAIL_ADDRESS", "strong"), ("EMAIL_ADDRESS", "strong"), ("PERSON", "weak"), ("PERSON", "weak")]
+    # Free-text mentions never link: the ticket that mentions two customers' e-mails adds no link.
+    alice = index.ident("EMAIL_ADDRESS", "alice.martin@example.com")
+    bruno = index.ident("EMAIL_ADDRESS", "bruno.dubois@example.org")
+    with index.engine.connect() as conn:
+        n = conn.execute(text("SELECT count(*) FROM links WHERE a_ident = :a AND b_ident = :b"), {"a": alice, "b": bruno}).scalar()
+    assert n == 0
+
+
+def test_scan_runs_are_recorded(shop_db: Path, tmp_path: Path, index: Index, detector) -> None:
+    scan([_spec(shop_db), SourceSpec(name="gone", url=f"sqlite:///{tmp_path / 'missing.db'}")], index=index, detector=detector)
+    (run,) = index.runs()
+    assert run["status"] == "errors" and run["finished_at"]
+    assert run["summary"]["totals"]["containers"] == 7
+    assert run["summary"]["errors"] == [
+        {"source": "gone", "container": "", "error": f"source 'gone': SQLite file {tmp_path / 'missing.db'} not found; check the path"}
+    ]
+    assert json.dumps(run)  # serialisable for --json
+
+
+def test_wrong_key_is_refused(shop_db: Path, tmp_path: Path, detector) -> None:
+    from connectors.errors import ConfigError
+
+    url = f"sqlite:///{tmp_path / 'k' / 'index.db'}"
+    Index(url, key=b"0" * 32).close()
+    try:
+        Index(url, key=b"1" * 32)
+    except ConfigError as exc:
+        assert "different key" in exc.message
+    else:
+        raise AssertionError("a wrong key must be refused")
