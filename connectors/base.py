@@ -216,8 +216,7 @@ def connect(spec: SourceSpec) -> Connector:
     factory = _REGISTRY.get(scheme)
     if factory is None:
         raise SourceError(
-            f"source {spec.name!r}: unknown URL scheme {scheme!r}; "
-            f"known schemes: {', '.join(known_schemes())}",
+            f"source {spec.name!r}: unknown URL scheme {scheme!r}; known schemes: {', '.join(known_schemes())}",
             source=spec.name,
         )
     return factory(spec)

@@ -89,8 +89,7 @@ def _text_encoding(opener: Callable[[], IO[bytes]], name: str) -> str:
         head = fh.read(_ENCODING_PROBE_BYTES)
     if b"\x00" in head:
         raise SourceError(
-            f"{name}: the file holds NUL bytes, so it is binary, not text; "
-            "exclude it or give it the right suffix",
+            f"{name}: the file holds NUL bytes, so it is binary, not text; exclude it or give it the right suffix",
             container=name,
         )
     try:
@@ -137,11 +136,9 @@ class CsvFormat(FileFormat):
                 if not row:
                     continue
                 if len(row) != len(header):
-                    reader.warn(
-                        f"row {number}: {len(row)} fields where the header has {len(header)}; skipped"
-                    )
+                    reader.warn(f"row {number}: {len(row)} fields where the header has {len(header)}; skipped")
                     continue
-                yield str(number), {h: (v if v != "" else None) for h, v in zip(header, row)}
+                yield str(number), {h: (v if v != "" else None) for h, v in zip(header, row, strict=True)}
 
 
 def _next_row(rows: Iterator[list[str]], reader: FileReader) -> list[str] | None:
@@ -325,7 +322,7 @@ class ParquetFormat(FileFormat):
             if not fh.seekable() or isinstance(fh, gzip.GzipFile):
                 # Parquet needs random access; a gzipped file is spooled to a temporary file,
                 # not memory, so that large files stay bounded.
-                spool = tempfile.TemporaryFile()
+                spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
                 shutil.copyfileobj(fh, spool, 1 << 20)
                 spool.seek(0)
             try:

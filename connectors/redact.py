@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]*)@")
-_SECRET_PARAMS = re.compile(r"(?i)([?&](?:password|passwd|pwd|secret|token|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token)=)[^&\s]*")
+_SECRET_PARAMS = re.compile(
+    r"(?i)([?&](?:password|passwd|pwd|secret|token|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token)=)[^&\s]*"
+)
 
 
 def mask_url(url: str) -> str:

@@ -8,6 +8,8 @@ found again only while its content is unchanged).
 from __future__ import annotations
 
 import contextlib
+import decimal
+import functools
 import hashlib
 import json
 import logging
@@ -247,6 +249,13 @@ class SqlConnector(Connector):
         return inspect(self.engine).default_schema_name
 
 
+def _tidy_decimal(value: decimal.Decimal) -> decimal.Decimal:
+    """``Decimal('64.2000000000')`` → ``Decimal('64.2')``, and never exponent notation."""
+    tidy = value.normalize()
+    exponent = tidy.as_tuple().exponent
+    return tidy.quantize(decimal.Decimal(1)) if isinstance(exponent, int) and exponent > 0 else tidy
+
+
 class SqlTableReader(ContainerReader):
     """Streams one table. Memory: one batch of rows (``yield_per``) at a time."""
 
@@ -332,11 +341,37 @@ class SqlTableReader(ContainerReader):
                 if len(self.key_columns) == 1:
                     cond = self.key_columns[0].in_([k[0] for k in chunk])
                 else:
-                    cond = or_(
-                        *(and_(*(col == k[i] for i, col in enumerate(self.key_columns))) for k in chunk)
-                    )
+                    cond = or_(*(and_(*(col == k[i] for i, col in enumerate(self.key_columns))) for k in chunk))
                 for row in conn.execute(self._select().where(cond)):
                     yield self._key(row), self._raw(row)
+
+    def fetch_where(
+        self, columns: tuple[str, ...], values: Collection[tuple[Any, ...]]
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Rows whose ``columns`` equal one of the value tuples: the rows that reference given rows."""
+        from sqlalchemy import tuple_
+
+        cols = [self.table.c[name] for name in columns]
+        wanted = [v for v in values if all(x is not None for x in v)]
+        with self.connector.translate_errors(self.ref.name), self.connector.engine.connect() as conn:
+            for start in range(0, len(wanted), _FETCH_CHUNK):
+                chunk = wanted[start : start + _FETCH_CHUNK]
+                cond = cols[0].in_([v[0] for v in chunk]) if len(cols) == 1 else tuple_(*cols).in_(chunk)
+                for row in conn.execute(self._select().where(cond).order_by(*self.key_columns)):
+                    yield self._key(row), self._raw(row)
+
+    def precision(self) -> dict[str, tuple[int, int]]:
+        """Declared (precision, scale) of decimal columns."""
+        out = {}
+        for col in self.table.columns:
+            p, s = getattr(col.type, "precision", None), getattr(col.type, "scale", None)
+            if self.types[col.name] == "decimal" and isinstance(p, int):
+                out[col.name] = (p, s or 0)
+        return out
+
+    def all_fields(self) -> list[FieldInfo]:
+        """Every column, binary ones included: a package holds the whole record."""
+        return [FieldInfo(c.name, self.types[c.name]) for c in self.table.columns]
 
     def _scan_for(self, wanted: set[str]) -> Iterator[tuple[str, dict[str, Any]]]:
         """Rows located by content hash can only be found by reading the table."""
@@ -348,4 +383,19 @@ class SqlTableReader(ContainerReader):
                     yield key, self._raw(row)
 
     def _raw(self, row: Any) -> dict[str, Any]:
-        return {c.name: row._mapping[c] for c in self.table.columns}
+        raw = {c.name: row._mapping[c] for c in self.table.columns}
+        for name in self._float_decimals:
+            if isinstance(raw[name], decimal.Decimal):
+                raw[name] = _tidy_decimal(raw[name])
+        return raw
+
+    @functools.cached_property
+    def _float_decimals(self) -> list[str]:
+        # SQLite keeps NUMERIC values as REAL; SQLAlchemy pads them to ten decimal places.
+        if self.connector.engine.dialect.name != "sqlite":
+            return []
+        return [
+            c.name
+            for c in self.table.columns
+            if self.types[c.name] == "decimal" and getattr(c.type, "scale", None) is None
+        ]

@@ -118,7 +118,8 @@ class Detector:
         )
 
         nlp_engine = SpacyNlpEngine(models=[{"lang_code": language, "model_name": model}])
-        nlp_engine.nlp = {language: _load_spacy(model, language)}
+        # Loaded here, not by Presidio, whose load() would download a missing model.
+        nlp_engine.nlp = {language: _load_spacy(model, language)}  # type: ignore[assignment]
         registry = RecognizerRegistry(supported_languages=[language])
         registry.add_recognizer(EmailRecognizer(supported_language=language))
         registry.add_recognizer(IpRecognizer(supported_language=language))
@@ -143,7 +144,7 @@ class Detector:
         entities = list(self.settings.entities)
         views = [ner_view(t) for t in texts]
         artifacts = engine.nlp_engine.process_batch(views, lang, batch_size=self.settings.nlp_batch_size)
-        for original, (view, nlp_artifacts) in zip(texts, artifacts):
+        for original, (view, nlp_artifacts) in zip(texts, artifacts, strict=True):
             results = engine.analyze(
                 text=view,
                 language=lang,

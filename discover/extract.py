@@ -148,7 +148,7 @@ class Extractor:
                 for text in _texts(record.values.get(fname)):
                     slots.append((record.key, fname, text))
         unique = list(dict.fromkeys(text for _, _, text in slots))
-        entities = dict(zip(unique, self.detector.analyze(unique, language=self.language)))
+        entities = dict(zip(unique, self.detector.analyze(unique, language=self.language), strict=True))
         out = []
         for key, fname, text in slots:
             for ent in entities[text]:

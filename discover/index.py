@@ -143,6 +143,12 @@ WHERE a.origin = 'field' AND b.origin = 'field'
 """
 
 
+def _new_id(result: Any) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
 @dataclass(frozen=True)
 class RecordRef:
     """A record the index knows: its container and key."""
@@ -168,9 +174,7 @@ class Index:
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             self.path = Path(parsed.database).expanduser()
             if not self.path.exists() and not create:
-                raise ConfigError(
-                    f"no index at {self.path}; run `piiport scan` first or pass --index", setting="index"
-                )
+                raise ConfigError(f"no index at {self.path}; run `piiport scan` first or pass --index", setting="index")
             self.path.parent.mkdir(parents=True, exist_ok=True)
         key_file = self.path.with_name(self.path.stem + ".key") if self.path else None
         self.hasher = IdentifierHasher(key if key is not None else load_key(key_file=key_file, create=create))
@@ -191,7 +195,7 @@ class Index:
             self._migrate()
         except SQLAlchemyError as exc:
             raise ConfigError(
-                f"cannot open index {mask_url(self.url)}: {str(exc.orig or exc).splitlines()[0]}; "
+                f"cannot open index {mask_url(self.url)}: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}; "
                 "check the URL and that the database is reachable",
                 setting="index",
             ) from exc
@@ -205,7 +209,7 @@ class Index:
             if "links" not in set(inspect(conn).get_view_names()):
                 conn.execute(text(_LINKS_VIEW))
             meta = self.t["meta"]
-            rows = dict(conn.execute(select(meta.c.k, meta.c.v)).all())
+            rows: dict[str, str] = {k: v for k, v in conn.execute(select(meta.c.k, meta.c.v)).all()}
             fingerprint = self.hasher.fingerprint()
             if not rows:
                 conn.execute(
@@ -244,7 +248,7 @@ class Index:
             result = conn.execute(
                 self.t["runs"].insert().values(started_at=utcnow(), status="running", sources=json.dumps(list(sources)))
             )
-            return int(result.inserted_primary_key[0])
+            return _new_id(result)
 
     def finish_run(self, run_id: int, *, status: str, summary: dict[str, Any]) -> None:
         runs = self.t["runs"]
@@ -405,9 +409,7 @@ class ContainerWrite:
             "scanned_at": utcnow(),
         }
         if cid is None:
-            cid = int(
-                self.conn.execute(c.insert().values(source=ref.source, name=ref.name, **values)).inserted_primary_key[0]
-            )
+            cid = _new_id(self.conn.execute(c.insert().values(source=ref.source, name=ref.name, **values)))
         else:
             index._clear(self.conn, cid)
             self.conn.execute(c.update().where(c.c.id == cid).values(**values))

@@ -56,8 +56,17 @@ def render(rows: Sequence[InventoryRow], fmt: str) -> str:
     if fmt == "json":
         return json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False)
     cells = [
-        [r.source, r.container, r.field, r.entity_type, r.origin, str(r.records), str(r.non_null),
-         f"{r.prevalence:.2f}", ", ".join(r.examples)]
+        [
+            r.source,
+            r.container,
+            r.field,
+            r.entity_type,
+            r.origin,
+            str(r.records),
+            str(r.non_null),
+            f"{r.prevalence:.2f}",
+            ", ".join(r.examples),
+        ]
         for r in rows
     ]
     if fmt == "csv":
@@ -73,7 +82,7 @@ def render(rows: Sequence[InventoryRow], fmt: str) -> str:
     if not cells:
         return "No personal data found in the index.\n"
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(COLUMNS)]
-    fmt_row = "  ".join("{:<%d}" % w for w in widths)
+    fmt_row = "  ".join(f"{{:<{w}}}" for w in widths)
     lines = [fmt_row.format(*COLUMNS), fmt_row.format(*("-" * w for w in widths))]
     lines += [fmt_row.format(*row) for row in cells]
     return "\n".join(line.rstrip() for line in lines) + "\n"

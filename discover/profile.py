@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from connectors.base import FieldInfo, Record
@@ -31,7 +31,10 @@ _DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}|^\d{1,2}/\d{1,2}/\d{2,4}$|^\d{1,2}\
 _HINTS: list[tuple[str, re.Pattern[str]]] = [
     ("email", re.compile(r"(^|_)(e_?mail|mail|courriel|email_address)(_|$)")),
     ("phone", re.compile(r"(^|_)(phone|tel|telephone|mobile|cell|cellphone|fax|gsm|portable|msisdn)(_|$)")),
-    ("ip", re.compile(r"(^|_)(ip|ipv4|ipv6|ip_address|ipaddr|ip_addr|remote_addr|client_addr|remote_ip|client_ip)(_|$)")),
+    (
+        "ip",
+        re.compile(r"(^|_)(ip|ipv4|ipv6|ip_address|ipaddr|ip_addr|remote_addr|client_addr|remote_ip|client_ip)(_|$)"),
+    ),
     ("first", re.compile(r"(^|_)(first_?name|given_?name|fore_?name|prenom|fname)(_|$)")),
     ("last", re.compile(r"(^|_)(last_?name|sur_?name|family_?name|nom_?de_?famille|lname|nom)(_|$)")),
     (
@@ -138,31 +141,31 @@ class Profiler:
     def profile_field(self, field: str, ftype: str, sample: Sequence[Record]) -> FieldProfile:
         values, nulls = _values(sample, field)
         total = len(values) + nulls
-        base = {
-            "field": field,
-            "sampled": len(values),
-            "null_share": round(nulls / total, 4) if total else 1.0,
-            "distinct_share": round(len(set(values)) / len(values), 4) if values else 0.0,
-        }
+        base = FieldProfile(
+            field=field,
+            sampled=len(values),
+            null_share=round(nulls / total, 4) if total else 1.0,
+            distinct_share=round(len(set(values)) / len(values), 4) if values else 0.0,
+        )
         hint = hint_for(field)
         if not values:
-            return FieldProfile(**base, reason="no values in sample")
+            return replace(base, reason="no values in sample")
         if ftype in _NON_TEXT_TYPES and hint != "phone":
-            return FieldProfile(**base, reason=f"{ftype} values")
+            return replace(base, reason=f"{ftype} values")
 
         decided = self._typed(values, hint)
         if decided is not None:
             entity, rate, reason = decided
             if entity in self.entities:
-                return FieldProfile(**base, entity_type=entity, hit_rate=round(rate, 4), reason=reason)
+                return replace(base, entity_type=entity, hit_rate=round(rate, 4), reason=reason)
         if is_free_text(values):
-            return FieldProfile(**base, free_text=True, reason="free text")
+            return replace(base, free_text=True, reason="free text")
         if PERSON in self.entities:
             person = self._person(values, hint)
             if person is not None:
                 part, rate, reason = person
-                return FieldProfile(**base, entity_type=PERSON, name_part=part, hit_rate=round(rate, 4), reason=reason)
-        return FieldProfile(**base, reason="no identifier found in sample")
+                return replace(base, entity_type=PERSON, name_part=part, hit_rate=round(rate, 4), reason=reason)
+        return replace(base, reason="no identifier found in sample")
 
     def _typed(self, values: Sequence[str], hint: str | None) -> tuple[str, float, str] | None:
         email = _rate(values, lambda v: normalise_email(v) is not None)
@@ -173,7 +176,9 @@ class Profiler:
             return IP, ip, "IP values" + (" and column name" if hint == "ip" else "")
         not_dates = [v for v in values if not _DATE_LIKE.match(v)]
         if hint == "phone":
-            rate = _rate(not_dates, lambda v: normalise_phone(v, self.regions) is not None) * len(not_dates) / len(values)
+            rate = (
+                _rate(not_dates, lambda v: normalise_phone(v, self.regions) is not None) * len(not_dates) / len(values)
+            )
             if rate >= 0.5:
                 return PHONE, rate, "phone values and column name"
         else:

@@ -98,8 +98,12 @@ def scan(
     detection: DetectionSettings | None = None,
     settings: ScanSettings | None = None,
     progress: Progress | None = None,
+    prune: bool = True,
 ) -> ScanResult:
     """Scan sources into the index. A bad container is recorded and the scan goes on.
+
+    With ``prune`` (the default) containers the source no longer lists are forgotten; a
+    targeted rescan of a few containers passes ``prune=False``.
 
     Memory: one batch of records and its findings at a time, plus one sample per container.
     """
@@ -110,7 +114,7 @@ def scan(
     result = ScanResult(run_id=run_id, started_at=utcnow(), sources=[s.name for s in sources])
     try:
         for spec in sources:
-            _scan_source(spec, index, detector, detection, settings, result, progress)
+            _scan_source(spec, index, detector, detection, settings, result, progress, prune)
     finally:
         result.finished_at = utcnow()
         status = "ok" if result.ok else "errors"
@@ -126,6 +130,7 @@ def _scan_source(
     settings: ScanSettings,
     result: ScanResult,
     progress: Progress | None,
+    prune: bool,
 ) -> None:
     url = mask_url(spec.url)
     try:
@@ -145,11 +150,16 @@ def _scan_source(
         )
         for number, ref in enumerate(refs, start=1):
             if progress:
-                progress("container", {"source": spec.name, "container": ref.name, "number": number, "total": len(refs)})
+                progress(
+                    "container", {"source": spec.name, "container": ref.name, "number": number, "total": len(refs)}
+                )
             result.containers.append(
-                _scan_container(connector, ref, url, index, detector, profiler, detection, settings, spec, result.run_id, progress)
+                _scan_container(
+                    connector, ref, url, index, detector, profiler, detection, settings, spec, result.run_id, progress
+                )
             )
-        result.removed_containers += index.prune(spec.name, [r.name for r in refs])
+        if prune:
+            result.removed_containers += index.prune(spec.name, [r.name for r in refs])
 
 
 def _scan_container(

@@ -19,6 +19,8 @@ _LAZY = {
     "open_index": "piiport.api",
     "build_detector": "piiport.api",
     "run_demo": "piiport.api",
+    "export_subject": "piiport.api",
+    "ExportResult": "export",
     "load_config": "piiport.config",
     "Config": "piiport.config",
     "SourceSpec": "connectors.base",

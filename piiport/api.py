@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from discover.index import Index
     from discover.inventory import InventoryRow
     from discover.scan import Progress, ScanResult
+    from export import ExportResult
     from piiport.config import Config
 
 
@@ -38,8 +39,14 @@ def build_detector(config: Config | None = None) -> Detector:
     from discover.detector import Detector
 
     settings = _config(config).detection
-    key = (settings.entities, settings.phone_regions, settings.score_threshold,
-           tuple(sorted(settings.models.items())), settings.language, settings.nlp_batch_size)
+    key = (
+        settings.entities,
+        settings.phone_regions,
+        settings.score_threshold,
+        tuple(sorted(settings.models.items())),
+        settings.language,
+        settings.nlp_batch_size,
+    )
     if key not in _DETECTORS:
         _DETECTORS[key] = Detector(settings)
     return _DETECTORS[key]
@@ -66,7 +73,9 @@ def scan_sources(
     if not specs:
         specs = list(cfg.sources)
     if not specs:
-        raise ConfigError("nothing to scan: give a SOURCE (URL or path) or a config file with sources", setting="sources")
+        raise ConfigError(
+            "nothing to scan: give a SOURCE (URL or path) or a config file with sources", setting="sources"
+        )
     owns_index = index is None
     idx = index or open_index(cfg.index)
     try:
@@ -113,16 +122,106 @@ def detect_texts(
         yield from det.analyze(batch, language=language)
 
 
+def export_subject(
+    *,
+    emails: Sequence[str] = (),
+    phones: Sequence[str] = (),
+    ips: Sequence[str] = (),
+    names: Sequence[str] = (),
+    config: Config | None = None,
+    index: Index | None = None,
+    fmt: str | None = None,
+    out: str | Path | None = None,
+    as_zip: bool = False,
+    request_id: str | None = None,
+    overwrite: bool = False,
+    expand: bool = True,
+    rescan: bool = False,
+    max_depth: int | None = None,
+    detector: Detector | None = None,
+) -> ExportResult:
+    """Export one subject's portability package; returns where it is and what it holds.
+
+    An identifier that matches nothing still gives a package (empty, ``found`` false).
+    Raises ``ExportError`` when the identifiers are ambiguous (a shared phone, a name that
+    matches several people) or the request id already has a package.
+    """
+    from discover.subjects import parse_identifiers
+    from export import GatherOptions
+    from export import export_subject as run_export
+    from piiport import __version__
+
+    cfg = _config(config)
+    identifiers = parse_identifiers(
+        emails=emails, phones=phones, ips=ips, names=names, regions=cfg.detection.phone_regions
+    )
+    specs = {s.name: s for s in cfg.sources}
+    options = GatherOptions(
+        regions=cfg.detection.phone_regions,
+        max_depth=cfg.export.max_depth if max_depth is None else max_depth,
+        include_tables=cfg.export.include_tables,
+        exclude_tables=cfg.export.exclude_tables,
+        force_relations=cfg.export.force_relations,
+        ignore_relations=cfg.export.ignore_relations,
+    )
+    owns_index = index is None
+    idx = index or open_index(cfg.index, create=False)
+
+    def do_rescan(stale: list[tuple[str, str]]) -> None:
+        from discover.scan import scan
+
+        by_source: dict[str, list[str]] = {}
+        for source, container in stale:
+            by_source.setdefault(source, []).append(container)
+        known = {c["source"]: c["url"] for c in idx.containers()}
+        targets = []
+        for source, containers in by_source.items():
+            base = specs.get(source) or SourceSpec(name=source, url=known.get(source) or "")
+            targets.append(
+                SourceSpec(
+                    name=source, url=base.url, include=tuple(containers), language=base.language, options=base.options
+                )
+            )
+        scan(
+            targets,
+            index=idx,
+            detector=detector or build_detector(cfg),
+            detection=cfg.detection,
+            settings=cfg.scan,
+            prune=False,
+        )
+
+    try:
+        return run_export(
+            identifiers,
+            index=idx,
+            specs=specs,
+            options=options,
+            fmt=fmt or cfg.export.format,
+            out=Path(out or cfg.export.out),
+            as_zip=as_zip,
+            request_id=request_id,
+            overwrite=overwrite,
+            expand=expand,
+            rescan=do_rescan if rescan else None,
+            generator_version=__version__,
+        )
+    finally:
+        if owns_index:
+            idx.close()
+
+
 @dataclass(frozen=True)
 class DemoResult:
     root: Path
     scan: ScanResult
     inventory: list[InventoryRow]
-    export: Any | None = None
+    export: ExportResult | None = None
 
 
-def run_demo(root: str | Path = "piiport-demo", *, detector: Detector | None = None,
-             progress: Progress | None = None) -> DemoResult:
+def run_demo(
+    root: str | Path = "piiport-demo", *, detector: Detector | None = None, progress: Progress | None = None
+) -> DemoResult:
     """Build the demo dataset in ``root``, scan it into its own index, and export one subject."""
     from piiport import demo_data
     from piiport.config import Config
@@ -140,4 +239,12 @@ def run_demo(root: str | Path = "piiport-demo", *, detector: Detector | None = N
     with open_index(cfg.index) as idx:
         result = scan_sources(specs, config=cfg, index=idx, detector=detector, progress=progress)
         rows = get_inventory(index=idx)
-    return DemoResult(root=base, scan=result, inventory=rows)
+        exported = export_subject(
+            emails=[data.subject_email],
+            config=cfg,
+            index=idx,
+            out=base / "exports",
+            request_id="demo-request",
+            overwrite=True,
+        )
+    return DemoResult(root=base, scan=result, inventory=rows, export=exported)

@@ -23,7 +23,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class PiiportClickError(click.ClickException):
     def __init__(self, error: PiiportError) -> None:
         super().__init__(error.message)
-        self.exit_code = error.exit_code
+        self.exit_code = error.exit_code  # type: ignore[misc]
 
 
 def handle_errors(func: F) -> F:
@@ -93,8 +93,14 @@ def main(debug: bool) -> None:
 @click.option("--language", help="Language of free text (default en).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @handle_errors
-def scan(sources: tuple[str, ...], config_path: str | None, index_url: str | None, workers: int | None,
-         language: str | None, as_json: bool) -> None:
+def scan(
+    sources: tuple[str, ...],
+    config_path: str | None,
+    index_url: str | None,
+    workers: int | None,
+    language: str | None,
+    as_json: bool,
+) -> None:
     """Scan SOURCES (database URLs, files, directories) into the index."""
     from piiport.api import scan_sources
     from piiport.config import load_config
@@ -185,8 +191,85 @@ def detect(file: Any, jsonl: bool, language: str | None, config_path: str | None
 
 
 @main.command()
-@click.option("--dir", "root", default="piiport-demo", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the demo data, index and package.")
+@click.option("--email", "emails", multiple=True, help="E-mail address of the subject (repeatable).")
+@click.option("--phone", "phones", multiple=True, help="Phone number of the subject (repeatable).")
+@click.option("--ip", "ips", multiple=True, help="IP address of the subject (repeatable).")
+@click.option("--name", "names", multiple=True, help="Full name of the subject (repeatable).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "csv", "parquet"]),
+    default=None,
+    help="Data file format (default json, or export.format in the config).",
+)
+@click.option("--out", help="Output folder (default ./exports).")
+@click.option("--zip", "as_zip", is_flag=True, help="Write one zip file instead of a folder.")
+@click.option("--request-id", help="Your own request id; also the package name.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing package with the same request id.")
+@click.option("--no-expand", is_flag=True, help="Do not follow links to the subject's other identifiers.")
+@click.option("--rescan", is_flag=True, help="Scan containers that changed since the scan again first.")
+@click.option("--max-depth", type=click.IntRange(min=0), help="How far to follow foreign keys (default 3).")
+@click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--json", "as_json", is_flag=True, help="Print {request_id, found, package, files, records, errors}.")
+@handle_errors
+def export(
+    emails: tuple[str, ...],
+    phones: tuple[str, ...],
+    ips: tuple[str, ...],
+    names: tuple[str, ...],
+    fmt: str | None,
+    out: str | None,
+    as_zip: bool,
+    request_id: str | None,
+    overwrite: bool,
+    no_expand: bool,
+    rescan: bool,
+    max_depth: int | None,
+    index_url: str | None,
+    config_path: str | None,
+    as_json: bool,
+) -> None:
+    """Export one subject's data as a portability package."""
+    from piiport.api import export_subject
+    from piiport.config import load_config
+
+    result = export_subject(
+        emails=emails,
+        phones=phones,
+        ips=ips,
+        names=names,
+        config=load_config(config_path, index=index_url),
+        fmt=fmt,
+        out=out,
+        as_zip=as_zip,
+        request_id=request_id,
+        overwrite=overwrite,
+        expand=not no_expand,
+        rescan=rescan,
+        max_depth=max_depth,
+    )
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        if not result.found:
+            click.echo("No record holds these identifiers; wrote an empty package.", err=True)
+        for error in result.errors:
+            click.echo(f"warning: {error}", err=True)
+        click.echo(result.package)
+    if not result.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "root",
+    default="piiport-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the demo data, index and package.",
+)
 @handle_errors
 def demo(root: str) -> None:
     """Build a small demo dataset, scan it, show the inventory and export one subject."""

@@ -82,7 +82,7 @@ def _resolve_url(url: str, base: Path) -> str:
     if scheme == "sqlite" and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rest = url[len("sqlite:///") :]
         if rest and not rest.startswith(":memory:"):
-            return "sqlite:///" + str((base / rest))
+            return "sqlite:///" + str(base / rest)
     return url
 
 
@@ -111,7 +111,8 @@ def specs_from_urls(urls: Sequence[str], *, language: str = "en") -> tuple[Sourc
         while name in used:
             name, n = f"{base}-{n}", n + 1
         used.add(name)
-        out.append(SourceSpec(name=name, url=url, language=language))
+        # Absolute, so that an export run from another folder finds the source again.
+        out.append(SourceSpec(name=name, url=_resolve_url(url, Path.cwd()), language=language))
     return tuple(out)
 
 

@@ -9,13 +9,59 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-FIRST = ["Alice", "Bruno", "Chloé", "David", "Emma", "Farid", "Gabrielle", "Hugo", "Inès", "Jules",
-         "Karim", "Léa", "Marc", "Nadia", "Olivier", "Pauline", "Quentin", "Rosa", "Samuel", "Talia"]
-LAST = ["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy", "Moreau",
-        "Simon", "Laurent", "Lefèvre", "Michel", "Garcia", "Fournier", "Girard", "Bonnet", "Dupont", "Lambert"]
+FIRST = [
+    "Alice",
+    "Bruno",
+    "Chloé",
+    "David",
+    "Emma",
+    "Farid",
+    "Gabrielle",
+    "Hugo",
+    "Inès",
+    "Jules",
+    "Karim",
+    "Léa",
+    "Marc",
+    "Nadia",
+    "Olivier",
+    "Pauline",
+    "Quentin",
+    "Rosa",
+    "Samuel",
+    "Talia",
+]
+LAST = [
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Thomas",
+    "Robert",
+    "Richard",
+    "Petit",
+    "Durand",
+    "Leroy",
+    "Moreau",
+    "Simon",
+    "Laurent",
+    "Lefèvre",
+    "Michel",
+    "Garcia",
+    "Fournier",
+    "Girard",
+    "Bonnet",
+    "Dupont",
+    "Lambert",
+]
 DOMAINS = ["example.com", "example.org", "mail.example.net"]
-PRODUCTS = [("Desk lamp", "19.90"), ("Notebook A5", "4.50"), ("Fountain pen", "32.00"),
-            ("Office chair", "149.00"), ("USB-C cable", "9.99"), ("Monitor stand", "45.00")]
+PRODUCTS = [
+    ("Desk lamp", "19.90"),
+    ("Notebook A5", "4.50"),
+    ("Fountain pen", "32.00"),
+    ("Office chair", "149.00"),
+    ("USB-C cable", "9.99"),
+    ("Monitor stand", "45.00"),
+]
 
 
 @dataclass(frozen=True)
@@ -34,6 +80,10 @@ def _phone(rng: random.Random, i: int) -> str:
     if style == 1:
         return f"06 {rng.randint(10, 89)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}"
     return f"+44 7700 900{rng.randint(100, 999)}"
+
+
+def _ip(rng: random.Random, first_octets: tuple[int, ...]) -> str:
+    return f"{rng.choice(first_octets)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
 
 
 def build(root: Path) -> DemoData:
@@ -78,16 +128,27 @@ def build(root: Path) -> DemoData:
         staff = people[15:]
         for i, (first, last, _email, phone) in enumerate(staff, start=1):
             email = f"{first.lower()}.{last.lower()}@shop.example"
-            db.execute("INSERT INTO employees VALUES (?,?,?,?,?,?)", (i, first, last, email, phone, None if i == 1 else 1))
-        for sku, (name, price) in enumerate(PRODUCTS, start=1):
-            db.execute("INSERT INTO products VALUES (?,?,?)", (f"SKU-{sku:03d}", name, price))
+            db.execute(
+                "INSERT INTO employees VALUES (?,?,?,?,?,?)", (i, first, last, email, phone, None if i == 1 else 1)
+            )
+        for number, (name, price) in enumerate(PRODUCTS, start=1):
+            db.execute("INSERT INTO products VALUES (?,?,?)", (f"SKU-{number:03d}", name, price))
         order_id = 0
         for cid, (first, last, email, phone) in enumerate(people[:15], start=1):
-            ip = f"{rng.choice([81, 92, 176, 212])}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+            ip = _ip(rng, (81, 92, 176, 212))
             db.execute(
                 "INSERT INTO customers VALUES (?,?,?,?,?,?,?,?,?)",
-                (cid, first, last, email, phone, rng.choice(["Paris", "Lyon", "Lille", "Nantes"]),
-                 f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}", ip, 1 + cid % 4),
+                (
+                    cid,
+                    first,
+                    last,
+                    email,
+                    phone,
+                    rng.choice(["Paris", "Lyon", "Lille", "Nantes"]),
+                    f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+                    ip,
+                    1 + cid % 4,
+                ),
             )
             for _ in range(1 + cid % 3):
                 order_id += 1
@@ -95,11 +156,16 @@ def build(root: Path) -> DemoData:
                 total = sum(float(p[1]) * q for p, q in lines)
                 db.execute(
                     "INSERT INTO orders VALUES (?,?,?,?,?)",
-                    (order_id, cid, f"2026-{rng.randint(1, 10):02d}-{rng.randint(1, 28):02d}",
-                     rng.choice(["paid", "shipped", "delivered"]), f"{total:.2f}"),
+                    (
+                        order_id,
+                        cid,
+                        f"2026-{rng.randint(1, 10):02d}-{rng.randint(1, 28):02d}",
+                        rng.choice(["paid", "shipped", "delivered"]),
+                        f"{total:.2f}",
+                    ),
                 )
                 for line_no, ((pname, _), qty) in enumerate(lines, start=1):
-                    sku = next(f"SKU-{i:03d}" for i, p in enumerate(PRODUCTS, start=1) if p[0] == pname)
+                    sku = next(f"SKU-{n:03d}" for n, p in enumerate(PRODUCTS, start=1) if p[0] == pname)
                     db.execute("INSERT INTO order_lines VALUES (?,?,?,?)", (order_id, line_no, sku, qty))
         notes = [
             (1, "Order late", "{p} called from {ph} about a late parcel; promised a refund."),
@@ -111,8 +177,9 @@ def build(root: Path) -> DemoData:
         for tid, (cid, subject, tmpl) in enumerate(notes, start=1):
             first, last, email, phone = people[cid - 1]
             other = people[(cid + 5) % 15]
-            text = tmpl.format(p=f"{first} {last}", ph=phone, e=email, o=f"{other[0]} {other[1]}",
-                               oe=other[2], ip="203.0.113.77")
+            text = tmpl.format(
+                p=f"{first} {last}", ph=phone, e=email, o=f"{other[0]} {other[1]}", oe=other[2], ip="203.0.113.77"
+            )
             db.execute("INSERT INTO tickets VALUES (?,?,?,?,?)", (tid, cid, f"2026-10-{tid:02d}", subject, text))
 
     with open(files / "newsletter_signups.csv", "w", newline="", encoding="utf-8") as fh:
@@ -124,13 +191,20 @@ def build(root: Path) -> DemoData:
 
     with open(files / "access.jsonl", "w", encoding="utf-8") as fh:
         for i in range(30):
-            fh.write(json.dumps({
-                "ts": f"2026-11-0{1 + i % 9}T10:{i:02d}:00Z",
-                "client": {"ip": f"{rng.choice([81, 92, 176])}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-                           "agent": "Mozilla/5.0"},
-                "path": rng.choice(["/", "/cart", "/account", "/checkout"]),
-                "status": rng.choice([200, 200, 200, 302, 404]),
-            }) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "ts": f"2026-11-0{1 + i % 9}T10:{i:02d}:00Z",
+                        "client": {
+                            "ip": _ip(rng, (81, 92, 176)),
+                            "agent": "Mozilla/5.0",
+                        },
+                        "path": rng.choice(["/", "/cart", "/account", "/checkout"]),
+                        "status": rng.choice([200, 200, 200, 302, 404]),
+                    }
+                )
+                + "\n"
+            )
 
     with open(files / "call_notes.txt", "w", encoding="utf-8") as fh:
         fh.write("Weekly support notes\n")

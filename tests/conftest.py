@@ -58,18 +58,22 @@ def make_shop(path: Path) -> Path:
             """
         )
         db.executemany("INSERT INTO employees VALUES (?,?,?,?,?,?)", EMPLOYEES)
-        db.executemany(
-            "INSERT INTO customers VALUES (?,?,?,?,?,?,?)", [(*c, 1 + c[0] % 2) for c in CUSTOMERS]
-        )
+        db.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?,?)", [(*c, 1 + c[0] % 2) for c in CUSTOMERS])
         db.executemany(
             "INSERT INTO products VALUES (?,?,?,?)",
-            [("SKU-001", "Wireless Mouse", "1.2.0.4", "19.90"), ("SKU-002", "Standing Desk", "2.0.1.0", "349.00"),
-             ("SKU-003", "Paris Notebook", "1.0.0.1", "4.50")],
+            [
+                ("SKU-001", "Wireless Mouse", "1.2.0.4", "19.90"),
+                ("SKU-002", "Standing Desk", "2.0.1.0", "349.00"),
+                ("SKU-003", "Paris Notebook", "1.0.0.1", "4.50"),
+            ],
         )
         db.executemany(
             "INSERT INTO orders VALUES (?,?,?,?,?)",
-            [(10, 1, "2026-01-05", "39.80", "ORD-2026-00010"), (11, 1, "2026-02-11", "349.00", "ORD-2026-00011"),
-             (12, 2, "2026-03-01", "4.50", "ORD-2026-00012")],
+            [
+                (10, 1, "2026-01-05", "39.80", "ORD-2026-00010"),
+                (11, 1, "2026-02-11", "349.00", "ORD-2026-00011"),
+                (12, 2, "2026-03-01", "4.50", "ORD-2026-00012"),
+            ],
         )
         db.executemany(
             "INSERT INTO order_lines VALUES (?,?,?,?)",
@@ -86,8 +90,10 @@ def make_shop(path: Path) -> Path:
         )
         db.executemany(
             "INSERT INTO audit_log VALUES (?,?,?)",
-            [("2026-05-01T10:00:00", "samuel.girard@shop.example", "refund"),
-             ("2026-05-02T11:00:00", "talia.bonnet@shop.example", "login")],
+            [
+                ("2026-05-01T10:00:00", "samuel.girard@shop.example", "refund"),
+                ("2026-05-02T11:00:00", "talia.bonnet@shop.example", "login"),
+            ],
         )
     return path
 

@@ -141,8 +141,9 @@ def test_detect_lines_and_jsonl(runner: CliRunner, tmp_path: Path, detector) -> 
 
 def _piiport(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("piiport")
-    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
 
 
 def test_help_is_instant_and_imports_nothing_heavy(tmp_path: Path) -> None:
@@ -150,8 +151,14 @@ def test_help_is_instant_and_imports_nothing_heavy(tmp_path: Path) -> None:
     result = _piiport("--help", cwd=tmp_path)
     assert result.returncode == 0 and "scan" in result.stdout and "export" in result.stdout
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys, piiport.cli; print(sorted(m for m in ('spacy','presidio_analyzer','sqlalchemy','pyarrow') if m in sys.modules))"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, piiport.cli; print(sorted(m for m in ('spacy','presidio_analyzer','sqlalchemy','pyarrow') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert probe.stdout.strip() == "[]"
     assert time.perf_counter() - started < 10
@@ -173,5 +180,56 @@ def test_demo_in_a_fresh_folder(tmp_path: Path) -> None:
         assert fragment in out
     assert "@example.com" not in out  # masked examples only
     assert (tmp_path / "piiport-demo" / ".piiport" / "index.db").exists()
+    assert "Exported the subject a***@e***.com to piiport-demo/exports/demo-request" in out
+    manifest = json.loads((tmp_path / "piiport-demo/exports/demo-request/manifest.json").read_text())
+    assert {f["container"] for f in manifest["files"]} >= {
+        "customers",
+        "orders",
+        "order_lines",
+        "newsletter_signups.csv",
+    }
+    assert "employees" not in {f["container"] for f in manifest["files"]}
     again = _piiport("demo", cwd=tmp_path)  # running it twice gives the same result
     assert again.returncode == 0 and again.stdout == out
+
+
+def test_scan_then_export_parquet_as_a_new_user_would(runner: CliRunner, tmp_path: Path, detector) -> None:
+    make_shop(tmp_path / "shop.db")
+    assert runner.invoke(main, ["scan", "sqlite:///shop.db"]).exit_code == 0
+    result = runner.invoke(main, ["export", "--email", "alice.martin@example.com", "--format", "parquet"])
+    assert result.exit_code == 0, result.output
+    package = Path(result.output.strip())
+    assert package.resolve().parent == tmp_path / "exports" and (package / "manifest.json").exists()
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(package / "data" / "shop" / "customers.parquet").to_pylist()
+    assert [r["email"] for r in rows] == ["alice.martin@example.com"]
+
+
+def test_export_json_output_and_exit_codes(runner: CliRunner, tmp_path: Path, detector) -> None:
+    make_shop(tmp_path / "shop.db")
+    runner.invoke(main, ["scan", "sqlite:///shop.db"])
+    result = runner.invoke(
+        main, ["export", "--email", "bruno.dubois@example.org", "--json", "--request-id", "T-1", "--zip"]
+    )
+    assert result.exit_code == 0
+    out = json.loads(result.output)
+    assert out == {
+        "request_id": "T-1",
+        "found": True,
+        "package": str(Path("exports") / "T-1.zip"),
+        "files": out["files"],
+        "records": out["records"],
+        "errors": [],
+    }
+    assert out["files"] >= 2 and out["records"] >= 3
+    again = runner.invoke(main, ["export", "--email", "bruno.dubois@example.org", "--request-id", "T-1", "--zip"])
+    assert again.exit_code == 1 and "already exists" in again.output and "--overwrite" in again.output
+    missing = runner.invoke(main, ["export", "--email", "nobody@example.com", "--json"])
+    assert missing.exit_code == 0 and json.loads(missing.output)["found"] is False
+    shared = runner.invoke(main, ["export", "--phone", "+33 1 42 68 53 00"])
+    assert shared.exit_code == 1 and shared.output.startswith("Error: phone number +33***00 is shared by 2 subjects")
+    bad = runner.invoke(main, ["export", "--email", "not-an-email"])
+    assert bad.exit_code == 2 and "--email n***@*** is not a valid email address" in bad.output
+    none = runner.invoke(main, ["export"])
+    assert none.exit_code == 2 and "give at least one identifier" in none.output

@@ -8,8 +8,20 @@ from connectors.base import Record
 from discover.profile import Profiler, hint_for
 from discover.settings import DetectionSettings
 
-NAMES = ["Alice Martin", "Bruno Dubois", "Chloé Lefèvre", "David Nguyen", "Emma Wilson", "Farid Haddad",
-         "Grace Kim", "Hugo Moreau", "Inès Garcia", "Jules Bernard", "Karen Smith", "Liam Johnson"]
+NAMES = [
+    "Alice Martin",
+    "Bruno Dubois",
+    "Chloé Lefèvre",
+    "David Nguyen",
+    "Emma Wilson",
+    "Farid Haddad",
+    "Grace Kim",
+    "Hugo Moreau",
+    "Inès Garcia",
+    "Jules Bernard",
+    "Karen Smith",
+    "Liam Johnson",
+]
 
 
 def _sample(columns: dict[str, list[str]]) -> list[Record]:
@@ -22,8 +34,13 @@ def test_pii_and_tricky_non_pii_columns(detector) -> None:
     columns = {
         "c1": NAMES,
         "contact": [f"{n.split()[0].lower()}@example.com" for n in NAMES],
-        "tel": [f"+33 6 {rng.randint(10, 89)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}" for _ in NAMES],
-        "c4": [f"{rng.randint(100, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}" for _ in NAMES],
+        "tel": [
+            f"+33 6 {rng.randint(10, 89)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}"
+            for _ in NAMES
+        ],
+        "c4": [
+            f"{rng.randint(100, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}" for _ in NAMES
+        ],
         "name": ["Wireless Mouse", "Standing Desk", "USB-C Cable", "Office Chair", "Desk Lamp", "Monitor Arm"],
         "city": ["Paris", "Lyon", "London", "Berlin", "Madrid", "Boston"],
         "company": ["Acme Corp", "Globex Ltd", "Initech", "Umbrella SA", "Stark Industries", "Wayne Enterprises"],

@@ -30,7 +30,9 @@ def _csv_text(delimiter: str = ",") -> str:
 
 
 def _records() -> list[dict[str, object]]:
-    return [{"name": n, "contact": {"email": e, "phone": p}, "ip": i, "note": f"{n} wrote in."} for n, e, p, i in PEOPLE]
+    return [
+        {"name": n, "contact": {"email": e, "phone": p}, "ip": i, "note": f"{n} wrote in."} for n, e, p, i in PEOPLE
+    ]
 
 
 def write_all_formats(root: Path) -> None:
@@ -39,7 +41,9 @@ def write_all_formats(root: Path) -> None:
     (root / "bom.csv").write_text(_csv_text(";"), encoding="utf-8-sig")
     (root / "latin1.csv").write_bytes(_csv_text("\t").encode("latin-1"))
     (root / "array.json").write_text(json.dumps(_records()), encoding="utf-8")
-    (root / "one.json").write_text(json.dumps({"owner": {"email": PEOPLE[0][1], "name": PEOPLE[0][0]}}), encoding="utf-8")
+    (root / "one.json").write_text(
+        json.dumps({"owner": {"email": PEOPLE[0][1], "name": PEOPLE[0][0]}}), encoding="utf-8"
+    )
     (root / "lines.jsonl").write_text("\n".join(json.dumps(r) for r in _records()) + "\n", encoding="utf-8")
     (root / "lines.ndjson").write_text("\n".join(json.dumps(r) for r in _records()) + "\n", encoding="utf-8")
     pq.write_table(
@@ -80,8 +84,13 @@ def test_every_format_and_entity_type(tmp_path: Path, index: Index, detector) ->
     csv_expect = {("full_name", "PERSON"), ("email", "EMAIL_ADDRESS"), ("phone", "PHONE_NUMBER"), ("ip", "IP_ADDRESS")}
     for name in ["utf8.csv", "bom.csv", "latin1.csv", "gz_utf8.csv.gz"]:
         assert inv[name] == csv_expect, name
-    nested = {("name", "PERSON"), ("contact.email", "EMAIL_ADDRESS"), ("contact.phone", "PHONE_NUMBER"),
-              ("ip", "IP_ADDRESS"), ("note", "PERSON")}
+    nested = {
+        ("name", "PERSON"),
+        ("contact.email", "EMAIL_ADDRESS"),
+        ("contact.phone", "PHONE_NUMBER"),
+        ("ip", "IP_ADDRESS"),
+        ("note", "PERSON"),
+    }
     for name in ["array.json", "lines.jsonl", "lines.ndjson", "gz_array.json.gz", "gz_lines.jsonl.gz"]:
         assert inv[name] == nested, name
     assert inv["one.json"] == {("owner.email", "EMAIL_ADDRESS"), ("owner.name", "PERSON")}
@@ -128,7 +137,10 @@ def test_bad_inputs_are_reported_per_container_and_the_scan_goes_on(tmp_path: Pa
     root = tmp_path / "bad"
     root.mkdir()
     (root / "good.csv").write_text(_csv_text(), encoding="utf-8")
-    (root / "corrupt_row.csv").write_text(_csv_text() + "Dan Brown,dan@example.com\n" + "Eve Adams,eve@example.com,+33 6 98 76 54 32,10.1.2.3,Lyon\n", encoding="utf-8")
+    (root / "corrupt_row.csv").write_text(
+        _csv_text() + "Dan Brown,dan@example.com\n" + "Eve Adams,eve@example.com,+33 6 98 76 54 32,10.1.2.3,Lyon\n",
+        encoding="utf-8",
+    )
     (root / "binary.txt").write_bytes(b"\x00\x01\x02 not text \xff\xfe")
     (root / "bad_utf8.json").write_bytes(b'[{"email": "x\xff@example.com"}]')
     buf = pa.BufferOutputStream()
@@ -141,7 +153,10 @@ def test_bad_inputs_are_reported_per_container_and_the_scan_goes_on(tmp_path: Pa
     result = scan([SourceSpec(name="files", url=str(root))], index=index, detector=detector)
     errors = {e["container"]: e["error"] for e in result.errors}
     assert set(errors) == {"binary.txt", "bad_utf8.json", "truncated.parquet", "truncated.jsonl.gz"}
-    assert errors["binary.txt"] == "binary.txt: the file holds NUL bytes, so it is binary, not text; exclude it or give it the right suffix"
+    assert (
+        errors["binary.txt"]
+        == "binary.txt: the file holds NUL bytes, so it is binary, not text; exclude it or give it the right suffix"
+    )
     assert errors["bad_utf8.json"].startswith("bad_utf8.json: not valid UTF-8")
     assert "truncated" in errors["truncated.parquet"]
     assert errors["truncated.jsonl.gz"].startswith("truncated.jsonl.gz: corrupt or truncated gzip data")
@@ -209,9 +224,11 @@ def test_missing_and_locked_sqlite(tmp_path: Path, index: Index, detector, shop_
     locker.execute("BEGIN EXCLUSIVE")
     try:
         result = scan(
-            [SourceSpec(name="missing", url=f"sqlite:///{tmp_path / 'nope.db'}"),
-             SourceSpec(name="locked", url=f"sqlite:///{shop_db}"),
-             SourceSpec(name="files", url=str(tmp_path / "nothing-here"))],
+            [
+                SourceSpec(name="missing", url=f"sqlite:///{tmp_path / 'nope.db'}"),
+                SourceSpec(name="locked", url=f"sqlite:///{shop_db}"),
+                SourceSpec(name="files", url=str(tmp_path / "nothing-here")),
+            ],
             index=index,
             detector=detector,
         )

@@ -70,7 +70,7 @@ def test_index_holds_no_plaintext(shop_db: Path, index: Index, detector) -> None
             assert value.encode() not in raw, value
             assert value.lower().encode() not in raw, value
     for _, first, last, email, _, _ in EMPLOYEES:
-        assert email.encode() not in raw and last.encode() not in raw
+        assert email.encode() not in raw and f"{first} {last}".encode() not in raw and last.encode() not in raw
 
 
 def test_every_locator_finds_its_record_again(shop_db: Path, index: Index, detector) -> None:
@@ -101,7 +101,9 @@ def test_rescan_replaces_and_other_sources_add(shop_db: Path, tmp_path: Path, in
     scan([_spec(shop_db)], index=index, detector=detector)
     assert not index.findings_for([index.ident("EMAIL_ADDRESS", "david.nguyen@example.com")])
     assert not [
-        f for f in index.findings_for([index.ident("EMAIL_ADDRESS", "alice.martin@example.com")]) if f["origin"] == "field"
+        f
+        for f in index.findings_for([index.ident("EMAIL_ADDRESS", "alice.martin@example.com")])
+        if f["origin"] == "field"
     ]
     assert index.findings_for([index.ident("EMAIL_ADDRESS", "alice.new@example.com")])
 
@@ -120,25 +122,38 @@ def test_links_shared_office_phone_is_linked_to_two_emails(shop_db: Path, index:
     scan([_spec(shop_db)], index=index, detector=detector)
     phone = index.ident("PHONE_NUMBER", "+33142685300")
     with index.engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT b_type, strength FROM links WHERE a_ident = :p"), {"p": phone}
-        ).all()
-    assert sorted(rows) == [("EMAIL_ADDRESS", "strong"), ("EMAIL_ADDRESS", "strong"), ("PERSON", "weak"), ("PERSON", "weak")]
+        rows = conn.execute(text("SELECT b_type, strength FROM links WHERE a_ident = :p"), {"p": phone}).all()
+    assert sorted(rows) == [
+        ("EMAIL_ADDRESS", "strong"),
+        ("EMAIL_ADDRESS", "strong"),
+        ("PERSON", "weak"),
+        ("PERSON", "weak"),
+    ]
     # Free-text mentions never link: the ticket that mentions two customers' e-mails adds no link.
     alice = index.ident("EMAIL_ADDRESS", "alice.martin@example.com")
     bruno = index.ident("EMAIL_ADDRESS", "bruno.dubois@example.org")
     with index.engine.connect() as conn:
-        n = conn.execute(text("SELECT count(*) FROM links WHERE a_ident = :a AND b_ident = :b"), {"a": alice, "b": bruno}).scalar()
+        n = conn.execute(
+            text("SELECT count(*) FROM links WHERE a_ident = :a AND b_ident = :b"), {"a": alice, "b": bruno}
+        ).scalar()
     assert n == 0
 
 
 def test_scan_runs_are_recorded(shop_db: Path, tmp_path: Path, index: Index, detector) -> None:
-    scan([_spec(shop_db), SourceSpec(name="gone", url=f"sqlite:///{tmp_path / 'missing.db'}")], index=index, detector=detector)
+    scan(
+        [_spec(shop_db), SourceSpec(name="gone", url=f"sqlite:///{tmp_path / 'missing.db'}")],
+        index=index,
+        detector=detector,
+    )
     (run,) = index.runs()
     assert run["status"] == "errors" and run["finished_at"]
     assert run["summary"]["totals"]["containers"] == 7
     assert run["summary"]["errors"] == [
-        {"source": "gone", "container": "", "error": f"source 'gone': SQLite file {tmp_path / 'missing.db'} not found; check the path"}
+        {
+            "source": "gone",
+            "container": "",
+            "error": f"source 'gone': SQLite file {tmp_path / 'missing.db'} not found; check the path",
+        }
     ]
     assert json.dumps(run)  # serialisable for --json
 

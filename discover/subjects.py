@@ -1,0 +1,278 @@
+"""Who is who: resolve the identifiers a request gives to one subject and its records.
+
+Rules (DESIGN.md, "Identifier"):
+- E-mail and phone are strong: records that share one belong to one subject, and the
+  subject grows over such links (``expand``).
+- A strong identifier is *shared* when the records it joins belong to different people:
+  a phone on records with two different e-mail addresses (or two different full names),
+  an e-mail on records with two different phones and two different full names
+  (``info@company``). A shared identifier links nothing, and a request by it alone is
+  refused as ambiguous.
+- Names and IPs are weak: they attach to a subject but never merge two subjects. A request
+  by a name (or IP) alone is refused when it matches more than one subject.
+- Only identifiers in typed or name columns link. Identifiers inside free text find the
+  record (a note that mentions the subject) but never link it to anyone.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.errors import ConfigError, ExportError
+from discover.extract import FIELD, TEXT
+from discover.identifiers import EMAIL, IP, PERSON, PHONE, STRONG, normalise
+from discover.index import Index, RecordRef
+from discover.masking import mask
+
+#: Name findings from combined first + last or full-name columns score this; a lone
+#: first name scores lower and is no evidence that two records are two people.
+FULL_NAME_SCORE = 0.9
+
+STRONG_MATCH = "strong"
+WEAK_MATCH = "weak"
+MENTION = "mention"
+
+
+@dataclass(frozen=True)
+class Identifier:
+    """An identifier a request gives, normalised."""
+
+    entity_type: str
+    value: str
+
+    @property
+    def masked(self) -> str:
+        return mask(self.entity_type, self.value)
+
+
+def parse_identifiers(
+    *,
+    emails: Iterable[str] = (),
+    phones: Iterable[str] = (),
+    ips: Iterable[str] = (),
+    names: Iterable[str] = (),
+    regions: Sequence[str],
+) -> list[Identifier]:
+    """Normalise request identifiers; a value that is not valid for its type is a usage error."""
+    out: list[Identifier] = []
+    for entity_type, values, option in (
+        (EMAIL, emails, "--email"),
+        (PHONE, phones, "--phone"),
+        (IP, ips, "--ip"),
+        (PERSON, names, "--name"),
+    ):
+        for raw in values:
+            value = normalise(entity_type, raw, regions)
+            if value is None:
+                raise ConfigError(
+                    f"{option} {mask(entity_type, raw.strip())} is not a valid {entity_type.lower().replace('_', ' ')}"
+                    + ("; give it in international form (+33 …) or set phone_regions" if entity_type == PHONE else ""),
+                    setting=option,
+                )
+            out.append(Identifier(entity_type, value))
+    if not out:
+        raise ConfigError("give at least one identifier: --email, --phone, --ip or --name", setting="identifiers")
+    return list(dict.fromkeys(out))
+
+
+@dataclass
+class Subject:
+    """A resolved subject: its identifier hashes and the records that hold its data."""
+
+    given: list[Identifier]
+    strong: set[bytes] = field(default_factory=set)
+    weak: set[bytes] = field(default_factory=set)
+    types: dict[bytes, str] = field(default_factory=dict)
+    #: container id → record key → how it matched (strong, weak, mention)
+    records: dict[int, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+
+    @property
+    def found(self) -> bool:
+        return any(self.records.values())
+
+    @property
+    def idents(self) -> set[bytes]:
+        return self.strong | self.weak
+
+
+class _Graph:
+    """Index look-ups with memoisation; one resolution asks the same questions repeatedly."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+        self._records: dict[bytes, list[RecordRef]] = {}
+        self._findings: dict[RecordRef, list[dict[str, Any]]] = {}
+
+    def records_with(self, ident: bytes) -> list[RecordRef]:
+        if ident not in self._records:
+            rows = self.index.findings_for([ident], origin=FIELD)
+            self._records[ident] = sorted(
+                {RecordRef(r["container_id"], r["record_key"]) for r in rows},
+                key=lambda r: (r.container_id, r.record_key),
+            )
+        return self._records[ident]
+
+    def findings_of(self, refs: Sequence[RecordRef]) -> list[dict[str, Any]]:
+        missing = [r for r in refs if r not in self._findings]
+        if missing:
+            grouped: dict[RecordRef, list[dict[str, Any]]] = {r: [] for r in missing}
+            for row in self.index.findings_in(missing, origin=FIELD):
+                grouped[RecordRef(row["container_id"], row["record_key"])].append(row)
+            self._findings.update(grouped)
+        return [f for r in refs for f in self._findings[r]]
+
+    def co_identifiers(self, ident: bytes) -> dict[str, set[bytes]]:
+        """Identifiers on the records that carry ``ident`` in a typed or name column, by type."""
+        out: dict[str, set[bytes]] = defaultdict(set)
+        for f in self.findings_of(self.records_with(ident)):
+            if f["ident"] != ident and (f["entity_type"] != PERSON or f["score"] >= FULL_NAME_SCORE):
+                out[f["entity_type"]].add(f["ident"])
+        return out
+
+    def sharers(self, ident: bytes, entity_type: str) -> int:
+        """How many people a strong identifier seems to belong to (1 when it is not shared)."""
+        co = self.co_identifiers(ident)
+        if entity_type == PHONE:
+            return max(1, len(co[EMAIL]), len(co[PERSON]))
+        if entity_type == EMAIL and len(co[PHONE]) >= 2 and len(co[PERSON]) >= 2:
+            return max(len(co[PHONE]), len(co[PERSON]))
+        return 1
+
+    def component(self, seeds: Iterable[tuple[bytes, str]], *, expand: bool) -> tuple[set[bytes], dict[bytes, str]]:
+        """Strong identifiers reachable from ``seeds`` over unshared strong links."""
+        types: dict[bytes, str] = {}
+        found: set[bytes] = set()
+        frontier = [(i, t) for i, t in seeds if self.sharers(i, t) == 1]
+        while frontier:
+            ident, etype = frontier.pop()
+            if ident in found:
+                continue
+            found.add(ident)
+            types[ident] = etype
+            if not expand:
+                continue
+            for co_type in STRONG:
+                for other in self.co_identifiers(ident)[co_type]:
+                    if other not in found and self.sharers(other, co_type) == 1:
+                        frontier.append((other, co_type))
+        return found, types
+
+
+def resolve(index: Index, identifiers: Sequence[Identifier], *, expand: bool = True) -> Subject:
+    """Resolve request identifiers to one subject, or raise ``ExportError`` when ambiguous."""
+    graph = _Graph(index)
+    subject = Subject(given=list(identifiers))
+    hashed = [(index.ident(i.entity_type, i.value), i) for i in identifiers]
+    strong_given = [(h, i) for h, i in hashed if i.entity_type in STRONG]
+    weak_given = [(h, i) for h, i in hashed if i.entity_type not in STRONG]
+
+    for h, ident in strong_given:
+        n = graph.sharers(h, ident.entity_type)
+        if n > 1:
+            raise ExportError(
+                f"{ident.entity_type.lower().replace('_', ' ')} {ident.masked} is shared by {n} subjects "
+                "(an office line or a team address); ask for an identifier that is the person's own, such as --email",
+                reason="ambiguous",
+            )
+    seeds = [(h, i.entity_type) for h, i in strong_given]
+    if not seeds:
+        seeds = _seeds_from_weak(graph, weak_given)
+    subject.strong, subject.types = graph.component(seeds, expand=expand)
+
+    # Weak identifiers: those given, and those on the subject's own records.
+    own_records = {r for s in subject.strong for r in graph.records_with(s)}
+    for f in graph.findings_of(sorted(own_records, key=lambda r: (r.container_id, r.record_key))):
+        if f["entity_type"] not in STRONG:
+            subject.weak.add(f["ident"])
+            subject.types[f["ident"]] = f["entity_type"]
+    for h, i in weak_given:
+        subject.weak.add(h)
+        subject.types[h] = i.entity_type
+
+    _collect_records(index, graph, subject, given_weak={h for h, _ in weak_given})
+    return subject
+
+
+def _seeds_from_weak(graph: _Graph, weak_given: Sequence[tuple[bytes, Identifier]]) -> list[tuple[bytes, str]]:
+    """A request by names or IPs only: they must point at exactly one subject."""
+    components: list[frozenset[bytes]] = []
+    seeds: list[tuple[bytes, str]] = []
+    for h, ident in weak_given:
+        for ref in graph.records_with(h):
+            strong = [(f["ident"], f["entity_type"]) for f in graph.findings_of([ref]) if f["entity_type"] in STRONG]
+            comp, _ = graph.component(strong, expand=True)
+            key = frozenset(comp) if comp else frozenset({f"record:{ref.container_id}:{ref.record_key}".encode()})
+            if key not in components:
+                components.append(key)
+            seeds.extend(strong)
+        if len(components) > 1:
+            raise ExportError(
+                f"{ident.entity_type.lower().replace('_', ' ')} {ident.masked} matches {len(components)} subjects; "
+                "ask for an identifier that is the person's own, such as --email or --phone",
+                reason="ambiguous",
+            )
+    return seeds
+
+
+def _collect_records(index: Index, graph: _Graph, subject: Subject, *, given_weak: set[bytes]) -> None:
+    """Every record with the subject's data, and how it matched."""
+    strong_rows = index.findings_for(subject.strong) if subject.strong else []
+    for row in strong_rows:
+        matches = subject.records[row["container_id"]]
+        if row["origin"] == FIELD:
+            matches[row["record_key"]] = STRONG_MATCH
+        else:
+            matches.setdefault(row["record_key"], MENTION)
+    if not subject.weak:
+        return
+    weak_rows = index.findings_for(subject.weak)
+    refs = sorted(
+        {RecordRef(r["container_id"], r["record_key"]) for r in weak_rows if r["origin"] == FIELD},
+        key=lambda r: (r.container_id, r.record_key),
+    )
+    strong_on: dict[RecordRef, set[bytes]] = defaultdict(set)
+    for f in graph.findings_of(refs):
+        if f["entity_type"] in STRONG:
+            strong_on[RecordRef(f["container_id"], f["record_key"])].add(f["ident"])
+    for row in weak_rows:
+        ref = RecordRef(row["container_id"], row["record_key"])
+        if ref.record_key in subject.records[ref.container_id]:
+            continue
+        if row["origin"] == FIELD:
+            # A record that carries someone else's e-mail or phone is that person's record.
+            if strong_on[ref] <= subject.strong:
+                subject.records[ref.container_id][ref.record_key] = WEAK_MATCH
+        elif row["origin"] == TEXT and row["ident"] in given_weak:
+            subject.records[ref.container_id][ref.record_key] = MENTION
+
+
+def finding_values(values: dict[str, Any], finding: dict[str, Any], regions: Sequence[str]) -> list[str]:
+    """Normalised values a record holds where a finding was made, to check it is still there.
+
+    ``values`` is the record flattened the way the scan flattened it.
+    """
+    from discover.identifiers import fold_name
+
+    def texts(name: str) -> list[str]:
+        raw = values.get(name)
+        items = raw if isinstance(raw, list) else [raw]
+        return [str(i).strip() for i in items if i is not None and not isinstance(i, (bytes, bytearray, memoryview))]
+
+    etype = finding["entity_type"]
+    parts = finding["field"].split("+")
+    if len(parts) == 2:  # combined first + last name columns
+        firsts, lasts = texts(parts[0]), texts(parts[1])
+        return [fold_name(f"{firsts[0]} {lasts[0]}")] if firsts and lasts else []
+    out: list[str] = []
+    for text in texts(parts[0]):
+        if finding["origin"] == TEXT and finding["span_start"] is not None:
+            text = text[finding["span_start"] : finding["span_end"]]
+        value = normalise(etype, text, regions)
+        if value is None and etype == PERSON:
+            value = fold_name(text) or None
+        if value is not None:
+            out.append(value)
+    return out

@@ -1,0 +1,340 @@
+"""Gather a subject's records: read each again from its source, check it, follow foreign keys.
+
+Nothing is exported from memory of the scan: every record is read fresh, and a record
+that no longer holds the identifier it was found by (or a file that changed since the
+scan) is reported in the manifest's errors instead of being exported.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.base import ContainerRef, Relation, SourceSpec, connect, decode_key
+from connectors.errors import ExportError, PiiportError
+from connectors.flatten import flatten
+from discover.extract import TEXT
+from discover.identifiers import STRONG
+from discover.index import Index, RecordRef
+from discover.subjects import MENTION, STRONG_MATCH, WEAK_MATCH, Identifier, Subject, finding_values
+from export.formats import LOCATOR, MATCH, Table
+
+logger = logging.getLogger(__name__)
+
+RELATED = "related"
+_FILE_KEY_KIND = {"csv": "row", "jsonl": "line", "text": "line", "json": "index", "parquet": "index"}
+
+
+@dataclass(frozen=True)
+class GatherOptions:
+    regions: tuple[str, ...]
+    max_depth: int = 3
+    include_tables: tuple[str, ...] = ()
+    exclude_tables: tuple[str, ...] = ()
+    force_relations: tuple[str, ...] = ()
+    ignore_relations: tuple[str, ...] = ()
+
+
+@dataclass
+class Gathered:
+    tables: list[Table] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    third_party: list[dict[str, Any]] = field(default_factory=list)
+    linked: list[Identifier] = field(default_factory=list)
+    #: (source, container) pairs that changed since the scan; ``--rescan`` scans them again.
+    stale: list[tuple[str, str]] = field(default_factory=list)
+
+
+def parse_relation(text: str) -> Relation:
+    """``"orders.customer_id -> customers.id"`` (columns may be comma-separated for composite keys)."""
+    try:
+        left, right = (side.strip() for side in text.split("->"))
+        child, child_cols = left.rsplit(".", 1)
+        parent, parent_cols = right.rsplit(".", 1)
+    except ValueError as exc:
+        raise ExportError(
+            f"relation {text!r} is not of the form 'child.column -> parent.column'", reason="config"
+        ) from exc
+    cols, ref_cols = tuple(child_cols.split(",")), tuple(parent_cols.split(","))
+    if len(cols) != len(ref_cols):
+        raise ExportError(f"relation {text!r} pairs {len(cols)} columns with {len(ref_cols)}", reason="config")
+    return Relation(child.strip(), tuple(c.strip() for c in cols), parent.strip(), tuple(c.strip() for c in ref_cols))
+
+
+def _matches(patterns: Sequence[str], source: str, container: str) -> bool:
+    return any(fnmatch.fnmatchcase(container, p) or fnmatch.fnmatchcase(f"{source}:{container}", p) for p in patterns)
+
+
+def _infer_fields(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    types: dict[str, str] = {}
+    for row in rows:
+        for key, value in row.items():
+            if key in (LOCATOR, MATCH) or (key in types and types[key] != "text") or value is None:
+                types.setdefault(key, "text")
+                continue
+            if isinstance(value, bool):
+                types[key] = "bool"
+            elif isinstance(value, int):
+                types[key] = "int"
+            elif isinstance(value, float):
+                types[key] = "float"
+            elif isinstance(value, (dict, list)):
+                types[key] = "json"
+            else:
+                types[key] = "text"
+    return [(k, v) for k, v in types.items() if k not in (LOCATOR, MATCH)]
+
+
+class _SourceGatherer:
+    """Gathers one source's part of the package."""
+
+    def __init__(
+        self,
+        index: Index,
+        subject: Subject,
+        spec: SourceSpec,
+        containers: Mapping[int, dict[str, Any]],
+        findings: Mapping[RecordRef, list[dict[str, Any]]],
+        options: GatherOptions,
+        out: Gathered,
+    ) -> None:
+        self.index = index
+        self.subject = subject
+        self.spec = spec
+        self.containers = containers
+        self.by_name = {c["name"]: cid for cid, c in containers.items() if c["source"] == spec.name}
+        self.findings = findings
+        self.options = options
+        self.out = out
+        self.rows: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # container → key → row
+        self.fields: dict[str, list[tuple[str, str]]] = {}
+        self.precision: dict[str, dict[str, tuple[int, int]]] = {}
+        self.linked: dict[tuple[str, str], None] = {}
+
+    def run(self, container_ids: Sequence[int]) -> None:
+        with connect(self.spec) as conn:
+            for cid in container_ids:
+                c = self.containers[cid]
+                if _matches(self.options.exclude_tables, self.spec.name, c["name"]):
+                    continue
+                try:
+                    self._matched(conn, cid, c)
+                except PiiportError as exc:
+                    self.out.errors.append(f"{self.spec.name}/{c['name']}: {exc.message}")
+            if any(c["kind"] == "table" for c in self.containers.values() if c["source"] == self.spec.name):
+                try:
+                    self._related(conn)
+                except PiiportError as exc:
+                    self.out.errors.append(f"{self.spec.name}: following foreign keys failed: {exc.message}")
+        for container, rows in sorted(self.rows.items()):
+            keys = sorted(rows, key=_sort_key)
+            ordered = [rows[k] for k in keys]
+            fields = self.fields.get(container) or _infer_fields(ordered)
+            self.out.tables.append(
+                Table(self.spec.name, container, fields, ordered, self.precision.get(container, {}), keys)
+            )
+
+    def _reader_meta(self, reader: Any, container: str) -> None:
+        if container in self.fields:
+            return
+        if hasattr(reader, "all_fields"):
+            self.fields[container] = [(f.name, f.type) for f in reader.all_fields()]
+            self.precision[container] = reader.precision()
+
+    def _locator(self, c: dict[str, Any], key: str, reader: Any) -> dict[str, Any]:
+        if c["kind"] == "table":
+            kind = getattr(reader, "key_kind", "primary_key")
+            loc: dict[str, Any] = {
+                "source": self.spec.name,
+                "container": c["name"],
+                "kind": kind,
+                "key": key if kind == "row_hash" else decode_key(key),
+            }
+            if kind == "row_hash":
+                loc["weak"] = True  # found again only while the row's content is unchanged
+            return loc
+        loc = {
+            "source": self.spec.name,
+            "container": c["name"],
+            "kind": _FILE_KEY_KIND.get(c["kind"], "record"),
+            "key": int(key) if key.isdigit() else key,
+        }
+        if c["version"]:
+            loc["version"] = c["version"]
+        return loc
+
+    def _matched(self, conn: Any, cid: int, c: dict[str, Any]) -> None:
+        name = c["name"]
+        wanted = self.subject.records[cid]
+        ref = ContainerRef(self.spec.name, name, c["kind"], c["version"])
+        with conn.open(ref) as reader:
+            if c["version"] and reader.current_version() != c["version"]:
+                self._stale(
+                    name,
+                    f"changed since the scan (size or modification time differ); its {len(wanted)} "
+                    "record(s) were not exported: run the export again with --rescan",
+                )
+                return
+            self._reader_meta(reader, name)
+            fetched = dict(reader.fetch(list(wanted)))
+            gone = len(set(wanted) - set(fetched))
+            if gone:
+                self._stale(name, f"{gone} record(s) found by the scan no longer exist; run again with --rescan")
+            changed = 0
+            for key, raw in fetched.items():
+                if not self._verify(cid, key, raw, wanted[key]):
+                    changed += 1
+                    continue
+                self.rows[name][key] = {**raw, LOCATOR: self._locator(c, key, reader), MATCH: wanted[key]}
+            if changed:
+                self._stale(
+                    name,
+                    f"{changed} record(s) changed since the scan and no longer hold the identifier "
+                    "they were found by; they were not exported: run again with --rescan",
+                )
+
+    def _stale(self, container: str, message: str) -> None:
+        self.out.errors.append(f"{self.spec.name}/{container}: {message}")
+        if (self.spec.name, container) not in self.out.stale:
+            self.out.stale.append((self.spec.name, container))
+
+    def _verify(self, cid: int, key: str, raw: dict[str, Any], match: str) -> bool:
+        """The record still holds, where the scan saw it, an identifier of the kind it matched by."""
+        flat = flatten(raw)
+        ok = False
+        seen: list[tuple[str, str]] = []
+        for f in self.findings.get(RecordRef(cid, key), []):
+            strong, in_text = f["entity_type"] in STRONG, f["origin"] == TEXT
+            for value in finding_values(flat, f, self.options.regions):
+                if self.index.ident(f["entity_type"], value) != f["ident"]:
+                    continue
+                if (
+                    (match == STRONG_MATCH and strong and not in_text)
+                    or (match == WEAK_MATCH and not in_text)
+                    or (match == MENTION and in_text)
+                ):
+                    ok = True
+                if not in_text or strong:
+                    seen.append((f["entity_type"], value))
+        if ok:
+            self.linked.update(dict.fromkeys(seen))
+        return ok
+
+    def _relations(self, conn: Any) -> list[Relation]:
+        ignored = {parse_relation(r) for r in self.options.ignore_relations}
+        rels = [r for r in conn.relations() if r not in ignored]
+        for text in self.options.force_relations:
+            rel = parse_relation(text)
+            if rel.container in self.by_name or rel.ref_container in self.by_name:
+                rels.append(rel)
+        return rels
+
+    def _person_tables(self) -> set[str]:
+        """Tables whose rows carry their own e-mail or phone: each row is somebody's own record."""
+        out = set()
+        for name, cid in self.by_name.items():
+            if any(p["entity_type"] in STRONG for p in self.index.profiles(cid)):
+                out.add(name)
+        return out
+
+    def _related(self, conn: Any) -> None:
+        rels = self._relations(conn)
+        person = self._person_tables() - {
+            n for n in self.by_name if _matches(self.options.include_tables, self.spec.name, n)
+        }
+        frontier = {t: list(rows.values()) for t, rows in self.rows.items()}
+        for _depth in range(self.options.max_depth):
+            added: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for rel in rels:
+                parents = frontier.get(rel.ref_container)
+                child = rel.container
+                if not parents or child in person or _matches(self.options.exclude_tables, self.spec.name, child):
+                    continue
+                values = {tuple(p.get(col) for col in rel.ref_columns) for p in parents}
+                ref = ContainerRef(self.spec.name, child, "table")
+                via = f"{child}.{','.join(rel.columns)} -> {rel.ref_container}.{','.join(rel.ref_columns)}"
+                with conn.open(ref) as reader:
+                    self._reader_meta(reader, child)
+                    c = {"name": child, "kind": "table", "version": None}
+                    for key, raw in reader.fetch_where(rel.columns, values):
+                        if key in self.rows[child]:
+                            continue
+                        locator = {**self._locator(c, key, reader), "via": via}
+                        row = {**raw, LOCATOR: locator, MATCH: RELATED}
+                        self.rows[child][key] = row
+                        added[child].append(row)
+            if not added:
+                break
+            frontier = added
+
+
+def _sort_key(key: str) -> tuple[int, Any]:
+    try:
+        parts = decode_key(key) if key.startswith("[") else [int(key)]
+        return (0, [str(p).zfill(20) if isinstance(p, int) else str(p) for p in parts])
+    except (ValueError, TypeError):
+        return (1, key)
+
+
+def gather(index: Index, subject: Subject, *, specs: Mapping[str, SourceSpec], options: GatherOptions) -> Gathered:
+    """Read the subject's records from their sources. Memory: the subject's records."""
+    out = Gathered()
+    containers = {c["id"]: c for c in index.containers()}
+    refs = [RecordRef(cid, key) for cid, keys in subject.records.items() for key in keys]
+    findings: dict[RecordRef, list[dict[str, Any]]] = defaultdict(list)
+    for f in index.findings_in(refs):
+        if f["ident"] in subject.idents:
+            findings[RecordRef(f["container_id"], f["record_key"])].append(f)
+
+    by_source: dict[str, list[int]] = defaultdict(list)
+    for cid, keys in subject.records.items():
+        if keys and cid in containers:
+            by_source[containers[cid]["source"]].append(cid)
+    linked: dict[tuple[str, str], None] = {}
+    for source in sorted(by_source):
+        spec = specs.get(source) or _spec_from_index(source, containers, by_source[source][0])
+        if spec is None:
+            out.errors.append(
+                f"{source}: the index does not keep its credentials; add the source to the config file "
+                "(or set the driver's password variable) and export again"
+            )
+            continue
+        gatherer = _SourceGatherer(index, subject, spec, containers, findings, options, out)
+        gatherer.run(sorted(by_source[source], key=lambda cid: containers[cid]["name"]))
+        linked.update(gatherer.linked)
+    out.linked = [Identifier(t, v) for t, v in sorted(linked)]
+    _third_party(index, subject, out, containers)
+    return out
+
+
+def _spec_from_index(source: str, containers: Mapping[int, dict[str, Any]], cid: int) -> SourceSpec | None:
+    url = containers[cid]["url"]
+    if not url or ":***@" in url:
+        return None
+    return SourceSpec(name=source, url=url)
+
+
+def _third_party(index: Index, subject: Subject, out: Gathered, containers: Mapping[int, dict[str, Any]]) -> None:
+    """Other people's identifiers inside exported records: reported so a reviewer can redact."""
+    ids = {(c["source"], c["name"]): cid for cid, c in containers.items()}
+    refs = [
+        RecordRef(ids[(t.source, t.container)], key)
+        for t in out.tables
+        if (t.source, t.container) in ids
+        for key in t.keys
+    ]
+    seen = set()
+    for f in index.findings_in(refs):
+        if f["ident"] in subject.idents:
+            continue
+        c = containers[f["container_id"]]
+        item = (c["source"], c["name"], f["record_key"], f["field"], f["entity_type"], f["origin"])
+        if item not in seen:
+            seen.add(item)
+            out.third_party.append(
+                dict(zip(("source", "container", "record", "field", "entity_type", "origin"), item, strict=True))
+            )

@@ -1,0 +1,161 @@
+"""Write a package: ``manifest.json`` and ``data/<source>/<container>.<ext>``, as a folder or a zip.
+
+The package is built in a temporary place and moved into place at the end, so a failed
+export never leaves half a package behind, and an existing package is never replaced
+unless the caller asks for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connectors.errors import ExportError
+from export.formats import FORMATS, WRITERS, Table
+from export.naming import unique_names
+
+FORMAT_VERSION = "1"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_request_id(request_id: str) -> str:
+    if not _REQUEST_ID.match(request_id):
+        raise ExportError(
+            f"request id {request_id!r} is not usable as a file name; use letters, digits, '.', '_' and '-' "
+            "(at most 100 characters)",
+            request_id=request_id,
+            reason="request_id",
+        )
+    return request_id
+
+
+@dataclass(frozen=True)
+class WrittenPackage:
+    path: Path
+    files: list[dict[str, Any]]
+    manifest: dict[str, Any]
+
+
+def package_path(out: Path, request_id: str, *, as_zip: bool) -> Path:
+    return out / (f"{request_id}.zip" if as_zip else request_id)
+
+
+def _existing(out: Path, request_id: str) -> list[Path]:
+    return [p for p in (out / request_id, out / f"{request_id}.zip") if p.exists()]
+
+
+class _HashingWriter(io.RawIOBase):
+    """Counts and hashes bytes on their way to the real file."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.sha.update(view)
+        self.size += len(view)
+        self.target.write(view)
+        return len(view)
+
+
+def write_package(
+    tables: Sequence[Table],
+    manifest: dict[str, Any],
+    *,
+    out: Path,
+    fmt: str,
+    request_id: str,
+    as_zip: bool,
+    overwrite: bool,
+) -> WrittenPackage:
+    """Write the data files and the manifest. Memory: one container's records at a time."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}", reason="format")
+    check_request_id(request_id)
+    existing = _existing(out, request_id)
+    if existing and not overwrite:
+        raise ExportError(
+            f"a package for request id {request_id} already exists at {existing[0]}; "
+            "pass --overwrite to replace it, or use another --request-id",
+            request_id=request_id,
+            reason="exists",
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    names = unique_names([(t.source, t.container) for t in tables], fmt)
+    final = package_path(out, request_id, as_zip=as_zip)
+    staging = Path(tempfile.mkdtemp(prefix=f".{request_id}.", dir=out))
+    try:
+        files: list[dict[str, Any]] = []
+        archive = (
+            zipfile.ZipFile(staging / "package.zip", "w", zipfile.ZIP_DEFLATED, allowZip64=True) if as_zip else None
+        )
+        try:
+            for table in tables:
+                member = names[(table.source, table.container)]
+                files.append(_write_member(table, member, fmt, staging, archive))
+            manifest = {
+                **manifest,
+                "files": files,
+                "totals": {"records": sum(f["records"] for f in files), "files": len(files)},
+            }
+            body = (json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n").encode()
+            if archive is not None:
+                archive.writestr("manifest.json", body)
+            else:
+                (staging / "manifest.json").write_bytes(body)
+        finally:
+            if archive is not None:
+                archive.close()
+        for old in existing:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        if as_zip:
+            os.replace(staging / "package.zip", final)
+        else:
+            (staging / "package.zip").unlink(missing_ok=True)
+            os.replace(staging, final)
+        return WrittenPackage(final, files, manifest)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_member(
+    table: Table, member: str, fmt: str, staging: Path, archive: zipfile.ZipFile | None
+) -> dict[str, Any]:
+    writer = WRITERS[fmt]
+    if archive is not None:
+        with archive.open(member, "w", force_zip64=True) as raw:
+            hashing = _HashingWriter(raw)
+            with io.BufferedWriter(hashing) as fh:
+                writer(table, fh)
+    else:
+        path = staging / member
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as target:
+            hashing = _HashingWriter(target)
+            with io.BufferedWriter(hashing) as fh:
+                writer(table, fh)
+    return {
+        "path": member,
+        "source": table.source,
+        "container": table.container,
+        "records": len(table.rows),
+        "sha256": hashing.sha.hexdigest(),
+        "bytes": hashing.size,
+        "fields": [{"name": n, "type": t} for n, t in table.fields],
+    }
