@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import decimal
+import fnmatch
 import functools
 import hashlib
 import json
 import logging
+import os
 import sqlite3
+import time
+import warnings
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,7 +78,9 @@ def _logical_type(sa_type: Any) -> str:
     type_name = type(sa_type).__name__.upper()
     if type_name in {"BYTEA", "BLOB", "LONGBLOB", "MEDIUMBLOB", "TINYBLOB", "VARBINARY", "BINARY"}:
         return "bytes"
-    if type_name in {"INET", "CIDR", "CITEXT", "UUID", "ARRAY"}:
+    if type_name in {"INET", "CIDR", "INET4", "INET6"}:
+        return "ip"
+    if type_name in {"CITEXT", "UUID", "ARRAY"}:
         return "text"
     return "other"
 
@@ -87,6 +93,7 @@ class SqlConnector(Connector):
         super().__init__(spec)
         self._engine: Engine | None = None
         self._tables: dict[str, Table] | None = None
+        self._native: dict[tuple[str, str], str] = {}
 
     # -- connection ---------------------------------------------------------------------------
     @property
@@ -107,10 +114,21 @@ class SqlConnector(Connector):
                 f"source {self.spec.name!r}: {mask_url(self.spec.url)} is not a valid database URL",
                 source=self.spec.name,
             ) from exc
-        if url.get_backend_name() == "sqlite":
+        backend = url.get_backend_name()
+        if backend == "sqlite":
             return self._sqlite_engine(url.database)
+        connect_args: dict[str, Any] = {}
+        if backend == "postgresql":
+            # Shows up in pg_stat_activity, so a DBA can tell what is reading. The password, if not
+            # in the URL, comes from PGPASSWORD or ~/.pgpass through libpq.
+            connect_args["application_name"] = "piiport"
+            connect_args["connect_timeout"] = int(self.spec.options.get("connect_timeout", 10))
+        elif backend in {"mysql", "mariadb"}:
+            connect_args["connect_timeout"] = int(self.spec.options.get("connect_timeout", 10))
+            if url.password is None and os.environ.get("MYSQL_PWD"):
+                url = url.set(password=os.environ["MYSQL_PWD"])
         try:
-            return create_engine(url, pool_pre_ping=True)
+            return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
         except (NoSuchModuleError, ImportError) as exc:
             raise SourceError(
                 f"source {self.spec.name!r}: no driver for {url.drivername}; "
@@ -178,30 +196,76 @@ class SqlConnector(Connector):
                 self._tables = self._reflect()
         return self._tables
 
+    def _schemas(self, inspector: Any) -> list[str]:
+        default = inspector.default_schema_name
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            return [default or "main"]
+        wanted = self.spec.options.get("schemas")
+        if wanted:
+            return list(wanted)
+        if dialect in {"mysql", "mariadb"} and self.engine.url.database:
+            # A MySQL schema is a database: the URL's database bounds the scan.
+            return [self.engine.url.database]
+        return [s for s in inspector.get_schema_names() if s not in _SYSTEM_SCHEMAS and not s.startswith("pg_")]
+
     def _reflect(self) -> dict[str, Table]:
         from sqlalchemy import MetaData, inspect
+        from sqlalchemy.exc import SAWarning
 
         inspector = inspect(self.engine)
         default = inspector.default_schema_name
-        schemas = [s for s in inspector.get_schema_names() if s not in _SYSTEM_SCHEMAS and not s.startswith("pg_")]
-        if self.engine.dialect.name == "sqlite":
-            schemas = [default or "main"]
-        wanted_schemas = self.spec.options.get("schemas")
-        if wanted_schemas:
-            schemas = [s for s in schemas if s in set(wanted_schemas)]
-        tables: dict[str, Table] = {}
+        views = bool(self.spec.options.get("views", False))
         metadata = MetaData()
-        for schema in schemas:
-            names = inspector.get_table_names(schema=schema)
-            selected = [n for n in names if self.spec.selects(self._display(schema, n, default))]
+        for schema in self._schemas(inspector):
+            names = list(inspector.get_table_names(schema=schema))
+            if views:
+                names += inspector.get_view_names(schema=schema)
+            selected = [n for n in names if self._selected(schema, n, default)]
             if not selected:
                 continue
-            metadata.reflect(self.engine, schema=None if schema == default else schema, only=selected, views=False)
+            with warnings.catch_warnings(record=True) as caught:
+                # Types SQLAlchemy does not know (MariaDB INET6, say) are read as text; see _native_types.
+                warnings.simplefilter("always", SAWarning)
+                metadata.reflect(self.engine, schema=None if schema == default else schema, only=selected, views=views)
+            for w in caught:
+                logger.debug("source %s: %s", self.spec.name, w.message)
+        tables: dict[str, Table] = {}
         for table in metadata.tables.values():
-            name = self._display(table.schema or default, table.name, default)
-            if self.spec.selects(name) and not name.startswith("sqlite_"):
-                tables[name] = table
+            schema = table.schema or default
+            if self._selected(schema, table.name, default) and not table.name.startswith("sqlite_"):
+                tables[self._display(schema, table.name, default)] = table
+        self._native = self._native_types(list(tables.values()), default)
         return dict(sorted(tables.items()))
+
+    def _selected(self, schema: str | None, table: str, default: str | None) -> bool:
+        """Patterns match ``table`` (default schema), ``schema.table``, or both forms."""
+        names = {self._display(schema, table, default), f"{schema}.{table}" if schema else table}
+        spec = self.spec
+        if spec.include and not any(fnmatch.fnmatchcase(n, p) for n in names for p in spec.include):
+            return False
+        return not any(fnmatch.fnmatchcase(n, p) for n in names for p in spec.exclude)
+
+    def _native_types(self, tables: list[Table], default: str | None) -> dict[tuple[str, str], str]:
+        """Column types the driver reports by name only (MariaDB INET4/INET6, JSON as LONGTEXT)."""
+        from sqlalchemy import text
+
+        if self.engine.dialect.name not in {"mysql", "mariadb"} or not tables:
+            return {}
+        out: dict[tuple[str, str], str] = {}
+        with self.engine.connect() as conn:
+            for table in tables:
+                rows = conn.execute(
+                    text(
+                        "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+                        "WHERE TABLE_SCHEMA = :s AND TABLE_NAME = :t"
+                    ),
+                    {"s": table.schema or default, "t": table.name},
+                )
+                for column, data_type in rows:
+                    if str(data_type).lower() in {"inet4", "inet6"}:
+                        out[(table.name, column)] = "ip"
+        return out
 
     @staticmethod
     def _display(schema: str | None, table: str, default: str | None) -> str:
@@ -257,16 +321,27 @@ def _tidy_decimal(value: decimal.Decimal) -> decimal.Decimal:
 
 
 class SqlTableReader(ContainerReader):
-    """Streams one table. Memory: one batch of rows (``yield_per``) at a time."""
+    """Reads one table.
+
+    ``batches`` pages through the table by key (keyset pagination: ``WHERE key > last
+    ORDER BY key LIMIT n``), so memory stays at one page and a dropped connection is
+    retried with backoff from the last key read. Tables located by row hash are streamed
+    with a server-side cursor instead.
+    """
 
     def __init__(self, ref: ContainerRef, connector: SqlConnector, table: Table) -> None:
         super().__init__(ref)
         self.connector = connector
         self.table = table
-        self.types = {c.name: _logical_type(c.type) for c in table.columns}
+        native = connector._native
+        self.types = {c.name: native.get((table.name, c.name)) or _logical_type(c.type) for c in table.columns}
         self.columns = [c for c in table.columns if self.types[c.name] != "bytes"]
         self.skipped_fields = [c.name for c in table.columns if self.types[c.name] == "bytes"]
-        self.key_columns, self.key_kind = self._locate_by()
+        self.key_exprs, self.key_kind = self._locate_by()
+        self.key_columns = [e.label("__rowid__") if self.key_kind == "rowid" else e for e in self.key_exprs]
+        options = connector.spec.options
+        self.retries = int(options.get("retries", 4))
+        self.retry_delay = float(options.get("retry_delay", 0.5))
 
     def _locate_by(self) -> tuple[list[Any], str]:
         from sqlalchemy import literal_column
@@ -275,10 +350,10 @@ class SqlTableReader(ContainerReader):
         if pk:
             return pk, "primary_key"
         if self.connector.engine.dialect.name == "sqlite":
-            return [literal_column("rowid").label("__rowid__")], "rowid"
+            return [literal_column("rowid")], "rowid"
         for index in sorted(self.table.indexes, key=lambda i: i.name or ""):
             cols = list(index.columns)
-            if index.unique and all(not c.nullable for c in cols):
+            if index.unique and cols and all(not c.nullable for c in cols):
                 return cols, "unique_index"
         return [], "row_hash"
 
@@ -287,42 +362,138 @@ class SqlTableReader(ContainerReader):
 
     def _key(self, row: Any) -> str:
         if self.key_kind == "row_hash":
-            payload = json.dumps([row[c.name] for c in self.table.columns], default=str, sort_keys=True)
+            payload = json.dumps([row._mapping[c] for c in self.table.columns], default=str, sort_keys=True)
             return "h:" + hashlib.sha256(payload.encode()).hexdigest()[:32]
         return encode_key([row[i] for i in range(len(self.key_columns))])
 
-    def _select(self) -> Any:
+    def _select(self, source: Any = None) -> Any:
         from sqlalchemy import select
 
-        return select(*self.key_columns, *self.table.columns)
+        if source is None:
+            return select(*self.key_columns, *self.table.columns)
+        keys = [source.c[c.name] for c in self.key_exprs]
+        return select(*keys, *(source.c[c.name] for c in self.table.columns))
 
     def _record(self, row: Any) -> Record:
         mapping = row._mapping
         values: dict[str, Any] = {}
         for col in self.columns:
             value = mapping[col]
+            if isinstance(value, str) and value[:1] in "{[" and value[-1:] in "}]":
+                # JSON kept as text (MariaDB's JSON is LONGTEXT): profile it per JSON path too.
+                with contextlib.suppress(ValueError):
+                    value = json.loads(value)
             if isinstance(value, (dict, list)):
                 values.update(flatten(value, col.name))
             else:
                 values[col.name] = value
         return Record(self._key(row), values)
 
+    # -- sampling ---------------------------------------------------------------------------
     def sample(self, size: int, *, seed: int = 0) -> list[Record]:
-        from sqlalchemy import func
-
-        engine = self.connector.engine
-        rand = func.rand() if engine.dialect.name in {"mysql", "mariadb"} else func.random()
-        stmt = self._select().order_by(rand).limit(size)
-        with self.connector.translate_errors(self.ref.name), engine.connect() as conn:
+        """A uniform random sample: TABLESAMPLE BERNOULLI on PostgreSQL, a RAND() filter on MySQL."""
+        with self.connector.translate_errors(self.ref.name), self.connector.engine.connect() as conn:
+            stmt = self._sample_statement(conn, size)
             return [self._record(row) for row in conn.execute(stmt)]
 
+    def _sample_statement(self, conn: Any, size: int) -> Any:
+        from sqlalchemy import func, literal, text
+
+        dialect = self.connector.engine.dialect.name
+        if dialect == "postgresql":
+            estimate = conn.execute(
+                text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"),
+                {"t": self._qualified()},
+            ).scalar()
+            if estimate and estimate > size * 20:
+                percent = min(100.0, 100.0 * size * 4 / float(estimate))
+                sampled = self.table.tablesample(func.bernoulli(percent))
+                return self._select(sampled).order_by(func.random()).limit(size)
+            return self._select().order_by(func.random()).limit(size)
+        if dialect in {"mysql", "mariadb"}:
+            estimate = conn.execute(
+                text("SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = :s AND TABLE_NAME = :t"),
+                {"s": self.table.schema or self.connector.engine.url.database, "t": self.table.name},
+            ).scalar()
+            stmt = self._select()
+            if estimate and estimate > size * 20:
+                # Every row is kept with the same probability, so the sample is unbiased
+                # without sorting the whole table.
+                stmt = stmt.where(func.rand() < literal(min(1.0, size * 4 / float(estimate))))
+            return stmt.order_by(func.rand()).limit(size)
+        return self._select().order_by(func.random()).limit(size)
+
+    def _qualified(self) -> str:
+        def quote(name: str) -> str:
+            return '"' + name.replace('"', '""') + '"'
+
+        return f"{quote(self.table.schema)}.{quote(self.table.name)}" if self.table.schema else quote(self.table.name)
+
+    # -- full pass --------------------------------------------------------------------------
     def batches(self, batch_size: int) -> Iterator[list[Record]]:
-        stmt = self._select()
-        if self.key_kind in {"primary_key", "unique_index", "rowid"}:
-            stmt = stmt.order_by(*self.key_columns)
+        if self.key_kind == "row_hash":
+            yield from self._streamed(batch_size)
+            return
+        last: tuple[Any, ...] | None = None
+        while True:
+            rows = self._with_retry(lambda after=last: self._page(after, batch_size))
+            if not rows:
+                return
+            yield [self._record(row) for row in rows]
+            last = tuple(rows[-1][i] for i in range(len(self.key_columns)))
+            if len(rows) < batch_size:
+                return
+
+    def _page(self, after: tuple[Any, ...] | None, size: int) -> list[Any]:
+        from sqlalchemy import tuple_
+
+        stmt = self._select().order_by(*self.key_exprs).limit(size)
+        if after is not None:
+            if len(self.key_exprs) == 1:
+                stmt = stmt.where(self.key_exprs[0] > after[0])
+            else:
+                stmt = stmt.where(tuple_(*self.key_exprs) > tuple_(*after))
+        with self.connector.engine.connect() as conn:
+            return list(conn.execute(stmt).all())
+
+    def _with_retry(self, call: Any) -> Any:
+        """Run a read; on a dropped connection wait (0.5 s, 1 s, 2 s, …) and try again."""
+        from sqlalchemy.exc import DBAPIError, OperationalError
+
+        # A file database does not drop connections; a server may, and mid-scan a failed
+        # reconnect is as transient as the drop itself.
+        server = self.connector.engine.dialect.name != "sqlite"
+        attempt = 0
+        with self.connector.translate_errors(self.ref.name):
+            while True:
+                try:
+                    return call()
+                except DBAPIError as exc:
+                    lost = server and (exc.connection_invalidated or isinstance(exc, OperationalError))
+                    if not lost or attempt >= self.retries:
+                        if lost:
+                            raise SourceError(
+                                f"source {self.connector.spec.name!r}, table {self.ref.name}: the connection was "
+                                f"lost and {attempt} retries failed; check the server and scan again",
+                                source=self.connector.spec.name,
+                                container=self.ref.name,
+                            ) from exc
+                        raise
+                    delay = self.retry_delay * (2**attempt)
+                    attempt += 1
+                    logger.warning(
+                        "source %s, table %s: connection lost; retry %d in %.1fs",
+                        self.connector.spec.name,
+                        self.ref.name,
+                        attempt,
+                        delay,
+                    )
+                    time.sleep(delay)
+
+    def _streamed(self, batch_size: int) -> Iterator[list[Record]]:
         engine = self.connector.engine
         with self.connector.translate_errors(self.ref.name), engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(stmt)
+            result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(self._select())
             for partition in result.partitions(batch_size):
                 yield [self._record(row) for row in partition]
 
@@ -357,7 +528,7 @@ class SqlTableReader(ContainerReader):
             for start in range(0, len(wanted), _FETCH_CHUNK):
                 chunk = wanted[start : start + _FETCH_CHUNK]
                 cond = cols[0].in_([v[0] for v in chunk]) if len(cols) == 1 else tuple_(*cols).in_(chunk)
-                for row in conn.execute(self._select().where(cond).order_by(*self.key_columns)):
+                for row in conn.execute(self._select().where(cond).order_by(*self.key_exprs)):
                     yield self._key(row), self._raw(row)
 
     def precision(self) -> dict[str, tuple[int, int]]:

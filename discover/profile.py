@@ -147,7 +147,7 @@ class Profiler:
             null_share=round(nulls / total, 4) if total else 1.0,
             distinct_share=round(len(set(values)) / len(values), 4) if values else 0.0,
         )
-        hint = hint_for(field)
+        hint = "ip" if ftype == "ip" else hint_for(field)  # inet, cidr, INET6 columns
         if not values:
             return replace(base, reason="no values in sample")
         if ftype in _NON_TEXT_TYPES and hint != "phone":

@@ -197,17 +197,20 @@ def resolve(index: Index, identifiers: Sequence[Identifier], *, expand: bool = T
 
 
 def _seeds_from_weak(graph: _Graph, weak_given: Sequence[tuple[bytes, Identifier]]) -> list[tuple[bytes, str]]:
-    """A request by names or IPs only: they must point at exactly one subject."""
+    """A request by names or IPs only: they must point at one subject at most.
+
+    Records that carry no e-mail or phone (log lines, say) belong to no known subject and
+    do not make a request ambiguous; records of two different subjects do.
+    """
     components: list[frozenset[bytes]] = []
     seeds: list[tuple[bytes, str]] = []
     for h, ident in weak_given:
         for ref in graph.records_with(h):
             strong = [(f["ident"], f["entity_type"]) for f in graph.findings_of([ref]) if f["entity_type"] in STRONG]
             comp, _ = graph.component(strong, expand=True)
-            key = frozenset(comp) if comp else frozenset({f"record:{ref.container_id}:{ref.record_key}".encode()})
-            if key not in components:
-                components.append(key)
-            seeds.extend(strong)
+            if comp and frozenset(comp) not in components:
+                components.append(frozenset(comp))
+                seeds.extend(strong)
         if len(components) > 1:
             raise ExportError(
                 f"{ident.entity_type.lower().replace('_', ' ')} {ident.masked} matches {len(components)} subjects; "
