@@ -351,18 +351,30 @@ class SqlTableReader(ContainerReader):
             return pk, "primary_key"
         if self.connector.engine.dialect.name == "sqlite":
             return [literal_column("rowid")], "rowid"
-        for index in sorted(self.table.indexes, key=lambda i: i.name or ""):
-            cols = list(index.columns)
-            if index.unique and cols and all(not c.nullable for c in cols):
+        from sqlalchemy import UniqueConstraint
+
+        candidates = [list(i.columns) for i in sorted(self.table.indexes, key=lambda i: i.name or "") if i.unique]
+        candidates += [
+            list(c.columns)
+            for c in sorted(self.table.constraints, key=lambda c: str(c.name or ""))
+            if isinstance(c, UniqueConstraint)
+        ]
+        for cols in candidates:
+            if cols and all(not c.nullable for c in cols):
                 return cols, "unique_index"
         return [], "row_hash"
 
     def fields(self) -> list[FieldInfo]:
         return [FieldInfo(c.name, self.types[c.name]) for c in self.columns]
 
+    def _columns_of(self, row: Any) -> list[Any]:
+        """The table's column values of a row: they follow the key columns, by position."""
+        offset = len(self.key_columns)
+        return [row[offset + i] for i in range(len(self.table.columns))]
+
     def _key(self, row: Any) -> str:
         if self.key_kind == "row_hash":
-            payload = json.dumps([row._mapping[c] for c in self.table.columns], default=str, sort_keys=True)
+            payload = json.dumps(self._columns_of(row), default=str, sort_keys=True)
             return "h:" + hashlib.sha256(payload.encode()).hexdigest()[:32]
         return encode_key([row[i] for i in range(len(self.key_columns))])
 
@@ -375,10 +387,10 @@ class SqlTableReader(ContainerReader):
         return select(*keys, *(source.c[c.name] for c in self.table.columns))
 
     def _record(self, row: Any) -> Record:
-        mapping = row._mapping
         values: dict[str, Any] = {}
-        for col in self.columns:
-            value = mapping[col]
+        for col, value in zip(self.table.columns, self._columns_of(row), strict=True):
+            if self.types[col.name] == "bytes":
+                continue
             if isinstance(value, str) and value[:1] in "{[" and value[-1:] in "}]":
                 # JSON kept as text (MariaDB's JSON is LONGTEXT): profile it per JSON path too.
                 with contextlib.suppress(ValueError):
@@ -554,7 +566,7 @@ class SqlTableReader(ContainerReader):
                     yield key, self._raw(row)
 
     def _raw(self, row: Any) -> dict[str, Any]:
-        raw = {c.name: row._mapping[c] for c in self.table.columns}
+        raw = {c.name: v for c, v in zip(self.table.columns, self._columns_of(row), strict=True)}
         for name in self._float_decimals:
             if isinstance(raw[name], decimal.Decimal):
                 raw[name] = _tidy_decimal(raw[name])

@@ -79,9 +79,12 @@ def normalise_ip(value: str) -> str | None:
     if "/" in text:  # an inet/cidr value with a prefix: the address part identifies
         text = text.split("/", 1)[0]
     try:
-        return ipaddress.ip_address(text).compressed
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:81.12.200.7 is the IPv4 host 81.12.200.7
+    return address.compressed
 
 
 def fold_name(value: str) -> str:
