@@ -232,9 +232,10 @@ class SqlConnector(Connector):
                 logger.debug("source %s: %s", self.spec.name, w.message)
         tables: dict[str, Table] = {}
         for table in metadata.tables.values():
-            schema = table.schema or default
-            if self._selected(schema, table.name, default) and not table.name.startswith("sqlite_"):
-                tables[self._display(schema, table.name, default)] = table
+            # Reflection also brings in tables that foreign keys point to; keep only the selected ones.
+            table_schema = table.schema or default
+            if self._selected(table_schema, table.name, default) and not table.name.startswith("sqlite_"):
+                tables[self._display(table_schema, table.name, default)] = table
         self._native = self._native_types(list(tables.values()), default)
         return dict(sorted(tables.items()))
 
