@@ -228,4 +228,5 @@ def _load_builtin() -> None:
     if _REGISTRY:
         return
     import connectors.files
+    import connectors.s3
     import connectors.sql  # noqa: F401

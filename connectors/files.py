@@ -21,7 +21,7 @@ import tempfile
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Mapping
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import IO, Any, ClassVar
 
 from connectors.base import (
@@ -71,7 +71,7 @@ def known_suffixes() -> list[str]:
     return sorted(_FORMATS)
 
 
-def format_for(path: Path) -> tuple[FileFormat, bool] | None:
+def format_for(path: PurePath) -> tuple[FileFormat, bool] | None:
     """The format of a file by its suffix, and whether it is gzipped."""
     suffixes = [s.lower() for s in path.suffixes]
     gz = bool(suffixes) and suffixes[-1] == ".gz"
@@ -115,7 +115,7 @@ class CsvFormat(FileFormat):
             try:
                 dialect: Any = csv.Sniffer().sniff(head, delimiters=",;\t|")
             except csv.Error:
-                dialect = csv.excel_tab if reader.path.name.lower().endswith((".tsv", ".tsv.gz")) else csv.excel
+                dialect = csv.excel_tab if reader.ref.name.lower().endswith((".tsv", ".tsv.gz")) else csv.excel
             text.seek(0)
             rows = csv.reader(text, dialect)
             header = _next_row(rows, reader)
@@ -294,7 +294,7 @@ class ParquetFormat(FileFormat):
     def parse(self, opener: Callable[[], IO[bytes]], reader: FileReader) -> Iterator[tuple[str, Any]]:
         import pyarrow as pa
 
-        with self._parquet_file(opener, reader.ref.name) as pf:
+        with self._parquet_file(reader.open_seekable or opener, reader.ref.name) as pf:
             index = 0
             try:
                 for batch in pf.iter_batches(batch_size=self.batch_rows):
@@ -320,8 +320,8 @@ class ParquetFormat(FileFormat):
         spool: IO[bytes] | None = None
         try:
             if not fh.seekable() or isinstance(fh, gzip.GzipFile):
-                # Parquet needs random access; a gzipped file is spooled to a temporary file,
-                # not memory, so that large files stay bounded.
+                # Parquet needs random access; a gzipped or streamed file is spooled to a
+                # temporary file, not memory, so that large files stay bounded.
                 spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
                 shutil.copyfileobj(fh, spool, 1 << 20)
                 spool.seek(0)
@@ -340,27 +340,33 @@ class ParquetFormat(FileFormat):
 
 
 class FileReader(ContainerReader):
-    def __init__(self, ref: ContainerRef, path: Path, fmt: FileFormat, gz: bool) -> None:
+    """Reads one file-like container, wherever its bytes come from.
+
+    ``open_raw`` gives a fresh binary stream of the stored bytes (a local file, an S3 object);
+    ``open_seekable``, where the store allows it, a seekable one for formats that need random
+    access (Parquet). Gzip is undone here, so every store gets every format and its .gz variant.
+    """
+
+    def __init__(
+        self,
+        ref: ContainerRef,
+        fmt: FileFormat,
+        gz: bool,
+        *,
+        open_raw: Callable[[], IO[bytes]],
+        version: Callable[[], Mapping[str, Any] | None],
+        open_seekable: Callable[[], IO[bytes]] | None = None,
+    ) -> None:
         super().__init__(ref)
-        self.path = path
         self.format = fmt
         self.gz = gz
+        self._open_raw = open_raw
+        self._version = version
+        self.open_seekable = None if gz else open_seekable
 
     def _opener(self) -> IO[bytes]:
-        try:
-            if self.gz:
-                return gzip.open(self.path, "rb")  # type: ignore[return-value]
-            return open(self.path, "rb")
-        except FileNotFoundError as exc:
-            raise SourceError(
-                f"{self.ref.name}: the file disappeared during the scan; scan again when it is back",
-                container=self.ref.name,
-            ) from exc
-        except PermissionError as exc:
-            raise SourceError(
-                f"{self.ref.name}: permission denied; give the scanning user read access",
-                container=self.ref.name,
-            ) from exc
+        raw = self._open_raw()
+        return _Gunzip(raw) if self.gz else raw  # type: ignore[return-value]  # GzipFile is a binary IO
 
     def _documents(self) -> Iterator[tuple[str, Any]]:
         try:
@@ -413,7 +419,21 @@ class FileReader(ContainerReader):
         return self.format.fields(self._opener)
 
     def current_version(self) -> Mapping[str, Any] | None:
-        return file_version(self.path)
+        return self._version()
+
+
+class _Gunzip(gzip.GzipFile):
+    """A gzip stream that also closes the stream it reads from."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        super().__init__(fileobj=raw, mode="rb")
+        self._raw = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
 
 
 def file_version(path: Path) -> dict[str, Any] | None:
@@ -474,4 +494,23 @@ class FileConnector(Connector):
         found = format_for(path)
         if found is None:
             raise SourceError(f"{ref.name}: unknown file format", source=self.spec.name, container=ref.name)
-        return FileReader(ref, path, found[0], found[1])
+
+        def open_raw() -> IO[bytes]:
+            try:
+                return open(path, "rb")
+            except FileNotFoundError as exc:
+                raise SourceError(
+                    f"{ref.name}: the file disappeared during the scan; scan again when it is back",
+                    source=self.spec.name,
+                    container=ref.name,
+                ) from exc
+            except PermissionError as exc:
+                raise SourceError(
+                    f"{ref.name}: permission denied; give the scanning user read access",
+                    source=self.spec.name,
+                    container=ref.name,
+                ) from exc
+
+        return FileReader(
+            ref, found[0], found[1], open_raw=open_raw, version=lambda: file_version(path), open_seekable=open_raw
+        )

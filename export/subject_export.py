@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -14,6 +15,7 @@ from connectors.base import SourceSpec
 from connectors.errors import ExportError
 from discover.index import Index
 from discover.subjects import Identifier, resolve
+from export.deliver import S3Delivery, existing_package, upload
 from export.gather import GatherOptions, gather
 from export.package import FORMAT_VERSION, check_request_id, write_package
 
@@ -32,6 +34,8 @@ class ExportResult:
     errors: list[str] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
     masked_subject: str = ""
+    #: A presigned HTTPS URL of the package (zip) or its manifest, when delivered to S3.
+    download_url: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -41,6 +45,8 @@ class ExportResult:
         d = asdict(self)
         d.pop("manifest")
         d.pop("masked_subject")
+        if self.download_url is None:
+            d.pop("download_url")
         return d
 
 
@@ -55,24 +61,34 @@ def export_subject(
     specs: Mapping[str, SourceSpec],
     options: GatherOptions,
     fmt: str = "json",
-    out: Path = Path("exports"),
+    out: Path | str = Path("exports"),
     as_zip: bool = False,
     request_id: str | None = None,
     overwrite: bool = False,
     expand: bool = True,
     rescan: Callable[[list[tuple[str, str]]], None] | None = None,
     generator_version: str = "0",
+    s3: S3Delivery | None = None,
 ) -> ExportResult:
     """Write the portability package of the subject the identifiers name.
+
+    ``out`` is a local folder or ``s3://bucket/prefix`` (then ``s3`` says how to upload).
 
     ``rescan`` is called with the (source, container) pairs that changed since the scan;
     it scans them again, and the subject is resolved and gathered once more.
     """
     rid = check_request_id(request_id or new_request_id())
-    if str(out).startswith("s3://"):
-        raise ExportError(
-            "S3 destinations are not supported yet; write to a local --out DIR", request_id=rid, reason="destination"
-        )
+    destination = str(out)
+    to_s3 = destination.startswith("s3://")
+    if to_s3 and not overwrite:
+        found_at = existing_package(destination, rid, s3 or S3Delivery())
+        if found_at:
+            raise ExportError(
+                f"a package for request id {rid} already exists at {found_at}; pass --overwrite to replace it, "
+                "or use another --request-id",
+                request_id=rid,
+                reason="exists",
+            )
     subject = resolve(index, identifiers, expand=expand)
     gathered = gather(index, subject, specs=specs, options=options)
     if gathered.stale and rescan is not None:
@@ -97,20 +113,31 @@ def export_subject(
         "third_party_mentions": gathered.third_party,
         "notes": _notes(found, gathered.third_party),
     }
-    written = write_package(
-        gathered.tables, manifest, out=out, fmt=fmt, request_id=rid, as_zip=as_zip, overwrite=overwrite
-    )
+    download_url = None
+    if to_s3:
+        with tempfile.TemporaryDirectory(prefix="piiport-") as staging:
+            written = write_package(
+                gathered.tables, manifest, out=Path(staging), fmt=fmt, request_id=rid, as_zip=as_zip, overwrite=True
+            )
+            delivered = upload(written.path, destination, s3 or S3Delivery())
+        package, download_url = delivered.url, delivered.download_url
+    else:
+        written = write_package(
+            gathered.tables, manifest, out=Path(out), fmt=fmt, request_id=rid, as_zip=as_zip, overwrite=overwrite
+        )
+        package = str(written.path)
     masked = ", ".join(i.masked for i in identifiers)
     logger.info("exported subject %s as %s", masked, rid)
     return ExportResult(
         request_id=rid,
         found=found,
-        package=str(written.path),
+        package=package,
         files=len(written.files),
         records=written.manifest["totals"]["records"],
         errors=list(gathered.errors),
         manifest=written.manifest,
         masked_subject=masked,
+        download_url=download_url,
     )
 
 

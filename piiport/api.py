@@ -68,7 +68,7 @@ def scan_sources(
     cfg = _config(config)
     urls = [s for s in sources if isinstance(s, str)]
     specs = [s for s in sources if isinstance(s, SourceSpec)] + list(
-        specs_from_urls(urls, language=cfg.detection.language)
+        specs_from_urls(urls, language=cfg.detection.language, s3_options=cfg.s3.client_options())
     )
     if not specs:
         specs = list(cfg.sources)
@@ -138,9 +138,13 @@ def export_subject(
     expand: bool = True,
     rescan: bool = False,
     max_depth: int | None = None,
+    url_expiry: int | None = None,
     detector: Detector | None = None,
 ) -> ExportResult:
     """Export one subject's portability package; returns where it is and what it holds.
+
+    ``out`` is a folder or ``s3://bucket/prefix``; for S3 the result has a presigned
+    ``download_url`` that expires after ``url_expiry`` seconds (default 7 days).
 
     An identifier that matches nothing still gives a package (empty, ``found`` false).
     Raises ``ExportError`` when the identifiers are ambiguous (a shared phone, a name that
@@ -149,6 +153,7 @@ def export_subject(
     from discover.subjects import parse_identifiers
     from export import GatherOptions
     from export import export_subject as run_export
+    from export.deliver import S3Delivery
     from piiport import __version__
 
     cfg = _config(config)
@@ -205,6 +210,13 @@ def export_subject(
             expand=expand,
             rescan=do_rescan if rescan else None,
             generator_version=__version__,
+            s3=S3Delivery(
+                sse=cfg.s3.sse,
+                kms_key_id=cfg.s3.kms_key_id,
+                url_expiry=url_expiry or cfg.s3.url_expiry,
+                multipart_threshold=cfg.s3.multipart_threshold_mb * 1024 * 1024,
+                options=cfg.s3.client_options(),
+            ),
         )
     finally:
         if owns_index:

@@ -202,13 +202,16 @@ def detect(file: Any, jsonl: bool, language: str | None, config_path: str | None
     default=None,
     help="Data file format (default json, or export.format in the config).",
 )
-@click.option("--out", help="Output folder (default ./exports).")
+@click.option("--out", help="Output folder or s3://bucket/prefix (default ./exports).")
 @click.option("--zip", "as_zip", is_flag=True, help="Write one zip file instead of a folder.")
 @click.option("--request-id", help="Your own request id; also the package name.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing package with the same request id.")
 @click.option("--no-expand", is_flag=True, help="Do not follow links to the subject's other identifiers.")
 @click.option("--rescan", is_flag=True, help="Scan containers that changed since the scan again first.")
 @click.option("--max-depth", type=click.IntRange(min=0), help="How far to follow foreign keys (default 3).")
+@click.option(
+    "--url-expiry", type=click.IntRange(1, 604800), help="Seconds the S3 download URL lasts (default 7 days)."
+)
 @click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
 @click.option("--json", "as_json", is_flag=True, help="Print {request_id, found, package, files, records, errors}.")
@@ -226,6 +229,7 @@ def export(
     no_expand: bool,
     rescan: bool,
     max_depth: int | None,
+    url_expiry: int | None,
     index_url: str | None,
     config_path: str | None,
     as_json: bool,
@@ -248,6 +252,7 @@ def export(
         expand=not no_expand,
         rescan=rescan,
         max_depth=max_depth,
+        url_expiry=url_expiry,
     )
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
@@ -257,6 +262,8 @@ def export(
         for error in result.errors:
             click.echo(f"warning: {error}", err=True)
         click.echo(result.package)
+        if result.download_url:
+            click.echo(result.download_url)
     if not result.ok:
         sys.exit(1)
 

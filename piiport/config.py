@@ -21,7 +21,7 @@ ENV_INDEX = "PIIPORT_INDEX"
 ENV_CONFIG = "PIIPORT_CONFIG"
 ENV_WORKERS = "PIIPORT_WORKERS"
 
-_TOP_KEYS = {"index", "workers", "batch_size", "sample_size", "detection", "sources", "export"}
+_TOP_KEYS = {"index", "workers", "batch_size", "sample_size", "detection", "sources", "export", "s3"}
 _DETECTION_KEYS = {"language", "entities", "phone_regions", "score_threshold", "models"}
 _SOURCE_KEYS = {
     "name",
@@ -36,6 +36,7 @@ _SOURCE_KEYS = {
     "retry_delay",
     "connect_timeout",
 }
+_S3_KEYS = {"region", "endpoint_url", "profile", "sse", "kms_key_id", "url_expiry", "multipart_threshold_mb"}
 _EXPORT_KEYS = {"out", "format", "max_depth", "include_tables", "exclude_tables", "force_relations", "ignore_relations"}
 
 
@@ -55,6 +56,23 @@ class ExportSettings:
 
 
 @dataclass(frozen=True)
+class S3Settings:
+    """Object-store settings: connection (also the default for S3 sources) and package delivery."""
+
+    region: str | None = None
+    endpoint_url: str | None = None
+    profile: str | None = None
+    sse: str = "AES256"
+    kms_key_id: str | None = None
+    url_expiry: int = 7 * 24 * 3600
+    multipart_threshold_mb: int = 8
+
+    def client_options(self) -> dict[str, str]:
+        pairs = {"region": self.region, "endpoint_url": self.endpoint_url, "profile": self.profile}
+        return {k: v for k, v in pairs.items() if v}
+
+
+@dataclass(frozen=True)
 class Config:
     index: str = DEFAULT_INDEX
     workers: int = 1
@@ -62,6 +80,7 @@ class Config:
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     scan: ScanSettings = field(default_factory=ScanSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
+    s3: S3Settings = field(default_factory=S3Settings)
     path: Path | None = None
 
 
@@ -113,7 +132,9 @@ def source_name(url: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem) or "source"
 
 
-def specs_from_urls(urls: Sequence[str], *, language: str = "en") -> tuple[SourceSpec, ...]:
+def specs_from_urls(
+    urls: Sequence[str], *, language: str = "en", s3_options: Mapping[str, Any] | None = None
+) -> tuple[SourceSpec, ...]:
     """Sources given on the command line, named after their file or database."""
     out: list[SourceSpec] = []
     used: set[str] = set()
@@ -124,7 +145,8 @@ def specs_from_urls(urls: Sequence[str], *, language: str = "en") -> tuple[Sourc
             name, n = f"{base}-{n}", n + 1
         used.add(name)
         # Absolute, so that an export run from another folder finds the source again.
-        out.append(SourceSpec(name=name, url=_resolve_url(url, Path.cwd()), language=language))
+        options = dict(s3_options or {}) if url.startswith("s3://") else {}
+        out.append(SourceSpec(name=name, url=_resolve_url(url, Path.cwd()), language=language, options=options))
     return tuple(out)
 
 
@@ -156,6 +178,9 @@ def _parse_sources(path: Path, raw: Any, language: str) -> tuple[SourceSpec, ...
         for key, kind in (("retries", int), ("retry_delay", float), ("connect_timeout", int)):
             if key in item:
                 options[key] = _number(path, item, key, kind, None)
+        for key in ("region", "endpoint_url", "profile"):
+            if item.get(key) is not None:
+                options[key] = str(item[key])
         out.append(
             SourceSpec(
                 name=name,
@@ -243,6 +268,29 @@ def _export(path: Path, raw: Any) -> ExportSettings:
     )
 
 
+def _s3(path: Path, raw: Any) -> S3Settings:
+    if raw is None:
+        return S3Settings()
+    if not isinstance(raw, dict):
+        raise _fail(path, "s3 must be a mapping", "s3")
+    _check_keys(path, "in s3: ", raw, _S3_KEYS)
+    sse = str(raw.get("sse", "AES256"))
+    if sse not in {"AES256", "aws:kms"}:
+        raise _fail(path, f"s3.sse {sse!r} is not AES256 (SSE-S3) or aws:kms (SSE-KMS)", "sse")
+    expiry = _number(path, raw, "url_expiry", int, 7 * 24 * 3600)
+    if not 1 <= expiry <= 7 * 24 * 3600:
+        raise _fail(path, "s3.url_expiry must be between 1 and 604800 seconds (7 days)", "url_expiry")
+    return S3Settings(
+        region=raw.get("region"),
+        endpoint_url=raw.get("endpoint_url"),
+        profile=raw.get("profile"),
+        sse=sse,
+        kms_key_id=raw.get("kms_key_id"),
+        url_expiry=expiry,
+        multipart_threshold_mb=_number(path, raw, "multipart_threshold_mb", int, 8),
+    )
+
+
 def load_config(
     path: str | Path | None = None,
     *,
@@ -291,13 +339,18 @@ def load_config(
         )
     except ConfigError as exc:
         raise _fail(where, exc.message, exc.setting) from exc
+    s3 = _s3(where, data.get("s3"))
+    sources = tuple(
+        replace(spec, options={**s3.client_options(), **spec.options}) if spec.url.startswith("s3://") else spec
+        for spec in _parse_sources(where, data.get("sources"), detection.language)
+    )
     return Config(
         index=chosen_index,
         workers=chosen_workers,
-        sources=_parse_sources(where, data.get("sources"), detection.language),
+        sources=sources,
         detection=detection,
         scan=scan_settings,
         export=_export(where, data.get("export")),
+        s3=s3,
         path=file_path,
     )
-
