@@ -112,11 +112,12 @@ class CsvFormat(FileFormat):
         encoding = _text_encoding(opener, reader.ref.name)
         with _open_text(opener, encoding) as text:
             head = text.read(_SNIFF_BYTES)
-            try:
-                dialect: Any = csv.Sniffer().sniff(head, delimiters=",;\t|")
-            except csv.Error:
-                dialect = csv.excel_tab if reader.ref.name.lower().endswith((".tsv", ".tsv.gz")) else csv.excel
-            text.seek(0)
+        try:
+            dialect: Any = csv.Sniffer().sniff(head, delimiters=",;\t|")
+        except csv.Error:
+            dialect = csv.excel_tab if reader.ref.name.lower().endswith((".tsv", ".tsv.gz")) else csv.excel
+        # A fresh stream rather than a seek: object stores and gzip streams cannot go back.
+        with _open_text(opener, encoding) as text:
             rows = csv.reader(text, dialect)
             header = _next_row(rows, reader)
             if header is None:

@@ -42,6 +42,8 @@ def s3_client(options: Mapping[str, Any]) -> Any:
 
     session = boto3.session.Session(profile_name=options.get("profile"), region_name=options.get("region"))
     config = Config(
+        # SigV4 everywhere: presigned URLs of SSE-KMS objects need it, and SigV2 is retired.
+        signature_version="s3v4",
         retries={"max_attempts": int(options.get("max_attempts", 5)), "mode": "standard"},
         connect_timeout=float(options.get("connect_timeout", 10)),
         read_timeout=float(options.get("read_timeout", 60)),

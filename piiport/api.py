@@ -203,7 +203,7 @@ def export_subject(
             specs=specs,
             options=options,
             fmt=fmt or cfg.export.format,
-            out=Path(out or cfg.export.out),
+            out=out or cfg.export.out,  # a folder or s3://…, which Path() would mangle
             as_zip=as_zip,
             request_id=request_id,
             overwrite=overwrite,
