@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar
@@ -75,6 +75,25 @@ class Record:
     values: dict[str, Any]
 
 
+@dataclass
+class Columns:
+    """A batch of records by column: ``keys[i]`` locates the record whose values are ``values[f][i]``.
+
+    Extraction works column by column: a typed column is normalised value by value, with no
+    per-record dict, which is what makes structured scans fast.
+    """
+
+    keys: list[str]
+    values: dict[str, list[Any]]
+
+    @classmethod
+    def from_records(cls, batch: Sequence[Record], fields: Sequence[str]) -> Columns:
+        return cls([r.key for r in batch], {f: [r.values.get(f) for r in batch] for f in fields})
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
 def encode_key(parts: Collection[Any]) -> str:
     """Serialise a primary-key tuple into the stable string stored in locators."""
     return json.dumps(list(parts), default=str, separators=(",", ":"), ensure_ascii=False)
@@ -131,6 +150,21 @@ class ContainerReader(ABC):
 
         Keys that no longer exist are simply not yielded.
         """
+
+    def column_batches(self, batch_size: int, fields: Sequence[str], *, unit: Any = None) -> Iterator[Columns]:
+        """The records of a unit (``None``: all), as batches of the given fields' columns.
+
+        Memory: one batch. Readers that can fetch only some columns (tables) override this.
+        """
+        for batch in self.batches(batch_size):
+            yield Columns.from_records(batch, fields)
+
+    def units(self, rows_per_unit: int) -> list[Any]:
+        """Independent work units (key ranges) that ``column_batches(unit=…)`` can read apart.
+
+        The default is one unit: the whole container.
+        """
+        return [None]
 
     def fields(self) -> list[FieldInfo]:
         """The container's fields where they are known up front (tables, Parquet)."""

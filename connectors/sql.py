@@ -18,12 +18,13 @@ import os
 import sqlite3
 import time
 import warnings
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from connectors.base import (
+    Columns,
     Connector,
     ContainerReader,
     ContainerRef,
@@ -314,6 +315,15 @@ class SqlConnector(Connector):
         return inspect(self.engine).default_schema_name
 
 
+def _plain(value: Any) -> Any:
+    """Driver values as the extractor reads them: IP objects, UUIDs and the like as text."""
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview, list, dict)):
+        return value
+    return str(value)
+
+
 def _tidy_decimal(value: decimal.Decimal) -> decimal.Decimal:
     """``Decimal('64.2000000000')`` → ``Decimal('64.2')``, and never exponent notation."""
     tidy = value.normalize()
@@ -447,20 +457,70 @@ class SqlTableReader(ContainerReader):
         if self.key_kind == "row_hash":
             yield from self._streamed(batch_size)
             return
+        yield from self._unit_batches(batch_size, None)
+
+    # -- work units and column batches ---------------------------------------------------
+    def units(self, rows_per_unit: int) -> list[Any]:
+        """Key ranges ``(low, high)`` of about ``rows_per_unit`` rows, for an integer key; else one unit."""
+        from sqlalchemy import func, select
+
+        if len(self.key_exprs) != 1 or self.key_kind == "row_hash" or not self._integer_key():
+            return [None]
+        key = self.key_exprs[0]
+        with self.connector.translate_errors(self.ref.name), self.connector.engine.connect() as conn:
+            low, high = conn.execute(select(func.min(key), func.max(key)).select_from(self.table)).one()
+        if low is None or high - low < rows_per_unit:
+            return [None]
+        return [(start, min(start + rows_per_unit, high + 1)) for start in range(low, high + 1, rows_per_unit)]
+
+    def _integer_key(self) -> bool:
+        if self.key_kind == "rowid":
+            return True
+        return self.types.get(self.key_exprs[0].name) == "int"
+
+    def column_batches(self, batch_size: int, fields: Sequence[str], *, unit: Any = None) -> Iterator[Columns]:
+        """Keyset pages of only the key and the wanted columns, as columns.
+
+        Falls back to whole records when a wanted field is a JSON path inside a column.
+        """
+        plain = {c.name: c for c in self.columns if self.types[c.name] not in {"json", "other"}}
+        if self.key_kind == "row_hash" or not all(f in plain for f in fields):
+            for batch in self._unit_batches(batch_size, unit):
+                yield Columns.from_records(batch, fields)
+            return
+        wanted = [plain[f] for f in fields]
+        width = len(self.key_columns)
+        fast_int = width == 1 and self._integer_key()
+        for rows in self._pages(batch_size, unit, wanted):
+            keys = [f"[{r[0]}]" for r in rows] if fast_int else [encode_key(r[:width]) for r in rows]
+            values = {f: [_plain(r[width + i]) for r in rows] for i, f in enumerate(fields)}
+            yield Columns(keys, values)
+
+    def _unit_batches(self, batch_size: int, unit: Any) -> Iterator[list[Record]]:
+        for rows in self._pages(batch_size, unit, list(self.table.columns)):
+            yield [self._record(row) for row in rows]
+
+    def _pages(self, size: int, unit: Any, columns: list[Any]) -> Iterator[list[Any]]:
         last: tuple[Any, ...] | None = None
+        width = len(self.key_columns)
         while True:
-            rows = self._with_retry(lambda after=last: self._page(after, batch_size))
+            rows = self._with_retry(lambda after=last: self._page(after, size, unit, columns))
             if not rows:
                 return
-            yield [self._record(row) for row in rows]
-            last = tuple(rows[-1][i] for i in range(len(self.key_columns)))
-            if len(rows) < batch_size:
+            yield rows
+            last = tuple(rows[-1][i] for i in range(width))
+            if len(rows) < size:
                 return
 
-    def _page(self, after: tuple[Any, ...] | None, size: int) -> list[Any]:
-        from sqlalchemy import tuple_
+    def _page(
+        self, after: tuple[Any, ...] | None, size: int, unit: Any = None, columns: list[Any] | None = None
+    ) -> list[Any]:
+        from sqlalchemy import select, tuple_
 
-        stmt = self._select().order_by(*self.key_exprs).limit(size)
+        cols = list(self.table.columns) if columns is None else columns
+        stmt = select(*self.key_columns, *cols).order_by(*self.key_exprs).limit(size)
+        if unit is not None:
+            stmt = stmt.where(self.key_exprs[0] >= unit[0], self.key_exprs[0] < unit[1])
         if after is not None:
             if len(self.key_exprs) == 1:
                 stmt = stmt.where(self.key_exprs[0] > after[0])

@@ -1,19 +1,32 @@
 """Stage 2: extract identifiers from every record, by the plan the profiles made.
 
-Typed fields go through validators and normalisers only; name fields are taken as
-names; free-text fields go through Presidio, batched, with repeated texts analysed once.
+Work is column by column over a batch. Typed fields go through validators and
+normalisers only, each distinct value once; name fields are taken as names (first and
+last name columns combined); free-text fields go through Presidio, batched, with repeated
+texts analysed once.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
-from connectors.base import Record
+from connectors.base import Columns, Record
 from discover.detector import Detector
-from discover.identifiers import PERSON, fold_name, normalise
+from discover.identifiers import (
+    EMAIL,
+    IP,
+    PERSON,
+    PHONE,
+    fold_name,
+    normalise,
+    normalise_email,
+    normalise_ip,
+    normalise_phone,
+)
 from discover.masking import mask
 from discover.profile import FieldProfile
 
@@ -22,8 +35,7 @@ TEXT = "text"
 _EXAMPLES = 3
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     """An identifier in a record. ``value`` is normalised and never leaves the process unhashed."""
 
     record_key: str
@@ -43,6 +55,23 @@ class FieldStats:
     non_null: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     hits: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     examples: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def add_example(self, fname: str, entity_type: str, value: str) -> None:
+        examples = self.examples[(fname, entity_type)]
+        if len(examples) < _EXAMPLES:
+            masked = mask(entity_type, value)
+            if masked not in examples:
+                examples.append(masked)
+
+    def merge(self, other: FieldStats) -> None:
+        for k, v in other.non_null.items():
+            self.non_null[k] += v
+        for hk, hv in other.hits.items():
+            self.hits[hk] += hv
+        for ek, ev in other.examples.items():
+            for example in ev:
+                if len(self.examples[ek]) < _EXAMPLES and example not in self.examples[ek]:
+                    self.examples[ek].append(example)
 
     def rows(self, origins: Mapping[str, str]) -> list[dict[str, Any]]:
         out = []
@@ -68,19 +97,20 @@ def _texts(value: Any) -> list[str]:
     for item in items:
         if item is None or isinstance(item, (bytes, bytearray, memoryview)):
             continue
-        text = str(item).strip()
+        text = item if type(item) is str else str(item)
+        text = text.strip()
         if text:
             out.append(text)
     return out
 
 
 class Extractor:
-    """Turns batches of records into findings for one container. Keeps running field stats."""
+    """Turns batches of one container into findings, keeping running field stats."""
 
     def __init__(
         self,
         profiles: Mapping[str, FieldProfile],
-        detector: Detector,
+        detector: Detector | None,
         *,
         regions: Sequence[str],
         language: str,
@@ -88,92 +118,132 @@ class Extractor:
         self.detector = detector
         self.regions = tuple(regions)
         self.language = language
-        self.typed = {f: p for f, p in profiles.items() if p.entity_type and p.entity_type != PERSON}
-        self.names = {f: p for f, p in profiles.items() if p.entity_type == PERSON}
+        self.typed = {f: p.entity_type for f, p in profiles.items() if p.entity_type and p.entity_type != PERSON}
+        self.names = {f: p.name_part or "full" for f, p in profiles.items() if p.entity_type == PERSON}
         self.free_text = [f for f, p in profiles.items() if p.free_text]
-        self.stats = FieldStats()
         self.origins = {f: (TEXT if p.free_text else FIELD) for f, p in profiles.items() if p.is_pii}
+        self.fields = list(self.origins)
+        self.stats = FieldStats()
         self.records = 0
+        self._normalisers: dict[str, Callable[[str], str | None]] = {
+            EMAIL: normalise_email,
+            IP: normalise_ip,
+            PHONE: partial(normalise_phone, regions=self.regions),
+        }
+
+    @property
+    def needs_detector(self) -> bool:
+        return bool(self.free_text)
 
     def extract(self, batch: Sequence[Record]) -> list[Finding]:
-        """Findings of one batch. Memory: the batch and its findings."""
-        self.records += len(batch)
-        findings: list[Finding] = []
-        for record in batch:
-            findings.extend(self._typed(record))
-            findings.extend(self._names(record))
-        if self.free_text:
-            findings.extend(self._free_text(batch))
-        self._count(batch, findings)
-        return findings
+        """Findings of one batch of records. Memory: the batch and its findings."""
+        return self.extract_columns(Columns.from_records(batch, self.fields))
 
-    def _typed(self, record: Record) -> list[Finding]:
-        out = []
-        for fname, profile in self.typed.items():
-            assert profile.entity_type is not None
-            for text in _texts(record.values.get(fname)):
-                value = normalise(profile.entity_type, text, self.regions)
+    def extract_columns(self, cols: Columns) -> list[Finding]:
+        """Findings of one batch of columns. Memory: the batch and its findings."""
+        self.records += len(cols)
+        out: list[Finding] = []
+        for fname, etype in self.typed.items():
+            self._typed(cols, fname, etype, out)
+        if self.names:
+            self._names(cols, out)
+        for fname in self.free_text:
+            self._free_text(cols, fname, out)
+        return out
+
+    def _typed(self, cols: Columns, fname: str, etype: str, out: list[Finding]) -> None:
+        norm = self._normalisers[etype]
+        seen: dict[str, str | None] = {}
+        stats = self.stats
+        non_null = hits = 0
+        for key, raw in zip(cols.keys, cols.values[fname], strict=True):
+            if raw is None:
+                continue
+            texts = [raw] if type(raw) is str else _texts(raw)
+            hit = False
+            for text in texts:
+                if not text:
+                    continue
+                value = seen[text] if text in seen else seen.setdefault(text, norm(text))
                 if value is not None:
-                    out.append(Finding(record.key, fname, profile.entity_type, value, 1.0, FIELD))
-        return out
+                    out.append(Finding(key, fname, etype, value, 1.0, FIELD))
+                    if not hit and len(stats.examples[(fname, etype)]) < _EXAMPLES:
+                        stats.add_example(fname, etype, value)
+                    hit = True
+            non_null += any(texts)
+            hits += hit
+        stats.non_null[fname] += non_null
+        stats.hits[(fname, etype)] += hits
 
-    def _names(self, record: Record) -> list[Finding]:
-        if not self.names:
-            return []
-        parts: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        for fname, profile in self.names.items():
-            for text in _texts(record.values.get(fname)):
-                parts[profile.name_part or "full"].append((fname, text))
-        out = []
-        for fname, text in parts.get("full", []):
-            value = fold_name(text)
-            if value:
-                out.append(Finding(record.key, fname, PERSON, value, 0.9, FIELD))
-        firsts, lasts = parts.get("first", []), parts.get("last", [])
-        if firsts and lasts:
+    def _names(self, cols: Columns, out: list[Finding]) -> None:
+        by_part: dict[str, list[str]] = defaultdict(list)
+        for fname, part in self.names.items():
+            by_part[part].append(fname)
+        stats = self.stats
+        firsts, lasts = by_part.get("first", []), by_part.get("last", [])
+        combine = bool(firsts and lasts)
+        for fname in self.names:
+            stats.non_null[fname] += sum(1 for v in cols.values[fname] if _texts(v))
+        for fname in by_part.get("full", []):
+            hits = 0
+            for key, raw in zip(cols.keys, cols.values[fname], strict=True):
+                for text in _texts(raw):
+                    value = fold_name(text)
+                    if value:
+                        out.append(Finding(key, fname, PERSON, value, 0.9, FIELD))
+                        stats.add_example(fname, PERSON, value)
+                        hits += 1
+                        break
+            stats.hits[(fname, PERSON)] += hits
+        if combine:
             # First and last name columns make one name: that is what a person searches for.
-            value = fold_name(f"{firsts[0][1]} {lasts[0][1]}")
-            out.append(Finding(record.key, f"{firsts[0][0]}+{lasts[0][0]}", PERSON, value, 0.9, FIELD))
-        else:
-            for fname, text in firsts + lasts:
-                value = fold_name(text)
-                if value:
-                    out.append(Finding(record.key, fname, PERSON, value, 0.6, FIELD))
-        return out
+            f, last = firsts[0], lasts[0]
+            combined = f"{f}+{last}"
+            hits_f = hits_l = 0
+            for key, fv, lv in zip(cols.keys, cols.values[f], cols.values[last], strict=True):
+                ft, lt = _texts(fv), _texts(lv)
+                if ft and lt:
+                    value = fold_name(f"{ft[0]} {lt[0]}")
+                    out.append(Finding(key, combined, PERSON, value, 0.9, FIELD))
+                    stats.add_example(f, PERSON, value)
+                    stats.add_example(last, PERSON, value)
+                hits_f += bool(ft and lt)
+                hits_l += bool(ft and lt)
+            stats.hits[(f, PERSON)] += hits_f
+            stats.hits[(last, PERSON)] += hits_l
+            return
+        for fname in firsts + lasts:
+            hits = 0
+            for key, raw in zip(cols.keys, cols.values[fname], strict=True):
+                for text in _texts(raw):
+                    value = fold_name(text)
+                    if value:
+                        out.append(Finding(key, fname, PERSON, value, 0.6, FIELD))
+                        stats.add_example(fname, PERSON, value)
+                        hits += 1
+                        break
+            stats.hits[(fname, PERSON)] += hits
 
-    def _free_text(self, batch: Sequence[Record]) -> list[Finding]:
-        slots: list[tuple[str, str, str]] = []
-        for record in batch:
-            for fname in self.free_text:
-                for text in _texts(record.values.get(fname)):
-                    slots.append((record.key, fname, text))
-        unique = list(dict.fromkeys(text for _, _, text in slots))
+    def _free_text(self, cols: Columns, fname: str, out: list[Finding]) -> None:
+        assert self.detector is not None, "free-text fields need a detector"
+        slots: list[tuple[str, str]] = []
+        for key, raw in zip(cols.keys, cols.values[fname], strict=True):
+            for text in _texts(raw):
+                slots.append((key, text))
+        self.stats.non_null[fname] += len({k for k, _ in slots})
+        unique = list(dict.fromkeys(text for _, text in slots))
         entities = dict(zip(unique, self.detector.analyze(unique, language=self.language), strict=True))
-        out = []
-        for key, fname, text in slots:
+        hit_keys: dict[str, set[str]] = defaultdict(set)
+        for key, text in slots:
             for ent in entities[text]:
-                value = normalise(ent.type, text[ent.start : ent.end], self.regions)
+                span = text[ent.start : ent.end]
+                value = normalise(ent.type, span, self.regions)
                 if value is None and ent.type == PERSON:
-                    value = fold_name(text[ent.start : ent.end]) or None
+                    value = fold_name(span) or None
                 if value is not None:
                     out.append(Finding(key, fname, ent.type, value, ent.score, TEXT, ent.start, ent.end))
-        return out
-
-    def _count(self, batch: Sequence[Record], findings: Sequence[Finding]) -> None:
-        for record in batch:
-            for fname in self.origins:
-                if _texts(record.values.get(fname)):
-                    self.stats.non_null[fname] += 1
-        seen: set[tuple[str, str, str]] = set()
-        for f in findings:
-            # A combined first+last finding counts for both of its columns.
-            for fname in f.field.split("+"):
-                marker = (f.record_key, fname, f.entity_type)
-                if marker in seen:
-                    continue
-                seen.add(marker)
-                self.stats.hits[(fname, f.entity_type)] += 1
-                examples = self.stats.examples[(fname, f.entity_type)]
-                masked = mask(f.entity_type, f.value)
-                if len(examples) < _EXAMPLES and masked not in examples:
-                    examples.append(masked)
+                    if key not in hit_keys[ent.type]:
+                        hit_keys[ent.type].add(key)
+                        self.stats.add_example(fname, ent.type, value)
+        for etype, keys in hit_keys.items():
+            self.stats.hits[(fname, etype)] += len(keys)

@@ -24,11 +24,11 @@ class IdentifierHasher:
         if len(key) < 16:
             raise ConfigError("the index key must be at least 16 bytes", setting=KEY_ENV)
         # BLAKE2b takes keys up to 64 bytes; longer ones are compressed first.
-        self._key = key if len(key) <= 64 else hashlib.blake2b(key).digest()
+        self.key = key if len(key) <= 64 else hashlib.blake2b(key).digest()
 
     def digest(self, entity_type: str, normalised: str) -> bytes:
         payload = f"{entity_type}\x00{normalised}".encode()
-        return hashlib.blake2b(payload, key=self._key, digest_size=_DIGEST_SIZE).digest()
+        return hashlib.blake2b(payload, key=self.key, digest_size=_DIGEST_SIZE).digest()
 
     def fingerprint(self) -> str:
         """Identifies the key without revealing it, so an index can refuse a wrong key."""

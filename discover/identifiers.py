@@ -41,37 +41,72 @@ def normalise_email(value: str) -> str | None:
     return candidate.lower()
 
 
-@lru_cache(maxsize=65536)
-def _parse_phone(value: str, regions: tuple[str, ...], strict: bool) -> str | None:
+_NOT_DIGITS = re.compile(r"\D+")
+_EXTENSION = re.compile(r"\s*(?:x|ext\.?)\s*\d{1,6}$", re.IGNORECASE)
+
+
+@lru_cache(maxsize=256)
+def _region_rules(region: str) -> tuple[str, str, frozenset[int]]:
+    """Country calling code, trunk prefix and possible national-number lengths of a region."""
+    from phonenumbers import PhoneMetadata
+
+    meta = PhoneMetadata.metadata_for_region(region)
+    if meta is None:
+        return "", "", frozenset()
+    desc = meta.general_desc
+    lengths = frozenset((desc.possible_length or ()) if desc is not None else ())
+    return str(meta.country_code), meta.national_prefix or "", lengths
+
+
+@lru_cache(maxsize=1)
+def _country_codes() -> frozenset[str]:
     import phonenumbers
 
-    text = value.strip()
-    if text.startswith("00") and not text.startswith("000"):
-        text = "+" + text[2:]
-    fallback: str | None = None
-    for region in regions if not text.startswith("+") else (None,):
-        try:
-            number = phonenumbers.parse(text, region)
-        except phonenumbers.NumberParseException:
-            continue
-        formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        if phonenumbers.is_valid_number(number):
-            return formatted
-        if fallback is None and phonenumbers.is_possible_number(number):
-            fallback = formatted
-    return None if strict else fallback
+    return frozenset(str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+
+
+@lru_cache(maxsize=65536)
+def _e164(value: str, regions: tuple[str, ...]) -> str | None:
+    text = _EXTENSION.sub("", value.strip())
+    international = text.startswith("+") or (text.startswith("00") and not text.startswith("000"))
+    if international:
+        digits = _NOT_DIGITS.sub("", text.replace("(0)", ""))  # "+44 (0)20 …": the 0 is not dialled
+        if text.startswith("00"):
+            digits = digits[2:]
+        if not 8 <= len(digits) <= 15:
+            return None
+        codes = _country_codes()
+        return "+" + digits if any(digits[:n] in codes for n in (1, 2, 3)) else None
+    digits = _NOT_DIGITS.sub("", text)
+    for region in regions:
+        code, trunk, lengths = _region_rules(region)
+        if trunk and digits.startswith(trunk) and len(digits) - len(trunk) in lengths:
+            return f"+{code}{digits[len(trunk) :]}"
+        if trunk != "0" and len(digits) in lengths:  # "0" trunk prefixes are always written (FR, GB, DE)
+            return f"+{code}{digits}"
+    return None
 
 
 def normalise_phone(value: str, regions: Sequence[str], *, strict: bool = False) -> str | None:
-    """E.164 form of a phone number, trying each default region in order.
+    """E.164 form of a phone number.
 
-    A number valid in some region wins; with ``strict`` false a merely possible number
-    (fictional 555 numbers, new ranges) is accepted too, which suits a column already
-    known to hold phones.
+    International numbers (``+33 …``, ``0033 …``) keep their digits. National numbers take the
+    first default region, in order, whose trunk prefix and number length fit: ``06 12 34 56 78``
+    is French with FR first, ``(415) 555-2671`` American. This costs a few dictionary look-ups,
+    not a full parse, so typed columns and free text normalise alike and fast. ``strict`` also
+    asks libphonenumber whether the number is valid (profiling columns with no name hint).
     """
     if not isinstance(value, str) or not _PHONE_CHARS.match(value.strip()):
         return None
-    return _parse_phone(value, tuple(regions), strict)
+    e164 = _e164(value, tuple(regions))
+    if e164 is None or not strict:
+        return e164
+    import phonenumbers
+
+    try:
+        return e164 if phonenumbers.is_valid_number(phonenumbers.parse(e164)) else None
+    except phonenumbers.NumberParseException:
+        return None
 
 
 def normalise_ip(value: str) -> str | None:
@@ -101,9 +136,13 @@ def normalise_name(value: str) -> str | None:
 
 
 def looks_like_name(value: str) -> bool:
-    """A value shaped like a personal name: letters, 1 to 5 words, not all lower-case."""
+    """A value shaped like a personal name: letters, 1 to 5 words, starting with a capital.
+
+    (Lower-case codes such as ``active`` are not names; this also spares loading the NER
+    model to check a status column.)
+    """
     text = value.strip()
-    if not text or len(text) > 80 or not _NAME_CHARS.match(text):
+    if not text or len(text) > 80 or not text[0].isupper() or not _NAME_CHARS.match(text):
         return False
     return 1 <= len(text.split()) <= 5
 

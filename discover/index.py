@@ -11,6 +11,7 @@ two people.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,6 +32,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_INDEX = "sqlite:///.piiport/index.db"
+FINDING_COLUMNS = (
+    "container_id",
+    "record_key",
+    "field",
+    "entity_type",
+    "ident",
+    "score",
+    "origin",
+    "span_start",
+    "span_end",
+)
 SCHEMA_VERSION = "1"
 _INSERT_CHUNK = 5000
 
@@ -297,6 +309,25 @@ class Index:
             else:
                 conn.execute(c.update().where(c.c.id == cid).values(**values))
 
+    @contextlib.contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Into an empty index, load findings first and build their indexes after: much faster."""
+        findings = self.t["findings"]
+        with self.engine.connect() as conn:
+            empty = conn.execute(findings.select().limit(1)).first() is None
+        secondary = [i for i in findings.indexes if i.name in {"ix_findings_ident", "ix_findings_record"}]
+        if empty:
+            with self.engine.begin() as conn:
+                for ix in secondary:
+                    ix.drop(conn, checkfirst=True)
+        try:
+            yield
+        finally:
+            if empty:
+                with self.engine.begin() as conn:
+                    for ix in secondary:
+                        ix.create(conn, checkfirst=True)
+
     def prune(self, source: str, keep: Iterable[str]) -> int:
         """Forget the containers of a source that its listing no longer has."""
         from sqlalchemy import select
@@ -417,26 +448,43 @@ class ContainerWrite:
         self.findings = 0
 
     def add_findings(self, findings: Sequence[Finding]) -> None:
+        """Insert one batch of findings, hashing each value. Memory: the batch."""
         if not findings:
             return
         ident = self.index.ident
+        cid = self.container_id
         rows = [
-            {
-                "container_id": self.container_id,
-                "record_key": f.record_key,
-                "field": f.field,
-                "entity_type": f.entity_type,
-                "ident": ident(f.entity_type, f.value),
-                "score": f.score,
-                "origin": f.origin,
-                "span_start": f.start,
-                "span_end": f.end,
-            }
+            (
+                cid,
+                f.record_key,
+                f.field,
+                f.entity_type,
+                ident(f.entity_type, f.value),
+                f.score,
+                f.origin,
+                f.start,
+                f.end,
+            )
             for f in findings
         ]
-        table = self.index.t["findings"]
-        for start in range(0, len(rows), _INSERT_CHUNK):
-            self.conn.execute(table.insert(), rows[start : start + _INSERT_CHUNK])
+        self.add_rows(rows)
+
+    def add_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert finding rows already hashed, in ``FINDING_COLUMNS`` order, in bulk."""
+        if not rows:
+            return
+        marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(self.conn.dialect.paramstyle)
+        if marker is not None:
+            # The driver's own executemany: several times faster than building a dict per row.
+            placeholders = ", ".join([marker] * len(FINDING_COLUMNS))
+            sql = f"INSERT INTO findings ({', '.join(FINDING_COLUMNS)}) VALUES ({placeholders})"
+            for start in range(0, len(rows), _INSERT_CHUNK):
+                self.conn.exec_driver_sql(sql, list(rows[start : start + _INSERT_CHUNK]))
+        else:
+            table = self.index.t["findings"]
+            dicts = [dict(zip(FINDING_COLUMNS, r, strict=True)) for r in rows]
+            for start in range(0, len(dicts), _INSERT_CHUNK):
+                self.conn.execute(table.insert(), dicts[start : start + _INSERT_CHUNK])
         self.findings += len(rows)
 
     def commit(

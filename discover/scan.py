@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -13,9 +14,10 @@ from connectors.base import ContainerRef, SourceSpec, connect
 from connectors.errors import PiiportError, SourceError
 from connectors.redact import mask_text, mask_url
 from discover.detector import Detector
-from discover.extract import Extractor
+from discover.extract import Extractor, FieldStats
+from discover.hashing import IdentifierHasher
 from discover.index import ContainerWrite, Index, utcnow
-from discover.profile import Profiler
+from discover.profile import FieldProfile, Profiler
 from discover.settings import DetectionSettings, ScanSettings
 
 logger = logging.getLogger(__name__)
@@ -86,8 +88,107 @@ class ScanResult:
 
 
 #: ``progress(event, data)``: ``"container"`` when one starts (data: source, container,
-#: number, total) and ``"records"`` after each batch (data: count).
+#: number, total) and ``"records"`` after each unit of work (data: count).
 Progress = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class UnitTask:
+    """One independent piece of work: a key range of a table, or a whole file.
+
+    Everything in it is plain data, so a process pool (or a distributed engine) can run it.
+    """
+
+    spec: SourceSpec
+    ref: ContainerRef
+    unit: Any
+    profiles: dict[str, FieldProfile]
+    detection: DetectionSettings
+    batch_size: int
+    key: bytes
+    container_id: int
+
+
+@dataclass
+class UnitResult:
+    rows: list[tuple[Any, ...]]
+    stats: FieldStats
+    records: int
+    entities: Counter[str]
+    warnings: list[str]
+    skipped_records: int
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _connector(spec: SourceSpec) -> Any:
+    """One connector per source and process: units of a table share its engine and reflection.
+
+    Keyed by process id too, so a forked worker never uses the parent's pooled connections.
+    """
+    cache: dict[tuple[int, str, str], Any] = _WORKER.setdefault("connectors", {})
+    key = (os.getpid(), spec.name, spec.url)
+    if key not in cache:
+        cache[key] = connect(spec)
+    return cache[key]
+
+
+def _share_connector(spec: SourceSpec, connector: Any | None) -> None:
+    cache: dict[tuple[int, str, str], Any] = _WORKER.setdefault("connectors", {})
+    key = (os.getpid(), spec.name, spec.url)
+    if connector is None:
+        cache.pop(key, None)
+    else:
+        cache[key] = connector
+
+
+def _worker_detector(settings: DetectionSettings) -> Detector:
+    """One Presidio engine per worker process, built the first time a unit needs it."""
+    detector = _WORKER.get("detector")
+    if detector is None or detector.settings != settings:
+        detector = _WORKER["detector"] = Detector(settings)
+    return detector
+
+
+def run_unit(
+    task: UnitTask,
+    sink: Callable[[list[tuple[Any, ...]]], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> UnitResult:
+    """Extract one unit and hash its findings; the plaintext never leaves this function.
+
+    With ``sink``, each batch's rows go to it at once (in-process: straight into the index);
+    without, they are returned with the result (from a worker process).
+    Memory: one batch, plus the unit's hashed rows when there is no sink.
+    """
+    hasher = IdentifierHasher(task.key)
+    needs_nlp = any(p.free_text for p in task.profiles.values())
+    detector = _worker_detector(task.detection) if needs_nlp else None
+    extractor = Extractor(task.profiles, detector, regions=task.detection.phone_regions, language=task.spec.language)
+    rows: list[tuple[Any, ...]] = []
+    entities: Counter[str] = Counter()
+    digest = hasher.digest
+    cid = task.container_id
+    with _connector(task.spec).open(task.ref) as reader:
+        for cols in reader.column_batches(task.batch_size, extractor.fields, unit=task.unit):
+            findings = extractor.extract_columns(cols)
+            entities.update(f.entity_type for f in findings)
+            batch_rows = [(cid, *f[:3], digest(f.entity_type, f.value), *f[4:]) for f in findings]
+            if sink is not None:
+                sink(batch_rows)
+            else:
+                rows.extend(batch_rows)
+            if on_batch is not None:
+                on_batch(len(cols))
+        return UnitResult(
+            rows, extractor.stats, extractor.records, entities, list(reader.warnings), reader.skipped_records
+        )
+
+
+def _use_parent_detector(detector: Detector) -> None:
+    # A worker forked from the parent inherits its loaded engine; in-process units use it too.
+    _WORKER["detector"] = detector
 
 
 def scan(
@@ -102,19 +203,29 @@ def scan(
 ) -> ScanResult:
     """Scan sources into the index. A bad container is recorded and the scan goes on.
 
+    Each container is profiled from a sample, then split into units (key ranges of a table,
+    whole files) that ``settings.workers`` processes extract in parallel, one Presidio engine
+    per process. Findings are hashed in the worker and written by this process, one
+    transaction per container, so a failed container leaves the index as it was.
+
     With ``prune`` (the default) containers the source no longer lists are forgotten; a
     targeted rescan of a few containers passes ``prune=False``.
 
-    Memory: one batch of records and its findings at a time, plus one sample per container.
+    Memory: one sample per container and one batch; with a pool, also the hashed findings of
+    at most ``2 * workers`` units (a table unit is ``unit_rows`` rows, a file is one unit).
     """
     detection = detection or (detector.settings if detector else DetectionSettings())
     detector = detector or Detector(detection)
     settings = settings or ScanSettings()
+    _use_parent_detector(detector)
     run_id = index.start_run([s.name for s in sources])
     result = ScanResult(run_id=run_id, started_at=utcnow(), sources=[s.name for s in sources])
+    runner = _Runner(index, settings, progress)
     try:
-        for spec in sources:
-            _scan_source(spec, index, detector, detection, settings, result, progress, prune)
+        with index.bulk_load(), runner:
+            for spec in sources:
+                _scan_source(spec, index, detector, detection, settings, result, progress, prune, runner)
+            runner.drain()
     finally:
         result.finished_at = utcnow()
         status = "ok" if result.ok else "errors"
@@ -131,99 +242,244 @@ def _scan_source(
     result: ScanResult,
     progress: Progress | None,
     prune: bool,
+    runner: _Runner,
 ) -> None:
-    url = mask_url(spec.url)
     try:
         connector = connect(spec)
     except PiiportError as exc:
         result.source_errors.append({"source": spec.name, "container": "", "error": exc.message})
         return
     with connector:
+        _share_connector(spec, connector)
         try:
-            refs = list(connector.containers())
-        except PiiportError as exc:
-            logger.warning("source %s: %s", spec.name, exc.message)
-            result.source_errors.append({"source": spec.name, "container": "", "error": exc.message})
-            return
-        profiler = Profiler(
-            detector, regions=detection.phone_regions, entities=detection.entities, language=spec.language
-        )
-        for number, ref in enumerate(refs, start=1):
-            if progress:
-                progress(
-                    "container", {"source": spec.name, "container": ref.name, "number": number, "total": len(refs)}
-                )
-            result.containers.append(
-                _scan_container(
-                    connector, ref, url, index, detector, profiler, detection, settings, spec, result.run_id, progress
-                )
-            )
-        if prune:
-            result.removed_containers += index.prune(spec.name, [r.name for r in refs])
+            _scan_containers(spec, connector, index, detector, detection, settings, result, progress, prune, runner)
+        finally:
+            _share_connector(spec, None)
 
 
-def _scan_container(
+def _scan_containers(
+    spec: SourceSpec,
     connector: Any,
-    ref: ContainerRef,
-    url: str,
     index: Index,
     detector: Detector,
-    profiler: Profiler,
     detection: DetectionSettings,
     settings: ScanSettings,
-    spec: SourceSpec,
-    run_id: int,
+    result: ScanResult,
     progress: Progress | None,
-) -> ContainerResult:
-    started = time.perf_counter()
-    out = ContainerResult(source=ref.source, container=ref.name, kind=ref.kind)
-    write: ContainerWrite | None = None
+    prune: bool,
+    runner: _Runner,
+) -> None:
+    url = mask_url(spec.url)
     try:
-        with connector.open(ref) as reader:
-            # About twice the target of non-null values per field, so sparse fields still get a sample.
-            sample = reader.sample(settings.sample_size * 2, seed=settings.seed)
-            profiles = profiler.profile(sample, reader.fields())
-            extractor = Extractor(profiles, detector, regions=detection.phone_regions, language=spec.language)
-            write = index.begin_container(ref, run_id=run_id, url=url)
-            entities: Counter[str] = Counter()
-            for batch in reader.batches(settings.batch_size):
-                findings = extractor.extract(batch)
-                entities.update(f.entity_type for f in findings)
-                write.add_findings(findings)
-                if progress:
-                    progress("records", {"count": len(batch)})
-            hits = extractor.stats.rows(extractor.origins)
-            write.commit(
-                records=extractor.records,
-                profiles=[p.as_dict() for p in profiles.values()],
-                hits=hits,
-                skipped_records=reader.skipped_records,
-                skipped_fields=reader.skipped_fields,
-                warnings=reader.warnings,
+        refs = list(connector.containers())
+    except PiiportError as exc:
+        logger.warning("source %s: %s", spec.name, exc.message)
+        result.source_errors.append({"source": spec.name, "container": "", "error": exc.message})
+        return
+    profiler = Profiler(detector, regions=detection.phone_regions, entities=detection.entities, language=spec.language)
+    for number, ref in enumerate(refs, start=1):
+        if progress:
+            progress("container", {"source": spec.name, "container": ref.name, "number": number, "total": len(refs)})
+        job = _Job(ContainerResult(source=ref.source, container=ref.name, kind=ref.kind), ref, url, spec)
+        result.containers.append(job.result)
+        try:
+            with connector.open(ref) as reader:
+                # About twice the target of non-null values per field, so sparse fields still get a sample.
+                sample = reader.sample(settings.sample_size * 2, seed=settings.seed)
+                job.profiles = profiler.profile(sample, reader.fields())
+                job.skipped_fields = list(reader.skipped_fields)
+                units = reader.units(settings.unit_rows) if settings.workers > 1 else [None]
+        except Exception as exc:  # one bad container never loses the rest of a scan
+            runner.fail(job, exc, run_id=result.run_id)
+            continue
+        runner.submit(job, units, detection=detection, key=index.hasher.key, run_id=result.run_id)
+    runner.drain()
+    if prune:
+        result.removed_containers += index.prune(spec.name, [r.name for r in refs])
+
+
+@dataclass
+class _Job:
+    result: ContainerResult
+    ref: ContainerRef
+    url: str
+    spec: SourceSpec
+    profiles: dict[str, FieldProfile] = field(default_factory=dict)
+    skipped_fields: list[str] = field(default_factory=list)
+    units: int = 0
+    done: int = 0
+    failed: bool = False
+    write: ContainerWrite | None = None
+    buffered: list[UnitResult] = field(default_factory=list)
+    stats: FieldStats = field(default_factory=FieldStats)
+    entities: Counter[str] = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+    skipped_records: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    run_id: int = 0
+
+
+class _Runner:
+    """Runs units, in-process or on a pool, and commits containers in order.
+
+    The oldest unfinished container holds the index's write transaction; results of later
+    containers wait in memory (bounded by the in-flight window) until it commits.
+    """
+
+    def __init__(self, index: Index, settings: ScanSettings, progress: Progress | None) -> None:
+        self.index = index
+        self.settings = settings
+        self.progress = progress
+        self.pool: Any = None
+        self.inflight: dict[Any, _Job] = {}
+        self.queue: deque[_Job] = deque()
+        self.window = max(2, settings.workers * 2)
+
+    def __enter__(self) -> _Runner:
+        if self.settings.workers > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(max_workers=self.settings.workers)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, job: _Job, units: Sequence[Any], *, detection: DetectionSettings, key: bytes, run_id: int) -> None:
+        job.run_id = run_id
+        job.units = len(units)
+        self.queue.append(job)
+        if self.queue[0] is job:
+            self._open(job)
+        container_id = job.write.container_id if job.write is not None else 0
+        for unit in units:
+            task = UnitTask(
+                job.spec, job.ref, unit, job.profiles, detection, self.settings.batch_size, key, container_id
             )
-            write = None
-            out.records = extractor.records
-            out.findings = sum(entities.values())
-            out.entities = dict(sorted(entities.items()))
-            out.pii_fields = [f for f, p in profiles.items() if p.is_pii]
-            out.skipped_records = reader.skipped_records
-            out.skipped_fields = list(reader.skipped_fields)
-            out.warnings = list(reader.warnings)
-    except Exception as exc:  # one bad container never loses the rest of a scan
-        if write is not None:
-            write.rollback()
+            if self.pool is None:
+                # In process, the job is the head of the queue: its rows go straight into its transaction.
+                self._finished(job, task_result=self._call(task, job))
+                continue
+            while len(self.inflight) >= self.window:
+                self._wait_one()
+            self.inflight[self.pool.submit(run_unit, task)] = job
+
+    def _call(self, task: UnitTask, job: _Job) -> UnitResult | BaseException:
+        write = job.write
+        try:
+            return run_unit(task, sink=write.add_rows if write is not None else None, on_batch=self._records)
+        except Exception as exc:
+            return exc
+
+    def _wait_one(self) -> None:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, _ = wait(list(self.inflight), return_when=FIRST_COMPLETED)
+        for future in done:
+            job = self.inflight.pop(future)
+            exc = future.exception()
+            self._finished(job, task_result=exc if exc is not None else future.result())
+
+    def drain(self) -> None:
+        while self.inflight:
+            self._wait_one()
+        self._advance()
+
+    def _open(self, job: _Job) -> None:
+        if job.write is None and not job.failed:
+            job.write = self.index.begin_container(job.ref, run_id=job.run_id, url=job.url)
+
+    def _finished(self, job: _Job, *, task_result: UnitResult | BaseException) -> None:
+        job.done += 1
+        if job.failed:
+            pass
+        elif isinstance(task_result, BaseException):
+            self.fail(job, task_result, run_id=job.run_id)
+        elif job.write is not None:
+            self._apply(job, task_result)
+        else:
+            job.buffered.append(task_result)
+        self._advance()
+
+    def _apply(self, job: _Job, unit: UnitResult) -> None:
+        assert job.write is not None
+        rows = unit.rows
+        if job.write.container_id and rows and rows[0][0] != job.write.container_id:
+            rows = [(job.write.container_id, *r[1:]) for r in rows]
+        job.write.add_rows(rows)
+        job.stats.merge(unit.stats)
+        job.entities.update(unit.entities)
+        job.result.records += unit.records
+        job.warnings.extend(unit.warnings)
+        job.skipped_records += unit.skipped_records
+        if self.pool is not None:
+            self._records(unit.records)
+
+    def _records(self, count: int) -> None:
+        if self.progress:
+            self.progress("records", {"count": count})
+
+    def _advance(self) -> None:
+        """Commit finished containers at the head of the queue; let the next one write."""
+        while self.queue:
+            head = self.queue[0]
+            if not head.failed:
+                self._open(head)
+                for unit in head.buffered:
+                    self._apply(head, unit)
+                head.buffered.clear()
+            if head.done < head.units:
+                return
+            self.queue.popleft()
+            if not head.failed:
+                self._commit(head)
+
+    def _commit(self, job: _Job) -> None:
+        assert job.write is not None
+        origins = {f: ("text" if p.free_text else "field") for f, p in job.profiles.items() if p.is_pii}
+        try:
+            job.write.commit(
+                records=job.result.records,
+                profiles=[p.as_dict() for p in job.profiles.values()],
+                hits=job.stats.rows(origins),
+                skipped_records=job.skipped_records,
+                skipped_fields=job.skipped_fields,
+                warnings=job.warnings[:20],
+            )
+        except Exception as exc:
+            self.fail(job, exc, run_id=job.run_id)
+            return
+        r = job.result
+        r.findings = sum(job.entities.values())
+        r.entities = dict(sorted(job.entities.items()))
+        r.pii_fields = [f for f, p in job.profiles.items() if p.is_pii]
+        r.skipped_records = job.skipped_records
+        r.skipped_fields = job.skipped_fields
+        r.warnings = job.warnings[:20]
+        r.seconds = round(time.perf_counter() - job.started, 3)
+
+    def fail(self, job: _Job, exc: BaseException, *, run_id: int) -> None:
+        """Record a container's error; what the index knew of it before stays, marked stale."""
+        job.failed = True
+        job.buffered.clear()
+        if job.write is not None:
+            job.write.rollback()
+            job.write = None
+        ref = job.ref
         if isinstance(exc, PiiportError):
             message = exc.message
         else:
-            logger.debug("unexpected error in %s/%s", ref.source, ref.name, exc_info=True)
-            message = f"{ref.name}: {type(exc).__name__}: {mask_text(str(exc)).splitlines()[0] if str(exc) else ''}"
+            logger.debug("unexpected error in %s/%s", ref.source, ref.name, exc_info=exc)
+            text = mask_text(str(exc)).splitlines()[0] if str(exc) else ""
+            message = f"{ref.name}: {type(exc).__name__}: {text}"
         if ref.name not in message:
             message = f"{ref.name}: {message}"
-        out.error = message
+        job.result.error = message
+        job.result.records = 0
+        job.result.seconds = round(time.perf_counter() - job.started, 3)
         logger.warning("source %s: %s", ref.source, message)
-        index.container_failed(ref, run_id=run_id, url=url, error=message)
-    out.seconds = round(time.perf_counter() - started, 3)
-    return out
+        self.index.container_failed(ref, run_id=run_id, url=job.url, error=message)
 
 
-__all__ = ["ContainerResult", "Progress", "ScanResult", "SourceError", "scan"]
+__all__ = ["ContainerResult", "Progress", "ScanResult", "SourceError", "UnitTask", "run_unit", "scan"]

@@ -65,7 +65,13 @@ class ScanSettings:
     sample_size: int = 100
     batch_size: int = 1000
     seed: int = 0
+    #: Worker processes; each runs its own Presidio engine.
+    workers: int = 1
+    #: Rows per work unit (a key range of a table); findings of a unit are held in memory.
+    unit_rows: int = 25_000
 
     def __post_init__(self) -> None:
-        if self.sample_size < 1 or self.batch_size < 1:
-            raise ConfigError("sample_size and batch_size must be positive", setting="batch_size")
+        if self.sample_size < 1 or self.batch_size < 1 or self.unit_rows < 1:
+            raise ConfigError("sample_size, batch_size and unit_rows must be positive", setting="batch_size")
+        if self.workers < 1:
+            raise ConfigError("workers must be at least 1", setting="workers")

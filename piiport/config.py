@@ -336,6 +336,7 @@ def load_config(
         scan_settings = ScanSettings(
             sample_size=_number(where, data, "sample_size", int, 100),
             batch_size=_number(where, data, "batch_size", int, 1000),
+            workers=chosen_workers,
         )
     except ConfigError as exc:
         raise _fail(where, exc.message, exc.setting) from exc
