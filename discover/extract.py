@@ -33,6 +33,7 @@ from discover.profile import FieldProfile
 FIELD = "field"
 TEXT = "text"
 _EXAMPLES = 3
+_EXAMPLE_TRIES = 200
 
 
 class Finding(NamedTuple):
@@ -55,10 +56,14 @@ class FieldStats:
     non_null: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     hits: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     examples: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
+    _tries: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int), repr=False)
 
     def add_example(self, fname: str, entity_type: str, value: str) -> None:
-        examples = self.examples[(fname, entity_type)]
-        if len(examples) < _EXAMPLES:
+        key = (fname, entity_type)
+        examples = self.examples[key]
+        # Masked values often look alike (every e-mail at one domain); stop trying after a while.
+        if len(examples) < _EXAMPLES and self._tries[key] < _EXAMPLE_TRIES:
+            self._tries[key] += 1
             masked = mask(entity_type, value)
             if masked not in examples:
                 examples.append(masked)
@@ -92,6 +97,9 @@ class FieldStats:
 
 
 def _texts(value: Any) -> list[str]:
+    if type(value) is str:
+        text = value.strip()
+        return [text] if text else []
     items = value if isinstance(value, list) else [value]
     out = []
     for item in items:
@@ -118,10 +126,10 @@ class Extractor:
         self.detector = detector
         self.regions = tuple(regions)
         self.language = language
-        self.typed = {f: p.entity_type for f, p in profiles.items() if p.entity_type and p.entity_type != PERSON}
-        self.names = {f: p.name_part or "full" for f, p in profiles.items() if p.entity_type == PERSON}
-        self.free_text = [f for f, p in profiles.items() if p.free_text]
-        self.origins = {f: (TEXT if p.free_text else FIELD) for f, p in profiles.items() if p.is_pii}
+        self.typed = {str(f): p.entity_type for f, p in profiles.items() if p.entity_type and p.entity_type != PERSON}
+        self.names = {str(f): p.name_part or "full" for f, p in profiles.items() if p.entity_type == PERSON}
+        self.free_text = [str(f) for f, p in profiles.items() if p.free_text]
+        self.origins = {str(f): (TEXT if p.free_text else FIELD) for f, p in profiles.items() if p.is_pii}
         self.fields = list(self.origins)
         self.stats = FieldStats()
         self.records = 0
@@ -167,7 +175,7 @@ class Extractor:
                 value = seen[text] if text in seen else seen.setdefault(text, norm(text))
                 if value is not None:
                     out.append(Finding(key, fname, etype, value, 1.0, FIELD))
-                    if not hit and len(stats.examples[(fname, etype)]) < _EXAMPLES:
+                    if not hit:
                         stats.add_example(fname, etype, value)
                     hit = True
             non_null += any(texts)

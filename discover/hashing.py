@@ -25,10 +25,13 @@ class IdentifierHasher:
             raise ConfigError("the index key must be at least 16 bytes", setting=KEY_ENV)
         # BLAKE2b takes keys up to 64 bytes; longer ones are compressed first.
         self.key = key if len(key) <= 64 else hashlib.blake2b(key).digest()
+        # Keying BLAKE2b costs a compression of the key block; copying a keyed state does not.
+        self._keyed = hashlib.blake2b(key=self.key, digest_size=_DIGEST_SIZE)
 
     def digest(self, entity_type: str, normalised: str) -> bytes:
-        payload = f"{entity_type}\x00{normalised}".encode()
-        return hashlib.blake2b(payload, key=self.key, digest_size=_DIGEST_SIZE).digest()
+        h = self._keyed.copy()
+        h.update(f"{entity_type}\x00{normalised}".encode())
+        return h.digest()
 
     def fingerprint(self) -> str:
         """Identifies the key without revealing it, so an index can refuse a wrong key."""

@@ -109,8 +109,13 @@ def normalise_phone(value: str, regions: Sequence[str], *, strict: bool = False)
         return None
 
 
+_CANONICAL_IPV4 = re.compile(r"^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$")
+
+
 def normalise_ip(value: str) -> str | None:
     text = value.strip()
+    if _CANONICAL_IPV4.match(text):  # already canonical: skip the ipaddress parse
+        return text
     if "/" in text:  # an inet/cidr value with a prefix: the address part identifies
         text = text.split("/", 1)[0]
     try:

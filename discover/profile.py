@@ -129,8 +129,9 @@ class Profiler:
         self.language = language
 
     def profile(self, sample: Sequence[Record], known: Sequence[FieldInfo] = ()) -> dict[str, FieldProfile]:
-        types = {f.name: f.type for f in known}
-        names: list[str] = [f.name for f in known]
+        # Plain str: reflected column names are SQLAlchemy str subclasses, slow for sqlite3 to bind.
+        types = {str(f.name): f.type for f in known}
+        names: list[str] = [str(f.name) for f in known]
         for record in sample:
             for key in record.values:
                 if key not in types:
