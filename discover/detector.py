@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from connectors.errors import DetectionError
-from discover.identifiers import EMAIL, PERSON, PHONE
+from discover.identifiers import EMAIL, IP, PERSON, PHONE
 from discover.settings import DetectionSettings
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,40 @@ def ner_view(text: str) -> str:
     return _CAPS_RUN.sub(fix, text)
 
 
+_AT = re.compile(r"@")
+_IP_LIKE = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}")
+_SEVEN_DIGITS = re.compile(r"(?:\d[^\d\n]{0,3}){6}\d")
+_CAPITALISED = re.compile(r"(?<![\w@.])[A-ZÀ-ÖØ-Þ][^\W\d_]*")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n\s*)$")
+
+
+def plan_entities(text: str, entities: Sequence[str], stop_words: Collection[str]) -> list[str]:
+    """The entity types worth looking for in a text, by cheap necessary conditions.
+
+    An e-mail needs an ``@``, an IP four dotted numbers or hex groups with colons, a phone
+    seven digits. A name needs a capitalised word (NER is case-sensitive; ALL-CAPS runs
+    were title-cased already) other than a stop word opening a sentence ("The", "Please").
+    """
+    plan = []
+    for etype in entities:
+        if etype == EMAIL:
+            wanted = _AT.search(text) is not None
+        elif etype == IP:
+            wanted = _IP_LIKE.search(text) is not None
+        elif etype == PHONE:
+            wanted = _SEVEN_DIGITS.search(text) is not None
+        elif etype == PERSON:
+            wanted = any(
+                not (m.group(0).lower() in stop_words and _SENTENCE_START.search(text, 0, m.start()))
+                for m in _CAPITALISED.finditer(text)
+            )
+        else:
+            wanted = True
+        if wanted:
+            plan.append(etype)
+    return plan
+
+
 def _offline_tldextract() -> None:
     # Presidio's e-mail check calls tldextract.extract(); by default that fetches the
     # public suffix list over the network. Use the snapshot bundled with the package.
@@ -74,9 +108,15 @@ def _load_spacy(model: str, language: str) -> Any:
             model=model,
         )
     try:
-        return spacy.load(model)
+        nlp = spacy.load(model)
     except (OSError, ValueError) as exc:
         raise DetectionError(f"spaCy model {model!r} cannot be loaded: {exc}", language=language, model=model) from exc
+    # NER needs only its own layer and the token-to-vector layer it listens to; the tagger,
+    # parser and lemmatizer would cost about a third more time for nothing piiport uses.
+    keep = [name for name in ("tok2vec", "ner") if name in nlp.pipe_names]
+    if "ner" in keep:
+        nlp.select_pipes(enable=keep)
+    return nlp
 
 
 class Detector:
@@ -139,16 +179,31 @@ class Detector:
         return list(self.iter_analyze(texts, language=language))
 
     def iter_analyze(self, texts: Sequence[str], *, language: str | None = None) -> Iterator[list[Entity]]:
+        """Entities per text. Each text runs only the recognizers that could find something in it.
+
+        Memory: the texts' spaCy docs, one ``nlp.pipe`` batch at a time.
+        """
         lang = language or self.settings.language
         engine = self.engine(lang)
-        entities = list(self.settings.entities)
+        nlp = engine.nlp_engine.nlp[lang]
+        stop_words = nlp.Defaults.stop_words
         views = [ner_view(t) for t in texts]
-        artifacts = engine.nlp_engine.process_batch(views, lang, batch_size=self.settings.nlp_batch_size)
-        for original, (view, nlp_artifacts) in zip(texts, artifacts, strict=True):
+        plans = [plan_entities(v, self.settings.entities, stop_words) for v in views]
+        ner_views = [v for v, plan in zip(views, plans, strict=True) if PERSON in plan]
+        ner_artifacts = iter(engine.nlp_engine.process_batch(ner_views, lang, batch_size=self.settings.nlp_batch_size))
+        for original, view, plan in zip(texts, views, plans, strict=True):
+            if not plan:
+                yield []
+                continue
+            if PERSON in plan:
+                _, nlp_artifacts = next(ner_artifacts)
+            else:
+                # Pattern recognizers need tokens only (for context words), not the NER model.
+                nlp_artifacts = engine.nlp_engine._doc_to_nlp_artifact(nlp.make_doc(view), lang)
             results = engine.analyze(
                 text=view,
                 language=lang,
-                entities=entities,
+                entities=plan,
                 nlp_artifacts=nlp_artifacts,
                 score_threshold=self.settings.score_threshold,
             )

@@ -288,7 +288,9 @@ def _scan_containers(
                 sample = reader.sample(settings.sample_size * 2, seed=settings.seed)
                 job.profiles = profiler.profile(sample, reader.fields())
                 job.skipped_fields = list(reader.skipped_fields)
-                units = reader.units(settings.unit_rows) if settings.workers > 1 else [None]
+                has_text = any(p.free_text for p in job.profiles.values())
+                rows_per_unit = settings.text_unit_rows if has_text else settings.unit_rows
+                units = reader.units(rows_per_unit) if settings.workers > 1 else [None]
         except Exception as exc:  # one bad container never loses the rest of a scan
             runner.fail(job, exc, run_id=result.run_id)
             continue
@@ -336,11 +338,19 @@ class _Runner:
         self.window = max(2, settings.workers * 2)
 
     def __enter__(self) -> _Runner:
-        if self.settings.workers > 1:
+        return self
+
+    def _ensure_pool(self, job: _Job) -> Any:
+        """The process pool, created on first use. When the work needs NER, the parent loads
+        the model first, so that forked workers share it instead of each loading their own."""
+        if self.pool is None:
             from concurrent.futures import ProcessPoolExecutor
 
+            detector = _WORKER.get("detector")
+            if detector is not None and any(p.free_text for p in job.profiles.values()):
+                detector.engine(job.spec.language)
             self.pool = ProcessPoolExecutor(max_workers=self.settings.workers)
-        return self
+        return self.pool
 
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
@@ -357,13 +367,14 @@ class _Runner:
             task = UnitTask(
                 job.spec, job.ref, unit, job.profiles, detection, self.settings.batch_size, key, container_id
             )
-            if self.pool is None:
+            if self.settings.workers == 1:
                 # In process, the job is the head of the queue: its rows go straight into its transaction.
                 self._finished(job, task_result=self._call(task, job))
                 continue
+            pool = self._ensure_pool(job)
             while len(self.inflight) >= self.window:
                 self._wait_one()
-            self.inflight[self.pool.submit(run_unit, task)] = job
+            self.inflight[pool.submit(run_unit, task)] = job
 
     def _call(self, task: UnitTask, job: _Job) -> UnitResult | BaseException:
         write = job.write

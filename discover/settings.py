@@ -69,6 +69,8 @@ class ScanSettings:
     workers: int = 1
     #: Rows per work unit (a key range of a table); findings of a unit are held in memory.
     unit_rows: int = 25_000
+    #: Rows per unit when the container has free text: NER is slow, so smaller units spread better.
+    text_unit_rows: int = 2_000
 
     def __post_init__(self) -> None:
         if self.sample_size < 1 or self.batch_size < 1 or self.unit_rows < 1:
