@@ -16,6 +16,8 @@ from typing import Any
 
 from connectors.errors import DetectionError
 from discover.identifiers import EMAIL, IP, PERSON, PHONE
+from discover.names import extra_names, trim_name
+from discover.phones import other_number, plausible_phone
 from discover.settings import DetectionSettings
 
 logger = logging.getLogger(__name__)
@@ -157,7 +159,17 @@ class Detector:
             SpacyRecognizer,
         )
 
-        nlp_engine = SpacyNlpEngine(models=[{"lang_code": language, "model_name": model}])
+        from discover.phones import lenient_phone_recognizer
+
+        class _NlpEngine(SpacyNlpEngine):
+            def _doc_to_nlp_artifact(self, doc: Any, language: str) -> Any:
+                # Without the lemmatizer (not needed for NER) lemmas are empty, and Presidio's
+                # context words ("phone", "call") match lemmas: use the lower-cased token instead.
+                artifacts = super()._doc_to_nlp_artifact(doc, language)
+                artifacts.lemmas = [lemma or token.lower_ for lemma, token in zip(artifacts.lemmas, doc, strict=True)]
+                return artifacts
+
+        nlp_engine = _NlpEngine(models=[{"lang_code": language, "model_name": model}])
         # Loaded here, not by Presidio, whose load() would download a missing model.
         nlp_engine.nlp = {language: _load_spacy(model, language)}  # type: ignore[assignment]
         registry = RecognizerRegistry(supported_languages=[language])
@@ -168,6 +180,11 @@ class Detector:
                 supported_language=language,
                 supported_regions=self.settings.phone_regions,
                 context=_PHONE_CONTEXT.get(language, _PHONE_CONTEXT["en"]),
+            )
+        )
+        registry.add_recognizer(
+            lenient_phone_recognizer(
+                supported_language=language, context=_PHONE_CONTEXT.get(language, _PHONE_CONTEXT["en"])
             )
         )
         registry.add_recognizer(SpacyRecognizer(supported_language=language, supported_entities=[PERSON]))
@@ -207,7 +224,29 @@ class Detector:
                 nlp_artifacts=nlp_artifacts,
                 score_threshold=self.settings.score_threshold,
             )
+            if PERSON in plan:
+                results = _more_names(view, nlp_artifacts, list(results))
             yield _clean(original, results)
+
+
+@dataclass(frozen=True)
+class _Result:
+    """The parts of a Presidio result that ``_clean`` reads."""
+
+    entity_type: str
+    start: int
+    end: int
+    score: float
+
+
+def _more_names(text: str, nlp_artifacts: Any, results: list[Any]) -> list[Any]:
+    found = [(r.start, r.end) for r in results if r.entity_type == PERSON]
+    extra = [
+        _Result(PERSON, s, e, 0.6)
+        for s, e in extra_names(text, nlp_artifacts.tokens, found)
+        if not any(s < fe and fs < e for fs, fe in found)
+    ]
+    return results + extra
 
 
 def _clean(text: str, results: Sequence[Any]) -> list[Entity]:
@@ -218,13 +257,18 @@ def _clean(text: str, results: Sequence[Any]) -> list[Entity]:
         if r.entity_type == "URL" and any(s <= r.start and r.end <= e for s, e in emails):
             continue
         if r.entity_type == PERSON:
-            letters = len(_LETTER.findall(span))
-            if letters == 0 or letters < sum(c.isdigit() for c in span):
+            trimmed = trim_name(text, r.start, r.end) if _LETTER.search(span) else None
+            if trimmed is None:
                 continue
+            r = _Result(PERSON, trimmed[0], trimmed[1], float(r.score))
             if any(s < r.end and r.start < e for s, e in emails):
                 continue  # a name inside an e-mail address is the address's
-        if r.entity_type == PHONE and any(s < r.end and r.start < e for s, e in emails):
-            continue
+        if r.entity_type == PHONE and (
+            any(s < r.end and r.start < e for s, e in emails)
+            or not plausible_phone(span)
+            or other_number(text, r.start, r.end)
+        ):
+            continue  # libphonenumber also accepts some card numbers and dates
         if kept and kept[-1].type == r.entity_type and r.start < kept[-1].end:
             if r.end > kept[-1].end:
                 kept[-1] = Entity(r.entity_type, kept[-1].start, r.end, max(kept[-1].score, r.score))

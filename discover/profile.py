@@ -196,9 +196,18 @@ class Profiler:
             return hint, shaped, f"{hint}-name column"
         if shaped < (0.6 if hint == "full" else 0.8):
             return None
+        if len(set(values)) < 0.3 * len(values):
+            # Full names of people are mostly distinct; a few names repeated are a catalogue
+            # ("Desk Lamp", "Wireless Mouse"), which the NER model may still call people.
+            return None
         # A generic "name" column may hold product names; the values must read as people.
         found = self.detector.analyze(list(values), language=self.language)
-        ner = sum(1 for ents in found if any(e.type == PERSON for e in ents)) / len(values)
+        # The name must be most of the value: "Jackson" in "Jackson Guitar Strap" is not.
+        ner = sum(
+            1
+            for value, ents in zip(values, found, strict=True)
+            if any(e.type == PERSON and (e.end - e.start) >= 0.8 * len(value.strip()) for e in ents)
+        ) / len(values)
         if ner >= (0.4 if hint == "full" else 0.6):
             return "full", ner, "person names" + (" and column name" if hint else "")
         return None

@@ -75,7 +75,6 @@ class S3Settings:
 @dataclass(frozen=True)
 class Config:
     index: str = DEFAULT_INDEX
-    workers: int = 1
     sources: tuple[SourceSpec, ...] = ()
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     scan: ScanSettings = field(default_factory=ScanSettings)
@@ -328,7 +327,8 @@ def load_config(
             workers = int(env[ENV_WORKERS])
         except ValueError as exc:
             raise ConfigError(f"{ENV_WORKERS} must be a whole number", setting=ENV_WORKERS) from exc
-    chosen_workers = workers if workers is not None else _number(where, data, "workers", int, 1)
+    # Out of the box, one worker per core: scanning is CPU-bound.
+    chosen_workers = workers if workers is not None else _number(where, data, "workers", int, os.cpu_count() or 1)
     if chosen_workers < 1:
         raise ConfigError("workers must be at least 1", setting="workers")
 
@@ -347,7 +347,6 @@ def load_config(
     )
     return Config(
         index=chosen_index,
-        workers=chosen_workers,
         sources=sources,
         detection=detection,
         scan=scan_settings,

@@ -1,0 +1,170 @@
+"""Detection quality of `piiport detect` against a labelled file in the presidio-research format.
+
+    python benchmarks/accuracy.py                                  # ../shared/eval/synth_dataset_v2.json
+    python benchmarks/accuracy.py --vanilla                        # also vanilla Presidio, same model
+    python benchmarks/accuracy.py --data fr_set.json --language fr
+    python benchmarks/accuracy.py --columns                        # column profiling confusion table
+
+The file is a JSON list of {"full_text", "spans": [{"entity_type", "start_position",
+"end_position"}]}. Matching is lenient: same entity type and overlapping character ranges;
+each labelled span and each prediction counts once. Only PERSON, EMAIL_ADDRESS,
+PHONE_NUMBER and IP_ADDRESS are scored; spans of other types are ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+ENTITIES = ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS")
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "synth_dataset_v2.json"
+Span = tuple[str, int, int]
+
+
+def load(path: Path) -> tuple[list[str], list[list[Span]]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    texts = [d["full_text"] for d in data]
+    gold = [
+        [(s["entity_type"], s["start_position"], s["end_position"]) for s in d["spans"] if s["entity_type"] in ENTITIES]
+        for d in data
+    ]
+    return texts, gold
+
+
+def piiport_detect(texts: Sequence[str], language: str) -> list[list[Span]]:
+    """Run the real CLI, one JSON object per line in and out."""
+    exe = str(Path(sys.executable).with_name("piiport"))
+    payload = "".join(json.dumps({"text": t}) + "\n" for t in texts)
+    out = subprocess.run(
+        [exe, "detect", "--jsonl", "--language", language], input=payload, capture_output=True, text=True, check=True
+    ).stdout
+    return [[(e["type"], e["start"], e["end"]) for e in json.loads(line)["entities"]] for line in out.splitlines()]
+
+
+def vanilla_detect(texts: Sequence[str], model: str, language: str) -> list[list[Span]]:
+    """Vanilla Presidio: AnalyzerEngine with its default recognizers and the same spaCy model."""
+    import tldextract
+    import tldextract.tldextract as tld
+    from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    tld.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+    provider = NlpEngineProvider(
+        nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": language, "model_name": model}]}
+    )
+    engine = BatchAnalyzerEngine(AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=[language]))
+    results = engine.analyze_iterator(list(texts), language=language, batch_size=64)
+    return [[(r.entity_type, r.start, r.end) for r in rs if r.entity_type in ENTITIES] for rs in results]
+
+
+def score(predicted: Sequence[Sequence[Span]], gold: Sequence[Sequence[Span]]) -> dict[str, dict[str, float]]:
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"tp": 0, "fp": 0, "fn": 0})
+    for pred, want in zip(predicted, gold, strict=True):
+        used: set[int] = set()
+        for etype, start, end in pred:
+            if etype not in ENTITIES:
+                continue
+            hit = next(
+                (i for i, (t, s, e) in enumerate(want) if i not in used and t == etype and start < e and s < end), None
+            )
+            if hit is None:
+                counts[etype]["fp"] += 1
+            else:
+                used.add(hit)
+                counts[etype]["tp"] += 1
+        for i, (etype, _, _) in enumerate(want):
+            if i not in used:
+                counts[etype]["fn"] += 1
+    out = {}
+    total = {"tp": 0, "fp": 0, "fn": 0}
+    for etype in (*ENTITIES, "micro"):
+        c = total if etype == "micro" else counts[etype]
+        if etype != "micro":
+            for k in total:
+                total[k] += c[k]
+        p = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
+        r = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else 0.0
+        out[etype] = {
+            "precision": p,
+            "recall": r,
+            "f1": 2 * p * r / (p + r) if p + r else 0.0,
+            "support": c["tp"] + c["fn"],
+        }
+    return out
+
+
+def print_table(results: dict[str, dict[str, dict[str, float]]]) -> None:
+    names = list(results)
+    print(
+        f"{'entity':<14}" + "".join(f"{n + ' P':>12}{n + ' R':>12}{n + ' F1':>12}" for n in names) + f"{'support':>9}"
+    )
+    for etype in (*ENTITIES, "micro"):
+        row = f"{etype:<14}"
+        for n in names:
+            m = results[n][etype]
+            row += f"{m['precision']:>12.3f}{m['recall']:>12.3f}{m['f1']:>12.3f}"
+        print(row + f"{int(results[names[0]][etype]['support']):>9}")
+
+
+def columns_report() -> None:
+    """Profile a table set with known ground truth and print the confusion table."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from column_truth import build_columns
+
+    from connectors.base import Record
+    from discover.profile import Profiler
+    from piiport.api import build_detector
+
+    detector = build_detector()
+    settings = detector.settings
+    profiler = Profiler(detector, regions=settings.phone_regions, entities=settings.entities, language="en")
+    truth, columns = build_columns()
+    confusion: dict[tuple[str, str], int] = defaultdict(int)
+    wrong = []
+    for name, values in columns.items():
+        sample = [Record(str(i), {name: v}) for i, v in enumerate(values)]
+        profile = profiler.profile(sample)[name]
+        got = profile.entity_type or ("FREE_TEXT" if profile.free_text else "none")
+        confusion[(truth[name], got)] += 1
+        if got != truth[name]:
+            wrong.append((name, truth[name], got))
+    labels = sorted({t for t, _ in confusion} | {g for _, g in confusion})
+    print("truth / found".ljust(16) + "".join(f"{lab:>15}" for lab in labels))
+    for t in labels:
+        print(f"{t:<16}" + "".join(f"{confusion[(t, g)]:>15}" for g in labels))
+    print(f"{len(columns)} columns, {len(wrong)} misclassified" + (f": {wrong}" if wrong else ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--language", default="en")
+    parser.add_argument("--model", default=None, help="spaCy model for vanilla (default: piiport's for the language)")
+    parser.add_argument("--vanilla", action="store_true", help="also score vanilla Presidio with the same model")
+    parser.add_argument("--columns", action="store_true", help="column profiling confusion table instead")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    if args.columns:
+        columns_report()
+        return
+    texts, gold = load(args.data)
+    results = {"piiport": score(piiport_detect(texts, args.language), gold)}
+    if args.vanilla:
+        from discover.settings import DEFAULT_MODELS
+
+        model = args.model or DEFAULT_MODELS[args.language]
+        results["vanilla"] = score(vanilla_detect(texts, model, args.language), gold)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(f"{args.data.name}: {len(texts)} texts, language {args.language}")
+        print_table(results)
+
+
+if __name__ == "__main__":
+    main()
