@@ -188,49 +188,44 @@ class Extractor:
         for fname, part in self.names.items():
             by_part[part].append(fname)
         stats = self.stats
-        firsts, lasts = by_part.get("first", []), by_part.get("last", [])
-        combine = bool(firsts and lasts)
         for fname in self.names:
             stats.non_null[fname] += sum(1 for v in cols.values[fname] if _texts(v))
         for fname in by_part.get("full", []):
-            hits = 0
-            for key, raw in zip(cols.keys, cols.values[fname], strict=True):
-                for text in _texts(raw):
-                    value = fold_name(text)
-                    if value:
-                        out.append(Finding(key, fname, PERSON, value, 0.9, FIELD))
-                        stats.add_example(fname, PERSON, value)
-                        hits += 1
-                        break
-            stats.hits[(fname, PERSON)] += hits
-        if combine:
-            # First and last name columns make one name: that is what a person searches for.
-            f, last = firsts[0], lasts[0]
-            combined = f"{f}+{last}"
-            hits_f = hits_l = 0
-            for key, fv, lv in zip(cols.keys, cols.values[f], cols.values[last], strict=True):
-                ft, lt = _texts(fv), _texts(lv)
-                if ft and lt:
-                    value = fold_name(f"{ft[0]} {lt[0]}")
-                    out.append(Finding(key, combined, PERSON, value, 0.9, FIELD))
-                    stats.add_example(f, PERSON, value)
-                    stats.add_example(last, PERSON, value)
-                hits_f += bool(ft and lt)
-                hits_l += bool(ft and lt)
-            stats.hits[(f, PERSON)] += hits_f
-            stats.hits[(last, PERSON)] += hits_l
-            return
-        for fname in firsts + lasts:
-            hits = 0
-            for key, raw in zip(cols.keys, cols.values[fname], strict=True):
-                for text in _texts(raw):
-                    value = fold_name(text)
-                    if value:
-                        out.append(Finding(key, fname, PERSON, value, 0.6, FIELD))
-                        stats.add_example(fname, PERSON, value)
-                        hits += 1
-                        break
-            stats.hits[(fname, PERSON)] += hits
+            self._name_column(cols, fname, 0.9, out)
+        firsts, lasts = by_part.get("first", []), by_part.get("last", [])
+        if firsts and lasts:
+            self._combined_names(cols, firsts[0], lasts[0], out)
+        else:
+            for fname in firsts + lasts:
+                # A lone first or last name is weaker evidence than a full name.
+                self._name_column(cols, fname, 0.6, out)
+
+    def _name_column(self, cols: Columns, fname: str, score: float, out: list[Finding]) -> None:
+        hits = 0
+        for key, raw in zip(cols.keys, cols.values[fname], strict=True):
+            for text in _texts(raw):
+                value = fold_name(text)
+                if value:
+                    out.append(Finding(key, fname, PERSON, value, score, FIELD))
+                    self.stats.add_example(fname, PERSON, value)
+                    hits += 1
+                    break
+        self.stats.hits[(fname, PERSON)] += hits
+
+    def _combined_names(self, cols: Columns, first: str, last: str, out: list[Finding]) -> None:
+        """First and last name columns make one name: that is what a person searches for."""
+        combined = f"{first}+{last}"
+        hits = 0
+        for key, fv, lv in zip(cols.keys, cols.values[first], cols.values[last], strict=True):
+            ft, lt = _texts(fv), _texts(lv)
+            if ft and lt:
+                value = fold_name(f"{ft[0]} {lt[0]}")
+                out.append(Finding(key, combined, PERSON, value, 0.9, FIELD))
+                self.stats.add_example(first, PERSON, value)
+                self.stats.add_example(last, PERSON, value)
+                hits += 1
+        self.stats.hits[(first, PERSON)] += hits
+        self.stats.hits[(last, PERSON)] += hits
 
     def _free_text(self, cols: Columns, fname: str, out: list[Finding]) -> None:
         assert self.detector is not None, "free-text fields need a detector"
