@@ -256,11 +256,18 @@ def connect(spec: SourceSpec) -> Connector:
     return factory(spec)
 
 
+_BUILTINS_LOADED = False
+
+
 def _load_builtin() -> None:
     # Importing the modules runs their @register decorators; done lazily so that
-    # `piiport --help` does not pay for SQLAlchemy or pyarrow.
-    if _REGISTRY:
+    # `piiport --help` does not pay for SQLAlchemy or pyarrow. A flag, not "is the registry
+    # empty": importing one connector module elsewhere must not hide the others.
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
         return
     import connectors.files
     import connectors.s3
     import connectors.sql  # noqa: F401
+
+    _BUILTINS_LOADED = True

@@ -247,3 +247,13 @@ def test_the_readme_config_example_is_valid(tmp_path: Path) -> None:
     assert cfg.sources[1].options == {"views": False, "retries": 4}
     assert cfg.sources[0].url == f"sqlite:///{tmp_path / 'crm.db'}"  # relative to the config file
     assert cfg.detection.phone_regions == ("FR", "GB", "DE", "US") and cfg.export.max_depth == 3
+
+
+def test_scan_and_export_in_fresh_processes(tmp_path: Path) -> None:
+    """As a user runs them: each command a new process, so no module is imported by an earlier step."""
+    make_shop(tmp_path / "shop.db")
+    assert _piiport("scan", "sqlite:///shop.db", cwd=tmp_path).returncode == 0
+    result = _piiport("export", "--email", "alice.martin@example.com", "--format", "parquet", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["found"] and out["errors"] == [] and out["records"] == 7
