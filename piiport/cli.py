@@ -65,11 +65,12 @@ class Progress:
         if not self.enabled:
             return
         if event == "container":
-            self.records = 0
-            self.label = f"[{data['number']}/{data['total']}] {data['source']}/{data['container']}"
+            done = int(20 * (data["number"] - 1) / max(1, data["total"]))
+            bar = "#" * done + "-" * (20 - done)
+            self.label = f"[{bar}] {data['number']}/{data['total']} {data['source']}/{data['container']}"
         elif event == "records":
             self.records += data["count"]
-        line = f"{self.label}  {self.records:,} records"
+        line = f"{self.label}  {self.records:,} records scanned"
         click.echo(f"\r\x1b[2K{line[:120]}", nl=False, err=True)
 
     def done(self) -> None:

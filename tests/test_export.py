@@ -322,3 +322,28 @@ def test_file_names_are_ascii_and_valid_on_windows() -> None:
     assert len({n.lower() for n in names.values()}) == 3
     assert all(n.isascii() and not any(c in n for c in '<>:"\\|?*') for n in names.values())
     assert names == unique_names([("s", "é.csv"), ("s", "a.csv"), ("s", "A.csv")], "json")  # deterministic
+
+
+def test_config_forces_tables_and_relations_in_or_out(shop: Index, tmp_path: Path) -> None:
+    from piiport.config import ExportSettings
+
+    def containers(**settings: Any) -> set[str]:
+        cfg = Config(export=ExportSettings(**settings))
+        result = export_subject(
+            config=cfg,
+            index=shop,
+            emails=["alice.martin@example.com"],
+            out=tmp_path / "o",
+            overwrite=True,
+            request_id="r",
+        )
+        return {f["container"] for f in result.manifest["files"]}
+
+    default = containers()
+    assert "employees" not in default and "orders" in default
+    assert "orders" not in containers(exclude_tables=("orders",))
+    assert "order_lines" not in containers(ignore_relations=("order_lines.order_id -> orders.id",))
+    # Support reps are people, so never pulled in by a foreign key, unless the config says so.
+    forced = containers(include_tables=("employees",), force_relations=("employees.id -> customers.support_rep_id",))
+    assert "employees" in forced
+    assert containers(max_depth=1) == default - {"order_lines", "payments"}

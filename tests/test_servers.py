@@ -382,3 +382,30 @@ def test_mariadb_password_from_environment(maria: str, index: Index, detector, m
         and "Access denied" in result.errors[0]["error"]
         and "wrong-password" not in result.errors[0]["error"]
     )
+
+
+def test_the_index_itself_on_postgres(shop_db: Path, tmp_path: Path, detector, monkeypatch) -> None:
+    """A team keeps its index in PostgreSQL: scan, inventory and export work the same, keyed hashes only."""
+    from sqlalchemy import create_engine, text
+
+    from connectors.errors import ConfigError
+
+    with postgres_database() as url:
+        with pytest.raises(ConfigError, match="PIIPORT_INDEX_KEY"):
+            Index(url)  # no key file beside a server index: the key must be given
+        monkeypatch.setenv("PIIPORT_INDEX_KEY", "00112233445566778899aabbccddeeff")
+        idx = Index(url)
+        try:
+            result = scan([SourceSpec(name="shop", url=f"sqlite:///{shop_db}")], index=idx, detector=detector)
+            assert result.ok
+            assert ("customers", "email", "EMAIL_ADDRESS") in _inv(idx)
+            exported = export_subject(config=Config(), index=idx, emails=["alice.martin@example.com"], out=tmp_path)
+            assert exported.found and exported.records == 7
+            engine = create_engine(url)
+            with engine.connect() as conn:
+                dump = " ".join(str(r) for r in conn.execute(text("SELECT record_key, field, ident FROM findings")))
+                links = conn.execute(text("SELECT count(*) FROM links WHERE strength = 'strong'")).scalar()
+            engine.dispose()
+            assert "alice" not in dump.lower() and links
+        finally:
+            idx.close()
