@@ -210,10 +210,6 @@ class Connector(ABC):
         """Foreign keys between containers, where the source has them."""
         return []
 
-    def primary_key(self, container: str) -> tuple[str, ...]:
-        """The columns that make a record key, where the source has them."""
-        return ()
-
 
 _REGISTRY: dict[str, Callable[[SourceSpec], Connector]] = {}
 

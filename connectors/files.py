@@ -309,9 +309,6 @@ class ParquetFormat(FileFormat):
                     container=reader.ref.name,
                 ) from exc
 
-    def fields(self, opener: Callable[[], IO[bytes]]) -> list[FieldInfo]:
-        return []
-
     @contextlib.contextmanager
     def _parquet_file(self, opener: Callable[[], IO[bytes]], name: str) -> Iterator[Any]:
         import pyarrow as pa

@@ -287,10 +287,6 @@ class SqlConnector(Connector):
             )
         return SqlTableReader(ref, self, table)
 
-    def primary_key(self, container: str) -> tuple[str, ...]:
-        table = self.tables().get(container)
-        return tuple(c.name for c in table.primary_key.columns) if table is not None else ()
-
     def relations(self) -> list[Relation]:
         default = self._default_schema()
         by_table = {id(t): name for name, t in self.tables().items()}
