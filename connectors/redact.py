@@ -11,11 +11,7 @@ _SECRET_PARAMS = re.compile(
 
 
 def mask_url(url: str) -> str:
-    """Return ``url`` with any password and secret query parameter replaced by ``***``."""
+    """Return ``url`` (or a message holding URLs, such as a driver error) with any password and
+    secret query parameter replaced by ``***``."""
     masked = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
     return _SECRET_PARAMS.sub(r"\1***", masked)
-
-
-def mask_text(text: str) -> str:
-    """Mask every URL password inside free text, such as a driver's error message."""
-    return mask_url(text)

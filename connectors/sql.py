@@ -38,7 +38,7 @@ from connectors.base import (
 )
 from connectors.errors import SourceError
 from connectors.flatten import flatten
-from connectors.redact import mask_text, mask_url
+from connectors.redact import mask_url
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -188,7 +188,7 @@ class SqlConnector(Connector):
             hint = "check that the server is running and the URL is right"
         else:
             hint = "check the source and scan again"
-        return SourceError(f"{where}: {mask_text(detail)}; {hint}", source=self.spec.name, container=container)
+        return SourceError(f"{where}: {mask_url(detail)}; {hint}", source=self.spec.name, container=container)
 
     # -- schema -------------------------------------------------------------------------------
     def tables(self) -> dict[str, Table]:

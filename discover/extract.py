@@ -22,8 +22,8 @@ from discover.identifiers import (
     PERSON,
     PHONE,
     fold_name,
-    normalise,
     normalise_email,
+    normalise_found,
     normalise_ip,
     normalise_phone,
 )
@@ -96,7 +96,13 @@ class FieldStats:
         return out
 
 
-def _texts(value: Any) -> list[str]:
+def origins_of(profiles: Mapping[str, FieldProfile]) -> dict[str, str]:
+    """The personal-data fields and where their identifiers are: a typed or name column, or free text."""
+    return {str(f): (TEXT if p.free_text else FIELD) for f, p in profiles.items() if p.is_pii}
+
+
+def value_texts(value: Any) -> list[str]:
+    """The non-empty texts of a field value (a list gives one per item; bytes give none)."""
     if type(value) is str:
         text = value.strip()
         return [text] if text else []
@@ -129,7 +135,7 @@ class Extractor:
         self.typed = {str(f): p.entity_type for f, p in profiles.items() if p.entity_type and p.entity_type != PERSON}
         self.names = {str(f): p.name_part or "full" for f, p in profiles.items() if p.entity_type == PERSON}
         self.free_text = [str(f) for f, p in profiles.items() if p.free_text]
-        self.origins = {str(f): (TEXT if p.free_text else FIELD) for f, p in profiles.items() if p.is_pii}
+        self.origins = origins_of(profiles)
         self.fields = list(self.origins)
         self.stats = FieldStats()
         self.records = 0
@@ -167,7 +173,7 @@ class Extractor:
         for key, raw in zip(cols.keys, cols.values[fname], strict=True):
             if raw is None:
                 continue
-            texts = [raw] if type(raw) is str else _texts(raw)
+            texts = [raw] if type(raw) is str else value_texts(raw)
             hit = False
             for text in texts:
                 if not text:
@@ -189,7 +195,7 @@ class Extractor:
             by_part[part].append(fname)
         stats = self.stats
         for fname in self.names:
-            stats.non_null[fname] += sum(1 for v in cols.values[fname] if _texts(v))
+            stats.non_null[fname] += sum(1 for v in cols.values[fname] if value_texts(v))
         for fname in by_part.get("full", []):
             self._name_column(cols, fname, 0.9, out)
         firsts, lasts = by_part.get("first", []), by_part.get("last", [])
@@ -203,7 +209,7 @@ class Extractor:
     def _name_column(self, cols: Columns, fname: str, score: float, out: list[Finding]) -> None:
         hits = 0
         for key, raw in zip(cols.keys, cols.values[fname], strict=True):
-            for text in _texts(raw):
+            for text in value_texts(raw):
                 value = fold_name(text)
                 if value:
                     out.append(Finding(key, fname, PERSON, value, score, FIELD))
@@ -217,7 +223,7 @@ class Extractor:
         combined = f"{first}+{last}"
         hits = 0
         for key, fv, lv in zip(cols.keys, cols.values[first], cols.values[last], strict=True):
-            ft, lt = _texts(fv), _texts(lv)
+            ft, lt = value_texts(fv), value_texts(lv)
             if ft and lt:
                 value = fold_name(f"{ft[0]} {lt[0]}")
                 out.append(Finding(key, combined, PERSON, value, 0.9, FIELD))
@@ -231,7 +237,7 @@ class Extractor:
         assert self.detector is not None, "free-text fields need a detector"
         slots: list[tuple[str, str]] = []
         for key, raw in zip(cols.keys, cols.values[fname], strict=True):
-            for text in _texts(raw):
+            for text in value_texts(raw):
                 slots.append((key, text))
         self.stats.non_null[fname] += len({k for k, _ in slots})
         unique = list(dict.fromkeys(text for _, text in slots))
@@ -239,10 +245,7 @@ class Extractor:
         hit_keys: dict[str, set[str]] = defaultdict(set)
         for key, text in slots:
             for ent in entities[text]:
-                span = text[ent.start : ent.end]
-                value = normalise(ent.type, span, self.regions)
-                if value is None and ent.type == PERSON:
-                    value = fold_name(span) or None
+                value = normalise_found(ent.type, text[ent.start : ent.end], self.regions)
                 if value is not None:
                     out.append(Finding(key, fname, ent.type, value, ent.score, TEXT, ent.start, ent.end))
                     if key not in hit_keys[ent.type]:

@@ -152,6 +152,15 @@ def looks_like_name(value: str) -> bool:
     return 1 <= len(text.split()) <= 5
 
 
+def normalise_found(entity_type: str, text: str, regions: Sequence[str]) -> str | None:
+    """The identifier of a value found by a detector: as ``normalise``, but a PERSON span the
+    name pattern rejects is still a name, folded."""
+    value = normalise(entity_type, text, regions)
+    if value is None and entity_type == PERSON:
+        value = fold_name(text) or None
+    return value
+
+
 def normalise(entity_type: str, value: str, regions: Sequence[str]) -> str | None:
     """The normalised identifier, or ``None`` when ``value`` is not a valid one of its type."""
     if entity_type == EMAIL:

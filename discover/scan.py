@@ -12,9 +12,9 @@ from typing import Any
 
 from connectors.base import ContainerRef, SourceSpec, connect
 from connectors.errors import PiiportError, SourceError
-from connectors.redact import mask_text, mask_url
+from connectors.redact import mask_url
 from discover.detector import Detector
-from discover.extract import Extractor, FieldStats
+from discover.extract import Extractor, FieldStats, origins_of
 from discover.hashing import IdentifierHasher
 from discover.index import ContainerWrite, Index, utcnow
 from discover.profile import FieldProfile, Profiler
@@ -448,7 +448,7 @@ class _Runner:
 
     def _commit(self, job: _Job) -> None:
         assert job.write is not None
-        origins = {f: ("text" if p.free_text else "field") for f, p in job.profiles.items() if p.is_pii}
+        origins = origins_of(job.profiles)
         try:
             job.write.commit(
                 records=job.result.records,
@@ -482,7 +482,7 @@ class _Runner:
             message = exc.message
         else:
             logger.debug("unexpected error in %s/%s", ref.source, ref.name, exc_info=exc)
-            text = mask_text(str(exc)).splitlines()[0] if str(exc) else ""
+            text = mask_url(str(exc)).splitlines()[0] if str(exc) else ""
             message = f"{ref.name}: {type(exc).__name__}: {text}"
         if ref.name not in message:
             message = f"{ref.name}: {message}"

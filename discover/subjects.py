@@ -23,7 +23,7 @@ from typing import Any
 
 from connectors.errors import ConfigError, ExportError
 from discover.extract import FIELD, TEXT
-from discover.identifiers import EMAIL, IP, PERSON, PHONE, STRONG, normalise
+from discover.identifiers import EMAIL, IP, PERSON, PHONE, STRONG, normalise, normalise_found
 from discover.index import Index, RecordRef
 from discover.masking import mask
 
@@ -257,12 +257,11 @@ def finding_values(values: dict[str, Any], finding: dict[str, Any], regions: Seq
 
     ``values`` is the record flattened the way the scan flattened it.
     """
+    from discover.extract import value_texts
     from discover.identifiers import fold_name
 
     def texts(name: str) -> list[str]:
-        raw = values.get(name)
-        items = raw if isinstance(raw, list) else [raw]
-        return [str(i).strip() for i in items if i is not None and not isinstance(i, (bytes, bytearray, memoryview))]
+        return value_texts(values.get(name))
 
     etype = finding["entity_type"]
     parts = finding["field"].split("+")
@@ -273,9 +272,7 @@ def finding_values(values: dict[str, Any], finding: dict[str, Any], regions: Seq
     for text in texts(parts[0]):
         if finding["origin"] == TEXT and finding["span_start"] is not None:
             text = text[finding["span_start"] : finding["span_end"]]
-        value = normalise(etype, text, regions)
-        if value is None and etype == PERSON:
-            value = fold_name(text) or None
+        value = normalise_found(etype, text, regions)
         if value is not None:
             out.append(value)
     return out

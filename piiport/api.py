@@ -59,8 +59,12 @@ def scan_sources(
     index: Index | None = None,
     detector: Detector | None = None,
     progress: Progress | None = None,
+    prune: bool = True,
 ) -> ScanResult:
-    """Scan sources (URLs, paths or specs; none: the config's) into the index."""
+    """Scan sources (URLs, paths or specs; none: the config's) into the index.
+
+    ``prune=False`` keeps what the index knows of containers a (filtered) source does not list.
+    """
     from connectors.errors import ConfigError
     from discover.scan import scan
     from piiport.config import specs_from_urls
@@ -86,6 +90,7 @@ def scan_sources(
             detection=cfg.detection,
             settings=cfg.scan,
             progress=progress,
+            prune=prune,
         )
     finally:
         if owns_index:
@@ -173,7 +178,6 @@ def export_subject(
     idx = index or open_index(cfg.index, create=False)
 
     def do_rescan(stale: list[tuple[str, str]]) -> None:
-        from discover.scan import scan
 
         by_source: dict[str, list[str]] = {}
         for source, container in stale:
@@ -187,14 +191,7 @@ def export_subject(
                     name=source, url=base.url, include=tuple(containers), language=base.language, options=base.options
                 )
             )
-        scan(
-            targets,
-            index=idx,
-            detector=detector or build_detector(cfg),
-            detection=cfg.detection,
-            settings=cfg.scan,
-            prune=False,
-        )
+        scan_sources(targets, config=cfg, index=idx, detector=detector, prune=False)
 
     try:
         return run_export(
