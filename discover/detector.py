@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.errors import DetectionError
+from discover.gazetteer import gazetteer_names, has_lower_case_name
 from discover.identifiers import EMAIL, IP, PERSON, PHONE
 from discover.names import extra_names, trim_name
 from discover.phones import other_number, plausible_phone
@@ -65,7 +66,8 @@ def plan_entities(text: str, entities: Sequence[str], stop_words: Collection[str
 
     An e-mail needs an ``@``, an IP four dotted numbers or hex groups with colons, a phone
     seven digits. A name needs a capitalised word (NER is case-sensitive; ALL-CAPS runs
-    were title-cased already) other than a stop word opening a sentence ("The", "Please").
+    were title-cased already) other than a stop word opening a sentence ("The", "Please"),
+    or a known given and family name in lower case.
     """
     plan = []
     for etype in entities:
@@ -79,7 +81,7 @@ def plan_entities(text: str, entities: Sequence[str], stop_words: Collection[str
             wanted = any(
                 not (m.group(0).lower() in stop_words and _SENTENCE_START.search(text, 0, m.start()))
                 for m in _CAPITALISED.finditer(text)
-            )
+            ) or has_lower_case_name(text)
         else:
             wanted = True
         if wanted:
@@ -225,7 +227,7 @@ class Detector:
                 score_threshold=self.settings.score_threshold,
             )
             if PERSON in plan:
-                results = _more_names(view, nlp_artifacts, list(results))
+                results = _more_names(view, nlp_artifacts, list(results), stop_words, self.settings.score_threshold)
             yield _clean(original, results)
 
 
@@ -239,14 +241,19 @@ class _Result:
     score: float
 
 
-def _more_names(text: str, nlp_artifacts: Any, results: list[Any]) -> list[Any]:
+def _more_names(
+    text: str, nlp_artifacts: Any, results: list[Any], stop_words: Collection[str], threshold: float
+) -> list[Any]:
     found = [(r.start, r.end) for r in results if r.entity_type == PERSON]
     extra = [
         _Result(PERSON, s, e, 0.6)
         for s, e in extra_names(text, nlp_artifacts.tokens, found)
         if not any(s < fe and fs < e for fs, fe in found)
     ]
-    return results + extra
+    found += [(r.start, r.end) for r in extra]
+    # Less sure than spaCy's or the shape rules' names, but above the default threshold.
+    extra += [_Result(PERSON, s, e, 0.5) for s, e in gazetteer_names(text, nlp_artifacts.tokens, found, stop_words)]
+    return results + [r for r in extra if r.score >= threshold]
 
 
 def _clean(text: str, results: Sequence[Any]) -> list[Entity]:

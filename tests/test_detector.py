@@ -76,3 +76,36 @@ def test_french_text_and_phone_formats(detector: Detector) -> None:
     found = _found(detector, text, language="fr")
     assert ("PERSON", "Marie Dupont") in found
     assert {v for t, v in found if t == "PHONE_NUMBER"} == {"06 12 34 56 78", "+33 6 12 34 56 79", "0033 6 12 34 56 80"}
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        # spaCy's small model reads these names as organisations or misses them.
+        ("Nikolaj spent a year at Datamarket as an intern.", "Nikolaj"),
+        ("Darren is a very sympathetic person.", "Darren"),
+        ("Sandra lives on Hansinegata 120.", "Sandra"),
+        # All lower case: NER never sees it without the gazetteer.
+        ("please call lena andersson tomorrow", "lena andersson"),
+    ],
+)
+def test_gazetteer_finds_names_the_model_misses(detector: Detector, text: str, name: str) -> None:
+    assert ("PERSON", name) in _found(detector, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The parcel went to 654 Rua Ana Caciola 1159 yesterday.",  # a street named after a person
+        "They played at Berg Hills Street.",
+        "France was super fun to visit.",  # a given name, but spaCy knows it is a place
+        "Don't forget the meeting on Sunday.",
+    ],
+)
+def test_gazetteer_leaves_places_and_common_words_alone(detector: Detector, text: str) -> None:
+    assert not {t for t, _ in _found(detector, text) if t == "PERSON"}
+
+
+def test_gazetteer_names_respect_the_score_threshold(detector: Detector) -> None:
+    strict = Detector(DetectionSettings(score_threshold=0.55), engine=detector.engine())
+    assert _found(strict, "Darren is a very sympathetic person.") == set()
