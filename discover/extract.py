@@ -36,17 +36,21 @@ _EXAMPLES = 3
 _EXAMPLE_TRIES = 200
 
 
-class Finding(NamedTuple):
-    """An identifier in a record. ``value`` is normalised and never leaves the process unhashed."""
+class FindingGroup(NamedTuple):
+    """Identifiers of one field and entity type in a batch, column-wise: ``keys[i]`` holds ``values[i]``.
 
-    record_key: str
+    ``values`` are normalised and never leave the worker unhashed. Columns, not one object per
+    finding: they hash, pickle and bulk-insert without a Python step per finding.
+    """
+
     field: str
     entity_type: str
-    value: str
-    score: float
     origin: str  # FIELD (a typed or name column) or TEXT (found inside free text)
-    start: int | None = None
-    end: int | None = None
+    keys: list[str]
+    values: list[Any]  # normalised text; replaced by keyed hashes before leaving the worker
+    score: float | list[float]  # one score for the group, or one per finding
+    starts: list[int] | None = None  # offsets inside the text, for TEXT findings
+    ends: list[int] | None = None
 
 
 @dataclass
@@ -58,7 +62,8 @@ class FieldStats:
     examples: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
     _tries: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int), repr=False)
 
-    def add_example(self, fname: str, entity_type: str, value: str) -> None:
+    def add_example(self, fname: str, entity_type: str, value: str) -> bool:
+        """Keep a masked example; ``False`` once the field needs no more."""
         key = (fname, entity_type)
         examples = self.examples[key]
         # Masked values often look alike (every e-mail at one domain); stop trying after a while.
@@ -67,6 +72,7 @@ class FieldStats:
             masked = mask(entity_type, value)
             if masked not in examples:
                 examples.append(masked)
+        return len(examples) < _EXAMPLES and self._tries[key] < _EXAMPLE_TRIES
 
     def merge(self, other: FieldStats) -> None:
         for k, v in other.non_null.items():
@@ -149,53 +155,73 @@ class Extractor:
     def needs_detector(self) -> bool:
         return bool(self.free_text)
 
-    def extract(self, batch: Sequence[Record]) -> list[Finding]:
+    def extract(self, batch: Sequence[Record]) -> list[FindingGroup]:
         """Findings of one batch of records. Memory: the batch and its findings."""
         return self.extract_columns(Columns.from_records(batch, self.fields))
 
-    def extract_columns(self, cols: Columns) -> list[Finding]:
-        """Findings of one batch of columns. Memory: the batch and its findings."""
+    def extract_columns(self, cols: Columns) -> list[FindingGroup]:
+        """Findings of one batch of columns, grouped by field and entity type.
+
+        Memory: the batch and its findings.
+        """
         self.records += len(cols)
-        out: list[Finding] = []
+        out: list[FindingGroup] = []
         for fname, etype in self.typed.items():
             self._typed(cols, fname, etype, out)
         if self.names:
             self._names(cols, out)
         for fname in self.free_text:
             self._free_text(cols, fname, out)
-        return out
+        return [g for g in out if g.keys]
 
-    def _typed(self, cols: Columns, fname: str, etype: str, out: list[Finding]) -> None:
+    def _typed(self, cols: Columns, fname: str, etype: str, out: list[FindingGroup]) -> None:
         norm = self._normalisers[etype]
         seen: dict[str, str | None] = {}
         stats = self.stats
+        keys: list[str] = []
+        values: list[str] = []
+        add_key, add_value = keys.append, values.append
         non_null = hits = 0
+        examples = True
         for key, raw in zip(cols.keys, cols.values[fname], strict=True):
             if raw is None:
                 continue
-            texts = [raw] if type(raw) is str else value_texts(raw)
-            hit = False
-            for text in texts:
-                if not text:
-                    continue
-                value = seen[text] if text in seen else seen.setdefault(text, norm(text))
+            if type(raw) is str:
+                # The common case, kept lean: one look-up per value, normalised once per distinct value.
+                value = seen.get(raw, _UNSEEN)
+                if value is _UNSEEN:
+                    value = seen[raw] = norm(raw) if raw.strip() else None
                 if value is not None:
-                    out.append(Finding(key, fname, etype, value, 1.0, FIELD))
-                    if not hit:
-                        stats.add_example(fname, etype, value)
-                    hit = True
-            non_null += any(texts)
-            hits += hit
+                    add_key(key)
+                    add_value(value)
+                    hits += 1
+                    if examples:
+                        examples = stats.add_example(fname, etype, value)
+                    non_null += 1
+                elif raw.strip():
+                    non_null += 1
+                continue
+            texts = value_texts(raw)
+            found = [v for v in (seen[t] if t in seen else seen.setdefault(t, norm(t)) for t in texts) if v is not None]
+            for value in found:
+                add_key(key)
+                add_value(value)
+            if found:
+                hits += 1
+                if examples:
+                    examples = stats.add_example(fname, etype, found[0])
+            non_null += bool(texts)
         stats.non_null[fname] += non_null
         stats.hits[(fname, etype)] += hits
+        out.append(FindingGroup(fname, etype, FIELD, keys, values, 1.0))
 
-    def _names(self, cols: Columns, out: list[Finding]) -> None:
+    def _names(self, cols: Columns, out: list[FindingGroup]) -> None:
         by_part: dict[str, list[str]] = defaultdict(list)
         for fname, part in self.names.items():
             by_part[part].append(fname)
         stats = self.stats
         for fname in self.names:
-            stats.non_null[fname] += sum(1 for v in cols.values[fname] if value_texts(v))
+            stats.non_null[fname] += sum(1 for v in cols.values[fname] if _has_text(v))
         for fname in by_part.get("full", []):
             self._name_column(cols, fname, 0.9, out)
         firsts, lasts = by_part.get("first", []), by_part.get("last", [])
@@ -206,34 +232,53 @@ class Extractor:
                 # A lone first or last name is weaker evidence than a full name.
                 self._name_column(cols, fname, 0.6, out)
 
-    def _name_column(self, cols: Columns, fname: str, score: float, out: list[Finding]) -> None:
-        hits = 0
+    def _name_column(self, cols: Columns, fname: str, score: float, out: list[FindingGroup]) -> None:
+        keys: list[str] = []
+        values: list[str] = []
+        folded: dict[str, str] = {}
+        examples = True
         for key, raw in zip(cols.keys, cols.values[fname], strict=True):
-            for text in value_texts(raw):
-                value = fold_name(text)
+            for text in [raw.strip()] if type(raw) is str else value_texts(raw):
+                value = folded.get(text)
+                if value is None:
+                    value = folded[text] = fold_name(text)
                 if value:
-                    out.append(Finding(key, fname, PERSON, value, score, FIELD))
-                    self.stats.add_example(fname, PERSON, value)
-                    hits += 1
+                    keys.append(key)
+                    values.append(value)
+                    if examples:
+                        examples = self.stats.add_example(fname, PERSON, value)
                     break
-        self.stats.hits[(fname, PERSON)] += hits
+        self.stats.hits[(fname, PERSON)] += len(keys)
+        out.append(FindingGroup(fname, PERSON, FIELD, keys, values, score))
 
-    def _combined_names(self, cols: Columns, first: str, last: str, out: list[Finding]) -> None:
+    def _combined_names(self, cols: Columns, first: str, last: str, out: list[FindingGroup]) -> None:
         """First and last name columns make one name: that is what a person searches for."""
-        combined = f"{first}+{last}"
-        hits = 0
+        keys: list[str] = []
+        values: list[str] = []
+        folded: dict[tuple[str, str], str] = {}
+        examples = True
         for key, fv, lv in zip(cols.keys, cols.values[first], cols.values[last], strict=True):
-            ft, lt = value_texts(fv), value_texts(lv)
-            if ft and lt:
-                value = fold_name(f"{ft[0]} {lt[0]}")
-                out.append(Finding(key, combined, PERSON, value, 0.9, FIELD))
-                self.stats.add_example(first, PERSON, value)
-                self.stats.add_example(last, PERSON, value)
-                hits += 1
-        self.stats.hits[(first, PERSON)] += hits
-        self.stats.hits[(last, PERSON)] += hits
+            if type(fv) is str and type(lv) is str:
+                ft, lt = fv.strip(), lv.strip()
+                if not (ft and lt):
+                    continue
+            else:
+                fts, lts = value_texts(fv), value_texts(lv)
+                if not (fts and lts):
+                    continue
+                ft, lt = fts[0], lts[0]
+            value = folded.get((ft, lt))
+            if value is None:
+                value = folded[(ft, lt)] = fold_name(f"{ft} {lt}")
+            keys.append(key)
+            values.append(value)
+            if examples:
+                examples = self.stats.add_example(first, PERSON, value) | self.stats.add_example(last, PERSON, value)
+        self.stats.hits[(first, PERSON)] += len(keys)
+        self.stats.hits[(last, PERSON)] += len(keys)
+        out.append(FindingGroup(f"{first}+{last}", PERSON, FIELD, keys, values, 0.9))
 
-    def _free_text(self, cols: Columns, fname: str, out: list[Finding]) -> None:
+    def _free_text(self, cols: Columns, fname: str, out: list[FindingGroup]) -> None:
         assert self.detector is not None, "free-text fields need a detector"
         slots: list[tuple[str, str]] = []
         for key, raw in zip(cols.keys, cols.values[fname], strict=True):
@@ -242,14 +287,33 @@ class Extractor:
         self.stats.non_null[fname] += len({k for k, _ in slots})
         unique = list(dict.fromkeys(text for _, text in slots))
         entities = dict(zip(unique, self.detector.analyze(unique, language=self.language), strict=True))
+        groups: dict[str, FindingGroup] = {}
         hit_keys: dict[str, set[str]] = defaultdict(set)
         for key, text in slots:
             for ent in entities[text]:
                 value = normalise_found(ent.type, text[ent.start : ent.end], self.regions)
-                if value is not None:
-                    out.append(Finding(key, fname, ent.type, value, ent.score, TEXT, ent.start, ent.end))
-                    if key not in hit_keys[ent.type]:
-                        hit_keys[ent.type].add(key)
-                        self.stats.add_example(fname, ent.type, value)
+                if value is None:
+                    continue
+                group = groups.get(ent.type)
+                if group is None:
+                    group = groups[ent.type] = FindingGroup(fname, ent.type, TEXT, [], [], [], [], [])
+                group.keys.append(key)
+                group.values.append(value)
+                group.score.append(ent.score)  # type: ignore[union-attr]
+                group.starts.append(ent.start)  # type: ignore[union-attr]
+                group.ends.append(ent.end)  # type: ignore[union-attr]
+                if key not in hit_keys[ent.type]:
+                    hit_keys[ent.type].add(key)
+                    self.stats.add_example(fname, ent.type, value)
         for etype, keys in hit_keys.items():
             self.stats.hits[(fname, etype)] += len(keys)
+        out.extend(groups[etype] for etype in sorted(groups))
+
+
+_UNSEEN: Any = object()
+
+
+def _has_text(value: Any) -> bool:
+    if type(value) is str:
+        return bool(value.strip())
+    return bool(value_texts(value))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from connectors.errors import ConfigError
@@ -32,6 +33,20 @@ class IdentifierHasher:
         h = self._keyed.copy()
         h.update(f"{entity_type}\x00{normalised}".encode())
         return h.digest()
+
+    def digester(self, entity_type: str) -> Callable[[str], bytes]:
+        """``digest`` for one entity type, as a function of the value: the same hashes, with the
+        type prefix absorbed once instead of per value (the hot path of a scan)."""
+        prefixed = self._keyed.copy()
+        prefixed.update(f"{entity_type}\x00".encode())
+        copy = prefixed.copy
+
+        def digest(normalised: str) -> bytes:
+            h = copy()
+            h.update(normalised.encode())
+            return h.digest()
+
+        return digest
 
     def fingerprint(self) -> str:
         """Identifies the key without revealing it, so an index can refuse a wrong key."""

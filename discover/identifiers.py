@@ -33,8 +33,10 @@ def is_strong(entity_type: str) -> bool:
 
 
 def normalise_email(value: str) -> str | None:
-    candidate = value.strip().strip("<>").strip()
-    if candidate.lower().startswith("mailto:"):
+    candidate = value.strip()
+    if candidate[:1] == "<" or candidate[-1:] == ">":
+        candidate = candidate.strip("<>").strip()
+    if candidate[:7].lower() == "mailto:":
         candidate = candidate[7:]
     if len(candidate) > 254 or not _EMAIL_RE.match(candidate):
         return None
@@ -65,24 +67,29 @@ def _country_codes() -> frozenset[str]:
     return frozenset(str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=64)
+def _national_rules(regions: tuple[str, ...]) -> tuple[tuple[str, str, frozenset[int]], ...]:
+    return tuple(_region_rules(region) for region in regions)
+
+
 def _e164(value: str, regions: tuple[str, ...]) -> str | None:
-    text = _EXTENSION.sub("", value.strip())
-    international = text.startswith("+") or (text.startswith("00") and not text.startswith("000"))
-    if international:
-        digits = _NOT_DIGITS.sub("", text.replace("(0)", ""))  # "+44 (0)20 …": the 0 is not dialled
-        if text.startswith("00"):
+    text = value.strip()
+    if "x" in text or "X" in text:
+        text = _EXTENSION.sub("", text)
+    if text[:1] == "+" or (text[:2] == "00" and text[:3] != "000"):
+        digits = _NOT_DIGITS.sub("", text.replace("(0)", "") if "(0)" in text else text)  # "+44 (0)20": 0 not dialled
+        if text[:1] == "0":
             digits = digits[2:]
         if not 8 <= len(digits) <= 15:
             return None
         codes = _country_codes()
-        return "+" + digits if any(digits[:n] in codes for n in (1, 2, 3)) else None
+        return "+" + digits if (digits[:1] in codes or digits[:2] in codes or digits[:3] in codes) else None
     digits = _NOT_DIGITS.sub("", text)
-    for region in regions:
-        code, trunk, lengths = _region_rules(region)
-        if trunk and digits.startswith(trunk) and len(digits) - len(trunk) in lengths:
+    size = len(digits)
+    for code, trunk, lengths in _national_rules(regions):
+        if trunk and digits.startswith(trunk) and size - len(trunk) in lengths:
             return f"+{code}{digits[len(trunk) :]}"
-        if trunk != "0" and len(digits) in lengths:  # "0" trunk prefixes are always written (FR, GB, DE)
+        if trunk != "0" and size in lengths:  # "0" trunk prefixes are always written (FR, GB, DE)
             return f"+{code}{digits}"
     return None
 
@@ -98,7 +105,7 @@ def normalise_phone(value: str, regions: Sequence[str], *, strict: bool = False)
     """
     if not isinstance(value, str) or not _PHONE_CHARS.match(value.strip()):
         return None
-    e164 = _e164(value, tuple(regions))
+    e164 = _e164(value, regions if type(regions) is tuple else tuple(regions))
     if e164 is None or not strict:
         return e164
     import phonenumbers

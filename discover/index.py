@@ -12,8 +12,10 @@ two people.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from connectors.base import ContainerRef
 from connectors.errors import ConfigError
 from connectors.redact import mask_url
-from discover.extract import FIELD, Finding
+from discover.extract import FIELD, FindingGroup
 from discover.hashing import IdentifierHasher, load_key
 
 if TYPE_CHECKING:
@@ -45,6 +47,19 @@ FINDING_COLUMNS = (
 )
 SCHEMA_VERSION = "1"
 _INSERT_CHUNK = 5000
+
+
+def _sqlite_literal(value: Any) -> str | None:
+    """``value`` as an SQLite literal, or ``None`` if it cannot be written safely as one."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return repr(value) if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, str) and "\x00" not in value:
+        return "'" + value.replace("'", "''") + "'"
+    return None
 
 
 def utcnow() -> str:
@@ -325,6 +340,9 @@ class Index:
         finally:
             if empty:
                 with self.engine.begin() as conn:
+                    if conn.dialect.name == "sqlite":
+                        # SQLite's sorter may use helper threads to build an index; it is off by default.
+                        conn.exec_driver_sql(f"PRAGMA threads={min(4, os.cpu_count() or 1)}")
                     for ix in secondary:
                         ix.create(conn, checkfirst=True)
 
@@ -447,45 +465,60 @@ class ContainerWrite:
         self.container_id = cid
         self.findings = 0
 
-    def add_findings(self, findings: Sequence[Finding]) -> None:
-        """Insert one batch of findings, hashing each value. Memory: the batch."""
-        if not findings:
-            return
-        ident = self.index.ident
-        cid = self.container_id
-        rows = [
-            (
-                cid,
-                f.record_key,
-                f.field,
-                f.entity_type,
-                ident(f.entity_type, f.value),
-                f.score,
-                f.origin,
-                f.start,
-                f.end,
-            )
-            for f in findings
-        ]
-        self.add_rows(rows)
+    def add_groups(self, groups: Sequence[FindingGroup]) -> None:
+        """Insert hashed findings (``values`` are keyed hashes), one bulk insert per group.
 
-    def add_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert finding rows already hashed, in ``FINDING_COLUMNS`` order, in bulk."""
-        if not rows:
+        Rows are assembled by ``zip`` in C and handed to the driver's ``executemany``; on
+        SQLite the values shared by a whole group (container, field, type, origin, score) are
+        written into the statement as literals, so only the key and hash are bound per row.
+        Memory: the groups given.
+        """
+        for group in groups:
+            if group.keys:
+                self._insert(group)
+                self.findings += len(group.keys)
+
+    def _insert(self, g: FindingGroup) -> None:
+        n = len(g.keys)
+        scores = g.score if isinstance(g.score, list) else None
+        starts, ends = (g.starts, g.ends) if g.starts is not None else (None, None)
+        shared = {
+            "container_id": self.container_id,
+            "field": g.field,
+            "entity_type": g.entity_type,
+            "origin": g.origin,
+            "score": None if scores is not None else g.score,
+            "span_start": None,
+            "span_end": None,
+        }
+        per_row: dict[str, Any] = {"record_key": g.keys, "ident": g.values}
+        if scores is not None:
+            per_row["score"] = scores
+        if starts is not None and ends is not None:
+            per_row.update(span_start=starts, span_end=ends)
+        dialect = self.conn.dialect
+        if dialect.name == "sqlite" and all(_sqlite_literal(shared[c]) is not None for c in shared if c not in per_row):
+            bound = [c for c in FINDING_COLUMNS if c in per_row]
+            values = ", ".join("?" if c in per_row else str(_sqlite_literal(shared[c])) for c in FINDING_COLUMNS)
+            sql = f"INSERT INTO findings ({', '.join(FINDING_COLUMNS)}) VALUES ({values})"
+            cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(sql, zip(*(per_row[c] for c in bound), strict=True))
+            finally:
+                cursor.close()
             return
-        marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(self.conn.dialect.paramstyle)
+        columns = [per_row[c] if c in per_row else itertools.repeat(shared[c], n) for c in FINDING_COLUMNS]
+        marker = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": None}.get(dialect.paramstyle)
+        rows = zip(*columns, strict=True)
         if marker is not None:
             # The driver's own executemany: several times faster than building a dict per row.
-            placeholders = ", ".join([marker] * len(FINDING_COLUMNS))
-            sql = f"INSERT INTO findings ({', '.join(FINDING_COLUMNS)}) VALUES ({placeholders})"
-            for start in range(0, len(rows), _INSERT_CHUNK):
-                self.conn.exec_driver_sql(sql, list(rows[start : start + _INSERT_CHUNK]))
+            sql = f"INSERT INTO findings ({', '.join(FINDING_COLUMNS)}) VALUES ({', '.join([marker] * 9)})"
+            while chunk := list(itertools.islice(rows, _INSERT_CHUNK)):
+                self.conn.exec_driver_sql(sql, chunk)
         else:
             table = self.index.t["findings"]
-            dicts = [dict(zip(FINDING_COLUMNS, r, strict=True)) for r in rows]
-            for start in range(0, len(dicts), _INSERT_CHUNK):
-                self.conn.execute(table.insert(), dicts[start : start + _INSERT_CHUNK])
-        self.findings += len(rows)
+            while chunk := list(itertools.islice(rows, _INSERT_CHUNK)):
+                self.conn.execute(table.insert(), [dict(zip(FINDING_COLUMNS, r, strict=True)) for r in chunk])
 
     def commit(
         self,

@@ -14,7 +14,7 @@ from connectors.base import ContainerRef, SourceSpec, connect
 from connectors.errors import PiiportError, SourceError
 from connectors.redact import mask_url
 from discover.detector import Detector
-from discover.extract import Extractor, FieldStats, origins_of
+from discover.extract import Extractor, FieldStats, FindingGroup, origins_of
 from discover.hashing import IdentifierHasher
 from discover.index import ContainerWrite, Index, utcnow
 from discover.profile import FieldProfile, Profiler
@@ -106,12 +106,11 @@ class UnitTask:
     detection: DetectionSettings
     batch_size: int
     key: bytes
-    container_id: int
 
 
 @dataclass
 class UnitResult:
-    rows: list[tuple[Any, ...]]
+    groups: list[FindingGroup]  # values hashed
     stats: FieldStats
     records: int
     entities: Counter[str]
@@ -153,37 +152,69 @@ def _worker_detector(settings: DetectionSettings) -> Detector:
 
 def run_unit(
     task: UnitTask,
-    sink: Callable[[list[tuple[Any, ...]]], None] | None = None,
+    sink: Callable[[list[FindingGroup]], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> UnitResult:
     """Extract one unit and hash its findings; the plaintext never leaves this function.
 
-    With ``sink``, each batch's rows go to it at once (in-process: straight into the index);
-    without, they are returned with the result (from a worker process).
-    Memory: one batch, plus the unit's hashed rows when there is no sink.
+    With ``sink``, each batch's hashed groups go to it at once (in-process: straight into the
+    index); without, they are returned with the result (from a worker process).
+    Memory: one batch, plus the unit's hashed findings when there is no sink (about 40 bytes
+    per finding: a record key and a 16-byte hash).
     """
     hasher = IdentifierHasher(task.key)
     needs_nlp = any(p.free_text for p in task.profiles.values())
     detector = _worker_detector(task.detection) if needs_nlp else None
     extractor = Extractor(task.profiles, detector, regions=task.detection.phone_regions, language=task.spec.language)
-    rows: list[tuple[Any, ...]] = []
+    kept: list[FindingGroup] = []
     entities: Counter[str] = Counter()
-    digest = hasher.digest
-    cid = task.container_id
+    digesters: dict[str, Callable[[str], bytes]] = {}
     with _connector(task.spec).open(task.ref) as reader:
         for cols in reader.column_batches(task.batch_size, extractor.fields, unit=task.unit):
-            findings = extractor.extract_columns(cols)
-            entities.update(f.entity_type for f in findings)
-            batch_rows = [(cid, *f[:3], digest(f.entity_type, f.value), *f[4:]) for f in findings]
+            hashed = []
+            for group in extractor.extract_columns(cols):
+                digest = digesters.get(group.entity_type) or digesters.setdefault(
+                    group.entity_type, hasher.digester(group.entity_type)
+                )
+                hashed.append(group._replace(values=list(map(digest, group.values))))
+                entities[group.entity_type] += len(group.keys)
             if sink is not None:
-                sink(batch_rows)
+                sink(hashed)
             else:
-                rows.extend(batch_rows)
+                kept.extend(hashed)
             if on_batch is not None:
                 on_batch(len(cols))
         return UnitResult(
-            rows, extractor.stats, extractor.records, entities, list(reader.warnings), reader.skipped_records
+            _merged(kept), extractor.stats, extractor.records, entities, list(reader.warnings), reader.skipped_records
         )
+
+
+def _merged(groups: list[FindingGroup]) -> list[FindingGroup]:
+    """One group per field and entity type: fewer, longer runs to pickle and insert."""
+    by_kind: dict[tuple[str, str, str], list[FindingGroup]] = {}
+    for g in groups:
+        by_kind.setdefault((g.field, g.entity_type, g.origin), []).append(g)
+    out = []
+    for parts in by_kind.values():
+        if len(parts) == 1:
+            out.append(parts[0])
+            continue
+        first = parts[0]
+        keys = [k for p in parts for k in p.keys]
+        values = [v for p in parts for v in p.values]
+        if isinstance(first.score, list):
+            out.append(
+                first._replace(
+                    keys=keys,
+                    values=values,
+                    score=[s for p in parts for s in p.score],  # type: ignore[union-attr]
+                    starts=[s for p in parts for s in p.starts or ()],
+                    ends=[e for p in parts for e in p.ends or ()],
+                )
+            )
+        else:
+            out.append(first._replace(keys=keys, values=values))
+    return out
 
 
 def _use_parent_detector(detector: Detector) -> None:
@@ -362,11 +393,8 @@ class _Runner:
         self.queue.append(job)
         if self.queue[0] is job:
             self._open(job)
-        container_id = job.write.container_id if job.write is not None else 0
         for unit in units:
-            task = UnitTask(
-                job.spec, job.ref, unit, job.profiles, detection, self.settings.batch_size, key, container_id
-            )
+            task = UnitTask(job.spec, job.ref, unit, job.profiles, detection, self.settings.batch_size, key)
             if self.settings.workers == 1:
                 # In process, the job is the head of the queue: its rows go straight into its transaction.
                 self._finished(job, task_result=self._call(task, job))
@@ -379,7 +407,7 @@ class _Runner:
     def _call(self, task: UnitTask, job: _Job) -> UnitResult | BaseException:
         write = job.write
         try:
-            return run_unit(task, sink=write.add_rows if write is not None else None, on_batch=self._records)
+            return run_unit(task, sink=write.add_groups if write is not None else None, on_batch=self._records)
         except Exception as exc:
             return exc
 
@@ -415,10 +443,7 @@ class _Runner:
 
     def _apply(self, job: _Job, unit: UnitResult) -> None:
         assert job.write is not None
-        rows = unit.rows
-        if job.write.container_id and rows and rows[0][0] != job.write.container_id:
-            rows = [(job.write.container_id, *r[1:]) for r in rows]
-        job.write.add_rows(rows)
+        job.write.add_groups(unit.groups)
         job.stats.merge(unit.stats)
         job.entities.update(unit.entities)
         job.result.records += unit.records
