@@ -17,7 +17,7 @@ from typing import Any
 from connectors.errors import DetectionError
 from discover.gazetteer import gazetteer_names, has_lower_case_name
 from discover.identifiers import EMAIL, IP, PERSON, PHONE
-from discover.names import extra_names, trim_name
+from discover.names import extra_names, repeated_names, trim_name
 from discover.phones import other_number, plausible_phone
 from discover.settings import DetectionSettings
 
@@ -81,7 +81,7 @@ def plan_entities(text: str, entities: Sequence[str], stop_words: Collection[str
             wanted = any(
                 not (m.group(0).lower() in stop_words and _SENTENCE_START.search(text, 0, m.start()))
                 for m in _CAPITALISED.finditer(text)
-            ) or has_lower_case_name(text)
+            ) or has_lower_case_name(text, stop_words)
         else:
             wanted = True
         if wanted:
@@ -253,6 +253,9 @@ def _more_names(
     found += [(r.start, r.end) for r in extra]
     # Less sure than spaCy's or the shape rules' names, but above the default threshold.
     extra += [_Result(PERSON, s, e, 0.5) for s, e in gazetteer_names(text, nlp_artifacts.tokens, found, stop_words)]
+    found = [(r.start, r.end) for r in results if r.entity_type == PERSON and r.score >= threshold]
+    found += [(r.start, r.end) for r in extra if r.score >= threshold]
+    extra += [_Result(PERSON, s, e, 0.5) for s, e in repeated_names(text, found, stop_words)]
     return results + [r for r in extra if r.score >= threshold]
 
 

@@ -145,14 +145,17 @@ def gazetteer_names(
             yield m.start(), m.end()
 
 
-def has_lower_case_name(text: str) -> bool:
+def has_lower_case_name(text: str, stop_words: Collection[str]) -> bool:
     """Whether a text holds a known given name followed by a known family name, in lower case.
 
     NER looks for names in capitalised words only; this lets an all-lower-case chat line
     ("please call lena andersson") still reach it.
     """
     given, family = given_names(), family_names()
-    return any(m.group(1) in given and m.group(2) in family for m in _LOWER_PAIR.finditer(text))
+    return any(
+        m.group(1) in given and m.group(2) in family and m.group(1) not in stop_words and m.group(2) not in stop_words
+        for m in _LOWER_PAIR.finditer(text)
+    )
 
 
 def _address_or_firm(

@@ -5,12 +5,14 @@
 - Names the model labels as something else when they have the shape of a name with a
   middle initial ("Ravil G Yefimov").
 - Names in a coordinated list with a name the model found ("Efimiya, Mary, Ariana and Jodi").
+- Other mentions, in the same text, of a word of a name already found ("directed by Joakim
+  Westgård and starring Westgård").
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 # Standard street and organisation designators (several languages): a span ending in one is a
@@ -69,6 +71,26 @@ def trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
     if _HOUSE_NUMBER.search(text[max(0, start - 12) : start]):
         return None
     return start, end
+
+
+_NAME_WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
+
+
+def repeated_names(text: str, found: list[tuple[int, int]], stop_words: Collection[str]) -> Iterator[tuple[int, int]]:
+    """Spans where a word of a name found in ``text`` occurs again, spelled the same way."""
+    words = set()
+    for start, end in found:
+        for m in _NAME_WORD.finditer(text, start, end):
+            word = m.group(0)
+            folded = word.casefold()
+            common = folded in stop_words or folded in DESIGNATORS or folded in UNITS
+            if len(word) > 1 and word[0].isupper() and not common:
+                words.add(word)
+    if not words:
+        return
+    for m in _NAME_WORD.finditer(text):
+        if m.group(0) in words and not any(s < m.end() and m.start() < e for s, e in found):
+            yield m.start(), m.end()
 
 
 def extra_names(text: str, doc: Any, found: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:

@@ -109,3 +109,8 @@ def test_gazetteer_leaves_places_and_common_words_alone(detector: Detector, text
 def test_gazetteer_names_respect_the_score_threshold(detector: Detector) -> None:
     strict = Detector(DetectionSettings(score_threshold=0.55), engine=detector.engine())
     assert _found(strict, "Darren is a very sympathetic person.") == set()
+
+
+def test_a_name_mentioned_again_is_found_again(detector: Detector) -> None:
+    text = "The film was directed by Joakim Westgard and starring Westgard himself."
+    assert {("PERSON", "Joakim Westgard"), ("PERSON", "Westgard")} <= _found(detector, text)
