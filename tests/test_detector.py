@@ -112,5 +112,6 @@ def test_gazetteer_names_respect_the_score_threshold(detector: Detector) -> None
 
 
 def test_a_name_mentioned_again_is_found_again(detector: Detector) -> None:
-    text = "The film was directed by Joakim Westgard and starring Westgard himself."
-    assert {("PERSON", "Joakim Westgard"), ("PERSON", "Westgard")} <= _found(detector, text)
+    # The model finds the full name but not the surname alone.
+    text = "Ottokar Brenninkmeijer wrote it. Later, Brenninkmeijer signed."
+    assert _found(detector, text) == {("PERSON", "Ottokar Brenninkmeijer"), ("PERSON", "Brenninkmeijer")}
