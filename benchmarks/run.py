@@ -161,6 +161,7 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="the default worker count")
     parser.add_argument("--keep", type=Path, help="keep the workloads and indexes in this folder")
+    parser.add_argument("--only", choices=("w1", "w2"), help="run one workload's figures only")
     args = parser.parse_args()
     rows = args.rows or (100_000 if args.quick else 1_000_000)
     notes = args.notes or (10_000 if args.quick else 100_000)
@@ -173,49 +174,10 @@ def main() -> None:
         f"machine: {os.cpu_count()} cores; W1 {rows:,} rows, W2 {notes:,} notes (vanilla on {vanilla_notes:,})",
         flush=True,
     )
-    w1 = build_w1(work / "w1.db", rows)
-    w1_small = build_w1(work / "w1_small.db", rows // 10)
-    read = min(plain_read(w1, "customers") for _ in range(3))
-    t_default, peak_big, idx = scan(w1, work, args.workers, "w1")
-    t_one, _, _ = scan(w1, work, 1, "w1-1")
-    _, peak_small, _ = scan(w1_small, work, args.workers, "w1-small")
-    size, findings = index_stats(idx)
-    report += [
-        (
-            "W1 scan / plain read",
-            f"{t_default / read:.1f}x",
-            f"<= 6x  ({t_default:.1f}s vs {read:.2f}s, --workers {args.workers})",
-        ),
-        ("W1 rows/s", f"{rows / t_default:,.0f}", f"--workers {args.workers}; {rows / t_one:,.0f} with 1 worker"),
-        (
-            "W1 peak RSS N / N/10",
-            f"{peak_big / peak_small:.2f}x",
-            f"<= 1.5x  ({peak_big / 1e6:.0f} MB vs {peak_small / 1e6:.0f} MB)",
-        ),
-        ("index bytes per record", f"{size / rows:.0f}", f"{size / findings:.0f} per finding, {findings:,} findings"),
-        ("W1 workers 2 vs 1", f"{t_one / t_default:.2f}x" if args.workers == 2 else "n/a", ">= 1.6x"),
-    ]
-
-    w2, _ = build_w2(work / "w2.db", notes)
-    w2_sub, truth_sub = build_w2(work / "w2_sub.db", vanilla_notes)
-    t_vanilla, vanilla_found = vanilla(w2_sub)
-    vp, vr = score(vanilla_found, truth_sub)
-    t_sub_default, _, idx_sub = scan(w2_sub, work, args.workers, "w2-sub")
-    t_sub_one, _, _ = scan(w2_sub, work, 1, "w2-sub-1")
-    pp, pr = score(piiport_spans(idx_sub), truth_sub)
-    t_full, _, _ = scan(w2, work, args.workers, "w2")
-    t_full_one, _, _ = scan(w2, work, 1, "w2-1")
-    report += [
-        (
-            "W2 speed-up vs vanilla",
-            f"{t_vanilla / t_sub_default:.2f}x",
-            f">= 3x  (--workers {args.workers}, {vanilla_notes:,} notes)",
-        ),
-        ("W2 speed-up, 1 worker", f"{t_vanilla / t_sub_one:.2f}x", ">= 1.7x"),
-        ("W2 precision / recall", f"{pp:.3f} / {pr:.3f}", f"vanilla {vp:.3f} / {vr:.3f}: no worse"),
-        ("W2 texts/s", f"{notes / t_full:,.0f}", f"{notes:,} notes; vanilla {vanilla_notes / t_vanilla:,.0f}/s"),
-        ("W2 workers 2 vs 1", f"{t_full_one / t_full:.2f}x" if args.workers == 2 else "n/a", ">= 1.6x"),
-    ]
+    if args.only != "w2":
+        report += w1_figures(work, rows, args.workers)
+    if args.only != "w1":
+        report += w2_figures(work, notes, vanilla_notes, args.workers)
 
     width = max(len(r[0]) for r in report)
     print(f"\n{'figure':<{width}}  {'measured':>14}  target / detail")
@@ -223,6 +185,54 @@ def main() -> None:
         print(f"{name:<{width}}  {value:>14}  {note}")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def w1_figures(work: Path, rows: int, workers: int) -> list[tuple[str, str, str]]:
+    w1 = build_w1(work / "w1.db", rows)
+    w1_small = build_w1(work / "w1_small.db", rows // 10)
+    read = min(plain_read(w1, "customers") for _ in range(3))
+    t_default, peak_big, idx = scan(w1, work, workers, "w1")
+    t_one, _, _ = scan(w1, work, 1, "w1-1")
+    _, peak_small, _ = scan(w1_small, work, workers, "w1-small")
+    size, findings = index_stats(idx)
+    return [
+        (
+            "W1 scan / plain read",
+            f"{t_default / read:.1f}x",
+            f"<= 6x  ({t_default:.1f}s vs {read:.2f}s, --workers {workers})",
+        ),
+        ("W1 rows/s", f"{rows / t_default:,.0f}", f"--workers {workers}; {rows / t_one:,.0f} with 1 worker"),
+        (
+            "W1 peak RSS N / N/10",
+            f"{peak_big / peak_small:.2f}x",
+            f"<= 1.5x  ({peak_big / 1e6:.0f} MB vs {peak_small / 1e6:.0f} MB)",
+        ),
+        ("index bytes per record", f"{size / rows:.0f}", f"{size / findings:.0f} per finding, {findings:,} findings"),
+        ("W1 workers 2 vs 1", f"{t_one / t_default:.2f}x" if workers == 2 else "n/a", ">= 1.6x"),
+    ]
+
+
+def w2_figures(work: Path, notes: int, vanilla_notes: int, workers: int) -> list[tuple[str, str, str]]:
+    w2, _ = build_w2(work / "w2.db", notes)
+    w2_sub, truth_sub = build_w2(work / "w2_sub.db", vanilla_notes)
+    t_vanilla, vanilla_found = vanilla(w2_sub)
+    vp, vr = score(vanilla_found, truth_sub)
+    t_sub_default, _, idx_sub = scan(w2_sub, work, workers, "w2-sub")
+    t_sub_one, _, _ = scan(w2_sub, work, 1, "w2-sub-1")
+    pp, pr = score(piiport_spans(idx_sub), truth_sub)
+    t_full, _, _ = scan(w2, work, workers, "w2")
+    t_full_one, _, _ = scan(w2, work, 1, "w2-1")
+    return [
+        (
+            "W2 speed-up vs vanilla",
+            f"{t_vanilla / t_sub_default:.2f}x",
+            f">= 3x  (--workers {workers}, {vanilla_notes:,} notes)",
+        ),
+        ("W2 speed-up, 1 worker", f"{t_vanilla / t_sub_one:.2f}x", ">= 1.7x"),
+        ("W2 precision / recall", f"{pp:.3f} / {pr:.3f}", f"vanilla {vp:.3f} / {vr:.3f}: no worse"),
+        ("W2 texts/s", f"{notes / t_full:,.0f}", f"{notes:,} notes; vanilla {vanilla_notes / t_vanilla:,.0f}/s"),
+        ("W2 workers 2 vs 1", f"{t_full_one / t_full:.2f}x" if workers == 2 else "n/a", ">= 1.6x"),
+    ]
 
 
 if __name__ == "__main__":
