@@ -287,27 +287,26 @@ class Extractor:
         self.stats.non_null[fname] += len({k for k, _ in slots})
         unique = list(dict.fromkeys(text for _, text in slots))
         entities = dict(zip(unique, self.detector.analyze(unique, language=self.language), strict=True))
-        groups: dict[str, FindingGroup] = {}
+        # Per entity type: keys, values, scores, starts, ends.
+        found: dict[str, tuple[list[str], list[str], list[float], list[int], list[int]]] = {}
         hit_keys: dict[str, set[str]] = defaultdict(set)
         for key, text in slots:
             for ent in entities[text]:
                 value = normalise_found(ent.type, text[ent.start : ent.end], self.regions)
                 if value is None:
                     continue
-                group = groups.get(ent.type)
-                if group is None:
-                    group = groups[ent.type] = FindingGroup(fname, ent.type, TEXT, [], [], [], [], [])
-                group.keys.append(key)
-                group.values.append(value)
-                group.score.append(ent.score)  # type: ignore[union-attr]
-                group.starts.append(ent.start)  # type: ignore[union-attr]
-                group.ends.append(ent.end)  # type: ignore[union-attr]
+                keys, values, scores, starts, ends = found.setdefault(ent.type, ([], [], [], [], []))
+                keys.append(key)
+                values.append(value)
+                scores.append(ent.score)
+                starts.append(ent.start)
+                ends.append(ent.end)
                 if key not in hit_keys[ent.type]:
                     hit_keys[ent.type].add(key)
                     self.stats.add_example(fname, ent.type, value)
-        for etype, keys in hit_keys.items():
-            self.stats.hits[(fname, etype)] += len(keys)
-        out.extend(groups[etype] for etype in sorted(groups))
+        for etype, hit in hit_keys.items():
+            self.stats.hits[(fname, etype)] += len(hit)
+        out.extend(FindingGroup(fname, etype, TEXT, *found[etype]) for etype in sorted(found))
 
 
 _UNSEEN: Any = object()

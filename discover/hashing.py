@@ -30,9 +30,7 @@ class IdentifierHasher:
         self._keyed = hashlib.blake2b(key=self.key, digest_size=_DIGEST_SIZE)
 
     def digest(self, entity_type: str, normalised: str) -> bytes:
-        h = self._keyed.copy()
-        h.update(f"{entity_type}\x00{normalised}".encode())
-        return h.digest()
+        return self.digester(entity_type)(normalised)
 
     def digester(self, entity_type: str) -> Callable[[str], bytes]:
         """``digest`` for one entity type, as a function of the value: the same hashes, with the

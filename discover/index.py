@@ -508,11 +508,12 @@ class ContainerWrite:
                 cursor.close()
             return
         columns = [per_row[c] if c in per_row else itertools.repeat(shared[c], n) for c in FINDING_COLUMNS]
-        marker = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": None}.get(dialect.paramstyle)
+        marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
         rows = zip(*columns, strict=True)
         if marker is not None:
             # The driver's own executemany: several times faster than building a dict per row.
-            sql = f"INSERT INTO findings ({', '.join(FINDING_COLUMNS)}) VALUES ({', '.join([marker] * 9)})"
+            placeholders = ", ".join([marker] * len(FINDING_COLUMNS))
+            sql = f"INSERT INTO findings ({', '.join(FINDING_COLUMNS)}) VALUES ({placeholders})"
             while chunk := list(itertools.islice(rows, _INSERT_CHUNK)):
                 self.conn.exec_driver_sql(sql, chunk)
         else:

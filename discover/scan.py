@@ -16,6 +16,7 @@ from connectors.redact import mask_url
 from discover.detector import Detector
 from discover.extract import Extractor, FieldStats, FindingGroup, origins_of
 from discover.hashing import IdentifierHasher
+from discover.identifiers import ENTITY_TYPES
 from discover.index import ContainerWrite, Index, utcnow
 from discover.profile import FieldProfile, Profiler
 from discover.settings import DetectionSettings, ScanSettings
@@ -168,15 +169,12 @@ def run_unit(
     extractor = Extractor(task.profiles, detector, regions=task.detection.phone_regions, language=task.spec.language)
     kept: list[FindingGroup] = []
     entities: Counter[str] = Counter()
-    digesters: dict[str, Callable[[str], bytes]] = {}
+    digesters = {etype: hasher.digester(etype) for etype in ENTITY_TYPES}
     with _connector(task.spec).open(task.ref) as reader:
         for cols in reader.column_batches(task.batch_size, extractor.fields, unit=task.unit):
             hashed = []
             for group in extractor.extract_columns(cols):
-                digest = digesters.get(group.entity_type) or digesters.setdefault(
-                    group.entity_type, hasher.digester(group.entity_type)
-                )
-                hashed.append(group._replace(values=list(map(digest, group.values))))
+                hashed.append(group._replace(values=list(map(digesters[group.entity_type], group.values))))
                 entities[group.entity_type] += len(group.keys)
             if sink is not None:
                 sink(hashed)
@@ -185,36 +183,8 @@ def run_unit(
             if on_batch is not None:
                 on_batch(len(cols))
         return UnitResult(
-            _merged(kept), extractor.stats, extractor.records, entities, list(reader.warnings), reader.skipped_records
+            kept, extractor.stats, extractor.records, entities, list(reader.warnings), reader.skipped_records
         )
-
-
-def _merged(groups: list[FindingGroup]) -> list[FindingGroup]:
-    """One group per field and entity type: fewer, longer runs to pickle and insert."""
-    by_kind: dict[tuple[str, str, str], list[FindingGroup]] = {}
-    for g in groups:
-        by_kind.setdefault((g.field, g.entity_type, g.origin), []).append(g)
-    out = []
-    for parts in by_kind.values():
-        if len(parts) == 1:
-            out.append(parts[0])
-            continue
-        first = parts[0]
-        keys = [k for p in parts for k in p.keys]
-        values = [v for p in parts for v in p.values]
-        if isinstance(first.score, list):
-            out.append(
-                first._replace(
-                    keys=keys,
-                    values=values,
-                    score=[s for p in parts for s in p.score],  # type: ignore[union-attr]
-                    starts=[s for p in parts for s in p.starts or ()],
-                    ends=[e for p in parts for e in p.ends or ()],
-                )
-            )
-        else:
-            out.append(first._replace(keys=keys, values=values))
-    return out
 
 
 def _use_parent_detector(detector: Detector) -> None:
