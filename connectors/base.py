@@ -170,6 +170,11 @@ class ContainerReader(ABC):
         """The container's fields where they are known up front (tables, Parquet)."""
         return []
 
+    def key_fields(self) -> list[str]:
+        """The fields whose values make up a record's key (a table's primary key); none for
+        keys that are positions (rows, lines)."""
+        return []
+
     def current_version(self) -> Mapping[str, Any] | None:
         """The container's version now, to compare with the one seen at scan time."""
         return self.ref.version

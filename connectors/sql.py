@@ -374,6 +374,9 @@ class SqlTableReader(ContainerReader):
     def fields(self) -> list[FieldInfo]:
         return [FieldInfo(c.name, self.types[c.name]) for c in self.columns]
 
+    def key_fields(self) -> list[str]:
+        return [c.name for c in self.key_exprs] if self.key_kind in ("primary_key", "unique_index") else []
+
     def _columns_of(self, row: Any) -> list[Any]:
         """The table's column values of a row: they follow the key columns, by position."""
         offset = len(self.key_columns)

@@ -12,6 +12,7 @@ two people.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -27,6 +28,7 @@ from connectors.errors import ConfigError
 from connectors.redact import mask_url
 from discover.extract import FIELD, FindingGroup
 from discover.hashing import IdentifierHasher, load_key
+from discover.sealing import SEALED_PREFIX, KeySealer
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -265,9 +267,20 @@ class Index:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- hashing ------------------------------------------------------------------------------
+    # -- hashing and sealing ---------------------------------------------------------------------
     def ident(self, entity_type: str, normalised: str) -> bytes:
         return self.hasher.digest(entity_type, normalised)
+
+    @functools.cached_property
+    def sealer(self) -> KeySealer:
+        """Seals the record keys of containers whose key is personal data."""
+        return KeySealer(self.hasher.key)
+
+    def _opened(self, row: Any) -> dict[str, Any]:
+        out = dict(row)
+        if out["record_key"].startswith(SEALED_PREFIX):
+            out["record_key"] = self.sealer.open(out["record_key"])
+        return out
 
     # -- runs -----------------------------------------------------------------------------------
     def start_run(self, sources: Sequence[str]) -> int:
@@ -309,9 +322,12 @@ class Index:
             t = self.t[table]
             conn.execute(t.delete().where(t.c.container_id == container_id))
 
-    def begin_container(self, ref: ContainerRef, *, run_id: int, url: str) -> ContainerWrite:
-        """Start replacing what the index knows of one container, in one transaction."""
-        return ContainerWrite(self, ref, run_id=run_id, url=url)
+    def begin_container(self, ref: ContainerRef, *, run_id: int, url: str, seal_keys: bool = False) -> ContainerWrite:
+        """Start replacing what the index knows of one container, in one transaction.
+
+        With ``seal_keys`` (the container's record keys are personal data) keys are stored sealed.
+        """
+        return ContainerWrite(self, ref, run_id=run_id, url=url, seal_keys=seal_keys)
 
     def container_failed(self, ref: ContainerRef, *, run_id: int, url: str, error: str) -> None:
         """Record an error; findings from an earlier scan stay, marked stale."""
@@ -409,11 +425,11 @@ class Index:
                 stmt = select(f).where(f.c.ident.in_(wanted[start : start + 500]))
                 if origin is not None:
                     stmt = stmt.where(f.c.origin == origin)
-                out.extend(dict(r) for r in conn.execute(stmt).mappings())
+                out.extend(self._opened(r) for r in conn.execute(stmt).mappings())
         return out
 
     def findings_in(self, records: Iterable[RecordRef], *, origin: str | None = None) -> list[dict[str, Any]]:
-        """Every finding of the given records."""
+        """Every finding of the given records (record keys as the source knows them, sealed or not)."""
         from sqlalchemy import and_, or_, select
 
         f = self.t["findings"]
@@ -422,18 +438,26 @@ class Index:
         with self.engine.connect() as conn:
             for start in range(0, len(refs), 200):
                 chunk = refs[start : start + 200]
-                cond = or_(*(and_(f.c.container_id == r.container_id, f.c.record_key == r.record_key) for r in chunk))
+                cond = or_(
+                    *(
+                        and_(
+                            f.c.container_id == r.container_id,
+                            f.c.record_key.in_([r.record_key, self.sealer.seal(r.record_key)]),
+                        )
+                        for r in chunk
+                    )
+                )
                 stmt = select(f).where(cond)
                 if origin is not None:
                     stmt = stmt.where(f.c.origin == origin)
-                out.extend(dict(r) for r in conn.execute(stmt).mappings())
+                out.extend(self._opened(r) for r in conn.execute(stmt).mappings())
         return out
 
     def iter_findings(self) -> Iterator[dict[str, Any]]:
         from sqlalchemy import select
 
         with self.engine.connect() as conn:
-            yield from (dict(r) for r in conn.execute(select(self.t["findings"])).mappings())
+            yield from (self._opened(r) for r in conn.execute(select(self.t["findings"])).mappings())
 
 
 class ContainerWrite:
@@ -443,9 +467,10 @@ class ContainerWrite:
     what it knew of the container before.
     """
 
-    def __init__(self, index: Index, ref: ContainerRef, *, run_id: int, url: str) -> None:
+    def __init__(self, index: Index, ref: ContainerRef, *, run_id: int, url: str, seal_keys: bool = False) -> None:
         self.index = index
         self.ref = ref
+        self.seal = index.sealer.seal if seal_keys else None
         self.conn = index.engine.connect()
         self.tx = self.conn.begin()
         c = index.t["containers"]
@@ -491,7 +516,8 @@ class ContainerWrite:
             "span_start": None,
             "span_end": None,
         }
-        per_row: dict[str, Any] = {"record_key": g.keys, "ident": g.values}
+        keys = g.keys if self.seal is None else list(map(self.seal, g.keys))
+        per_row: dict[str, Any] = {"record_key": keys, "ident": g.values}
         if scores is not None:
             per_row["score"] = scores
         if starts is not None and ends is not None:

@@ -289,6 +289,8 @@ def _scan_containers(
                 sample = reader.sample(settings.sample_size * 2, seed=settings.seed)
                 job.profiles = profiler.profile(sample, reader.fields())
                 job.skipped_fields = list(reader.skipped_fields)
+                # A key that is personal data (an e-mail as primary key) is stored sealed, never in plaintext.
+                job.seal_keys = any(f in job.profiles and job.profiles[f].is_pii for f in reader.key_fields())
                 has_text = any(p.free_text for p in job.profiles.values())
                 rows_per_unit = settings.text_unit_rows if has_text else settings.unit_rows
                 units = reader.units(rows_per_unit) if settings.workers > 1 else [None]
@@ -309,6 +311,7 @@ class _Job:
     spec: SourceSpec
     profiles: dict[str, FieldProfile] = field(default_factory=dict)
     skipped_fields: list[str] = field(default_factory=list)
+    seal_keys: bool = False
     units: int = 0
     done: int = 0
     failed: bool = False
@@ -397,7 +400,7 @@ class _Runner:
 
     def _open(self, job: _Job) -> None:
         if job.write is None and not job.failed:
-            job.write = self.index.begin_container(job.ref, run_id=job.run_id, url=job.url)
+            job.write = self.index.begin_container(job.ref, run_id=job.run_id, url=job.url, seal_keys=job.seal_keys)
 
     def _finished(self, job: _Job, *, task_result: UnitResult | BaseException) -> None:
         job.done += 1

@@ -223,6 +223,53 @@ def test_info_address_on_many_accounts_is_shared(tmp_path: Path, index: Index, d
     assert [r["id"] for r in rows] == [3]
 
 
+def test_a_primary_key_that_is_an_email_is_sealed_in_the_index_and_still_exported(
+    tmp_path: Path, index: Index, detector
+) -> None:
+    db = tmp_path / "newsletter.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE subscribers (email TEXT PRIMARY KEY, full_name TEXT, phone TEXT);
+            CREATE TABLE clicks (id INTEGER PRIMARY KEY, subscriber TEXT REFERENCES subscribers(email), url TEXT);
+            """
+        )
+        conn.executemany(
+            "INSERT INTO subscribers VALUES (?,?,?)",
+            [
+                ("zoe.quinn@example.net", "Zoe Quinn", "+44 20 7946 0101"),
+                ("yann.roux@example.net", "Yann Roux", "+33 6 12 34 56 01"),
+                ("xena.wolf@example.net", "Xena Wolf", "+49 30 1234501"),
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO clicks VALUES (?,?,?)",
+            [(1, "zoe.quinn@example.net", "/a"), (2, "yann.roux@example.net", "/b")],
+        )
+    assert scan([SourceSpec(name="news", url=f"sqlite:///{db}")], index=index, detector=detector).ok
+    with index.engine.connect() as conn:
+        stored = dict(
+            conn.exec_driver_sql(
+                "SELECT c.name, group_concat(f.record_key, ' ') FROM findings f "
+                "JOIN containers c ON c.id = f.container_id GROUP BY c.name"
+            ).all()
+        )
+    assert all(k.startswith("sealed:") for k in stored["subscribers"].split())
+    assert set(stored["clicks"].split()) == {"[1]", "[2]"}  # a surrogate key stays as it is
+    index.close()  # checkpoint the WAL into the file, then look at every byte of it
+    assert index.path is not None
+    raw = b"".join(p.read_bytes() for p in index.path.parent.glob("index.db*"))
+    assert b"zoe.quinn" not in raw and b"yann.roux" not in raw
+    # Through the phone, a linked identifier: the export opens the sealed key to read the row again.
+    result = _export(index, tmp_path, phones=["+44 20 7946 0101"])
+    rows = json.loads((Path(result.package) / "data/news/subscribers.json").read_text())
+    assert [r["email"] for r in rows] == ["zoe.quinn@example.net"]
+    assert rows[0]["_piiport_locator"]["key"] == ["zoe.quinn@example.net"]
+    clicks = json.loads((Path(result.package) / "data/news/clicks.json").read_text())
+    assert [c["id"] for c in clicks] == [1]
+    assert not result.errors
+
+
 def test_expansion_follows_strong_links_across_sources(shop: Index, tmp_path: Path, detector) -> None:
     files = tmp_path / "files"
     files.mkdir()
