@@ -65,7 +65,6 @@ _SINGLE = re.compile(rf"(?<![\w@./-])({_WORD})(?![\w@-])")
 _LOWER_PAIR = re.compile(r"(?<![\w@./])([^\W\d_A-Z]{2,})(?:\s+[a-z]\.)?\s+([^\W\d_A-Z]{2,})(?![\w@])")
 _PREVIOUS_WORD = re.compile(r"([^\W\d_]+)[ \t]*$")
 _NEXT_WORD = re.compile(r"[ \t]+([^\W\d_]+)")
-_FOLLOWING_WORD = re.compile(r"[ \t]*([^\W\d_]+)")
 _NUMBER_BEFORE = re.compile(r"\d[\w.]*\s*$")
 _CONTRACTION = re.compile(r"['’]t\b")
 
@@ -165,10 +164,7 @@ def _address_or_firm(
         overlaps = ent.start_char < end and start < ent.end_char and ent.label_ not in ("PERSON", "PER")
         if overlaps and not (ent.label_ in _RELABEL and _is_name(ent.text, given, family)):
             return True
-    if trim_name(text, start, end) != (start, end):
-        return True
-    after = _FOLLOWING_WORD.match(text, end)
-    if after and after.group(1).casefold() in STREET_WORDS:
+    if trim_name(text, start, end, designators=STREET_WORDS) != (start, end):
         return True
     if any(w.casefold() in STREET_WORDS for w in re.findall(r"[^\W\d_]+", text[start:end])):
         return True

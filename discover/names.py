@@ -44,12 +44,13 @@ _HONORIFIC = re.compile(
 )
 
 
-def trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
+def trim_name(text: str, start: int, end: int, *, designators: Collection[str] = DESIGNATORS) -> tuple[int, int] | None:
     """The part of a PERSON span that can be a name, or ``None``.
 
     NER spans run on past a line break or into the address that follows a name; those are
     trimmed. A span with digits, right after a house number, or ending in (or followed by) a
-    street or organisation designator is a place or a company, not a person.
+    street or organisation designator is a place or a company, not a person. Callers less
+    sure of the span pass a longer list of ``designators``.
     """
     newline = text.find("\n", start, end)
     if newline != -1:
@@ -63,10 +64,10 @@ def trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
     span = text[start:end]
     if not words or not span or any(ch.isdigit() for ch in span):
         return None
-    if words[-1].group(0).lower() in DESIGNATORS:
+    if words[-1].group(0).lower() in designators:
         return None
     following = re.match(r"[ \t]*([^\W\d_]+)", text[end : end + 20])
-    if following and following.group(1).lower() in DESIGNATORS:
+    if following and following.group(1).lower() in designators:
         return None
     if _HOUSE_NUMBER.search(text[max(0, start - 12) : start]):
         return None
