@@ -1,4 +1,5 @@
-"""The per-subject index. It is itself personal data, so it holds keyed hashes only.
+"""The per-subject index. It is itself personal data, so it holds keyed hashes only, and
+record keys that are personal data (an e-mail as primary key) sealed (``discover.sealing``).
 
 Tables: ``containers`` (what was scanned, its version and last error), ``profiles``
 (stage-1 field profiles), ``field_hits`` (records with a hit per field and entity type,
