@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -395,8 +396,22 @@ def test_the_index_itself_on_postgres(shop_db: Path, tmp_path: Path, detector, m
             Index(url)  # no key file beside a server index: the key must be given
         monkeypatch.setenv("PIIPORT_INDEX_KEY", "00112233445566778899aabbccddeeff")
         idx = Index(url)
+        news = tmp_path / "news.db"
+        with sqlite3.connect(news) as db:
+            db.execute("CREATE TABLE subscribers (email TEXT PRIMARY KEY, full_name TEXT, phone TEXT)")
+            db.executemany(
+                "INSERT INTO subscribers VALUES (?, ?, ?)",
+                [
+                    ("zoe.quinn@example.net", "Zoe Quinn", "+44 20 7946 0101"),
+                    ("yann.roux@example.net", "Yann Roux", ""),
+                ],
+            )
         try:
-            result = scan([SourceSpec(name="shop", url=f"sqlite:///{shop_db}")], index=idx, detector=detector)
+            sources = [
+                SourceSpec(name="shop", url=f"sqlite:///{shop_db}"),
+                SourceSpec(name="news", url=f"sqlite:///{news}"),
+            ]
+            result = scan(sources, index=idx, detector=detector)
             assert result.ok
             assert ("customers", "email", "EMAIL_ADDRESS") in _inv(idx)
             exported = export_subject(config=Config(), index=idx, emails=["alice.martin@example.com"], out=tmp_path)
@@ -406,6 +421,9 @@ def test_the_index_itself_on_postgres(shop_db: Path, tmp_path: Path, detector, m
                 dump = " ".join(str(r) for r in conn.execute(text("SELECT record_key, field, ident FROM findings")))
                 links = conn.execute(text("SELECT count(*) FROM links WHERE strength = 'strong'")).scalar()
             engine.dispose()
-            assert "alice" not in dump.lower() and links
+            assert "alice" not in dump.lower() and "zoe" not in dump.lower() and links
+            # The sealed primary key is opened again to read the row (found through the phone).
+            zoe = export_subject(config=Config(), index=idx, phones=["+44 20 7946 0101"], out=tmp_path, request_id="z")
+            assert zoe.records == 1 and not zoe.errors
         finally:
             idx.close()
