@@ -323,12 +323,9 @@ class Index:
             t = self.t[table]
             conn.execute(t.delete().where(t.c.container_id == container_id))
 
-    def begin_container(self, ref: ContainerRef, *, run_id: int, url: str, seal_keys: bool = False) -> ContainerWrite:
-        """Start replacing what the index knows of one container, in one transaction.
-
-        With ``seal_keys`` (the container's record keys are personal data) keys are stored sealed.
-        """
-        return ContainerWrite(self, ref, run_id=run_id, url=url, seal_keys=seal_keys)
+    def begin_container(self, ref: ContainerRef, *, run_id: int, url: str) -> ContainerWrite:
+        """Start replacing what the index knows of one container, in one transaction."""
+        return ContainerWrite(self, ref, run_id=run_id, url=url)
 
     def container_failed(self, ref: ContainerRef, *, run_id: int, url: str, error: str) -> None:
         """Record an error; findings from an earlier scan stay, marked stale."""
@@ -468,10 +465,9 @@ class ContainerWrite:
     what it knew of the container before.
     """
 
-    def __init__(self, index: Index, ref: ContainerRef, *, run_id: int, url: str, seal_keys: bool = False) -> None:
+    def __init__(self, index: Index, ref: ContainerRef, *, run_id: int, url: str) -> None:
         self.index = index
         self.ref = ref
-        self.seal = index.sealer.seal if seal_keys else None
         self.conn = index.engine.connect()
         self.tx = self.conn.begin()
         c = index.t["containers"]
@@ -492,7 +488,8 @@ class ContainerWrite:
         self.findings = 0
 
     def add_groups(self, groups: Sequence[FindingGroup]) -> None:
-        """Insert hashed findings (``values`` are keyed hashes), one bulk insert per group.
+        """Insert hashed findings (``values`` are keyed hashes, keys sealed where they are personal
+        data), one bulk insert per group.
 
         Rows are assembled by ``zip`` in C and handed to the driver's ``executemany``; on
         SQLite the values shared by a whole group (container, field, type, origin, score) are
@@ -517,8 +514,7 @@ class ContainerWrite:
             "span_start": None,
             "span_end": None,
         }
-        keys = g.keys if self.seal is None else list(map(self.seal, g.keys))
-        per_row: dict[str, Any] = {"record_key": keys, "ident": g.values}
+        per_row: dict[str, Any] = {"record_key": g.keys, "ident": g.values}
         if scores is not None:
             per_row["score"] = scores
         if starts is not None and ends is not None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import pickle
+import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,6 +22,7 @@ from discover.hashing import IdentifierHasher
 from discover.identifiers import ENTITY_TYPES
 from discover.index import ContainerWrite, Index, utcnow
 from discover.profile import FieldProfile, Profiler
+from discover.sealing import KeySealer
 from discover.settings import DetectionSettings, ScanSettings
 
 logger = logging.getLogger(__name__)
@@ -107,16 +111,47 @@ class UnitTask:
     detection: DetectionSettings
     batch_size: int
     key: bytes
+    #: The container's record keys are personal data: seal them (``discover.sealing``).
+    seal_keys: bool = False
+    #: Hashed findings kept in memory before the rest go to a temporary file.
+    in_memory: int = 250_000
+    spill_dir: str | None = None
 
 
 @dataclass
 class UnitResult:
-    groups: list[FindingGroup]  # values hashed
+    groups: list[FindingGroup]  # values hashed, keys sealed where needed
     stats: FieldStats
     records: int
     entities: Counter[str]
     warnings: list[str]
     skipped_records: int
+    #: A temporary file with more hashed groups (pickled batches), when the unit outgrew memory.
+    spill: str | None = None
+
+    def all_groups(self) -> Iterator[list[FindingGroup]]:
+        """The unit's hashed groups, batch by batch, and then the spill file is deleted.
+
+        Memory: the groups held in memory plus one spilled batch.
+        """
+        yield self.groups
+        if self.spill is None:
+            return
+        try:
+            with open(self.spill, "rb") as fh:
+                while True:
+                    try:
+                        yield pickle.load(fh)
+                    except EOFError:
+                        return
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        if self.spill is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.spill)
+            self.spill = None
 
 
 _WORKER: dict[str, Any] = {}
@@ -156,35 +191,64 @@ def run_unit(
     sink: Callable[[list[FindingGroup]], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> UnitResult:
-    """Extract one unit and hash its findings; the plaintext never leaves this function.
+    """Extract one unit, hash its findings and seal its keys where needed; the plaintext never
+    leaves this function.
 
     With ``sink``, each batch's hashed groups go to it at once (in-process: straight into the
     index); without, they are returned with the result (from a worker process).
-    Memory: one batch, plus the unit's hashed findings when there is no sink (about 40 bytes
-    per finding: a record key and a 16-byte hash).
+    Memory: one batch, plus, without a sink, up to ``task.in_memory`` hashed findings (about
+    100 bytes each); beyond that, batches go to a private temporary file (mode 0600) that
+    ``UnitResult.all_groups`` reads back and deletes.
     """
     hasher = IdentifierHasher(task.key)
     needs_nlp = any(p.free_text for p in task.profiles.values())
     detector = _worker_detector(task.detection) if needs_nlp else None
     extractor = Extractor(task.profiles, detector, regions=task.detection.phone_regions, language=task.spec.language)
+    seal = KeySealer(task.key).seal if task.seal_keys else None
     kept: list[FindingGroup] = []
+    held = 0
+    spill: Any = None
     entities: Counter[str] = Counter()
     digesters = {etype: hasher.digester(etype) for etype in ENTITY_TYPES}
-    with _connector(task.spec).open(task.ref) as reader:
-        for cols in reader.column_batches(task.batch_size, extractor.fields, unit=task.unit):
-            hashed = []
-            for group in extractor.extract_columns(cols):
-                hashed.append(group._replace(values=list(map(digesters[group.entity_type], group.values))))
-                entities[group.entity_type] += len(group.keys)
-            if sink is not None:
-                sink(hashed)
-            else:
-                kept.extend(hashed)
-            if on_batch is not None:
-                on_batch(len(cols))
-        return UnitResult(
-            kept, extractor.stats, extractor.records, entities, list(reader.warnings), reader.skipped_records
-        )
+    try:
+        with _connector(task.spec).open(task.ref) as reader:
+            for cols in reader.column_batches(task.batch_size, extractor.fields, unit=task.unit):
+                hashed = []
+                for group in extractor.extract_columns(cols):
+                    keys = group.keys if seal is None else list(map(seal, group.keys))
+                    hashed.append(
+                        group._replace(keys=keys, values=list(map(digesters[group.entity_type], group.values)))
+                    )
+                    entities[group.entity_type] += len(keys)
+                if sink is not None:
+                    sink(hashed)
+                elif held < task.in_memory:
+                    kept.extend(hashed)
+                    held += sum(len(g.keys) for g in hashed)
+                else:
+                    if spill is None:
+                        spill = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, or removed on error
+                            "wb", prefix="piiport-unit-", suffix=".pickle", dir=task.spill_dir, delete=False
+                        )
+                    pickle.dump(hashed, spill, protocol=pickle.HIGHEST_PROTOCOL)
+                if on_batch is not None:
+                    on_batch(len(cols))
+            if spill is not None:
+                spill.close()
+            return UnitResult(
+                kept,
+                extractor.stats,
+                extractor.records,
+                entities,
+                list(reader.warnings),
+                reader.skipped_records,
+                spill.name if spill is not None else None,
+            )
+    except BaseException:
+        if spill is not None:
+            spill.close()
+            os.unlink(spill.name)
+        raise
 
 
 def _use_parent_detector(detector: Detector) -> None:
@@ -359,6 +423,13 @@ class _Runner:
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+            # Units that finished but were never written (the scan stopped early): remove their spill files.
+            for future in self.inflight:
+                if not future.cancelled() and future.exception() is None:
+                    future.result().discard()
+        for job in self.queue:
+            for unit in job.buffered:
+                unit.discard()
 
     def submit(self, job: _Job, units: Sequence[Any], *, detection: DetectionSettings, key: bytes, run_id: int) -> None:
         job.run_id = run_id
@@ -367,7 +438,18 @@ class _Runner:
         if self.queue[0] is job:
             self._open(job)
         for unit in units:
-            task = UnitTask(job.spec, job.ref, unit, job.profiles, detection, self.settings.batch_size, key)
+            task = UnitTask(
+                job.spec,
+                job.ref,
+                unit,
+                job.profiles,
+                detection,
+                self.settings.batch_size,
+                key,
+                seal_keys=job.seal_keys,
+                in_memory=self.settings.unit_findings_in_memory,
+                spill_dir=self.settings.spill_dir,
+            )
             if self.settings.workers == 1:
                 # In process, the job is the head of the queue: its rows go straight into its transaction.
                 self._finished(job, task_result=self._call(task, job))
@@ -400,12 +482,13 @@ class _Runner:
 
     def _open(self, job: _Job) -> None:
         if job.write is None and not job.failed:
-            job.write = self.index.begin_container(job.ref, run_id=job.run_id, url=job.url, seal_keys=job.seal_keys)
+            job.write = self.index.begin_container(job.ref, run_id=job.run_id, url=job.url)
 
     def _finished(self, job: _Job, *, task_result: UnitResult | BaseException) -> None:
         job.done += 1
         if job.failed:
-            pass
+            if isinstance(task_result, UnitResult):
+                task_result.discard()
         elif isinstance(task_result, BaseException):
             self.fail(job, task_result, run_id=job.run_id)
         elif job.write is not None:
@@ -416,7 +499,11 @@ class _Runner:
 
     def _apply(self, job: _Job, unit: UnitResult) -> None:
         assert job.write is not None
-        job.write.add_groups(unit.groups)
+        try:
+            for groups in unit.all_groups():
+                job.write.add_groups(groups)
+        finally:
+            unit.discard()
         job.stats.merge(unit.stats)
         job.entities.update(unit.entities)
         job.result.records += unit.records
@@ -471,6 +558,8 @@ class _Runner:
     def fail(self, job: _Job, exc: BaseException, *, run_id: int) -> None:
         """Record a container's error; what the index knew of it before stays, marked stale."""
         job.failed = True
+        for unit in job.buffered:
+            unit.discard()
         job.buffered.clear()
         if job.write is not None:
             job.write.rollback()

@@ -71,9 +71,16 @@ class ScanSettings:
     unit_rows: int = 25_000
     #: Rows per unit when the container has free text: NER is slow, so smaller units spread better.
     text_unit_rows: int = 2_000
+    #: Hashed findings a worker keeps in memory for one unit (a whole file is one unit); beyond
+    #: that they go to a private temporary file that the writing process reads back and deletes.
+    unit_findings_in_memory: int = 250_000
+    #: Where those temporary files go (default: the system's temporary folder).
+    spill_dir: str | None = None
 
     def __post_init__(self) -> None:
-        if self.sample_size < 1 or self.batch_size < 1 or self.unit_rows < 1:
-            raise ConfigError("sample_size, batch_size and unit_rows must be positive", setting="batch_size")
+        if self.sample_size < 1 or self.batch_size < 1 or self.unit_rows < 1 or self.unit_findings_in_memory < 1:
+            raise ConfigError(
+                "sample_size, batch_size, unit_rows and unit_findings_in_memory must be positive", setting="batch_size"
+            )
         if self.workers < 1:
             raise ConfigError("workers must be at least 1", setting="workers")

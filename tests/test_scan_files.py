@@ -256,3 +256,43 @@ def test_json_arrays_stream_across_chunk_boundaries(tmp_path: Path, chunk: int, 
         with conn.open(ref) as reader:
             got = [r.values for batch in reader.batches(7) for r in batch]
     assert got == docs
+
+
+def test_a_big_file_in_a_pool_spills_to_a_private_file_and_loses_nothing(tmp_path: Path, detector, monkeypatch) -> None:
+    import importlib
+
+    from discover.settings import ScanSettings
+
+    scan_module = importlib.import_module("discover.scan")  # the module, not the function of that name
+
+    firsts = ["Alice", "Bruno", "Chloe", "David", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jonas"] * 6
+    lasts = ["Martin", "Dubois", "Lefevre", "Nguyen", "Murphy", "Haddad", "Schmidt", "Rossi", "Novak", "Silva"] * 5
+    rows = ["full_name,email,phone"] + [
+        f"{firsts[i % 60]} {lasts[i // 60]},user{i}@example.com,+44 20 7946 {i:04d}" for i in range(3000)
+    ]
+    root = tmp_path / "big"
+    root.mkdir()
+    (root / "contacts.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    spilled: list[tuple[str, int]] = []
+    read_back = scan_module.UnitResult.all_groups
+
+    def watched(self: scan_module.UnitResult):
+        if self.spill is not None:
+            spilled.append((self.spill, Path(self.spill).stat().st_mode & 0o777))
+        return read_back(self)
+
+    monkeypatch.setattr(scan_module.UnitResult, "all_groups", watched)
+    monkeypatch.setenv("PIIPORT_INDEX_KEY", "00112233445566778899aabbccddeeff")  # one key: comparable hashes
+    found = {}
+    for workers in (1, 2):
+        index = Index(f"sqlite:///{tmp_path / f'index-{workers}' / 'index.db'}")
+        settings = ScanSettings(workers=workers, batch_size=200, unit_findings_in_memory=500, spill_dir=str(spill))
+        assert scan([SourceSpec(name="f", url=str(root))], index=index, detector=detector, settings=settings).ok
+        found[workers] = sorted((f["record_key"], f["entity_type"], f["ident"]) for f in index.iter_findings())
+        index.close()
+    assert len(found[1]) == 9000 and found[2] == found[1]
+    # Only the pool spills (in-process, batches go straight into the index); the file is private and removed.
+    assert spilled and all(mode == 0o600 for _, mode in spilled)
+    assert not list(spill.iterdir())
