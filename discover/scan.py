@@ -430,6 +430,9 @@ class _Runner:
         for job in self.queue:
             for unit in job.buffered:
                 unit.discard()
+            if job.write is not None:  # the scan stopped inside this container: keep what the index had
+                job.write.rollback()
+                job.write = None
 
     def submit(self, job: _Job, units: Sequence[Any], *, detection: DetectionSettings, key: bytes, run_id: int) -> None:
         job.run_id = run_id

@@ -169,3 +169,32 @@ def test_wrong_key_is_refused(shop_db: Path, tmp_path: Path, detector) -> None:
         assert "different key" in exc.message
     else:
         raise AssertionError("a wrong key must be refused")
+
+
+def test_first_load_ends_in_wal_and_an_interrupted_scan_leaves_a_usable_index(
+    shop_db: Path, tmp_path: Path, detector
+) -> None:
+    import pytest
+
+    first = Index(f"sqlite:///{tmp_path / 'a' / 'index.db'}")
+    assert scan([_spec(shop_db)], index=first, detector=detector).ok
+    with first.engine.connect() as conn:
+        # The first load runs with a rollback journal; readers beside later scans need WAL back.
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    first.close()
+
+    def stop(event: str, data: dict[str, object]) -> None:
+        if event == "records":
+            raise KeyboardInterrupt
+
+    broken = Index(f"sqlite:///{tmp_path / 'b' / 'index.db'}")
+    with pytest.raises(KeyboardInterrupt):
+        scan([_spec(shop_db)], index=broken, detector=detector, progress=stop)
+    broken.close()
+    again = Index(f"sqlite:///{tmp_path / 'b' / 'index.db'}")
+    with again.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    assert not list(again.iter_findings())  # the interrupted container was rolled back
+    assert scan([_spec(shop_db)], index=again, detector=detector).ok
+    assert list(again.iter_findings())
