@@ -138,9 +138,8 @@ def gazetteer_names(
             continue
         if fresh(m.start(), m.end()):
             yield m.start(), m.end()
-    for m in _LOWER_PAIR.finditer(text):
-        first, last = m.group(1), m.group(2)
-        if first in given and last in family and usable(first) and usable(last) and fresh(m.start(), m.end()):
+    for m in _lower_case_names(text, stop_words):
+        if usable(m.group(1)) and usable(m.group(2)) and fresh(m.start(), m.end()):
             yield m.start(), m.end()
 
 
@@ -150,11 +149,16 @@ def has_lower_case_name(text: str, stop_words: Collection[str]) -> bool:
     NER looks for names in capitalised words only; this lets an all-lower-case chat line
     ("please call lena andersson") still reach it.
     """
+    return any(True for _ in _lower_case_names(text, stop_words))
+
+
+def _lower_case_names(text: str, stop_words: Collection[str]) -> Iterator[re.Match[str]]:
+    """Lower-case word pairs that are a known given name and a known family name, neither a stop word."""
     given, family = given_names(), family_names()
-    return any(
-        m.group(1) in given and m.group(2) in family and m.group(1) not in stop_words and m.group(2) not in stop_words
-        for m in _LOWER_PAIR.finditer(text)
-    )
+    for m in _LOWER_PAIR.finditer(text):
+        first, last = m.group(1), m.group(2)
+        if first in given and last in family and first not in stop_words and last not in stop_words:
+            yield m
 
 
 def _address_or_firm(

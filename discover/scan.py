@@ -130,22 +130,19 @@ class UnitResult:
     spill: str | None = None
 
     def all_groups(self) -> Iterator[list[FindingGroup]]:
-        """The unit's hashed groups, batch by batch, and then the spill file is deleted.
+        """The unit's hashed groups, batch by batch; ``discard`` removes the spill file after.
 
         Memory: the groups held in memory plus one spilled batch.
         """
         yield self.groups
         if self.spill is None:
             return
-        try:
-            with open(self.spill, "rb") as fh:
-                while True:
-                    try:
-                        yield pickle.load(fh)
-                    except EOFError:
-                        return
-        finally:
-            self.discard()
+        with open(self.spill, "rb") as fh:
+            while True:
+                try:
+                    yield pickle.load(fh)
+                except EOFError:
+                    return
 
     def discard(self) -> None:
         if self.spill is not None:
@@ -388,6 +385,12 @@ class _Job:
     started: float = field(default_factory=time.perf_counter)
     run_id: int = 0
 
+    def drop_buffered(self) -> None:
+        """Forget results waiting to be written, and their spill files."""
+        for unit in self.buffered:
+            unit.discard()
+        self.buffered.clear()
+
 
 class _Runner:
     """Runs units, in-process or on a pool, and commits containers in order.
@@ -428,8 +431,7 @@ class _Runner:
                 if not future.cancelled() and future.exception() is None:
                     future.result().discard()
         for job in self.queue:
-            for unit in job.buffered:
-                unit.discard()
+            job.drop_buffered()
             if job.write is not None:  # the scan stopped inside this container: keep what the index had
                 job.write.rollback()
                 job.write = None
@@ -561,9 +563,7 @@ class _Runner:
     def fail(self, job: _Job, exc: BaseException, *, run_id: int) -> None:
         """Record a container's error; what the index knew of it before stays, marked stale."""
         job.failed = True
-        for unit in job.buffered:
-            unit.discard()
-        job.buffered.clear()
+        job.drop_buffered()
         if job.write is not None:
             job.write.rollback()
             job.write = None
