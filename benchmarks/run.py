@@ -95,7 +95,7 @@ def scan(db: Path, work: Path, workers: int, tag: str) -> tuple[float, int, Path
 def index_stats(index_db: Path) -> tuple[int, int]:
     size = sum(p.stat().st_size for p in index_db.parent.glob("index.db*"))
     with sqlite3.connect(index_db) as conn:
-        findings = conn.execute("SELECT count(*) FROM findings").fetchone()[0]
+        findings = conn.execute("SELECT coalesce(sum(findings), 0) FROM blocks").fetchone()[0]
     return size, findings
 
 
@@ -119,12 +119,15 @@ def score(
 
 
 def piiport_spans(index_db: Path) -> dict[int, list[tuple[str, int, int]]]:
+    from discover.index import Index
+
     out: dict[int, list[tuple[str, int, int]]] = {}
-    with sqlite3.connect(index_db) as conn:
-        for key, etype, start, end in conn.execute(
-            "SELECT record_key, entity_type, span_start, span_end FROM findings WHERE origin = 'text'"
-        ):
-            out.setdefault(int(key.strip("[]")), []).append((etype, start, end))
+    with Index(f"sqlite:///{index_db}", create=False) as index:
+        for f in index.iter_findings():
+            if f["origin"] == "text":
+                out.setdefault(int(f["record_key"].strip("[]")), []).append(
+                    (f["entity_type"], f["span_start"], f["span_end"])
+                )
     return out
 
 

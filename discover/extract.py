@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import compress
 from typing import Any, NamedTuple
 
 from connectors.base import Columns, Record
@@ -176,6 +177,10 @@ class Extractor:
 
     def _typed(self, cols: Columns, fname: str, etype: str, out: list[FindingGroup]) -> None:
         norm = self._normalisers[etype]
+        raws = cols.values[fname]
+        if set(map(type, raws)) <= _STR_OR_NONE:
+            self._typed_texts(cols.keys, raws, fname, etype, norm, out)
+            return
         seen: dict[str, str | None] = {}
         stats = self.stats
         keys: list[str] = []
@@ -215,17 +220,55 @@ class Extractor:
         stats.hits[(fname, etype)] += hits
         out.append(FindingGroup(fname, etype, FIELD, keys, values, 1.0))
 
+    def _typed_texts(
+        self,
+        record_keys: list[str],
+        raws: list[str | None],
+        fname: str,
+        etype: str,
+        norm: Callable[[str], str | None],
+        out: list[FindingGroup],
+    ) -> None:
+        """``_typed`` for a column of texts (and nulls), the common case: every step is a C-level
+        pass over the batch except one normaliser call per distinct value."""
+        distinct = dict.fromkeys(raws)
+        distinct.pop(None, None)
+        blank = [raw for raw in distinct if not raw.strip()]  # type: ignore[union-attr]
+        normalised: dict[str | None, str | None] = dict(zip(distinct, map(norm, distinct), strict=True))  # type: ignore[arg-type]
+        normalised[None] = None
+        for raw in blank:
+            normalised[raw] = None
+        found = list(map(normalised.__getitem__, raws))
+        keys = list(compress(record_keys, found))
+        values: list[str] = list(filter(None, found))
+        stats = self.stats
+        stats.non_null[fname] += len(raws) - raws.count(None) - sum(map(raws.count, blank))
+        stats.hits[(fname, etype)] += len(values)
+        for value in values:
+            if not stats.add_example(fname, etype, value):
+                break
+        out.append(FindingGroup(fname, etype, FIELD, keys, values, 1.0))
+
     def _names(self, cols: Columns, out: list[FindingGroup]) -> None:
         by_part: dict[str, list[str]] = defaultdict(list)
         for fname, part in self.names.items():
             by_part[part].append(fname)
         stats = self.stats
+        # Columns of texts (and nulls), stripped: the common case takes C-level passes below.
+        stripped: dict[str, list[str]] = {}
         for fname in self.names:
-            stats.non_null[fname] += sum(1 for v in cols.values[fname] if _has_text(v))
+            raws = cols.values[fname]
+            if set(map(type, raws)) <= _STR_OR_NONE:
+                stripped[fname] = list(map(str.strip, [raw or "" for raw in raws]))
+                stats.non_null[fname] += sum(map(bool, stripped[fname]))
+            else:
+                stats.non_null[fname] += sum(1 for v in raws if _has_text(v))
         for fname in by_part.get("full", []):
             self._name_column(cols, fname, 0.9, out)
         firsts, lasts = by_part.get("first", []), by_part.get("last", [])
-        if firsts and lasts:
+        if firsts and lasts and firsts[0] in stripped and lasts[0] in stripped:
+            self._combined_texts(cols.keys, stripped[firsts[0]], stripped[lasts[0]], firsts[0], lasts[0], out)
+        elif firsts and lasts:
             self._combined_names(cols, firsts[0], lasts[0], out)
         else:
             for fname in firsts + lasts:
@@ -278,6 +321,26 @@ class Extractor:
         self.stats.hits[(last, PERSON)] += len(keys)
         out.append(FindingGroup(f"{first}+{last}", PERSON, FIELD, keys, values, 0.9))
 
+    def _combined_texts(
+        self,
+        record_keys: list[str],
+        firsts: list[str],
+        lasts: list[str],
+        first: str,
+        last: str,
+        out: list[FindingGroup],
+    ) -> None:
+        """``_combined_names`` for two columns of stripped texts, in C-level passes."""
+        valid = list(map(all, zip(firsts, lasts, strict=True)))
+        keys = list(compress(record_keys, valid))
+        values = list(map(fold_name, map(" ".join, compress(zip(firsts, lasts, strict=True), valid))))
+        for value in values:
+            if not (self.stats.add_example(first, PERSON, value) | self.stats.add_example(last, PERSON, value)):
+                break
+        self.stats.hits[(first, PERSON)] += len(keys)
+        self.stats.hits[(last, PERSON)] += len(keys)
+        out.append(FindingGroup(f"{first}+{last}", PERSON, FIELD, keys, values, 0.9))
+
     def _free_text(self, cols: Columns, fname: str, out: list[FindingGroup]) -> None:
         assert self.detector is not None, "free-text fields need a detector"
         slots: list[tuple[str, str]] = []
@@ -310,6 +373,7 @@ class Extractor:
 
 
 _UNSEEN: Any = object()
+_STR_OR_NONE = frozenset({str, type(None)})
 
 
 def _has_text(value: Any) -> bool:

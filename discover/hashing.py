@@ -46,6 +46,11 @@ class IdentifierHasher:
 
         return digest
 
+    def record_digester(self, source: str, container: str) -> Callable[[str], bytes]:
+        """The identity of a record, by its key as the source knows it: how the index finds a
+        record's findings without a row (or a plaintext key) per record."""
+        return self.digester(f"__record__\x00{source}\x00{container}")
+
     def fingerprint(self) -> str:
         """Identifies the key without revealing it, so an index can refuse a wrong key."""
         return self.digest("__key_check__", "piiport").hex()

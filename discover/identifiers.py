@@ -47,6 +47,16 @@ _NOT_DIGITS = re.compile(r"\D+")
 _EXTENSION = re.compile(r"\s*(?:x|ext\.?)\s*\d{1,6}$", re.IGNORECASE)
 
 
+_NON_DIGIT_BYTES = bytes(b for b in range(128) if not 48 <= b <= 57)
+
+
+def _digits(text: str) -> str:
+    """The digits of a text; a byte translation when the text is ASCII (the common case)."""
+    if text.isascii():
+        return text.encode().translate(None, _NON_DIGIT_BYTES).decode()
+    return _NOT_DIGITS.sub("", text)
+
+
 @lru_cache(maxsize=256)
 def _region_rules(region: str) -> tuple[str, str, frozenset[int]]:
     """Country calling code, trunk prefix and possible national-number lengths of a region."""
@@ -77,14 +87,14 @@ def _e164(value: str, regions: tuple[str, ...]) -> str | None:
     if "x" in text or "X" in text:
         text = _EXTENSION.sub("", text)
     if text[:1] == "+" or (text[:2] == "00" and text[:3] != "000"):
-        digits = _NOT_DIGITS.sub("", text.replace("(0)", "") if "(0)" in text else text)  # "+44 (0)20": 0 not dialled
+        digits = _digits(text.replace("(0)", "") if "(0)" in text else text)  # "+44 (0)20": 0 not dialled
         if text[:1] == "0":
             digits = digits[2:]
         if not 8 <= len(digits) <= 15:
             return None
         codes = _country_codes()
         return "+" + digits if (digits[:1] in codes or digits[:2] in codes or digits[:3] in codes) else None
-    digits = _NOT_DIGITS.sub("", text)
+    digits = _digits(text)
     size = len(digits)
     for code, trunk, lengths in _national_rules(regions):
         if trunk and digits.startswith(trunk) and size - len(trunk) in lengths:
@@ -135,6 +145,8 @@ def normalise_ip(value: str) -> str | None:
 
 
 def fold_name(value: str) -> str:
+    if value.isascii():  # nothing to decompose or fold beyond case: the common case, kept fast
+        return " ".join(value.lower().split())
     decomposed = unicodedata.normalize("NFKD", value)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return _SPACES.sub(" ", stripped.casefold().replace("’", "'")).strip()

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import json
 import logging
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 from connectors.base import ContainerRef
 from connectors.errors import ConfigError
 from connectors.redact import mask_url
-from discover.extract import FIELD, FindingGroup
+from discover.extract import FIELD
 from discover.hashing import IdentifierHasher, load_key
+from discover.identifiers import STRONG as _STRONG
+from discover.packing import DecodedBlock, Finding, Part, bucket_codes, search
 from discover.sealing import SEALED_PREFIX, KeySealer
 
 if TYPE_CHECKING:
@@ -37,32 +37,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_INDEX = "sqlite:///.piiport/index.db"
-FINDING_COLUMNS = (
-    "container_id",
-    "record_key",
-    "field",
-    "entity_type",
-    "ident",
-    "score",
-    "origin",
-    "span_start",
-    "span_end",
-)
-SCHEMA_VERSION = "1"
-_INSERT_CHUNK = 5000
-
-
-def _sqlite_literal(value: Any) -> str | None:
-    """``value`` as an SQLite literal, or ``None`` if it cannot be written safely as one."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return repr(value) if value == value and value not in (float("inf"), float("-inf")) else None
-    if isinstance(value, str) and "\x00" not in value:
-        return "'" + value.replace("'", "''") + "'"
-    return None
+SCHEMA_VERSION = "2"
+_LOOKUP_CHUNK = 400
 
 
 def utcnow() -> str:
@@ -143,34 +119,36 @@ def _schema() -> Any:
         Column("examples", Text),
         Index("ix_hits_container", "container_id"),
     )
+    # Findings, packed (``discover.packing``): a row per batch of records, not per finding.
     Table(
-        "findings",
+        "parts",
         md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
         Column("container_id", Integer, ForeignKey("containers.id", ondelete="CASCADE"), nullable=False),
-        Column("record_key", String(512), nullable=False),
-        Column("field", String(1000), nullable=False),
-        Column("entity_type", String(32), nullable=False),
-        Column("ident", LargeBinary(16), nullable=False),
-        Column("score", Float, nullable=False),
-        Column("origin", String(8), nullable=False),
-        Column("span_start", Integer),
-        Column("span_end", Integer),
-        Index("ix_findings_ident", "ident"),
-        Index("ix_findings_record", "container_id", "record_key"),
+        Index("ix_parts_container", "container_id"),
+    )
+    Table(
+        "blocks",
+        md,
+        Column("part_id", Integer, ForeignKey("parts.id", ondelete="CASCADE"), primary_key=True),
+        Column("block_no", Integer, primary_key=True, autoincrement=False),
+        Column("container_id", Integer, nullable=False),
+        Column("findings", Integer, nullable=False),
+        Column("meta", Text, nullable=False),
+        Column("data", LargeBinary, nullable=False),
+        Index("ix_blocks_container", "container_id"),
+    )
+    Table(
+        "postings",
+        md,
+        Column("part_id", Integer, ForeignKey("parts.id", ondelete="CASCADE"), nullable=False),
+        Column("container_id", Integer, nullable=False),
+        Column("code", Integer, nullable=False),
+        Column("entries", LargeBinary, nullable=False),
+        Index("ix_postings_code", "code"),
+        Index("ix_postings_container", "container_id"),
     )
     return md
-
-
-_LINKS_VIEW = """
-CREATE VIEW links AS
-SELECT a.ident AS a_ident, a.entity_type AS a_type, b.ident AS b_ident, b.entity_type AS b_type,
-       CASE WHEN a.entity_type IN ('EMAIL_ADDRESS', 'PHONE_NUMBER')
-             AND b.entity_type IN ('EMAIL_ADDRESS', 'PHONE_NUMBER') THEN 'strong' ELSE 'weak' END AS strength,
-       a.container_id AS container_id, a.record_key AS record_key
-FROM findings a JOIN findings b
-  ON a.container_id = b.container_id AND a.record_key = b.record_key AND a.ident <> b.ident
-WHERE a.origin = 'field' AND b.origin = 'field'
-"""
 
 
 def _new_id(result: Any) -> int:
@@ -234,13 +212,11 @@ class Index:
             ) from exc
 
     def _migrate(self) -> None:
-        from sqlalchemy import inspect, select, text
+        from sqlalchemy import inspect, select
 
         with self.engine.begin() as conn:
             existing = set(inspect(conn).get_table_names())
             self.md.create_all(conn)
-            if "links" not in set(inspect(conn).get_view_names()):
-                conn.execute(text(_LINKS_VIEW))
             meta = self.t["meta"]
             rows: dict[str, str] = {k: v for k, v in conn.execute(select(meta.c.k, meta.c.v)).all()}
             fingerprint = self.hasher.fingerprint()
@@ -280,12 +256,6 @@ class Index:
         """Seals the record keys of containers whose key is personal data."""
         return KeySealer(self.hasher.key)
 
-    def _opened(self, row: Any) -> dict[str, Any]:
-        out = dict(row)
-        if out["record_key"].startswith(SEALED_PREFIX):
-            out["record_key"] = self.sealer.open(out["record_key"])
-        return out
-
     # -- runs -----------------------------------------------------------------------------------
     def start_run(self, sources: Sequence[str]) -> int:
         with self.engine.begin() as conn:
@@ -322,7 +292,7 @@ class Index:
         return conn.execute(select(c.c.id).where(c.c.source == source, c.c.name == name)).scalar()
 
     def _clear(self, conn: Connection, container_id: int) -> None:
-        for table in ("findings", "field_hits", "profiles"):
+        for table in ("postings", "blocks", "parts", "field_hits", "profiles"):
             t = self.t[table]
             conn.execute(t.delete().where(t.c.container_id == container_id))
 
@@ -343,31 +313,18 @@ class Index:
 
     @contextlib.contextmanager
     def bulk_load(self) -> Iterator[None]:
-        """Into an empty index, load findings first and build their indexes after: much faster.
-
-        On SQLite the first load also runs with a rollback journal rather than WAL (each page is
-        written once, not to the log and then again; about a fifth less time). Transactions stay
-        atomic; what is lost is only reading the index while that first scan writes it.
+        """A first load into an empty SQLite index runs with a rollback journal rather than WAL:
+        each page is written once, not to the log and then again. Transactions stay atomic;
+        what is lost is only reading the index while that first scan writes it.
         """
-        findings = self.t["findings"]
         with self.engine.connect() as conn:
-            empty = conn.execute(findings.select().limit(1)).first() is None
-        secondary = [i for i in findings.indexes if i.name in {"ix_findings_ident", "ix_findings_record"}]
+            empty = conn.execute(self.t["parts"].select().limit(1)).first() is None
         if empty:
             self._set_journal("DELETE")
-            with self.engine.begin() as conn:
-                for ix in secondary:
-                    ix.drop(conn, checkfirst=True)
         try:
             yield
         finally:
             if empty:
-                with self.engine.begin() as conn:
-                    if conn.dialect.name == "sqlite":
-                        # SQLite's sorter may use helper threads to build an index; it is off by default.
-                        conn.exec_driver_sql(f"PRAGMA threads={min(4, os.cpu_count() or 1)}")
-                    for ix in secondary:
-                        ix.create(conn, checkfirst=True)
                 self._set_journal("WAL")
 
     def _set_journal(self, mode: str) -> None:
@@ -437,49 +394,126 @@ class Index:
 
     def findings_for(self, idents: Iterable[bytes], *, origin: str | None = None) -> list[dict[str, Any]]:
         """Findings whose identifier hash is one of ``idents``."""
-        from sqlalchemy import select
-
-        f = self.t["findings"]
-        wanted = list(set(idents))
+        wanted = set(idents)
         out: list[dict[str, Any]] = []
-        with self.engine.connect() as conn:
-            for start in range(0, len(wanted), 500):
-                stmt = select(f).where(f.c.ident.in_(wanted[start : start + 500]))
-                if origin is not None:
-                    stmt = stmt.where(f.c.origin == origin)
-                out.extend(self._opened(r) for r in conn.execute(stmt).mappings())
+        for block, positions in self._lookup(wanted):
+            for pos in positions:
+                f = block.finding(pos)
+                if f.ident in wanted and (origin is None or f.origin == origin):
+                    out.append(self._row(block, f))
         return out
 
     def findings_in(self, records: Iterable[RecordRef], *, origin: str | None = None) -> list[dict[str, Any]]:
-        """Every finding of the given records (record keys as the source knows them, sealed or not)."""
-        from sqlalchemy import and_, or_, select
-
-        f = self.t["findings"]
-        refs = list(set(records))
+        """Every finding of the given records (record keys as the source knows them)."""
+        refs = set(records)
+        if not refs:
+            return []
+        names = {c["id"]: (c["source"], c["name"]) for c in self.containers()}
+        by_hash: dict[bytes, RecordRef] = {}
+        for ref in refs:
+            if ref.container_id in names:
+                source, name = names[ref.container_id]
+                by_hash[self.hasher.record_digester(source, name)(ref.record_key)] = ref
         out: list[dict[str, Any]] = []
-        with self.engine.connect() as conn:
-            for start in range(0, len(refs), 200):
-                chunk = refs[start : start + 200]
-                cond = or_(
-                    *(
-                        and_(
-                            f.c.container_id == r.container_id,
-                            f.c.record_key.in_([r.record_key, self.sealer.seal(r.record_key)]),
-                        )
-                        for r in chunk
-                    )
-                )
-                stmt = select(f).where(cond)
-                if origin is not None:
-                    stmt = stmt.where(f.c.origin == origin)
-                out.extend(self._opened(r) for r in conn.execute(stmt).mappings())
+        for block, positions in self._lookup(set(by_hash)):
+            for pos in positions:
+                key = self._open_key(block.keys[pos])
+                if RecordRef(block.container_id, key) not in refs:
+                    continue  # another record whose hash shares the prefix
+                out.extend(self._row(block, f) for f in block.of_record(pos) if origin is None or f.origin == origin)
         return out
 
     def iter_findings(self) -> Iterator[dict[str, Any]]:
+        """Every finding in the index. Memory: one block."""
         from sqlalchemy import select
 
+        b = self.t["blocks"]
         with self.engine.connect() as conn:
-            yield from (self._opened(r) for r in conn.execute(select(self.t["findings"])).mappings())
+            for row in conn.execute(select(b.c.container_id, b.c.meta, b.c.data).order_by(b.c.part_id, b.c.block_no)):
+                block = _StoredBlock(row.container_id, row.meta, row.data)
+                for f in block.all():
+                    yield self._row(block, f)
+
+    def count_findings(self) -> int:
+        from sqlalchemy import func, select
+
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.sum(self.t["blocks"].c.findings), 0))).scalar() or 0)
+
+    def links(self, ident: bytes) -> list[dict[str, Any]]:
+        """The identifiers on each record that carries ``ident`` in a typed or name field (one
+        row per record and identifier): strong when both are e-mail or phone. Findings inside
+        free text never link (a note that mentions someone else must not merge two people)."""
+        found = self.findings_for([ident], origin=FIELD)
+        records = {RecordRef(f["container_id"], f["record_key"]) for f in found}
+        strong_self = any(f["entity_type"] in _STRONG for f in found)
+        return [
+            {
+                "ident": f["ident"],
+                "entity_type": f["entity_type"],
+                "strength": "strong" if strong_self and f["entity_type"] in _STRONG else "weak",
+                "container_id": f["container_id"],
+                "record_key": f["record_key"],
+            }
+            for f in self.findings_in(records, origin=FIELD)
+            if f["ident"] != ident
+        ]
+
+    # -- look-ups in the packed findings ------------------------------------------------------
+    def _lookup(self, hashes: set[bytes]) -> list[tuple[_StoredBlock, list[int]]]:
+        """The blocks that postings entries of ``hashes`` point to, each with the positions
+        pointed at (findings, or records for record hashes). Callers check what they find:
+        entries are matched by an 8-byte prefix."""
+        from sqlalchemy import select, tuple_
+
+        by_code: dict[int, list[bytes]] = {}
+        for h in hashes:
+            for code in bucket_codes(h):
+                by_code.setdefault(code, []).append(h)
+        p, b = self.t["postings"], self.t["blocks"]
+        positions: dict[tuple[int, int], dict[int, None]] = {}
+        codes = list(by_code)
+        out: list[tuple[_StoredBlock, list[int]]] = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(codes), _LOOKUP_CHUNK):
+                stmt = select(p.c.part_id, p.c.code, p.c.entries).where(
+                    p.c.code.in_(codes[start : start + _LOOKUP_CHUNK])
+                )
+                for part, code, entries in conn.execute(stmt):
+                    for h in by_code[code]:
+                        for block_no, pos in search(entries, h):
+                            positions.setdefault((part, block_no), {})[pos] = None
+            wanted = sorted(positions)
+            for start in range(0, len(wanted), _LOOKUP_CHUNK):
+                stmt = select(b.c.part_id, b.c.block_no, b.c.container_id, b.c.meta, b.c.data).where(
+                    tuple_(b.c.part_id, b.c.block_no).in_(wanted[start : start + _LOOKUP_CHUNK])
+                )
+                for row in conn.execute(stmt):
+                    block = _StoredBlock(row.container_id, row.meta, row.data)
+                    out.append((block, list(positions[(row.part_id, row.block_no)])))
+        return out
+
+    def _open_key(self, stored: str) -> str:
+        return self.sealer.open(stored) if stored.startswith(SEALED_PREFIX) else stored
+
+    def _row(self, block: _StoredBlock, f: Finding) -> dict[str, Any]:
+        return {
+            "container_id": block.container_id,
+            "record_key": self._open_key(block.keys[f.record]),
+            "field": f.field,
+            "entity_type": f.entity_type,
+            "ident": f.ident,
+            "score": f.score,
+            "origin": f.origin,
+            "span_start": f.span_start,
+            "span_end": f.span_end,
+        }
+
+
+class _StoredBlock(DecodedBlock):
+    def __init__(self, container_id: int, meta: str, data: bytes) -> None:
+        super().__init__(meta, data)
+        self.container_id = container_id
 
 
 class ContainerWrite:
@@ -511,62 +545,40 @@ class ContainerWrite:
         self.container_id = cid
         self.findings = 0
 
-    def add_groups(self, groups: Sequence[FindingGroup]) -> None:
-        """Insert hashed findings (``values`` are keyed hashes, keys sealed where they are personal
-        data), one bulk insert per group.
+    def add_part(self, part: Part) -> None:
+        """Insert a packed part (``discover.packing``): a few rows, whatever its size.
 
-        Rows are assembled by ``zip`` in C and handed to the driver's ``executemany``; on
-        SQLite the values shared by a whole group (container, field, type, origin, score) are
-        written into the statement as literals, so only the key and hash are bound per row.
-        Memory: the groups given.
+        Memory: the part given.
         """
-        for group in groups:
-            if group.keys:
-                self._insert(group)
-                self.findings += len(group.keys)
+        from sqlalchemy import insert
 
-    def _insert(self, g: FindingGroup) -> None:
-        n = len(g.keys)
-        scores = g.score if isinstance(g.score, list) else None
-        starts, ends = (g.starts, g.ends) if g.starts is not None else (None, None)
-        shared = {
-            "container_id": self.container_id,
-            "field": g.field,
-            "entity_type": g.entity_type,
-            "origin": g.origin,
-            "score": None if scores is not None else g.score,
-            "span_start": None,
-            "span_end": None,
-        }
-        per_row: dict[str, Any] = {"record_key": g.keys, "ident": g.values}
-        if scores is not None:
-            per_row["score"] = scores
-        if starts is not None and ends is not None:
-            per_row.update(span_start=starts, span_end=ends)
-        dialect = self.conn.dialect
-        if dialect.name == "sqlite" and all(_sqlite_literal(shared[c]) is not None for c in shared if c not in per_row):
-            bound = [c for c in FINDING_COLUMNS if c in per_row]
-            values = ", ".join("?" if c in per_row else str(_sqlite_literal(shared[c])) for c in FINDING_COLUMNS)
-            sql = f"INSERT INTO findings ({', '.join(FINDING_COLUMNS)}) VALUES ({values})"
-            cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cursor.executemany(sql, zip(*(per_row[c] for c in bound), strict=True))
-            finally:
-                cursor.close()
+        if not part.blocks:
             return
-        columns = [per_row[c] if c in per_row else itertools.repeat(shared[c], n) for c in FINDING_COLUMNS]
-        marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
-        rows = zip(*columns, strict=True)
-        if marker is not None:
-            # The driver's own executemany: several times faster than building a dict per row.
-            placeholders = ", ".join([marker] * len(FINDING_COLUMNS))
-            sql = f"INSERT INTO findings ({', '.join(FINDING_COLUMNS)}) VALUES ({placeholders})"
-            while chunk := list(itertools.islice(rows, _INSERT_CHUNK)):
-                self.conn.exec_driver_sql(sql, chunk)
-        else:
-            table = self.index.t["findings"]
-            while chunk := list(itertools.islice(rows, _INSERT_CHUNK)):
-                self.conn.execute(table.insert(), [dict(zip(FINDING_COLUMNS, r, strict=True)) for r in chunk])
+        t = self.index.t
+        part_id = _new_id(self.conn.execute(insert(t["parts"]).values(container_id=self.container_id)))
+        cid = self.container_id
+        self.conn.execute(
+            insert(t["blocks"]),
+            [
+                {
+                    "part_id": part_id,
+                    "block_no": b.block_no,
+                    "container_id": cid,
+                    "findings": b.findings,
+                    "meta": b.meta,
+                    "data": b.data,
+                }
+                for b in part.blocks
+            ],
+        )
+        self.conn.execute(
+            insert(t["postings"]),
+            [
+                {"part_id": part_id, "container_id": cid, "code": code, "entries": entries}
+                for code, entries in part.postings
+            ],
+        )
+        self.findings += part.findings
 
     def commit(
         self,

@@ -17,10 +17,11 @@ from connectors.base import ContainerRef, SourceSpec, connect
 from connectors.errors import PiiportError, SourceError
 from connectors.redact import mask_url
 from discover.detector import Detector
-from discover.extract import Extractor, FieldStats, FindingGroup, origins_of
+from discover.extract import Extractor, FieldStats, origins_of
 from discover.hashing import IdentifierHasher
 from discover.identifiers import ENTITY_TYPES
 from discover.index import ContainerWrite, Index, utcnow
+from discover.packing import Part, PartBuilder
 from discover.profile import FieldProfile, Profiler
 from discover.sealing import KeySealer
 from discover.settings import DetectionSettings, ScanSettings
@@ -120,21 +121,21 @@ class UnitTask:
 
 @dataclass
 class UnitResult:
-    groups: list[FindingGroup]  # values hashed, keys sealed where needed
+    parts: list[Part]  # packed findings: hashes, keys sealed where needed
     stats: FieldStats
     records: int
     entities: Counter[str]
     warnings: list[str]
     skipped_records: int
-    #: A temporary file with more hashed groups (pickled batches), when the unit outgrew memory.
+    #: A temporary file with more parts (pickled), when the unit outgrew memory.
     spill: str | None = None
 
-    def all_groups(self) -> Iterator[list[FindingGroup]]:
-        """The unit's hashed groups, batch by batch; ``discard`` removes the spill file after.
+    def all_parts(self) -> Iterator[Part]:
+        """The unit's parts; ``discard`` removes the spill file after.
 
-        Memory: the groups held in memory plus one spilled batch.
+        Memory: the parts held in memory plus one spilled part.
         """
-        yield self.groups
+        yield from self.parts
         if self.spill is None:
             return
         with open(self.spill, "rb") as fh:
@@ -185,51 +186,61 @@ def _worker_detector(settings: DetectionSettings) -> Detector:
 
 def run_unit(
     task: UnitTask,
-    sink: Callable[[list[FindingGroup]], None] | None = None,
+    sink: Callable[[Part], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> UnitResult:
     """Extract one unit, hash its findings and seal its keys where needed; the plaintext never
     leaves this function.
 
-    With ``sink``, each batch's hashed groups go to it at once (in-process: straight into the
-    index); without, they are returned with the result (from a worker process).
-    Memory: one batch, plus, without a sink, up to ``task.in_memory`` hashed findings (about
-    100 bytes each); beyond that, batches go to a private temporary file (mode 0600) that
-    ``UnitResult.all_groups`` reads back and deletes.
+    Findings are packed into parts of up to ``task.in_memory`` findings (``discover.packing``).
+    With ``sink``, each part goes to it at once (in-process: straight into the index);
+    without, parts are returned with the result (from a worker process).
+    Memory: one batch and one part (about 40 bytes per finding), plus, without a sink, parts
+    of up to ``task.in_memory`` findings; beyond that, parts go to a private temporary file
+    (mode 0600) that ``UnitResult.all_parts`` reads back and the caller deletes.
     """
     hasher = IdentifierHasher(task.key)
     needs_nlp = any(p.free_text for p in task.profiles.values())
     detector = _worker_detector(task.detection) if needs_nlp else None
     extractor = Extractor(task.profiles, detector, regions=task.detection.phone_regions, language=task.spec.language)
-    seal = KeySealer(task.key).seal if task.seal_keys else None
-    kept: list[FindingGroup] = []
+    builder = PartBuilder(
+        hasher.record_digester(task.ref.source, task.ref.name), KeySealer(task.key).seal if task.seal_keys else None
+    )
+    kept: list[Part] = []
     held = 0
     spill: Any = None
     entities: Counter[str] = Counter()
     digesters = {etype: hasher.digester(etype) for etype in ENTITY_TYPES}
+
+    def emit(part: Part | None) -> None:
+        nonlocal held, spill
+        if part is None:
+            return
+        if sink is not None:
+            sink(part)
+        elif held < task.in_memory:
+            kept.append(part)
+            held += part.findings
+        else:
+            if spill is None:
+                spill = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, or removed on error
+                    "wb", prefix="piiport-unit-", suffix=".pickle", dir=task.spill_dir, delete=False
+                )
+            pickle.dump(part, spill, protocol=pickle.HIGHEST_PROTOCOL)
+
     try:
         with _connector(task.spec).open(task.ref) as reader:
             for cols in reader.column_batches(task.batch_size, extractor.fields, unit=task.unit):
                 hashed = []
                 for group in extractor.extract_columns(cols):
-                    keys = group.keys if seal is None else list(map(seal, group.keys))
-                    hashed.append(
-                        group._replace(keys=keys, values=list(map(digesters[group.entity_type], group.values)))
-                    )
-                    entities[group.entity_type] += len(keys)
-                if sink is not None:
-                    sink(hashed)
-                elif held < task.in_memory:
-                    kept.extend(hashed)
-                    held += sum(len(g.keys) for g in hashed)
-                else:
-                    if spill is None:
-                        spill = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, or removed on error
-                            "wb", prefix="piiport-unit-", suffix=".pickle", dir=task.spill_dir, delete=False
-                        )
-                    pickle.dump(hashed, spill, protocol=pickle.HIGHEST_PROTOCOL)
+                    hashed.append(group._replace(values=list(map(digesters[group.entity_type], group.values))))
+                    entities[group.entity_type] += len(group.keys)
+                builder.add(hashed)
+                if builder.findings >= task.in_memory:
+                    emit(builder.take())
                 if on_batch is not None:
                     on_batch(len(cols))
+            emit(builder.take())
             if spill is not None:
                 spill.close()
             return UnitResult(
@@ -467,7 +478,7 @@ class _Runner:
     def _call(self, task: UnitTask, job: _Job) -> UnitResult | BaseException:
         write = job.write
         try:
-            return run_unit(task, sink=write.add_groups if write is not None else None, on_batch=self._records)
+            return run_unit(task, sink=write.add_part if write is not None else None, on_batch=self._records)
         except Exception as exc:
             return exc
 
@@ -505,8 +516,8 @@ class _Runner:
     def _apply(self, job: _Job, unit: UnitResult) -> None:
         assert job.write is not None
         try:
-            for groups in unit.all_groups():
-                job.write.add_groups(groups)
+            for part in unit.all_parts():
+                job.write.add_part(part)
         finally:
             unit.discard()
         job.stats.merge(unit.stats)

@@ -247,15 +247,14 @@ def test_a_primary_key_that_is_an_email_is_sealed_in_the_index_and_still_exporte
             [(1, "zoe.quinn@example.net", "/a"), (2, "yann.roux@example.net", "/b")],
         )
     assert scan([SourceSpec(name="news", url=f"sqlite:///{db}")], index=index, detector=detector).ok
+    stored: dict[str, list[str]] = {}
     with index.engine.connect() as conn:
-        stored = dict(
-            conn.exec_driver_sql(
-                "SELECT c.name, group_concat(f.record_key, ' ') FROM findings f "
-                "JOIN containers c ON c.id = f.container_id GROUP BY c.name"
-            ).all()
-        )
-    assert all(k.startswith("sealed:") for k in stored["subscribers"].split())
-    assert set(stored["clicks"].split()) == {"[1]", "[2]"}  # a surrogate key stays as it is
+        for name, meta in conn.exec_driver_sql(
+            "SELECT c.name, b.meta FROM blocks b JOIN containers c ON c.id = b.container_id"
+        ):
+            stored.setdefault(name, []).extend(json.loads(meta)["keys"])
+    assert len(stored["subscribers"]) == 3 and all(k.startswith("sealed:") for k in stored["subscribers"])
+    assert set(stored["clicks"]) == {"[1]", "[2]"}  # a surrogate key stays as it is
     index.close()  # checkpoint the WAL into the file, then look at every byte of it
     assert index.path is not None
     raw = b"".join(p.read_bytes() for p in index.path.parent.glob("index.db*"))

@@ -276,14 +276,14 @@ def test_a_big_file_in_a_pool_spills_to_a_private_file_and_loses_nothing(tmp_pat
     spill = tmp_path / "spill"
     spill.mkdir()
     spilled: list[tuple[str, int]] = []
-    read_back = scan_module.UnitResult.all_groups
+    read_back = scan_module.UnitResult.all_parts
 
     def watched(self: scan_module.UnitResult):
         if self.spill is not None:
             spilled.append((self.spill, Path(self.spill).stat().st_mode & 0o777))
         return read_back(self)
 
-    monkeypatch.setattr(scan_module.UnitResult, "all_groups", watched)
+    monkeypatch.setattr(scan_module.UnitResult, "all_parts", watched)
     monkeypatch.setenv("PIIPORT_INDEX_KEY", "00112233445566778899aabbccddeeff")  # one key: comparable hashes
     found = {}
     for workers in (1, 2):
@@ -293,6 +293,6 @@ def test_a_big_file_in_a_pool_spills_to_a_private_file_and_loses_nothing(tmp_pat
         found[workers] = sorted((f["record_key"], f["entity_type"], f["ident"]) for f in index.iter_findings())
         index.close()
     assert len(found[1]) == 9000 and found[2] == found[1]
-    # Only the pool spills (in-process, batches go straight into the index); the file is private and removed.
+    # Only the pool spills (in-process, parts go straight into the index); the file is private and removed.
     assert spilled and all(mode == 0o600 for _, mode in spilled)
     assert not list(spill.iterdir())
