@@ -60,6 +60,10 @@ def _schema() -> Any:
         UniqueConstraint,
     )
 
+    from sqlalchemy.dialects.mysql import LONGBLOB, LONGTEXT
+
+    long_text = Text().with_variant(LONGTEXT(), "mysql", "mariadb")
+    long_blob = LargeBinary().with_variant(LONGBLOB(), "mysql", "mariadb")
     md = MetaData()
     Table("meta", md, Column("k", String(64), primary_key=True), Column("v", Text, nullable=False))
     Table(
@@ -134,8 +138,9 @@ def _schema() -> Any:
         Column("block_no", Integer, primary_key=True, autoincrement=False),
         Column("container_id", Integer, nullable=False),
         Column("findings", Integer, nullable=False),
-        Column("meta", Text, nullable=False),
-        Column("data", LargeBinary, nullable=False),
+        # On MySQL, LONGTEXT / LONGBLOB: a block outgrows TEXT's and BLOB's 64 KB.
+        Column("meta", long_text, nullable=False),
+        Column("data", long_blob, nullable=False),
         Index("ix_blocks_container", "container_id"),
     )
     Table(
@@ -144,7 +149,7 @@ def _schema() -> Any:
         Column("part_id", Integer, ForeignKey("parts.id", ondelete="CASCADE"), nullable=False),
         Column("container_id", Integer, nullable=False),
         Column("code", Integer, nullable=False),
-        Column("entries", LargeBinary, nullable=False),
+        Column("entries", long_blob, nullable=False),
         Index("ix_postings_code", "code"),
         Index("ix_postings_container", "container_id"),
     )

@@ -13,8 +13,8 @@ the bottleneck of a scan: one writer process, millions of rows. So the index sto
   or to a record (the keyed hash of its source, container and key), so both "where is this
   identifier" and "what is in this record" are a few indexed look-ups.
 
-A part of ``n`` entries uses ``bits = log2(n / 64)`` leading bits (0 to 16), so a bucket row
-holds about 64 to 128 entries whatever the part's size. Its bucket code is
+A part of ``n`` entries uses ``bits = log2(n / 256)`` leading bits (0 to 16), so a bucket row
+holds about 256 to 512 entries (4 to 8 KB) whatever the part's size. Its bucket code is
 ``(1 << bits) | prefix >> (64 - bits)``; a look-up asks for the 17 codes a prefix can have.
 
 Everything here runs in the worker that found the values, with numpy doing the per-entry
@@ -35,7 +35,7 @@ from discover.extract import FindingGroup
 HASH_SIZE = 16
 ENTRY_SIZE = 16  # 8-byte hash prefix, block number, position: all big-endian
 _MAX_BITS = 16
-_ROW_TARGET = 64
+_ROW_TARGET = 256
 _U32 = "I" if array("I").itemsize == 4 else "L"
 
 
@@ -110,7 +110,9 @@ class PartBuilder:
             spans = g.starts is not None and g.ends is not None
             header.append([g.field, g.entity_type, g.origin, None if per_score else g.score, n, spans])
             hashes = b"".join(g.values)
-            chunks.append(array(_U32, map(positions.__getitem__, g.keys)).tobytes())
+            # Most groups hold every record of the batch, in order: their positions are 0..n-1.
+            seq = range(n) if n == len(keys) and g.keys == keys else map(positions.__getitem__, g.keys)
+            chunks.append(array(_U32, seq).tobytes())
             chunks.append(hashes)
             if per_score:
                 chunks.append(array("d", g.score).tobytes())  # type: ignore[arg-type]
@@ -136,11 +138,12 @@ class PartBuilder:
 
         # Prefixes as native integers: they sort fast and in the order of their big-endian bytes.
         hashes = np.frombuffer(b"".join(self._hashes), dtype=">u8").reshape(-1, 2)[:, 0].astype(np.uint64)
-        blocks = np.concatenate([np.full(n, b, dtype=">u4") for b, _, n in self._block_of])
-        # A finding's position is its index in the block; a record's, its index in the block's keys.
-        where = np.concatenate(
-            [np.arange(max(first, 0), max(first, 0) + n, dtype=">u4") for _, first, n in self._block_of]
-        )
+        block_nos, firsts, counts = (np.array(c, dtype=np.int64) for c in zip(*self._block_of, strict=True))
+        blocks = np.repeat(block_nos, counts)
+        # A finding's position is its index in the block; a record's, its index in the block's keys:
+        # within each chunk, ``first`` + 0, 1, 2, ...
+        starts = np.cumsum(counts) - counts
+        where = np.arange(len(blocks)) - np.repeat(starts - np.maximum(firsts, 0), counts)
         order = np.argsort(hashes)
         entries = np.empty(len(hashes), dtype=[("p", ">u8"), ("b", ">u4"), ("i", ">u4")])
         entries["p"] = hashes[order]
@@ -152,12 +155,12 @@ class PartBuilder:
         else:
             codes = (hashes[order] >> np.uint64(64 - bits)) | np.uint64(1 << bits)
         cuts = np.flatnonzero(np.diff(codes)) + 1
-        starts = np.concatenate(([0], cuts))
-        ends = np.concatenate((cuts, [len(entries)]))
+        lows = np.concatenate(([0], cuts))
+        highs = np.concatenate((cuts, [len(entries)]))
         raw = entries.tobytes()
         postings = [
-            (int(codes[s]), raw[s * ENTRY_SIZE : e * ENTRY_SIZE])
-            for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
+            (int(codes[lo]), raw[lo * ENTRY_SIZE : hi * ENTRY_SIZE])
+            for lo, hi in zip(lows.tolist(), highs.tolist(), strict=True)
         ]
         part = Part(self.blocks, postings)
         self._reset()
