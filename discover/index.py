@@ -3,11 +3,12 @@ record keys that are personal data (an e-mail as primary key) sealed (``discover
 
 Tables: ``containers`` (what was scanned, its version and last error), ``profiles``
 (stage-1 field profiles), ``field_hits`` (records with a hit per field and entity type,
-masked examples), ``findings`` (entity type, keyed hash, record key, field, score,
-origin), ``runs`` (scan runs with counts and per-container errors), and the view
-``links``: identifiers that share a record, strong when both are e-mail or phone.
-Findings inside free text never link: a note that mentions someone else must not merge
-two people.
+masked examples), ``runs`` (scan runs with counts and per-container errors), and the
+findings (entity type, keyed hash, record key, field, score, origin, span), packed a batch
+of records per row in ``blocks`` and found through ``postings`` (``discover.packing``;
+``parts`` only groups the two). ``Index.links`` gives the identifiers that share a record,
+strong when both are e-mail or phone. Findings inside free text never link: a note that
+mentions someone else must not merge two people.
 """
 
 from __future__ import annotations
@@ -59,7 +60,6 @@ def _schema() -> Any:
         Text,
         UniqueConstraint,
     )
-
     from sqlalchemy.dialects.mysql import LONGBLOB, LONGTEXT
 
     long_text = Text().with_variant(LONGTEXT(), "mysql", "mariadb")
