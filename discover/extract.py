@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from itertools import compress
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from connectors.base import Columns, Record
 from discover.detector import Detector
@@ -26,7 +25,7 @@ from discover.identifiers import (
     normalise_email,
     normalise_found,
     normalise_ip,
-    normalise_phone,
+    phone_normaliser,
 )
 from discover.masking import mask
 from discover.profile import FieldProfile
@@ -149,7 +148,7 @@ class Extractor:
         self._normalisers: dict[str, Callable[[str], str | None]] = {
             EMAIL: normalise_email,
             IP: normalise_ip,
-            PHONE: partial(normalise_phone, regions=self.regions),
+            PHONE: phone_normaliser(self.regions),
         }
 
     @property
@@ -231,14 +230,20 @@ class Extractor:
     ) -> None:
         """``_typed`` for a column of texts (and nulls), the common case: every step is a C-level
         pass over the batch except one normaliser call per distinct value."""
-        distinct = dict.fromkeys(raws)
-        distinct.pop(None, None)
-        blank = [raw for raw in distinct if not raw.strip()]  # type: ignore[union-attr]
-        normalised: dict[str | None, str | None] = dict(zip(distinct, map(norm, distinct), strict=True))  # type: ignore[arg-type]
-        normalised[None] = None
-        for raw in blank:
-            normalised[raw] = None
-        found = list(map(normalised.__getitem__, raws))
+        with_none = dict.fromkeys(raws)
+        with_none.pop(None, None)
+        distinct = cast("dict[str, None]", with_none)
+        # all() stops at the first blank text; most columns have none, so no Python loop runs.
+        blank = [] if all(map(str.strip, distinct)) else [raw for raw in distinct if not raw.strip()]
+        found: list[str | None]
+        if len(distinct) == len(raws) and not blank:  # all distinct and non-blank (W1's columns): no look-up
+            found = list(map(norm, cast("list[str]", raws)))
+        else:
+            normalised: dict[str | None, str | None] = dict(zip(distinct, map(norm, distinct), strict=True))
+            normalised[None] = None
+            for raw in blank:
+                normalised[raw] = None
+            found = list(map(normalised.__getitem__, raws))
         keys = list(compress(record_keys, found))
         values: list[str] = list(filter(None, found))
         stats = self.stats

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 EMAIL = "EMAIL_ADDRESS"
@@ -78,30 +78,39 @@ def _country_codes() -> frozenset[str]:
 
 
 @lru_cache(maxsize=64)
-def _national_rules(regions: tuple[str, ...]) -> tuple[tuple[str, str, frozenset[int]], ...]:
-    return tuple(_region_rules(region) for region in regions)
+def phone_normaliser(regions: tuple[str, ...]) -> Callable[[str], str | None]:
+    """``normalise_phone`` for fixed regions, as a function of the value: the regions' rules
+    and the calling codes are looked up once, not per value (the hot path of a scan)."""
+    rules = tuple(_region_rules(region) for region in regions)
+    codes = _country_codes()
+    shape = _PHONE_CHARS.match
+    digits_of = _digits
 
-
-def _e164(value: str, regions: tuple[str, ...]) -> str | None:
-    text = value.strip()
-    if "x" in text or "X" in text:
-        text = _EXTENSION.sub("", text)
-    if text[:1] == "+" or (text[:2] == "00" and text[:3] != "000"):
-        digits = _digits(text.replace("(0)", "") if "(0)" in text else text)  # "+44 (0)20": 0 not dialled
-        if text[:1] == "0":
-            digits = digits[2:]
-        if not 8 <= len(digits) <= 15:
+    def e164(value: str) -> str | None:
+        if type(value) is not str:
             return None
-        codes = _country_codes()
-        return "+" + digits if (digits[:1] in codes or digits[:2] in codes or digits[:3] in codes) else None
-    digits = _digits(text)
-    size = len(digits)
-    for code, trunk, lengths in _national_rules(regions):
-        if trunk and digits.startswith(trunk) and size - len(trunk) in lengths:
-            return f"+{code}{digits[len(trunk) :]}"
-        if trunk != "0" and size in lengths:  # "0" trunk prefixes are always written (FR, GB, DE)
-            return f"+{code}{digits}"
-    return None
+        text = value.strip()
+        if not shape(text):
+            return None
+        if "x" in text or "X" in text:
+            text = _EXTENSION.sub("", text)
+        if text[:1] == "+" or (text[:2] == "00" and text[:3] != "000"):
+            digits = digits_of(text.replace("(0)", "") if "(0)" in text else text)  # "+44 (0)20": 0 not dialled
+            if text[:1] == "0":
+                digits = digits[2:]
+            if not 8 <= len(digits) <= 15:
+                return None
+            return "+" + digits if (digits[:1] in codes or digits[:2] in codes or digits[:3] in codes) else None
+        digits = digits_of(text)
+        size = len(digits)
+        for code, trunk, lengths in rules:
+            if trunk and digits.startswith(trunk) and size - len(trunk) in lengths:
+                return f"+{code}{digits[len(trunk) :]}"
+            if trunk != "0" and size in lengths:  # "0" trunk prefixes are always written (FR, GB, DE)
+                return f"+{code}{digits}"
+        return None
+
+    return e164
 
 
 def normalise_phone(value: str, regions: Sequence[str], *, strict: bool = False) -> str | None:
@@ -113,9 +122,7 @@ def normalise_phone(value: str, regions: Sequence[str], *, strict: bool = False)
     not a full parse, so typed columns and free text normalise alike and fast. ``strict`` also
     asks libphonenumber whether the number is valid (profiling columns with no name hint).
     """
-    if not isinstance(value, str) or not _PHONE_CHARS.match(value.strip()):
-        return None
-    e164 = _e164(value, regions if type(regions) is tuple else tuple(regions))
+    e164 = phone_normaliser(regions if type(regions) is tuple else tuple(regions))(value)
     if e164 is None or not strict:
         return e164
     import phonenumbers
