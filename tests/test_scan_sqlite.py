@@ -193,3 +193,40 @@ def test_first_load_ends_in_wal_and_an_interrupted_scan_leaves_a_usable_index(
     assert not list(again.iter_findings())  # the interrupted container was rolled back
     assert scan([_spec(shop_db)], index=again, detector=detector).ok
     assert list(again.iter_findings())
+
+
+def test_a_large_table_in_many_parts_is_found_by_identifier_and_by_record(
+    tmp_path: Path, index: Index, detector
+) -> None:
+    """Thousands of rows in parts of a few thousand findings: bucketed postings, several rows per
+    look-up, each identifier and each record found exactly, through a pool and a rescan."""
+    from discover.index import RecordRef
+    from discover.settings import ScanSettings
+
+    db = tmp_path / "big.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE members (id INTEGER PRIMARY KEY, email TEXT, phone TEXT, signup_ip TEXT)")
+        conn.executemany(
+            "INSERT INTO members VALUES (?, ?, ?, ?)",
+            [
+                (i, f"member{i}@example.org", f"+44 20 7946 {i:04d}", f"10.{i // 65536}.{i // 256 % 256}.{i % 256}")
+                for i in range(1, 8001)
+            ],
+        )
+    settings = ScanSettings(workers=2, unit_rows=3000, batch_size=500, unit_findings_in_memory=4000)
+    for _ in range(2):  # the rescan replaces every part
+        assert scan([_spec(db, "club")], index=index, detector=detector, settings=settings).ok
+    with index.engine.connect() as conn:
+        parts = conn.exec_driver_sql("SELECT count(*) FROM parts").scalar()
+        codes = [c for (c,) in conn.exec_driver_sql("SELECT code FROM postings")]
+    assert parts is not None and parts >= 6 and max(codes) > 2  # several parts, bucketed by leading bits
+    cid = index.containers()[0]["id"]
+    for i in (1, 2999, 3000, 3001, 4567, 8000):
+        hits = index.findings_for([index.ident("EMAIL_ADDRESS", f"member{i}@example.org")])
+        assert [(h["record_key"], h["field"]) for h in hits] == [(f"[{i}]", "email")]
+        record = index.findings_in([RecordRef(cid, f"[{i}]")])
+        assert sorted(f["entity_type"] for f in record) == ["EMAIL_ADDRESS", "IP_ADDRESS", "PHONE_NUMBER"]
+        assert index.ident("PHONE_NUMBER", f"+44207946{i:04d}") in {f["ident"] for f in record}
+    assert not index.findings_for([index.ident("EMAIL_ADDRESS", "member8001@example.org")])
+    assert not index.findings_in([RecordRef(cid, "[8001]")])
+    assert index.count_findings() == 24_000
