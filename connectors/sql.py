@@ -470,8 +470,14 @@ class SqlTableReader(ContainerReader):
         if len(self.key_exprs) != 1 or self.key_kind == "row_hash" or not self._integer_key():
             return [None]
         key = self.key_exprs[0]
+        # Two scalar subqueries: SQLite answers a lone min() or max() from the key's b-tree, but
+        # min() and max() in one query scan the whole table.
+        bounds = select(
+            select(func.min(key)).select_from(self.table).scalar_subquery(),
+            select(func.max(key)).select_from(self.table).scalar_subquery(),
+        )
         with self.connector.translate_errors(self.ref.name), self.connector.engine.connect() as conn:
-            low, high = conn.execute(select(func.min(key), func.max(key)).select_from(self.table)).one()
+            low, high = conn.execute(bounds).one()
         if low is None or high - low < rows_per_unit:
             return [None]
         return [(start, min(start + rows_per_unit, high + 1)) for start in range(low, high + 1, rows_per_unit)]
