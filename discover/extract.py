@@ -191,7 +191,7 @@ class Extractor:
             if raw is None:
                 continue
             if type(raw) is str:
-                # The common case, kept lean: one look-up per value, normalised once per distinct value.
+                # A text in a mixed column: one look-up per value, normalised once per distinct value.
                 value = seen.get(raw, _UNSEEN)
                 if value is _UNSEEN:
                     value = seen[raw] = norm(raw) if raw.strip() else None
@@ -271,10 +271,16 @@ class Extractor:
         for fname in by_part.get("full", []):
             self._name_column(cols, fname, 0.9, out)
         firsts, lasts = by_part.get("first", []), by_part.get("last", [])
-        if firsts and lasts and firsts[0] in stripped and lasts[0] in stripped:
-            self._combined_texts(cols.keys, stripped[firsts[0]], stripped[lasts[0]], firsts[0], lasts[0], out)
-        elif firsts and lasts:
-            self._combined_names(cols, firsts[0], lasts[0], out)
+        if firsts and lasts:
+            first, last = firsts[0], lasts[0]
+            self._combined_names(
+                cols.keys,
+                stripped[first] if first in stripped else _first_texts(cols.values[first]),
+                stripped[last] if last in stripped else _first_texts(cols.values[last]),
+                first,
+                last,
+                out,
+            )
         else:
             for fname in firsts + lasts:
                 # A lone first or last name is weaker evidence than a full name.
@@ -299,34 +305,7 @@ class Extractor:
         self.stats.hits[(fname, PERSON)] += len(keys)
         out.append(FindingGroup(fname, PERSON, FIELD, keys, values, score))
 
-    def _combined_names(self, cols: Columns, first: str, last: str, out: list[FindingGroup]) -> None:
-        """First and last name columns make one name: that is what a person searches for."""
-        keys: list[str] = []
-        values: list[str] = []
-        folded: dict[tuple[str, str], str] = {}
-        examples = True
-        for key, fv, lv in zip(cols.keys, cols.values[first], cols.values[last], strict=True):
-            if type(fv) is str and type(lv) is str:
-                ft, lt = fv.strip(), lv.strip()
-                if not (ft and lt):
-                    continue
-            else:
-                fts, lts = value_texts(fv), value_texts(lv)
-                if not (fts and lts):
-                    continue
-                ft, lt = fts[0], lts[0]
-            value = folded.get((ft, lt))
-            if value is None:
-                value = folded[(ft, lt)] = fold_name(f"{ft} {lt}")
-            keys.append(key)
-            values.append(value)
-            if examples:
-                examples = self.stats.add_example(first, PERSON, value) | self.stats.add_example(last, PERSON, value)
-        self.stats.hits[(first, PERSON)] += len(keys)
-        self.stats.hits[(last, PERSON)] += len(keys)
-        out.append(FindingGroup(f"{first}+{last}", PERSON, FIELD, keys, values, 0.9))
-
-    def _combined_texts(
+    def _combined_names(
         self,
         record_keys: list[str],
         firsts: list[str],
@@ -335,7 +314,9 @@ class Extractor:
         last: str,
         out: list[FindingGroup],
     ) -> None:
-        """``_combined_names`` for two columns of stripped texts, in C-level passes."""
+        """First and last name columns make one name: that is what a person searches for.
+
+        ``firsts`` and ``lasts`` are each record's stripped text ("" for none); C-level passes."""
         valid = list(map(all, zip(firsts, lasts, strict=True)))
         keys = list(compress(record_keys, valid))
         values = list(map(fold_name, map(" ".join, compress(zip(firsts, lasts, strict=True), valid))))
@@ -379,6 +360,11 @@ class Extractor:
 
 _UNSEEN: Any = object()
 _STR_OR_NONE = frozenset({str, type(None)})
+
+
+def _first_texts(values: list[Any]) -> list[str]:
+    """Each value's first non-empty text, or "" (a list holds several; bytes hold none)."""
+    return [texts[0] if (texts := value_texts(v)) else "" for v in values]
 
 
 def _has_text(value: Any) -> bool:

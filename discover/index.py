@@ -413,15 +413,21 @@ class Index:
         refs = set(records)
         if not refs:
             return []
-        names = {c["id"]: (c["source"], c["name"]) for c in self.containers()}
-        by_hash: dict[bytes, RecordRef] = {}
-        for ref in refs:
-            if ref.container_id in names:
-                source, name = names[ref.container_id]
-                by_hash[self.hasher.record_digester(source, name)(ref.record_key)] = ref
+        from sqlalchemy import select
+
+        c = self.t["containers"]
+        with self.engine.connect() as conn:
+            names = {cid: (source, name) for cid, source, name in conn.execute(select(c.c.id, c.c.source, c.c.name))}
+        hashes = {
+            self.hasher.record_digester(*names[ref.container_id])(ref.record_key)
+            for ref in refs
+            if ref.container_id in names
+        }
         out: list[dict[str, Any]] = []
-        for block, positions in self._lookup(set(by_hash)):
+        for block, positions in self._lookup(hashes):
             for pos in positions:
+                if pos >= len(block.keys):
+                    continue  # a finding's entry whose hash prefix equals a record's: not a record
                 key = self._open_key(block.keys[pos])
                 if RecordRef(block.container_id, key) not in refs:
                     continue  # another record whose hash shares the prefix
@@ -468,7 +474,7 @@ class Index:
     def _lookup(self, hashes: set[bytes]) -> list[tuple[_StoredBlock, list[int]]]:
         """The blocks that postings entries of ``hashes`` point to, each with the positions
         pointed at (findings, or records for record hashes). Callers check what they find:
-        entries are matched by an 8-byte prefix."""
+        entries are matched by an 8-byte prefix. Memory: the blocks pointed at."""
         from sqlalchemy import select, tuple_
 
         by_code: dict[int, list[bytes]] = {}
