@@ -529,12 +529,13 @@ class SqlTableReader(ContainerReader):
         if unit is not None:
             base = base.where(key < bindparam("high"))
         first = base.where(key >= bindparam("low")) if unit is not None else base
-        after = base.where(key > bindparam("after"))
-        compiled = {name: stmt.compile(dialect=dialect) for name, stmt in (("first", first), ("after", after))}
-        values: dict[str, Any] = {"low": unit[0], "high": unit[1]} if unit is not None else {}
+        following = base.where(key > bindparam("after"))
+        compiled = {name: stmt.compile(dialect=dialect) for name, stmt in (("first", first), ("after", following))}
+        bounds: dict[str, Any] = {"low": unit[0], "high": unit[1]} if unit is not None else {}
 
-        def page(which: str) -> list[Any]:
-            c = compiled[which]
+        def page(after: Any) -> list[Any]:
+            c = compiled["first" if after is None else "after"]
+            values = {**bounds, "after": after}
             params = {**c.params, **{k: v for k, v in values.items() if k in c.params}}
             args: Any = [params[n] for n in c.positiontup or ()] if c.positional else params
             with self.connector.engine.connect() as conn:
@@ -547,31 +548,30 @@ class SqlTableReader(ContainerReader):
                 finally:
                     cursor.close()
 
-        which = "first"
-        while True:
-            rows = self._with_retry(lambda which=which: page(which))
-            if not rows:
-                return
-            yield rows
-            if len(rows) < size:
-                return
-            values["after"], which = rows[-1][0], "after"
+        yield from self._keyset(size, page, lambda row: row[0])
 
     def _unit_batches(self, batch_size: int, unit: Any) -> Iterator[list[Record]]:
         for rows in self._pages(batch_size, unit, list(self.table.columns)):
             yield [self._record(row) for row in rows]
 
     def _pages(self, size: int, unit: Any, columns: list[Any]) -> Iterator[list[Any]]:
-        last: tuple[Any, ...] | None = None
         width = len(self.key_columns)
+        yield from self._keyset(
+            size, lambda after: self._page(after, size, unit, columns), lambda row: tuple(row[i] for i in range(width))
+        )
+
+    def _keyset(self, size: int, fetch: Any, last_key: Any) -> Iterator[list[Any]]:
+        """Keyset pagination: ``fetch(None)``, then ``fetch(last_key(last row))`` until a short or
+        empty page; each read retried from where it was (``_with_retry``)."""
+        after: Any = None
         while True:
-            rows = self._with_retry(lambda after=last: self._page(after, size, unit, columns))
+            rows = self._with_retry(lambda after=after: fetch(after))
             if not rows:
                 return
             yield rows
-            last = tuple(rows[-1][i] for i in range(width))
             if len(rows) < size:
                 return
+            after = last_key(rows[-1])
 
     def _page(
         self, after: tuple[Any, ...] | None, size: int, unit: Any = None, columns: list[Any] | None = None
