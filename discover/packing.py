@@ -28,6 +28,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, NamedTuple
 
 from discover.extract import FindingGroup
@@ -86,7 +87,9 @@ class PartBuilder:
     def _reset(self) -> None:
         self.blocks: list[Block] = []
         self.findings = 0
-        self._hashes: list[bytes] = []  # joined 16-byte hashes, one chunk per group or block
+        # Per chunk (a group's findings, or a block's records): hash prefixes as native integers,
+        # which sort fast and in the order of their big-endian bytes; 8 bytes each, not 16.
+        self._prefixes: list[Any] = []
         self._block_of: list[tuple[int, int, int]] = []  # per chunk: block number, first position, count
 
     def add(self, groups: Sequence[FindingGroup]) -> None:
@@ -95,12 +98,8 @@ class PartBuilder:
         if not groups:
             return
         block_no = len(self.blocks)
-        positions: dict[str, int] = {}
-        for g in groups:
-            positions.update(dict.fromkeys(g.keys, 0))
-        keys = list(positions)
-        for i, key in enumerate(keys):
-            positions[key] = i
+        keys = list(dict.fromkeys(chain.from_iterable(g.keys for g in groups)))
+        positions = dict(zip(keys, range(len(keys)), strict=True))
         header = []
         chunks: list[bytes] = []
         n_total = 0
@@ -119,14 +118,14 @@ class PartBuilder:
             if spans:
                 chunks.append(array("i", g.starts).tobytes())  # type: ignore[arg-type]
                 chunks.append(array("i", g.ends).tobytes())  # type: ignore[arg-type]
-            self._hashes.append(hashes)
+            self._prefixes.append(_prefixes(hashes))
             self._block_of.append((block_no, n_total, n))
             n_total += n
         stored = keys if self.seal is None else list(map(self.seal, keys))
         meta = json.dumps({"keys": stored, "groups": header}, separators=(",", ":"), ensure_ascii=False)
         self.blocks.append(Block(block_no, n_total, meta, b"".join(chunks)))
         # Record identities: position i in this block is record i.
-        self._hashes.append(b"".join(map(self.record_digest, keys)))
+        self._prefixes.append(_prefixes(b"".join(map(self.record_digest, keys))))
         self._block_of.append((block_no, -1, len(keys)))
         self.findings += n_total
 
@@ -136,35 +135,42 @@ class PartBuilder:
             return None
         import numpy as np
 
-        # Prefixes as native integers: they sort fast and in the order of their big-endian bytes.
-        hashes = np.frombuffer(b"".join(self._hashes), dtype=">u8").reshape(-1, 2)[:, 0].astype(np.uint64)
+        # Peak memory: the held prefixes plus about 40 bytes per entry while sorting.
+        prefixes = np.concatenate(self._prefixes)
+        self._prefixes.clear()
+        order = np.argsort(prefixes)
+        prefixes = prefixes[order]
+        size = len(prefixes)
+        bits = _bits_for(size)
+        # Where each bucket starts: buckets are the ranges of the prefixes' leading ``bits`` bits.
+        lows = [0]
+        if bits:
+            lows = np.searchsorted(prefixes, np.arange(1 << bits, dtype=np.uint64) << np.uint64(64 - bits)).tolist()
+        entries = np.empty(size, dtype=[("p", ">u8"), ("b", ">u4"), ("i", ">u4")])
+        entries["p"] = prefixes
+        del prefixes
         block_nos, firsts, counts = (np.array(c, dtype=np.int64) for c in zip(*self._block_of, strict=True))
-        blocks = np.repeat(block_nos, counts)
+        entries["b"] = np.repeat(block_nos, counts)[order]
         # A finding's position is its index in the block; a record's, its index in the block's keys:
         # within each chunk, ``first`` + 0, 1, 2, ...
         starts = np.cumsum(counts) - counts
-        where = np.arange(len(blocks)) - np.repeat(starts - np.maximum(firsts, 0), counts)
-        order = np.argsort(hashes)
-        entries = np.empty(len(hashes), dtype=[("p", ">u8"), ("b", ">u4"), ("i", ">u4")])
-        entries["p"] = hashes[order]
-        entries["b"] = blocks[order]
-        entries["i"] = where[order]
-        bits = _bits_for(len(entries))
-        if bits == 0:
-            codes = np.ones(len(entries), dtype=np.uint64)
-        else:
-            codes = (hashes[order] >> np.uint64(64 - bits)) | np.uint64(1 << bits)
-        cuts = np.flatnonzero(np.diff(codes)) + 1
-        lows = np.concatenate(([0], cuts))
-        highs = np.concatenate((cuts, [len(entries)]))
-        raw = entries.tobytes()
+        entries["i"] = (np.arange(size) - np.repeat(starts - np.maximum(firsts, 0), counts))[order]
+        del order
         postings = [
-            (int(codes[lo]), raw[lo * ENTRY_SIZE : hi * ENTRY_SIZE])
-            for lo, hi in zip(lows.tolist(), highs.tolist(), strict=True)
+            ((1 << bits) | bucket, entries[lo:hi].tobytes())
+            for bucket, (lo, hi) in enumerate(zip(lows, [*lows[1:], size], strict=True))
+            if hi > lo
         ]
         part = Part(self.blocks, postings)
         self._reset()
         return part
+
+
+def _prefixes(hashes: bytes) -> Any:
+    """The 8-byte prefixes of joined 16-byte hashes, as native unsigned integers."""
+    import numpy as np
+
+    return np.frombuffer(hashes, dtype=">u8")[::2].astype(np.uint64)
 
 
 # -- reading ---------------------------------------------------------------------------------
