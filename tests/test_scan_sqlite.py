@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from pathlib import Path
@@ -230,3 +231,59 @@ def test_a_large_table_in_many_parts_is_found_by_identifier_and_by_record(
     assert not index.findings_for([index.ident("EMAIL_ADDRESS", "member8001@example.org")])
     assert not index.findings_in([RecordRef(cid, "[8001]")])
     assert index.count_findings() == 24_000
+
+
+def _numbered_table(db: Path, ids: list[int], *, primary_key: bool = True) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"CREATE TABLE people (id INTEGER {'PRIMARY KEY' if primary_key else ''}, email TEXT)")
+        conn.executemany("INSERT INTO people VALUES (?, ?)", [(i, f"p{i}@example.org") for i in ids])
+
+
+def _sampled_ids(db: Path, size: int, seed: int) -> tuple[list[int], list[str]]:
+    from sqlalchemy import event
+
+    statements: list[str] = []
+    with connect(_spec(db)) as conn:
+        event.listen(conn.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        (ref,) = conn.containers()
+        with conn.open(ref) as reader:
+            records = reader.sample(size, seed=seed)
+    assert all(r.values["email"] == f"p{json.loads(r.key)[0]}@example.org" for r in records)
+    return [json.loads(r.key)[0] for r in records], statements
+
+
+def test_sample_of_a_large_table_is_drawn_by_key_spread_and_repeatable(tmp_path: Path) -> None:
+    db = tmp_path / "big.db"
+    _numbered_table(db, list(range(1, 20_001)))
+    ids, statements = _sampled_ids(db, 100, seed=3)
+    assert len(set(ids)) == 100 and sorted(ids) != list(range(1, 101))
+    assert min(ids) < 3000 and max(ids) > 17_000 and 7000 < sum(ids) / 100 < 13_000
+    # Rows fetched by key: nothing sorts the whole table.
+    assert not any("random()" in s.lower() for s in statements)
+    assert _sampled_ids(db, 100, seed=3)[0] == ids
+    assert _sampled_ids(db, 100, seed=4)[0] != ids
+
+
+def test_sample_falls_back_to_sorting_where_keys_are_sparse_or_absent(tmp_path: Path) -> None:
+    sparse = tmp_path / "sparse.db"
+    _numbered_table(sparse, [i * 1000 for i in range(1, 5001)])  # one key in a thousand exists
+    ids, statements = _sampled_ids(sparse, 100, seed=0)
+    assert len(set(ids)) == 100 and all(i % 1000 == 0 for i in ids)
+    assert any("random()" in s.lower() for s in statements)
+    rowid = tmp_path / "rowid.db"
+    _numbered_table(rowid, list(range(1, 5001)), primary_key=False)  # located by rowid: still drawn by key
+    ids, statements = _sampled_ids(rowid, 100, seed=0)
+    assert len(set(ids)) == 100 and not any("random()" in s.lower() for s in statements)
+
+
+def test_units_cover_the_key_range_once_and_end_in_smaller_ranges(tmp_path: Path) -> None:
+    db = tmp_path / "big.db"
+    _numbered_table(db, list(range(1, 20_001)))
+    with connect(_spec(db)) as conn:
+        (ref,) = conn.containers()
+        with conn.open(ref) as reader:
+            units = reader.units(1000)
+    assert units[0] == (1, 1001) and units[-1][1] == 20_001
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(units))  # contiguous: every row in exactly one unit
+    sizes = [high - low for low, high in units]
+    assert sizes[:18] == [1000] * 18 and sizes[18:] == [250] * 8
