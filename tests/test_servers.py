@@ -295,6 +295,27 @@ def test_postgres_sample_is_random_not_the_first_rows(index: Index, detector) ->
     assert len(ids) == 100 and max(ids) > 10000 and min(ids) < 10000 and sorted(ids) != list(range(1, 101))
 
 
+def test_server_samples_without_an_integer_key_are_random_not_the_first_rows() -> None:
+    """Text keys cannot be drawn at random values: TABLESAMPLE on PostgreSQL, a RAND() filter on MariaDB."""
+    from connectors.base import connect
+
+    for database, fill in (
+        (postgres_database, "INSERT INTO big SELECT lpad(g::text, 6, '0'), 'x' FROM generate_series(1, 20000) g;"),
+        (
+            mariadb_database,
+            "INSERT INTO big SELECT lpad(seq, 6, '0'), 'x' FROM seq_1_to_20000;",
+        ),
+    ):
+        with database() as url:
+            analyze = "ANALYZE big" if url.startswith("postgresql") else "ANALYZE TABLE big"
+            run_sql(url, f"CREATE TABLE big (code varchar(6) PRIMARY KEY, v text);\n{fill}\n{analyze}")
+            with connect(SourceSpec(name="db", url=url)) as conn:
+                (ref,) = conn.containers()
+                with conn.open(ref) as reader:
+                    codes = sorted(int(json.loads(r.key)[0]) for r in reader.sample(100))
+            assert len(set(codes)) == 100 and codes[0] < 10000 < codes[-1] and codes != list(range(1, 101)), url
+
+
 MY_SCHEMA = """
 CREATE TABLE employees (id int PRIMARY KEY, full_name varchar(100) NOT NULL, email varchar(200) NOT NULL,
     phone varchar(40), manager_id int, FOREIGN KEY (manager_id) REFERENCES employees(id));
