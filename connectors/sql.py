@@ -442,7 +442,7 @@ class SqlTableReader(ContainerReader):
         key (repeatable for a ``seed``); else TABLESAMPLE BERNOULLI on PostgreSQL, a RAND()
         filter on MySQL, ``ORDER BY random()`` elsewhere.
 
-        Memory: the sample.
+        Memory: the sample (see ``_sample_by_key``).
         """
         with self.connector.translate_errors(self.ref.name), self.connector.engine.connect() as conn:
             rows = self._sample_by_key(conn, size, seed)
@@ -453,6 +453,9 @@ class SqlTableReader(ContainerReader):
     def _sample_by_key(self, conn: Any, size: int, seed: int) -> list[Any] | None:
         """Rows at random values of an integer key; None without one, for a small table, or where
         keys are too sparse for that.
+
+        Memory: the sample, plus the rows one round of draws hits (at most ``_SAMPLE_DRAWS`` per
+        wanted row).
 
         Every draw lands on each existing row with the same chance, so the first ``size``
         distinct rows hit are a uniform sample; nothing reads or sorts the whole table, as
@@ -579,7 +582,7 @@ class SqlTableReader(ContainerReader):
             return
         wanted = [plain[f] for f in fields]
         width = len(self.key_columns)
-        fast_int = width == 1 and self._integer_key()
+        fast_int = self._one_integer_key()
         raw = fast_int and all(self.types[f] in _DRIVER_TYPES for f in fields)
         if raw:
             for rows in self._driver_pages(batch_size, unit, wanted):
