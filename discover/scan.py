@@ -367,7 +367,7 @@ def _scan_containers(
                 rows_per_unit = settings.text_unit_rows if has_text else settings.unit_rows
                 units = reader.units(rows_per_unit) if settings.workers > 1 else [None]
         except Exception as exc:  # one bad container never loses the rest of a scan
-            runner.fail(job, exc, run_id=result.run_id)
+            runner.reject(job, exc, run_id=result.run_id)
             continue
         runner.submit(job, units, detection=detection, key=index.hasher.key, run_id=result.run_id)
     runner.drain()
@@ -407,7 +407,10 @@ class _Runner:
     """Runs units, in-process or on a pool, and commits containers in order.
 
     The oldest unfinished container holds the index's write transaction; results of later
-    containers wait in memory (bounded by the in-flight window) until it commits.
+    containers wait in memory (bounded by the in-flight window) until it commits. A failed
+    container's error is written in its turn too, when it reaches the head of the queue:
+    a second writer beside the open transaction would wait on it (SQLite: "database is
+    locked") and could not see what it holds.
     """
 
     def __init__(self, index: Index, settings: ScanSettings, progress: Progress | None) -> None:
@@ -447,6 +450,12 @@ class _Runner:
                 job.write.rollback()
                 job.write = None
 
+    def reject(self, job: _Job, exc: BaseException, *, run_id: int) -> None:
+        """A container that failed before any unit ran (listing, opening, profiling)."""
+        job.run_id = run_id
+        self.queue.append(job)
+        self.fail(job, exc, run_id=run_id)
+
     def submit(self, job: _Job, units: Sequence[Any], *, detection: DetectionSettings, key: bytes, run_id: int) -> None:
         job.run_id = run_id
         job.units = len(units)
@@ -454,6 +463,8 @@ class _Runner:
         if self.queue[0] is job:
             self._open(job)
         for unit in units:
+            if job.failed:
+                break  # an earlier unit failed: the container's other units would be thrown away
             task = UnitTask(
                 job.spec,
                 job.ref,
@@ -536,16 +547,19 @@ class _Runner:
         """Commit finished containers at the head of the queue; let the next one write."""
         while self.queue:
             head = self.queue[0]
-            if not head.failed:
-                self._open(head)
-                for unit in head.buffered:
-                    self._apply(head, unit)
-                head.buffered.clear()
+            if head.failed:
+                # Units still running for it are discarded as they finish (``_finished``).
+                self.queue.popleft()
+                self._record_failure(head)
+                continue
+            self._open(head)
+            for unit in head.buffered:
+                self._apply(head, unit)
+            head.buffered.clear()
             if head.done < head.units:
                 return
             self.queue.popleft()
-            if not head.failed:
-                self._commit(head)
+            self._commit(head)
 
     def _commit(self, job: _Job) -> None:
         assert job.write is not None
@@ -560,7 +574,7 @@ class _Runner:
                 warnings=job.warnings[:20],
             )
         except Exception as exc:
-            self.fail(job, exc, run_id=job.run_id)
+            self.fail(job, exc, run_id=job.run_id)  # already off the queue: recorded at once
             return
         r = job.result
         r.findings = sum(job.entities.values())
@@ -572,8 +586,10 @@ class _Runner:
         r.seconds = round(time.perf_counter() - job.started, 3)
 
     def fail(self, job: _Job, exc: BaseException, *, run_id: int) -> None:
-        """Record a container's error; what the index knew of it before stays, marked stale."""
+        """Mark a container failed; its error goes to the index in its turn (see the class), and
+        what the index knew of it before stays, marked stale."""
         job.failed = True
+        job.run_id = run_id
         job.drop_buffered()
         if job.write is not None:
             job.write.rollback()
@@ -591,7 +607,14 @@ class _Runner:
         job.result.records = 0
         job.result.seconds = round(time.perf_counter() - job.started, 3)
         logger.warning("source %s: %s", ref.source, message)
-        self.index.container_failed(ref, run_id=run_id, url=job.url, error=message)
+        if not any(queued is job for queued in self.queue):
+            self._record_failure(job)
+        elif self.queue[0] is job:
+            self._advance()
+
+    def _record_failure(self, job: _Job) -> None:
+        assert job.result.error is not None
+        self.index.container_failed(job.ref, run_id=job.run_id, url=job.url, error=job.result.error)
 
 
 __all__ = ["ContainerResult", "Progress", "ScanResult", "SourceError", "UnitTask", "run_unit", "scan"]
