@@ -53,6 +53,15 @@ class DetectionError(PiiportError):
         self.model = model
 
 
+class IndexBusyError(PiiportError):
+    """Another scan is writing the index (``run_id`` and ``since`` when known)."""
+
+    def __init__(self, message: str, *, run_id: int | None = None, since: str | None = None):
+        super().__init__(message)
+        self.run_id = run_id
+        self.since = since
+
+
 class ExportError(PiiportError):
     """A subject cannot be exported (ambiguous identifier, existing request id, write error)."""
 

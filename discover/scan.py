@@ -291,18 +291,21 @@ def scan(
     detector = detector or Detector(detection)
     settings = settings or ScanSettings()
     _use_parent_detector(detector)
-    run_id = index.start_run([s.name for s in sources])
-    result = ScanResult(run_id=run_id, started_at=utcnow(), sources=[s.name for s in sources])
-    runner = _Runner(index, settings, progress)
-    try:
-        with index.bulk_load(), runner:
-            for spec in sources:
-                _scan_source(spec, index, detector, detection, settings, result, progress, prune, runner)
-            runner.drain()
-    finally:
-        result.finished_at = utcnow()
-        status = "ok" if result.ok else "errors"
-        index.finish_run(run_id, status=status, summary={"totals": result.totals(), "errors": result.errors})
+    with index.scan_lock():  # one scan writes an index at a time; runs left "running" become "interrupted"
+        run_id = index.start_run([s.name for s in sources])
+        result = ScanResult(run_id=run_id, started_at=utcnow(), sources=[s.name for s in sources])
+        runner = _Runner(index, settings, progress)
+        completed = False
+        try:
+            with index.bulk_load(), runner:
+                for spec in sources:
+                    _scan_source(spec, index, detector, detection, settings, result, progress, prune, runner)
+                runner.drain()
+            completed = True
+        finally:
+            result.finished_at = utcnow()
+            status = ("ok" if result.ok else "errors") if completed else "interrupted"
+            index.finish_run(run_id, status=status, summary={"totals": result.totals(), "errors": result.errors})
     return result
 
 
@@ -434,7 +437,11 @@ class _Runner:
             detector = _WORKER.get("detector")
             if detector is not None and any(p.free_text for p in job.profiles.values()):
                 detector.engine(job.spec.language)
-            self.pool = ProcessPoolExecutor(max_workers=self.settings.workers)
+            from discover.lifeline import die_with_parent
+
+            self.pool = ProcessPoolExecutor(
+                max_workers=self.settings.workers, initializer=die_with_parent, initargs=(os.getpid(),)
+            )
         return self.pool
 
     def __exit__(self, *exc: object) -> None:

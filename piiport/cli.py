@@ -149,11 +149,14 @@ def _print_summary(result: Any) -> None:
 def inventory(config_path: str | None, index_url: str | None, fmt: str) -> None:
     """Where personal data lives: per field, entity type, records and prevalence."""
     from discover.inventory import render
-    from piiport.api import get_inventory
+    from piiport.api import get_inventory, inventory_notes
     from piiport.config import load_config
 
-    rows = get_inventory(config=load_config(config_path, index=index_url))
+    cfg = load_config(config_path, index=index_url)
+    rows = get_inventory(config=cfg)
     click.echo(render(rows, fmt), nl=False)
+    for note in inventory_notes(config=cfg):
+        click.echo(f"note: {note}", err=True)
 
 
 @main.command()
