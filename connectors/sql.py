@@ -37,7 +37,7 @@ from connectors.base import (
     encode_key,
     register,
 )
-from connectors.errors import SourceError
+from connectors.errors import SourceError, wrong_password
 from connectors.flatten import flatten
 from connectors.redact import mask_url
 
@@ -183,6 +183,9 @@ class SqlConnector(Connector):
         lowered = detail.lower()
         if "locked" in lowered:
             hint = "another program holds a write lock; retry when it is done"
+        elif wrong_password(detail):
+            # Before "access denied": MySQL says that of a wrong password too, and SELECT is not the fix.
+            hint = "check the user and password (in the URL, PGPASSWORD or ~/.pgpass, MYSQL_PWD)"
         elif "permission denied" in lowered or "access denied" in lowered or "command denied" in lowered:
             hint = "grant the scanning user SELECT on it, or exclude it"
         elif "connect" in lowered or "refused" in lowered or "unable to open" in lowered:

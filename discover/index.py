@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import ContainerRef
-from connectors.errors import ConfigError, IndexBusyError, PiiportError
+from connectors.errors import ConfigError, IndexBusyError, PiiportError, wrong_password
 from connectors.redact import mask_url
 from discover.extract import FIELD
 from discover.hashing import KEY_ENV, IdentifierHasher, load_key
@@ -669,7 +669,7 @@ def _open_error(url: str, exc: Exception) -> PiiportError:
         return ConfigError(f"{where}; the index file is damaged: restore it from backup, or scan into a new index")
     if "locked" in lowered or "busy" in lowered:
         return IndexBusyError(f"{where}; another piiport process is writing it: wait for it to finish and try again")
-    if "password" in lowered or "access denied for user" in lowered:
+    if wrong_password(detail):
         return ConfigError(
             f"{where}; check the user and password of the index URL (or PGPASSWORD, ~/.pgpass, MYSQL_PWD)",
             setting="index",
