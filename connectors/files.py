@@ -470,16 +470,44 @@ class FileConnector(Connector):
                 )
             yield self._ref(self.root, self.root.name, found[0])
             return
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        # Followed links could loop or leave the tree; hidden entries are tool state (.git, .piiport).
+        for dirpath, dirnames, filenames in os.walk(self.root, onerror=self._unlisted):
+            here = Path(dirpath)
+            kept = []
+            for d in sorted(dirnames):
+                if d.startswith("."):
+                    self.skipped["hidden"] += 1
+                elif (here / d).is_symlink():
+                    self.skipped["symlinked_folder"] += 1
+                else:
+                    kept.append(d)
+            dirnames[:] = kept
             for filename in sorted(filenames):
-                path = Path(dirpath) / filename
-                found = format_for(path)
-                if found is None or filename.startswith("."):
+                path = here / filename
+                if filename.startswith("."):
+                    self.skipped["hidden"] += 1
                     continue
+                found = format_for(path)
                 name = path.relative_to(self.root).as_posix()
-                if self.spec.selects(name):
-                    yield self._ref(path, name, found[0])
+                if not self.spec.selects(name):
+                    continue
+                if found is None:
+                    self.skipped["unknown_format"] += 1
+                    continue
+                yield self._ref(path, name, found[0])
+
+    def _unlisted(self, exc: OSError) -> None:
+        """A folder that cannot be listed is an error of its own; the rest of the tree is listed."""
+        where = Path(exc.filename or self.root)
+        rel = "" if where == self.root else where.relative_to(self.root).as_posix() + "/"
+        self.listing_errors.append(
+            SourceError(
+                f"source {self.spec.name!r}: cannot list the folder {rel or where} ({exc.strerror}); give the "
+                "scanning user read and execute access to it, or exclude it",
+                source=self.spec.name,
+                container=rel,
+            )
+        )
 
     def _ref(self, path: Path, name: str, fmt: FileFormat) -> ContainerRef:
         return ContainerRef(self.spec.name, name, fmt.kind, file_version(path))

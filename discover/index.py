@@ -466,15 +466,17 @@ class Index:
         except SQLAlchemyError as exc:  # busy: the mode stays as it was, which is only slower
             logger.debug("index journal mode not changed to %s: %s", mode, exc)
 
-    def prune(self, source: str, keep: Iterable[str]) -> int:
-        """Forget the containers of a source that its listing no longer has."""
+    def prune(self, source: str, keep: Iterable[str], *, spare: Sequence[str] = ()) -> int:
+        """Forget the containers of a source that its listing no longer has, except those whose
+        names start with a ``spare`` prefix (under a folder that could not be listed)."""
         from sqlalchemy import select
 
         c = self.t["containers"]
         keep_set = set(keep)
+        prefixes = tuple(spare)
         with self.engine.begin() as conn:
             rows = conn.execute(select(c.c.id, c.c.name).where(c.c.source == source)).all()
-            gone = [cid for cid, name in rows if name not in keep_set]
+            gone = [cid for cid, name in rows if name not in keep_set and not (prefixes and name.startswith(prefixes))]
             for cid in gone:
                 self._clear(conn, cid)
                 conn.execute(c.delete().where(c.c.id == cid))

@@ -56,6 +56,8 @@ class ScanResult:
     containers: list[ContainerResult] = field(default_factory=list)
     source_errors: list[dict[str, str]] = field(default_factory=list)
     removed_containers: int = 0
+    #: Per source, what its listing passed over, by reason (``connectors.base.SKIP_REASONS``).
+    skipped: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[dict[str, str]]:
@@ -90,6 +92,7 @@ class ScanResult:
             "containers": [asdict(c) for c in self.containers],
             "errors": self.errors,
             "removed_containers": self.removed_containers,
+            "skipped": self.skipped,
         }
 
 
@@ -352,6 +355,14 @@ def _scan_containers(
         logger.warning("source %s: %s", spec.name, exc.message)
         result.source_errors.append({"source": spec.name, "container": "", "error": exc.message})
         return
+    if connector.skipped:
+        result.skipped[spec.name] = dict(sorted(connector.skipped.items()))
+    unlisted = []  # folders that could not be listed: what the index knew under them stays
+    for unreadable in connector.listing_errors:
+        logger.warning("source %s: %s", spec.name, unreadable.message)
+        folder = unreadable.container or ""
+        result.source_errors.append({"source": spec.name, "container": folder, "error": unreadable.message})
+        unlisted.append(folder)
     profiler = Profiler(detector, regions=detection.phone_regions, entities=detection.entities, language=spec.language)
     for number, ref in enumerate(refs, start=1):
         if progress:
@@ -375,7 +386,7 @@ def _scan_containers(
         runner.submit(job, units, detection=detection, key=index.hasher.key, run_id=result.run_id)
     runner.drain()
     if prune:
-        result.removed_containers += index.prune(spec.name, [r.name for r in refs])
+        result.removed_containers += index.prune(spec.name, [r.name for r in refs], spare=unlisted)
 
 
 @dataclass

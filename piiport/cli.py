@@ -134,6 +134,11 @@ def _print_summary(result: Any) -> None:
             click.echo(f"  {c.source}/{c.container}: skipped {c.skipped_records} malformed records")
         if c.skipped_fields:
             click.echo(f"  {c.source}/{c.container}: binary fields not scanned: {', '.join(c.skipped_fields)}")
+    from connectors.base import SKIP_REASONS
+
+    for source, skipped in result.skipped.items():
+        counts = ", ".join(f"{SKIP_REASONS.get(reason, reason)} {n:,}" for reason, n in skipped.items())
+        click.echo(f"  {source}: not scanned: {counts}")
     if result.errors:
         click.echo(f"{len(result.errors)} error(s):", err=True)
         for e in result.errors:
