@@ -39,6 +39,7 @@ from connectors.base import (
 )
 from connectors.errors import SourceError, wrong_password
 from connectors.flatten import flatten
+from connectors.flatten import loads as json_loads
 from connectors.redact import mask_url
 
 if TYPE_CHECKING:
@@ -432,7 +433,7 @@ class SqlTableReader(ContainerReader):
             if isinstance(value, str) and value[:1] in "{[" and value[-1:] in "}]":
                 # JSON kept as text (MariaDB's JSON is LONGTEXT): profile it per JSON path too.
                 with contextlib.suppress(ValueError):
-                    value = json.loads(value)
+                    value = json_loads(value, f"{col.name}.")
             if isinstance(value, (dict, list)):
                 values.update(flatten(value, col.name))
             else:
