@@ -34,7 +34,7 @@ from connectors.base import (
     register,
 )
 from connectors.errors import SourceError
-from connectors.flatten import MAX_DEPTH, TooDeep, flatten, path_at_depth
+from connectors.flatten import MAX_DEPTH, TooDeep, flatten, join_path, path_at_depth
 from connectors.flatten import loads as json_loads
 
 logger = logging.getLogger(__name__)
@@ -250,8 +250,7 @@ class JsonFormat(FileFormat):
                     doc, end = decoder.raw_decode(buf, pos)
                 except RecursionError:
                     # Python's decoder gave up inside this element, so where it ends is unknown.
-                    inner = path_at_depth(buf[pos:], MAX_DEPTH - 1)
-                    path = f"[{index}]" + (f".{inner}" if inner and inner[0] != "[" else inner)
+                    path = join_path(f"[{index}]", path_at_depth(buf[pos:], MAX_DEPTH - 1))
                     raise SourceError(f"{name}: {TooDeep(path).message}", container=name) from None
                 except json.JSONDecodeError as exc:
                     if not eof and fill():

@@ -66,7 +66,14 @@ def loads(text: str, where: str = "") -> Any:
     try:
         return json.loads(text)
     except RecursionError:
-        raise TooDeep(where + path_at_depth(text, MAX_DEPTH)) from None
+        raise TooDeep(join_path(where, path_at_depth(text, MAX_DEPTH))) from None
+
+
+def join_path(outer: str, inner: str) -> str:
+    """``a`` and ``b[0]`` make ``a.b[0]``; ``a`` and ``[0].b`` make ``a[0].b``."""
+    if not outer or not inner:
+        return outer or inner
+    return f"{outer}{inner}" if inner.startswith("[") else f"{outer}.{inner}"
 
 
 _SEGMENT = re.compile(r"(\[\d*\]|\.[^.\[]+)")

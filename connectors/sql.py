@@ -433,7 +433,7 @@ class SqlTableReader(ContainerReader):
             if isinstance(value, str) and value[:1] in "{[" and value[-1:] in "}]":
                 # JSON kept as text (MariaDB's JSON is LONGTEXT): profile it per JSON path too.
                 with contextlib.suppress(ValueError):
-                    value = json_loads(value, f"{col.name}.")
+                    value = json_loads(value, col.name)
             if isinstance(value, (dict, list)):
                 values.update(flatten(value, col.name))
             else:
