@@ -122,6 +122,9 @@ class ContainerReader(ABC):
         self.skipped_records = 0
         #: Fields that are present but not scanned (binary columns).
         self.skipped_fields: list[str] = []
+        #: What the summary should say about values that were read, not skipped (a number
+        #: column's text read as text).
+        self.notes: list[str] = []
 
     def __enter__(self) -> ContainerReader:
         return self

@@ -41,6 +41,8 @@ class ContainerResult:
     skipped_records: int = 0
     skipped_fields: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: About values read, not skipped (text in a number column, read as text).
+    notes: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
 
@@ -132,6 +134,7 @@ class UnitResult:
     skipped_records: int
     #: A temporary file with more parts (pickled), when the unit outgrew memory.
     spill: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     def all_parts(self) -> Iterator[Part]:
         """The unit's parts; ``discard`` removes the spill file after.
@@ -254,6 +257,7 @@ def run_unit(
                 list(reader.warnings),
                 reader.skipped_records,
                 spill.name if spill is not None else None,
+                list(reader.notes),
             )
     except BaseException:
         if spill is not None:
@@ -375,6 +379,7 @@ def _scan_containers(
                 sample = reader.sample(settings.sample_size * 2, seed=settings.seed)
                 job.profiles = profiler.profile(sample, reader.fields())
                 job.skipped_fields = list(reader.skipped_fields)
+                job.notes = list(reader.notes)
                 # A key that is personal data (an e-mail as primary key) is stored sealed, never in plaintext.
                 job.seal_keys = any(f in job.profiles and job.profiles[f].is_pii for f in reader.key_fields())
                 has_text = any(p.free_text for p in job.profiles.values())
@@ -406,6 +411,7 @@ class _Job:
     stats: FieldStats = field(default_factory=FieldStats)
     entities: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     skipped_records: int = 0
     started: float = field(default_factory=time.perf_counter)
     run_id: int = 0
@@ -553,6 +559,7 @@ class _Runner:
         job.entities.update(unit.entities)
         job.result.records += unit.records
         job.warnings.extend(unit.warnings)
+        job.notes.extend(unit.notes)
         job.skipped_records += unit.skipped_records
         if self.pool is not None:
             self._records(unit.records)
@@ -589,7 +596,7 @@ class _Runner:
                 hits=job.stats.rows(origins),
                 skipped_records=job.skipped_records,
                 skipped_fields=job.skipped_fields,
-                warnings=job.warnings[:20],
+                warnings=(job.notes + job.warnings)[:20],
             )
         except Exception as exc:
             self.fail(job, exc, run_id=job.run_id)  # already off the queue: recorded at once
@@ -601,6 +608,7 @@ class _Runner:
         r.skipped_records = job.skipped_records
         r.skipped_fields = job.skipped_fields
         r.warnings = job.warnings[:20]
+        r.notes = job.notes[:20]
         r.seconds = round(time.perf_counter() - job.started, 3)
 
     def fail(self, job: _Job, exc: BaseException, *, run_id: int) -> None:

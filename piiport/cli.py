@@ -134,6 +134,8 @@ def _print_summary(result: Any) -> None:
             click.echo(f"  {c.source}/{c.container}: skipped {c.skipped_records} malformed records")
         if c.skipped_fields:
             click.echo(f"  {c.source}/{c.container}: binary fields not scanned: {', '.join(c.skipped_fields)}")
+        for note in c.notes:
+            click.echo(f"  {c.source}/{c.container}: {note}")
     from connectors.base import SKIP_REASONS
 
     for source, skipped in result.skipped.items():
