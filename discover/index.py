@@ -466,17 +466,34 @@ class Index:
         except SQLAlchemyError as exc:  # busy: the mode stays as it was, which is only slower
             logger.debug("index journal mode not changed to %s: %s", mode, exc)
 
-    def prune(self, source: str, keep: Iterable[str], *, spare: Sequence[str] = ()) -> int:
+    def container_names(self, source: str) -> list[str]:
+        from sqlalchemy import select
+
+        c = self.t["containers"]
+        with self.engine.connect() as conn:
+            return [name for (name,) in conn.execute(select(c.c.name).where(c.c.source == source))]
+
+    def prune(
+        self, source: str, keep: Iterable[str], *, spare: Sequence[str] = (), only: Iterable[str] | None = None
+    ) -> int:
         """Forget the containers of a source that its listing no longer has, except those whose
-        names start with a ``spare`` prefix (under a folder that could not be listed)."""
+        names start with a ``spare`` prefix (under a folder that could not be listed); with
+        ``only``, just those of these names."""
         from sqlalchemy import select
 
         c = self.t["containers"]
         keep_set = set(keep)
         prefixes = tuple(spare)
+        among = None if only is None else set(only)
         with self.engine.begin() as conn:
             rows = conn.execute(select(c.c.id, c.c.name).where(c.c.source == source)).all()
-            gone = [cid for cid, name in rows if name not in keep_set and not (prefixes and name.startswith(prefixes))]
+            gone = [
+                cid
+                for cid, name in rows
+                if name not in keep_set
+                and not (prefixes and name.startswith(prefixes))
+                and (among is None or name in among)
+            ]
             for cid in gone:
                 self._clear(conn, cid)
                 conn.execute(c.delete().where(c.c.id == cid))

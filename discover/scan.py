@@ -390,8 +390,14 @@ def _scan_containers(
             continue
         runner.submit(job, units, detection=detection, key=index.hasher.key, run_id=result.run_id)
     runner.drain()
+    listed = [r.name for r in refs]
     if prune:
-        result.removed_containers += index.prune(spec.name, [r.name for r in refs], spare=unlisted)
+        result.removed_containers += index.prune(spec.name, listed, spare=unlisted)
+    else:
+        # A targeted scan (export --rescan) forgets only the containers it asked for that are gone.
+        result.removed_containers += index.prune(
+            spec.name, listed, spare=unlisted, only=[n for n in index.container_names(spec.name) if spec.selects(n)]
+        )
 
 
 @dataclass
