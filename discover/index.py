@@ -189,17 +189,10 @@ class Index:
             self.path = Path(parsed.database).expanduser()
             if not self.path.exists() and not create:
                 raise ConfigError(f"no index at {self.path}; run `piiport scan` first or pass --index", setting="index")
-            if self.path.is_file() and self.path.stat().st_size == 0:
-                # SQLite would take an empty file as a new, empty index and report no personal data.
-                raise ConfigError(
-                    f"{self.path} is empty, so it is not a piiport index (was it truncated?); restore it from "
-                    "backup, or delete it to start a new index",
-                    setting="index",
-                )
             self.path.parent.mkdir(parents=True, exist_ok=True)
         key_file = self.path.with_name(self.path.stem + ".key") if self.path else None
-        if key is None and key_file is not None and self.path is not None:
-            _refuse_new_key_for_old_index(self.path, key_file)
+        if key_file is not None and self.path is not None:
+            _check_local_index(self.path, key_file, self.url, key_given=key is not None)
         self.hasher = IdentifierHasher(key if key is not None else load_key(key_file=key_file, create=create))
         self.engine: Engine = create_engine(self.url)
         # WAL lets readers (inventory, export) work beside a scan; a first load into an empty
@@ -228,11 +221,7 @@ class Index:
         with self.engine.begin() as conn:
             existing = set(inspect(conn).get_table_names())
             if existing and "meta" not in existing:
-                raise ConfigError(
-                    f"{mask_url(self.url)} is not a piiport index (it holds other tables); give the URL of a "
-                    "piiport index, or of an empty database for a new one",
-                    setting="index",
-                )
+                raise ConfigError(_NOT_AN_INDEX.format(url=mask_url(self.url)), setting="index")
             self.md.create_all(conn)
             meta = self.t["meta"]
             rows: dict[str, str] = {k: v for k, v in conn.execute(select(meta.c.k, meta.c.v)).all()}
@@ -668,15 +657,41 @@ def _lock_path(index_path: Path) -> Path:
     return index_path.with_name(index_path.name + ".lock")
 
 
-def _refuse_new_key_for_old_index(path: Path, key_file: Path) -> None:
-    """A missing key file beside an index that holds data: a new key would only be refused later."""
-    if os.environ.get(KEY_ENV) or key_file.exists() or not path.is_file() or path.stat().st_size == 0:
+def _check_local_index(path: Path, key_file: Path, url: str, *, key_given: bool) -> None:
+    """Refuse, before any key is read or created, a file that is not a piiport index, and a
+    missing key file beside an index that holds data (a new key would only be refused later)."""
+    if not path.is_file():
         return
-    raise ConfigError(
-        f"key file {key_file} is missing, but the index {path} already holds data written with a key; "
-        f"restore the key file from backup (or set {KEY_ENV} to the key); a new key cannot read this index",
-        path=str(key_file),
-    )
+    if path.stat().st_size == 0:
+        # SQLite would take an empty file as a new, empty index and report no personal data.
+        raise ConfigError(
+            f"{path} is empty, so it is not a piiport index (was it truncated?); restore it from "
+            "backup, or delete it to start a new index",
+            setting="index",
+        )
+    import sqlite3
+    from urllib.parse import quote
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)) as db:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            keyed = "meta" in tables and db.execute("SELECT 1 FROM meta WHERE k = 'key_fingerprint'").fetchone()
+    except sqlite3.Error:
+        return  # damaged or locked: opening it says which
+    if tables and "meta" not in tables:
+        raise ConfigError(_NOT_AN_INDEX.format(url=mask_url(url)), setting="index")
+    if keyed and not key_given and not os.environ.get(KEY_ENV) and not key_file.exists():
+        raise ConfigError(
+            f"key file {key_file} is missing, but the index {path} already holds data written with a key; "
+            f"restore the key file from backup (or set {KEY_ENV} to the key); a new key cannot read this index",
+            path=str(key_file),
+        )
+
+
+_NOT_AN_INDEX = (
+    "{url} is not a piiport index (it holds other tables); give the URL of a piiport index, "
+    "or of an empty database for a new one"
+)
 
 
 def _open_error(url: str, exc: Exception) -> PiiportError:
