@@ -527,6 +527,6 @@ def test_deeply_nested_json_in_the_cli(tmp_path: Path) -> None:
     proc = piiport(tmp_path, "scan", "deep.json")
     assert proc.returncode == 1
     assert scan_errors(proc) == [
-        "  deep: deep.json: JSON nested deeper than 500 levels, at [0] (499 times); piiport reads at most 500 "
+        "  deep.json: deep.json: JSON nested deeper than 500 levels, at [0] (500 times); piiport reads at most 500 "
         "levels: flatten the data or exclude it"
     ]
