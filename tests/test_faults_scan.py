@@ -466,6 +466,12 @@ def test_mariadb_table_the_user_may_not_select_beside_a_good_one(maria_user, ind
 def test_wrong_password_gets_password_advice(maria_user, tmp_path: Path) -> None:
     user, database = maria_user
     (tmp_path / "a.csv").write_text(ALMA, encoding="utf-8")
+    granted = piiport(tmp_path, "scan", f"mysql+pymysql://{user}:right-pw@127.0.0.1:3306/{database}")
+    assert granted.returncode == 1
+    (line,) = scan_errors(granted)
+    assert "salaries" in line and line.endswith("grant the scanning user SELECT on it, or exclude it")
+    assert "right-pw" not in granted.stdout + granted.stderr
+    assert "/customers: 2 records, personal data in email" in granted.stdout
     source = piiport(tmp_path, "scan", f"mysql+pymysql://{user}:wrong-pw@127.0.0.1:3306/{database}")
     assert source.returncode == 1
     (line,) = scan_errors(source)
@@ -530,3 +536,14 @@ def test_deeply_nested_json_in_the_cli(tmp_path: Path) -> None:
         "  deep.json: deep.json: JSON nested deeper than 500 levels, at [0] (500 times); piiport reads at most 500 "
         "levels: flatten the data or exclude it"
     ]
+
+
+def test_a_server_that_is_down_in_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text(ALMA, encoding="utf-8")
+    proc = piiport(tmp_path, "scan", "postgresql+psycopg://piiport:s3cr3t@127.0.0.1:1/crm", "a.csv")
+    assert proc.returncode == 1
+    (line,) = scan_errors(proc)
+    assert line.startswith("  crm: source 'crm': ")
+    assert line.endswith("check that the server is running and the URL is right") and "s3cr3t" not in proc.stderr
+    assert "a.csv: 1 records" in proc.stdout
+    assert json.loads(piiport(tmp_path, "inventory", "--format", "json").stdout)  # the good file is indexed
