@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.base import ContainerRef, Relation
+from connectors.errors import PiiportError
 from discover.extract import FIELD
 from discover.identifiers import EMAIL, PERSON
 from discover.index import Index, RecordRef
@@ -47,6 +48,7 @@ class Upward:
     references: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
     #: (container, key) of shared rows, with the tables whose other rows reference them.
     shared: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -95,13 +97,14 @@ class UpwardFollower:
         self.kinds = table_kinds(index, by_name)
         self.locate = locate  # (container, key, reader) -> locator dict
         self.open_meta = open_meta  # (reader, container) -> None: records the container's fields
+        self.out = Upward()
         self.into: dict[str, list[Relation]] = defaultdict(list)
         for rel in self.relations:
             self.into[rel.ref_container].append(rel)
 
     def run(self, rows: Mapping[str, Mapping[str, dict[str, Any]]], *, max_depth: int, reference_depth: int) -> Upward:
         """``rows``: the subject's rows so far (container → key → row); they are not changed."""
-        out = Upward()
+        out = self.out = Upward()
         own: dict[str, set[str]] = {t: set(r) for t, r in rows.items()}
         frontier = {t: list(r.values()) for t, r in rows.items() if r}
         ref_frontier: dict[str, list[dict[str, Any]]] = {}
@@ -171,12 +174,15 @@ class UpwardFollower:
             if not values:
                 continue
             via = f"{rel.container}.{','.join(rel.columns)} -> {rel.ref_container}.{','.join(rel.ref_columns)}"
-            with self.conn.open(ContainerRef(self.source, rel.ref_container, "table")) as reader:
-                self.open_meta(reader, rel.ref_container)
-                for key, raw in reader.fetch_where(rel.ref_columns, values):
-                    if key not in out[rel.ref_container]:
-                        loc = {**self.locate(rel.ref_container, key, reader), "via": via}
-                        out[rel.ref_container][key] = {**raw, LOCATOR: loc}
+            try:
+                with self.conn.open(ContainerRef(self.source, rel.ref_container, "table")) as reader:
+                    self.open_meta(reader, rel.ref_container)
+                    for key, raw in reader.fetch_where(rel.ref_columns, values):
+                        if key not in out[rel.ref_container]:
+                            loc = {**self.locate(rel.ref_container, key, reader), "via": via}
+                            out[rel.ref_container][key] = {**raw, LOCATOR: loc}
+            except PiiportError as exc:
+                self.out.errors.append(f"{self.source}/{rel.ref_container}: could not follow {via}: {exc.message}")
         return out
 
     def _findings(self, table: str, keys: Collection[str]) -> dict[str, list[dict[str, Any]]]:
@@ -214,15 +220,22 @@ class UpwardFollower:
             for k in pending:
                 by_value[tuple(candidates[k].get(col) for col in rel.ref_columns)].append(k)
             mine = own.get(rel.container, set())
-            with self.conn.open(ContainerRef(self.source, rel.container, "table")) as reader:
-                for child_key, value in reader.keys_where(rel.columns, list(by_value)):
-                    if child_key in mine:
-                        continue
-                    for k in by_value.get(value, []):
-                        if rel.container in self.kinds.people:
-                            others[k].add(rel.container)
-                        else:
-                            entity.add(k)
-                    if all(k in entity for k in pending):
-                        break
+            try:
+                with self.conn.open(ContainerRef(self.source, rel.container, "table")) as reader:
+                    for child_key, value in reader.keys_where(rel.columns, list(by_value)):
+                        if child_key in mine:
+                            continue
+                        for k in by_value.get(value, []):
+                            if rel.container in self.kinds.people:
+                                others[k].add(rel.container)
+                            else:
+                                entity.add(k)
+                        if all(k in entity for k in pending):
+                            break
+            except PiiportError as exc:
+                # Who else references these rows is unknown, so none of them is taken for the subject's.
+                entity.update(pending)
+                self.out.errors.append(
+                    f"{self.source}/{rel.container}: could not check who else references {table} rows: {exc.message}"
+                )
         return {k: (candidates[k], sorted(others[k])) for k in candidates if k not in entity}

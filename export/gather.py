@@ -300,16 +300,19 @@ class _SourceGatherer:
                 values = {tuple(p.get(col) for col in rel.ref_columns) for p in parents}
                 ref = ContainerRef(self.spec.name, child, "table")
                 via = f"{child}.{','.join(rel.columns)} -> {rel.ref_container}.{','.join(rel.ref_columns)}"
-                with conn.open(ref) as reader:
-                    self._reader_meta(reader, child)
-                    c = {"name": child, "kind": "table", "version": None}
-                    for key, raw in reader.fetch_where(rel.columns, values):
-                        if key in self.rows[child] and self.rows[child][key][MATCH] != REVIEW:
-                            continue
-                        locator = {**self._locator(c, key, reader), "via": via}
-                        row = {**raw, LOCATOR: locator, MATCH: RELATED}
-                        self.rows[child][key] = row
-                        added[child].append(row)
+                try:
+                    with conn.open(ref) as reader:
+                        self._reader_meta(reader, child)
+                        c = {"name": child, "kind": "table", "version": None}
+                        for key, raw in reader.fetch_where(rel.columns, values):
+                            if key in self.rows[child] and self.rows[child][key][MATCH] != REVIEW:
+                                continue
+                            locator = {**self._locator(c, key, reader), "via": via}
+                            row = {**raw, LOCATOR: locator, MATCH: RELATED}
+                            self.rows[child][key] = row
+                            added[child].append(row)
+                except PiiportError as exc:  # one unreadable table does not lose the others' rows
+                    self.out.errors.append(f"{self.spec.name}/{child}: could not follow {via}: {exc.message}")
             if not added:
                 break
             frontier = added
@@ -340,6 +343,7 @@ class _SourceGatherer:
             self.rows[table].update(owned)
         self.references = {t: r for t, r in found.references.items() if r}
         self.out.shared.extend(found.shared)
+        self.out.errors.extend(found.errors)
 
 
 def _sort_key(key: str) -> tuple[int, Any]:

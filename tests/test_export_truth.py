@@ -8,6 +8,7 @@ actor in the catalogue who is the namesake of a customer.
 
 from __future__ import annotations
 
+import gzip
 import json
 import sqlite3
 from pathlib import Path
@@ -286,3 +287,107 @@ def test_reference_depth_and_switch(rental: Index, tmp_path: Path) -> None:
         "data/rental/inventory.json (ref)",
         "data/rental/store.json (ref)",
     }
+
+
+# -- an honest "not found" ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.chdir(tmp_path)
+    for name in ("PIIPORT_INDEX", "PIIPORT_CONFIG", "PIIPORT_INDEX_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    return CliRunner()
+
+
+EMPTY_NOTE = "No record holds the given identifiers. This empty package is the answer to the request."
+
+
+def test_a_container_that_failed_to_scan_makes_not_found_incomplete(
+    runner: CliRunner, tmp_path: Path, detector
+) -> None:
+    files = tmp_path / "crm-exports"
+    files.mkdir()
+    (files / "signups.csv").write_text("email,name\nmary.smith@example.org,Mary Smith\n", encoding="utf-8")
+    with gzip.open(files / "orders.jsonl.gz", "wb") as fh:
+        fh.write(b"".join(b'{"id": %d, "email": "jane.doe@example.com"}\n' % i for i in range(2000)))
+    (files / "orders.jsonl.gz").write_bytes((files / "orders.jsonl.gz").read_bytes()[:-30])
+    assert runner.invoke(main, ["scan", "crm-exports"]).exit_code == 1
+
+    result = runner.invoke(main, ["export", "--email", "jane.doe@example.com", "--request-id", "q1"])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0] == (
+        "The answer is incomplete: 1 error(s); the containers below could not be read and may hold this "
+        "subject's records."
+    )
+    assert lines[1].startswith("warning: crm-exports/orders.jsonl.gz: its last scan failed (orders.jsonl.gz: corrupt")
+    assert lines[1].endswith("so its records of this subject may be missing: fix the cause and scan the source again")
+    assert "jane.doe" not in result.output and "empty package" not in result.output
+    manifest = json.loads((tmp_path / "exports" / "q1" / "manifest.json").read_text())
+    assert (manifest["complete"], manifest["subject"]["found"], manifest["files"]) == (False, False, [])
+    assert EMPTY_NOTE not in manifest["notes"] and manifest["notes"][0].startswith("This answer is incomplete")
+
+    as_json = runner.invoke(main, ["export", "--email", "jane.doe@example.com", "--json"])
+    out = json.loads(as_json.output)
+    assert as_json.exit_code == 1 and (out["complete"], out["found"], len(out["errors"])) == (False, False, 1)
+
+    # Fixed and scanned again: the same request is a complete answer, and "not found" is the answer.
+    (files / "orders.jsonl.gz").unlink()
+    assert runner.invoke(main, ["scan", "crm-exports"]).exit_code == 0
+    fixed = runner.invoke(main, ["export", "--email", "jane.doe@example.com", "--json", "--request-id", "q2"])
+    out = json.loads(fixed.output)
+    assert fixed.exit_code == 0 and (out["complete"], out["found"], out["errors"]) == (True, False, [])
+    manifest = json.loads((tmp_path / "exports" / "q2" / "manifest.json").read_text())
+    assert manifest["complete"] is True and manifest["notes"] == [EMPTY_NOTE]
+
+
+def test_a_source_whose_password_is_not_in_the_config_is_incomplete(runner: CliRunner, tmp_path: Path) -> None:
+    with postgres_database() as pg:
+        run_sql(pg, SCHEMA + ";\n" + _insert_sql())
+        # The local server trusts every password: the scan works, and the index keeps the URL masked.
+        with_password = pg.replace("postgres@", "postgres:pw-kept-nowhere@")
+        assert runner.invoke(main, ["scan", with_password]).exit_code == 0
+        result = runner.invoke(
+            main, ["export", "--email", "jennifer.davis@sakilacustomer.org", "--json", "--request-id", "pw"]
+        )
+    assert result.exit_code == 1 and "pw-kept-nowhere" not in result.output
+    out = json.loads(result.output)
+    assert (out["complete"], out["found"], out["files"]) == (False, False, 0)
+    (error,) = out["errors"]
+    assert "the index does not keep its credentials; add the source to the config file" in error
+    manifest = json.loads((tmp_path / "exports" / "pw" / "manifest.json").read_text())
+    assert manifest["complete"] is False and EMPTY_NOTE not in manifest["notes"]
+
+
+def test_postgres_follows_the_same_rules_and_an_unreadable_table_is_reported(
+    tmp_path: Path, index: Index, detector
+) -> None:
+    role = f"piiport_ro_{abs(hash(str(tmp_path))) % 10**8}"
+    with postgres_database() as pg:
+        run_sql(pg, SCHEMA + ";\n" + _insert_sql())
+        assert scan([SourceSpec(name="rental", url=pg)], index=index, detector=detector).ok
+        result = _export(index, tmp_path, emails=["jennifer.davis@sakilacustomer.org"])
+        assert _package(result) == JENNIFER and result.complete
+        assert [r["container"] for r in result.manifest["review"]] == ["actor"]
+        smith = _export(index, tmp_path, emails=["mary.smith@sakilacustomer.org"], request_id="m")
+        assert _package(smith)["data/rental/address.json"] == [(6, "shared")]
+
+        # Payments may not be read by the scanning user: the rest is still exported, and the answer is incomplete.
+        run_sql(
+            pg,
+            f"CREATE ROLE {role} LOGIN;\nGRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};\n"
+            f"REVOKE SELECT ON payment FROM {role}",
+        )
+        try:
+            limited = SourceSpec(name="rental", url=pg.replace("postgres@", f"{role}@"))
+            assert not scan([limited], index=index, detector=detector).ok
+            cfg = Config(sources=(limited,))
+            partial = _export(index, tmp_path, cfg, emails=["jennifer.davis@sakilacustomer.org"], request_id="p")
+        finally:
+            run_sql(pg, f"REASSIGN OWNED BY {role} TO postgres;\nDROP OWNED BY {role};\nDROP ROLE {role}")
+    assert _package(partial) == {k: v for k, v in JENNIFER.items() if "payment" not in k}
+    assert not partial.complete and partial.manifest["complete"] is False
+    assert [e.split(":")[0] for e in partial.errors] == ["rental/payment", "rental/payment", "rental/payment"]
+    assert "could not follow payment.customer_id -> customer.customer_id" in partial.errors[0]
+    assert "its last scan failed" in partial.errors[-1]
