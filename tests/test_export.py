@@ -290,7 +290,9 @@ def test_unknown_subject_gives_an_empty_package(shop: Index, tmp_path: Path) -> 
     assert manifest["subject"]["found"] is False and manifest["files"] == []
     assert manifest["totals"] == {"records": 0, "reference_records": 0, "files": 0}
     assert manifest["complete"] is True and manifest["review"] == []
-    assert manifest["notes"] == ["No record holds the given identifiers. This empty package is the answer to the request."]
+    assert manifest["notes"] == [
+        "No record holds the given identifiers. This empty package is the answer to the request."
+    ]
     assert result.as_dict() == {
         "request_id": "req-empty",
         "found": False,

@@ -300,6 +300,11 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     return CliRunner()
 
 
+def _index(tmp_path: Path) -> list[str]:
+    """The CLI option that opens the ``index`` fixture's database."""
+    return ["--index", f"sqlite:///{tmp_path / 'idx' / 'index.db'}"]
+
+
 EMPTY_NOTE = "No record holds the given identifiers. This empty package is the answer to the request."
 
 
@@ -391,3 +396,174 @@ def test_postgres_follows_the_same_rules_and_an_unreadable_table_is_reported(
     assert [e.split(":")[0] for e in partial.errors] == ["rental/payment", "rental/payment", "rental/payment"]
     assert "could not follow payment.customer_id -> customer.customer_id" in partial.errors[0]
     assert "its last scan failed" in partial.errors[-1]
+
+
+# -- CSV formula injection ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def support(tmp_path: Path, index: Index, detector) -> Index:
+    db = tmp_path / "support.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, email TEXT, phone TEXT);
+            CREATE TABLE notes (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id), body TEXT,
+                credit NUMERIC(6, 2));
+            """
+        )
+        conn.execute(
+            "INSERT INTO customers VALUES (1, 'Alice Martin', 'alice.martin@example.com', '+33 6 12 34 56 78')"
+        )
+        conn.executemany(
+            "INSERT INTO notes VALUES (?, 1, ?, ?)",
+            [
+                (1, "=cmd|' /C calc'!A0", "-5.00"),
+                (2, "+SUM(A1:A9)", None),
+                (3, "-2+3", "1.50"),
+                (4, "@import(evil)", None),
+                (5, "\tTabbed", None),
+                (6, "\rReturn", None),
+                (7, "Plain note, a = b", "12.00"),
+            ],
+        )
+    assert scan([SourceSpec(name="support", url=f"sqlite:///{db}")], index=index, detector=detector).ok
+    return index
+
+
+def notes_csv(prefix: str) -> str:
+    """The exact notes.csv; ``prefix`` is what goes before a cell a spreadsheet would run."""
+    rows = [
+        (1, f"{prefix}=cmd|' /C calc'!A0", "-5.00"),  # a number stays a number: -5.00 has no prefix
+        (2, f"{prefix}+SUM(A1:A9)", ""),
+        (3, f"{prefix}-2+3", "1.50"),
+        (4, f"{prefix}@import(evil)", ""),
+        (5, f"{prefix}\tTabbed", ""),
+        (6, f'"{prefix}\rReturn"', ""),
+        (7, '"Plain note, a = b"', "12.00"),
+    ]
+    return "id,customer_id,body,credit,_piiport_locator,_piiport_match\r\n" + "".join(
+        f'{i},1,{body},{credit},"{{""source"": ""support"", ""container"": ""notes"", ""kind"": ""primary_key"", '
+        f'""key"": [{i}], ""via"": ""notes.customer_id -> customers.id""}}",related\r\n'
+        for i, body, credit in rows
+    )
+
+
+def test_csv_cells_that_would_run_as_formulas_are_neutralised(support: Index, tmp_path: Path) -> None:
+    result = _export(support, tmp_path, emails=["alice.martin@example.com"], fmt="csv")
+    package = Path(result.package)
+    assert (package / "data/support/notes.csv").read_bytes().decode() == notes_csv("'")
+    customers = (package / "data/support/customers.csv").read_bytes().decode()
+    assert customers.splitlines()[1].startswith("1,Alice Martin,alice.martin@example.com,'+33 6 12 34 56 78,")
+    assert result.manifest["csv_neutralised"] is True
+    assert any("start with an added '" in note and "'+33" in note for note in result.manifest["notes"])
+
+
+def test_csv_raw_and_other_formats_keep_the_exact_values(support: Index, tmp_path: Path, runner: CliRunner) -> None:
+    raw = _export(support, tmp_path, emails=["alice.martin@example.com"], fmt="csv", csv_raw=True, request_id="raw")
+    text = (Path(raw.package) / "data/support/notes.csv").read_bytes().decode()
+    assert text == notes_csv("")
+    assert raw.manifest["csv_neutralised"] is False
+    assert not any("added '" in note for note in raw.manifest["notes"])
+    as_json = _export(support, tmp_path, emails=["alice.martin@example.com"], request_id="j")
+    rows = json.loads((Path(as_json.package) / "data/support/notes.json").read_text(encoding="utf-8"))
+    assert [r["body"] for r in rows][:2] == ["=cmd|' /C calc'!A0", "+SUM(A1:A9)"]
+    assert as_json.manifest["csv_neutralised"] is False
+    # The CLI flag does what the API option does.
+    cli = runner.invoke(
+        main,
+        [
+            "export",
+            "--email",
+            "alice.martin@example.com",
+            "--format",
+            "csv",
+            "--csv-raw",
+            "--request-id",
+            "c",
+            *_index(tmp_path),
+        ],
+    )
+    assert cli.exit_code == 0, cli.output
+    assert (tmp_path / "exports" / "c" / "data/support/notes.csv").read_bytes().decode() == text
+
+
+# -- IP addresses other subjects hold, names in free text ----------------------------------------------
+
+
+@pytest.fixture
+def crm(tmp_path: Path, index: Index, detector) -> Index:
+    db = tmp_path / "crm.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, email TEXT, last_ip TEXT);
+            CREATE TABLE access_log (id INTEGER PRIMARY KEY, ip TEXT, path TEXT);
+            CREATE TABLE notes (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id), body TEXT);
+            CREATE TABLE memos (id INTEGER PRIMARY KEY, body TEXT);
+            """
+        )
+        conn.executemany(
+            "INSERT INTO customers VALUES (?, ?, ?, ?)",
+            [
+                (1, "Alice Martin", "alice.martin@example.com", "81.12.200.7"),  # the office's NAT address
+                (2, "Bruno Dubois", "bruno.dubois@example.org", "81.12.200.7"),
+                (3, "Chloé Lefèvre", "chloe.lefevre@example.net", "176.31.4.150"),
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO access_log VALUES (?, ?, ?)",
+            [
+                (1, "81.12.200.7", "/login"),
+                (2, "176.31.4.150", "/cart"),
+                (3, "176.31.4.150", "/pay"),
+                (4, "8.8.8.8", "/"),
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO notes VALUES (?, ?, ?)",
+            [(1, 1, "Alice Martin asked for a refund."), (2, 3, "Delivery left with a neighbour.")],
+        )
+        conn.executemany(
+            "INSERT INTO memos VALUES (?, ?)",
+            [(1, "Spoke to Alice Martin about her invoice."), (2, "Team lunch moved to Friday.")],
+        )
+    assert scan([SourceSpec(name="crm", url=f"sqlite:///{db}")], index=index, detector=detector).ok
+    return index
+
+
+def test_an_ip_other_subjects_hold_is_for_review_an_own_ip_is_theirs(crm: Index, tmp_path: Path) -> None:
+    from discover.subjects import SHARED_IP
+
+    alice = _export(crm, tmp_path, emails=["alice.martin@example.com"], request_id="a")
+    assert {f["container"]: f["records"] for f in alice.manifest["files"]} == {"customers": 1, "notes": 1}
+    assert [
+        (r["container"], r["locator"]["key"], r["masked_value"], r["reason"]) for r in alice.manifest["review"]
+    ] == [("access_log", [1], "81.12.*.*", SHARED_IP)]
+    chloe = _export(crm, tmp_path, emails=["chloe.lefevre@example.net"], request_id="c")
+    log = json.loads((Path(chloe.package) / "data/crm/access_log.json").read_text())
+    assert [(r["id"], r["_piiport_match"]) for r in log] == [(2, "weak"), (3, "weak")]
+    assert chloe.manifest["review"] == [] and chloe.review == 0
+
+
+def test_a_name_in_free_text_alone_is_for_review(crm: Index, tmp_path: Path, runner: CliRunner) -> None:
+    from discover.subjects import NAME_IN_TEXT_ONLY, SHARED_IP
+
+    result = _export(crm, tmp_path, names=["Alice Martin"])
+    # The note on her account names her and is hers (unchanged); a memo that only names her is for review.
+    assert {f["container"]: f["records"] for f in result.manifest["files"]} == {"customers": 1, "notes": 1}
+    assert [(r["container"], r["locator"]["key"], r["field"], r["reason"]) for r in result.manifest["review"]] == [
+        ("access_log", [1], "ip", SHARED_IP),
+        ("memos", [1], "body", NAME_IN_TEXT_ONLY),
+    ]
+    cli = runner.invoke(
+        main,
+        ["export", "--name", "Alice Martin", "--request-id", "cli", "--include-review", *_index(tmp_path)],
+    )
+    assert cli.exit_code == 0, cli.output
+    assert (
+        "2 record(s) match only by a name or a shared IP: listed for review in the manifest, exported marked review."
+        in cli.output
+    )
+    memos = json.loads((tmp_path / "exports" / "cli" / "data/crm/memos.json").read_text())
+    assert [(r["id"], r["_piiport_match"]) for r in memos] == [(1, "review")]
