@@ -251,7 +251,7 @@ def _collect_records(index: Index, graph: _Graph, subject: Subject, *, given_wea
     for f in graph.findings_of(refs):
         if f["entity_type"] in STRONG:
             strong_on[RecordRef(f["container_id"], f["record_key"])].add(f["ident"])
-    shared_ips = {i for i in subject.weak if subject.types.get(i) == IP and _held_by_others(graph, i, subject.strong)}
+    shared_ips = {i for i in subject.weak if subject.types.get(i) == IP and _held_by_others(graph, i, subject)}
     in_field: dict[RecordRef, set[bytes]] = defaultdict(set)
     in_text: dict[RecordRef, set[bytes]] = defaultdict(set)
     for row in weak_rows:
@@ -284,11 +284,14 @@ def _for_review(subject: Subject, ref: RecordRef, reason: str) -> None:
     subject.review[ref] = reason
 
 
-def _held_by_others(graph: _Graph, ident: bytes, own: set[bytes]) -> bool:
-    """Whether records that carry someone else's e-mail or phone hold this identifier too."""
-    return any(
-        f["entity_type"] in STRONG and f["ident"] not in own for f in graph.findings_of(graph.records_with(ident))
-    )
+def _held_by_others(graph: _Graph, ident: bytes, subject: Subject) -> bool:
+    """Whether records of other people (records with an e-mail or phone that are not the subject's) hold it."""
+    for ref in graph.records_with(ident):
+        if subject.records[ref.container_id].get(ref.record_key) == STRONG_MATCH:
+            continue
+        if any(f["entity_type"] in STRONG for f in graph.findings_of([ref])):
+            return True
+    return False
 
 
 def finding_values(values: dict[str, Any], finding: dict[str, Any], regions: Sequence[str]) -> list[str]:
