@@ -211,6 +211,18 @@ def test_customer_gets_own_address_and_catalogue_context_not_the_namesake_actor(
     assert [i["type"] for i in manifest["subject"]["identifiers_linked"]] == ["EMAIL_ADDRESS", "PERSON"]
 
 
+def test_same_package_when_two_workers_scan_tables_in_key_ranges(tmp_path: Path, index: Index, detector) -> None:
+    from discover.settings import ScanSettings
+
+    db = make_rental(tmp_path / "rental.db")
+    settings = ScanSettings(workers=2, unit_rows=2)  # every table in ranges of two keys, on two processes
+    assert scan(
+        [SourceSpec(name="rental", url=f"sqlite:///{db}")], index=index, detector=detector, settings=settings
+    ).ok
+    result = _export(index, tmp_path, emails=["jennifer.davis@sakilacustomer.org"])
+    assert _package(result) == JENNIFER and [r["container"] for r in result.manifest["review"]] == ["actor"]
+
+
 def test_include_review_adds_the_namesake_marked_but_nothing_that_points_at_it(rental: Index, tmp_path: Path) -> None:
     result = _export(rental, tmp_path, emails=["jennifer.davis@sakilacustomer.org"], include_review=True)
     assert _package(result) == {**JENNIFER, "data/rental/actor.json": [(2, "review")]}
