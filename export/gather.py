@@ -55,6 +55,8 @@ class Gathered:
     review: list[dict[str, Any]] = field(default_factory=list)
     #: Rows the subject shares with other people (a household address), exported marked ``shared``.
     shared: list[dict[str, Any]] = field(default_factory=list)
+    #: (source, container, key) of referenced rows that are the subject's alone: what their fields hold is theirs.
+    owned: set[tuple[str, str, str]] = field(default_factory=set)
     linked: list[Identifier] = field(default_factory=list)
     #: (source, container) pairs that changed since the scan; ``--rescan`` scans them again.
     stale: list[tuple[str, str]] = field(default_factory=list)
@@ -341,6 +343,7 @@ class _SourceGatherer:
         )
         for table, owned in found.owned.items():
             self.rows[table].update(owned)
+            self.out.owned.update((self.spec.name, table, k) for k, row in owned.items() if row[MATCH] == RELATED)
         self.references = {t: r for t, r in found.references.items() if r}
         self.out.shared.extend(found.shared)
         self.out.errors.extend(found.errors)
@@ -417,6 +420,8 @@ def _third_party(index: Index, subject: Subject, out: Gathered, containers: Mapp
         if f["ident"] in subject.idents:
             continue
         c = containers[f["container_id"]]
+        if f["origin"] != TEXT and (c["source"], c["name"], f["record_key"]) in out.owned:
+            continue  # the phone on an address only the subject lives at is theirs
         item = (c["source"], c["name"], f["record_key"], f["field"], f["entity_type"], f["origin"])
         if item not in seen:
             seen.add(item)

@@ -208,6 +208,7 @@ def test_customer_gets_own_address_and_catalogue_context_not_the_namesake_actor(
     ]
     assert result.review == 1 and result.as_dict()["review"] == 1
     assert manifest["shared_records"] == [] and manifest["complete"] is True
+    assert manifest["third_party_mentions"] == []  # the phone of an address only she lives at is hers
     assert [i["type"] for i in manifest["subject"]["identifiers_linked"]] == ["EMAIL_ADDRESS", "PERSON"]
 
 
@@ -270,6 +271,17 @@ def test_a_household_address_goes_to_each_marked_shared(rental: Index, tmp_path:
             }
         ]
         assert any("shared_records" in note for note in result.manifest["notes"])
+        # The household's phone may be the other person's: listed for the reviewer.
+        assert result.manifest["third_party_mentions"] == [
+            {
+                "source": "rental",
+                "container": "address",
+                "record": "[6]",
+                "field": "phone",
+                "entity_type": "PHONE_NUMBER",
+                "origin": "field",
+            }
+        ]
 
 
 def test_a_stores_address_is_not_the_customers(rental: Index, tmp_path: Path) -> None:
