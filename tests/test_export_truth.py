@@ -401,6 +401,8 @@ def test_postgres_follows_the_same_rules_and_an_unreadable_table_is_reported(
         assert [r["container"] for r in result.manifest["review"]] == ["actor"]
         smith = _export(index, tmp_path, emails=["mary.smith@sakilacustomer.org"], request_id="m")
         assert _package(smith)["data/rental/address.json"] == [(6, "shared")]
+        ruth = _export(index, tmp_path, emails=["ruth.martinez@sakilacustomer.org"], request_id="ruth")
+        assert set(_package(ruth)) == {"data/rental/customer.json", "data/rental/store.json (ref)"}
 
         # Payments may not be read by the scanning user: the rest is still exported, and the answer is incomplete.
         run_sql(
