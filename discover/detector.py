@@ -54,7 +54,7 @@ def ner_view(text: str) -> str:
     return _CAPS_RUN.sub(fix, text)
 
 
-_AT = re.compile(r"@")
+_AT = re.compile(r"@|%40")
 _IP_LIKE = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}")
 _SEVEN_DIGITS = re.compile(r"(?:\d[^\d\n]{0,3}){6}\d")
 _CAPITALISED = re.compile(r"(?<![\w@.])[A-ZÀ-ÖØ-Þ][^\W\d_]*")
@@ -64,7 +64,7 @@ _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n\s*)$")
 def plan_entities(text: str, entities: Sequence[str], stop_words: Collection[str]) -> list[str]:
     """The entity types worth looking for in a text, by cheap necessary conditions.
 
-    An e-mail needs an ``@``, an IP four dotted numbers or hex groups with colons, a phone
+    An e-mail needs an ``@`` (or ``%40``, percent-encoded), an IP four dotted numbers or hex groups with colons, a phone
     seven digits. A name needs a capitalised word (NER is case-sensitive; ALL-CAPS runs
     were title-cased already) other than a stop word opening a sentence ("The", "Please"),
     or a known given and family name in lower case.
@@ -155,12 +155,12 @@ class Detector:
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
         from presidio_analyzer.nlp_engine import SpacyNlpEngine
         from presidio_analyzer.predefined_recognizers import (
-            EmailRecognizer,
             IpRecognizer,
             PhoneRecognizer,
             SpacyRecognizer,
         )
 
+        from discover.emails import email_recognizer
         from discover.phones import lenient_phone_recognizer
 
         class _NlpEngine(SpacyNlpEngine):
@@ -175,7 +175,7 @@ class Detector:
         # Loaded here, not by Presidio, whose load() would download a missing model.
         nlp_engine.nlp = {language: _load_spacy(model, language)}  # type: ignore[assignment]
         registry = RecognizerRegistry(supported_languages=[language])
-        registry.add_recognizer(EmailRecognizer(supported_language=language))
+        registry.add_recognizer(email_recognizer(supported_language=language))
         registry.add_recognizer(IpRecognizer(supported_language=language))
         registry.add_recognizer(
             PhoneRecognizer(
