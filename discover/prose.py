@@ -40,17 +40,25 @@ _WORD_AFTER = re.compile(r"[ \t]+([^\W\d_]+)")
 _OPENING = re.compile(r"(?:^|[.!?:;]\s+|\n\s*)[\"'“‘«(\[]*$")
 
 
-def common_words(nlp: Any) -> frozenset[str]:
-    """Everyday words of a spaCy pipeline: its lemmatizer's index and its stop words, lower case."""
+def common_words(nlp: Any) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
+    """Everyday words of a spaCy pipeline, lower case: its lemmatizer's index, irregular forms and
+    stop words; and the lemmatizer's suffix rules ("meets" is "meet" + "s"), to read inflected forms."""
     words = set(nlp.Defaults.stop_words)
+    rules: set[tuple[str, str]] = set()
     lemmatizer = dict(nlp.components).get("lemmatizer")
     lookups = getattr(lemmatizer, "lookups", None)
     if lookups is not None and lookups.has_table("lemma_index"):
         index = lookups.get_table("lemma_index")
+        exceptions = lookups.get_table("lemma_exc") if lookups.has_table("lemma_exc") else {}
+        suffixes = lookups.get_table("lemma_rules") if lookups.has_table("lemma_rules") else {}
         for pos in ("noun", "verb", "adj", "adv"):
             if pos in index:
                 words.update(w for w in index[pos] if "_" not in w)
-    return frozenset(words)
+            if pos in exceptions:
+                words.update(exceptions[pos])
+            if pos in suffixes:
+                rules.update((old, new) for old, new in suffixes[pos])
+    return frozenset(words), tuple(sorted(rules))
 
 
 def is_title_case(text: str, stop_words: Collection[str]) -> bool:
@@ -71,11 +79,22 @@ class ProseRules:
 
     articles: frozenset[str]
     common: frozenset[str]
+    suffix_rules: tuple[tuple[str, str], ...]
     stop_words: frozenset[str]
 
     @classmethod
     def for_pipeline(cls, nlp: Any, language: str) -> ProseRules:
-        return cls(ARTICLES.get(language, frozenset()), common_words(nlp), frozenset(nlp.Defaults.stop_words))
+        common, rules = common_words(nlp)
+        return cls(ARTICLES.get(language, frozenset()), common, rules, frozenset(nlp.Defaults.stop_words))
+
+    def is_common(self, word: str) -> bool:
+        """An everyday word, inflected or not (lower case)."""
+        if word in self.common:
+            return True
+        return any(
+            word.endswith(old) and len(word) > len(old) + 1 and word[: len(word) - len(old)] + new in self.common
+            for old, new in self.suffix_rules
+        )
 
     def not_a_name(self, text: str, start: int, end: int, *, title_case: bool) -> bool:
         """Whether the PERSON span ``text[start:end]`` is a noun phrase or title-case prose, not a name.
@@ -93,8 +112,8 @@ class ProseRules:
         for previous, word in pairwise(words):
             if word.lower() in self.articles and word not in ("A", "the"):
                 return True  # "Confront An Accountant", "Kill a Robot" ("Catherine the Great" stays)
-            if word == "A" and title_case and previous.lower() in self.common:
-                return True  # "Marry A Prince"; in ordinary prose "Maria A Lopez" has an initial
+            if word == "A" and self.is_common(previous.lower()) and previous.lower() not in given_names():
+                return True  # "Meets A Mad Scientist"; "Maria A Lopez" has a middle initial
         return title_case and not self._name_evidence([w.lower() for w in words])
 
     def _after_article(self, text: str, start: int, words: list[str]) -> bool:
@@ -122,6 +141,7 @@ class ProseRules:
         return after is not None and after.group(1).islower() and after.group(1) not in self.stop_words
 
     def _name_evidence(self, words: list[str]) -> bool:
-        if any(len(w) > 1 and w not in self.common for w in words):
+        if any(len(w) > 1 and not self.is_common(w) for w in words):
             return True
-        return len(words) >= 2 and words[0] in given_names() and words[-1] in family_names()
+        given, family = given_names(), family_names()
+        return any(first in given and last in family for first, last in pairwise(words))
