@@ -25,13 +25,14 @@ from urllib.parse import unquote
 # at most 253 characters): unbounded, the `regex` module Presidio uses backtracks out of a long
 # run of dotted labels in quadratic time (18 s on "a@b.b.b…", 300 kB).
 _DOMAIN = r"(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.){1,126}[^\W\d_]{2,63}(?![\w-])"
-# Not inside a longer local part: a start after a letter, digit, dot, plus or hyphen is not one.
-# (A quote may stand before the address: 'jane@example.com'.) At most 64 characters (RFC 5321),
-# which also bounds the work per start position.
-PLAIN = rf"(?<![\w.+-])\w[\w.+'-]{{0,63}}@{_DOMAIN}"
+# Not inside a longer local part: no start after a letter, digit, plus, hyphen, or a dot that
+# follows one ("see...jane@example.com" starts at "j"). A quote may stand before the address
+# ('jane@example.com'). No two dots in a row, none before the "@" (RFC 5322). At most 64
+# characters (RFC 5321), which also bounds the work per start.
+PLAIN = rf"(?<![\w+-])(?<!\w\.)\w(?:[\w+'-]|\.(?![.@])){{0,63}}@{_DOMAIN}"
 # The same with "@" written %40; "+" and "'" may be encoded in the local part too. The address may
 # follow another escape ("%3Djane%40example.com", an encoded "="), but not a bare "%".
-ENCODED = rf"(?:(?<=%[0-9A-Fa-f]{{2}})|(?<![\w.+%-]))\w(?:[\w.+'-]|%2[Bb7]){{0,63}}%40{_DOMAIN}"
+ENCODED = rf"(?:(?<=%[0-9A-Fa-f]{{2}})|(?<![\w.+%-]))\w(?:[\w+'-]|\.(?![.%])|%2[Bb7]){{0,63}}%40{_DOMAIN}"
 
 _PERCENT_AT = re.compile("%40")
 

@@ -107,14 +107,19 @@ class ProseRules:
         before = _WORD_BEFORE.search(text, max(0, start - 20), start)
         if before and before.group(1).lower() in _HONORIFICS:
             return False
-        if self._after_article(text, start, words) and not self._modifies_next_word(text, end):
+        lower = [w.lower() for w in words]
+        if (
+            self._after_article(text, start, words)
+            and not self._modifies_next_word(text, end)
+            and not (len(words) > 1 and self._name_evidence(lower))  # "the CEO Jane Doe."
+        ):
             return True
         for previous, word in pairwise(words):
             if word.lower() in self.articles and word not in ("A", "the"):
                 return True  # "Confront An Accountant", "Kill a Robot" ("Catherine the Great" stays)
             if word == "A" and self.is_common(previous.lower()) and previous.lower() not in given_names():
                 return True  # "Meets A Mad Scientist"; "Maria A Lopez" has a middle initial
-        return title_case and not self._name_evidence([w.lower() for w in words])
+        return title_case and not self._name_evidence(lower)
 
     def _after_article(self, text: str, start: int, words: list[str]) -> bool:
         """An article starts the span or the run of capitalised words right before it."""

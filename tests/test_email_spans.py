@@ -43,6 +43,7 @@ SHAPES: list[tuple[str, list[str]]] = [
     ("jane.doe@example.com, jane.doe@example.com; jane.doe@example.com: done", [JANE, JANE, JANE]),
     ("Is it jane.doe@example.com? Yes, jane.doe@example.com! (or jane.doe@example.com)", [JANE, JANE, JANE]),
     ("path=/users/jane.doe@example.com|status=ok", [JANE]),
+    ("more in the thread...jane.doe@example.com replied", [JANE]),
     ("o'brien+news@mail.example.co.uk wrote", ["o'brien+news@mail.example.co.uk"]),
 ]
 # Other people's addresses that contain Jane's, or that Jane's contains: never hers.
@@ -169,7 +170,7 @@ def test_scan_then_export_finds_every_line_of_the_subject(
 
     lines = [t for t, _ in SHAPES]
     assert rows("app.log/app.log.json") == [(i + 1, t, "mention") for i, t in enumerate(lines[:10])]
-    assert rows("mail.txt/mail.txt.json") == [(i + 1, t, "mention") for i, t in enumerate(lines[10:19])]
+    assert rows("mail.txt/mail.txt.json") == [(i + 1, t, "mention") for i, t in enumerate(lines[10:20])]
     assert rows("crm/events.json") == [
         ([1], "Ticket opened by user=jane.doe@example.com via web form, awaiting triage", "mention"),
         ([2], "Customer asked to be removed: GET /optout?email=jane.doe%40example.com was logged", "mention"),
