@@ -144,6 +144,7 @@ def test_title_case_prose_and_noun_phrases_are_not_names(detector: Detector, tex
         ("Have you been to a Harvey Leach concert before?", {"Harvey Leach"}),
         ("Unlike the Petersson novel, it's not long.", {"Petersson"}),
         ("For my take on Mrs. Baker, see the review.", {"Baker"}),
+        ("I spoke to the CEO John Smith.", {"John Smith"}),
         # Ordinary prose: capitalisation still speaks.
         ("The hunter called Jane Butler about the refund.", {"Jane Butler"}),
     ],
