@@ -39,7 +39,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_INDEX = "sqlite:///.piiport/index.db"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
+#: Versions this piiport opens: version 2 lacks only the tables of incremental rescans, which
+#: opening it adds (its containers then get a full read on their next scan).
+_UPGRADABLE = {"2"}
 _LOOKUP_CHUNK = 400
 
 
@@ -49,6 +52,7 @@ def utcnow() -> str:
 
 def _schema() -> Any:
     from sqlalchemy import (
+        BigInteger,
         Column,
         Float,
         ForeignKey,
@@ -154,6 +158,31 @@ def _schema() -> Any:
         Index("ix_postings_code", "code"),
         Index("ix_postings_container", "container_id"),
     )
+    # Incremental rescans (``discover.incremental``): what the last successful scan of a
+    # container saw, and, for a table read by key ranges, each range's fingerprint and counts.
+    Table(
+        "scan_state",
+        md,
+        Column("container_id", Integer, ForeignKey("containers.id", ondelete="CASCADE"), primary_key=True),
+        Column("state", Text, nullable=False),
+    )
+    Table(
+        "key_ranges",
+        md,
+        Column("container_id", Integer, ForeignKey("containers.id", ondelete="CASCADE"), primary_key=True),
+        Column("range_no", BigInteger, primary_key=True, autoincrement=False),
+        Column("fingerprint", String(200), nullable=False),
+        # Per range: records, counts per field, masked examples, warnings (no identifier).
+        Column("summary", long_text, nullable=False),
+    )
+    Table(
+        "range_parts",
+        md,
+        Column("part_id", Integer, ForeignKey("parts.id", ondelete="CASCADE"), primary_key=True),
+        Column("container_id", Integer, nullable=False),
+        Column("range_no", BigInteger, nullable=False),
+        Index("ix_range_parts_container", "container_id", "range_no"),
+    )
     return md
 
 
@@ -161,6 +190,17 @@ def _new_id(result: Any) -> int:
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+@dataclass(frozen=True)
+class LastScan:
+    """What the last successful scan of a container recorded (``Index.last_scan``)."""
+
+    container_id: int
+    version: dict[str, Any] | None
+    state: dict[str, Any]
+    #: Per key range: its fingerprint and its summary (JSON text).
+    ranges: dict[int, tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -237,6 +277,8 @@ class Index:
                     "file) to the key used when it was created",
                     setting="PIIPORT_INDEX_KEY",
                 )
+            elif rows.get("schema_version") in _UPGRADABLE:
+                conn.execute(meta.update().where(meta.c.k == "schema_version").values(v=SCHEMA_VERSION))
             elif rows.get("schema_version") != SCHEMA_VERSION and "meta" in existing:
                 raise ConfigError(
                     f"index schema version {rows.get('schema_version')} is not supported by this piiport; "
@@ -406,13 +448,72 @@ class Index:
         return conn.execute(select(c.c.id).where(c.c.source == source, c.c.name == name)).scalar()
 
     def _clear(self, conn: Connection, container_id: int) -> None:
-        for table in ("postings", "blocks", "parts", "field_hits", "profiles"):
+        for table in (
+            "range_parts",
+            "postings",
+            "blocks",
+            "parts",
+            "field_hits",
+            "profiles",
+            "key_ranges",
+            "scan_state",
+        ):
             t = self.t[table]
             conn.execute(t.delete().where(t.c.container_id == container_id))
 
-    def begin_container(self, ref: ContainerRef, *, run_id: int, url: str) -> ContainerWrite:
-        """Start replacing what the index knows of one container, in one transaction."""
-        return ContainerWrite(self, ref, run_id=run_id, url=url)
+    def _clear_ranges(self, conn: Connection, container_id: int, ranges: Iterable[int]) -> None:
+        """Forget the findings and summaries of some key ranges of a container; keep the others."""
+        from sqlalchemy import select
+
+        rp, k = self.t["range_parts"], self.t["key_ranges"]
+        wanted = sorted(set(ranges))
+        for start in range(0, len(wanted), _LOOKUP_CHUNK):
+            chunk = wanted[start : start + _LOOKUP_CHUNK]
+            parts = [
+                pid
+                for (pid,) in conn.execute(
+                    select(rp.c.part_id).where(rp.c.container_id == container_id, rp.c.range_no.in_(chunk))
+                )
+            ]
+            for table in ("range_parts", "postings", "blocks"):
+                t = self.t[table]
+                conn.execute(t.delete().where(t.c.part_id.in_(parts)))
+            conn.execute(self.t["parts"].delete().where(self.t["parts"].c.id.in_(parts)))
+            conn.execute(k.delete().where(k.c.container_id == container_id, k.c.range_no.in_(chunk)))
+
+    def last_scan(self, source: str, name: str) -> LastScan | None:
+        """What the last successful scan of a container left for an incremental rescan; None when
+        there was none, or the container failed since (its findings are stale)."""
+        from sqlalchemy import select
+
+        c, st, k = self.t["containers"], self.t["scan_state"], self.t["key_ranges"]
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(c.c.id, c.c.version, c.c.error, c.c.stale, st.c.state)
+                .join(st, st.c.container_id == c.c.id)
+                .where(c.c.source == source, c.c.name == name)
+            ).first()
+            if row is None or row.error is not None or row.stale:
+                return None
+            ranges = {
+                int(r.range_no): (r.fingerprint, r.summary)
+                for r in conn.execute(
+                    select(k.c.range_no, k.c.fingerprint, k.c.summary).where(k.c.container_id == row.id)
+                )
+            }
+        return LastScan(
+            container_id=row.id,
+            version=json.loads(row.version) if row.version else None,
+            state=json.loads(row.state),
+            ranges=ranges,
+        )
+
+    def begin_container(
+        self, ref: ContainerRef, *, run_id: int, url: str, replace: Iterable[int] | None = None
+    ) -> ContainerWrite:
+        """Start replacing what the index knows of one container (with ``replace``, of those key
+        ranges only), in one transaction."""
+        return ContainerWrite(self, ref, run_id=run_id, url=url, replace=replace)
 
     def container_failed(self, ref: ContainerRef, *, run_id: int, url: str, error: str) -> None:
         """Record an error; findings from an earlier scan stay, marked stale."""
@@ -726,7 +827,11 @@ class ContainerWrite:
     what it knew of the container before.
     """
 
-    def __init__(self, index: Index, ref: ContainerRef, *, run_id: int, url: str) -> None:
+    def __init__(
+        self, index: Index, ref: ContainerRef, *, run_id: int, url: str, replace: Iterable[int] | None = None
+    ) -> None:
+        """With ``replace`` (key range numbers), only those ranges' findings are replaced; the
+        other ranges' stay (an incremental rescan). Profiles and counts are always rewritten."""
         self.index = index
         self.ref = ref
         self.conn = index.engine.connect()
@@ -742,13 +847,19 @@ class ContainerWrite:
         }
         if cid is None:
             cid = _new_id(self.conn.execute(c.insert().values(source=ref.source, name=ref.name, **values)))
-        else:
+        elif replace is None:
             index._clear(self.conn, cid)
+            self.conn.execute(c.update().where(c.c.id == cid).values(**values))
+        else:
+            for table in ("field_hits", "profiles", "scan_state"):
+                t = index.t[table]
+                self.conn.execute(t.delete().where(t.c.container_id == cid))
+            index._clear_ranges(self.conn, cid, replace)
             self.conn.execute(c.update().where(c.c.id == cid).values(**values))
         self.container_id = cid
         self.findings = 0
 
-    def add_part(self, part: Part) -> None:
+    def add_part(self, part: Part, range_no: int | None = None) -> None:
         """Insert a packed part (``discover.packing``): a few rows, whatever its size.
 
         Memory: the part given.
@@ -781,6 +892,8 @@ class ContainerWrite:
                 for code, entries in part.postings
             ],
         )
+        if range_no is not None:
+            self.conn.execute(insert(t["range_parts"]).values(part_id=part_id, container_id=cid, range_no=range_no))
         self.findings += part.findings
 
     def commit(
@@ -792,8 +905,22 @@ class ContainerWrite:
         skipped_records: int,
         skipped_fields: Sequence[str],
         warnings: Sequence[str],
+        state: dict[str, Any] | None = None,
+        ranges: dict[int, tuple[str, str]] | None = None,
     ) -> None:
+        """``state`` and ``ranges`` (number: fingerprint, summary; only those (re)written now)
+        are what the next incremental rescan compares against."""
         t = self.index.t
+        if state is not None:
+            self.conn.execute(t["scan_state"].insert().values(container_id=self.container_id, state=json.dumps(state)))
+        if ranges:
+            self.conn.execute(
+                t["key_ranges"].insert(),
+                [
+                    {"container_id": self.container_id, "range_no": no, "fingerprint": fp, "summary": summary}
+                    for no, (fp, summary) in sorted(ranges.items())
+                ],
+            )
         if profiles:
             self.conn.execute(t["profiles"].insert(), [{**p, "container_id": self.container_id} for p in profiles])
         if hits:
@@ -823,4 +950,4 @@ class ContainerWrite:
         self.conn.close()
 
 
-__all__ = ["DEFAULT_INDEX", "FIELD", "ContainerWrite", "Index", "RecordRef", "utcnow"]
+__all__ = ["DEFAULT_INDEX", "FIELD", "ContainerWrite", "Index", "LastScan", "RecordRef", "utcnow"]

@@ -21,7 +21,7 @@ ENV_INDEX = "PIIPORT_INDEX"
 ENV_CONFIG = "PIIPORT_CONFIG"
 ENV_WORKERS = "PIIPORT_WORKERS"
 
-_TOP_KEYS = {"index", "workers", "batch_size", "sample_size", "detection", "sources", "export", "s3"}
+_TOP_KEYS = {"index", "workers", "batch_size", "sample_size", "incremental", "detection", "sources", "export", "s3"}
 _DETECTION_KEYS = {"language", "entities", "phone_regions", "score_threshold", "models"}
 _SOURCE_KEYS = {
     "name",
@@ -35,6 +35,7 @@ _SOURCE_KEYS = {
     "retries",
     "retry_delay",
     "connect_timeout",
+    "changed_column",
 }
 _S3_KEYS = {"region", "endpoint_url", "profile", "sse", "kms_key_id", "url_expiry", "multipart_threshold_mb"}
 _EXPORT_KEYS = {
@@ -194,6 +195,8 @@ def _parse_sources(path: Path, raw: Any, language: str) -> tuple[SourceSpec, ...
         for key in ("region", "endpoint_url", "profile"):
             if item.get(key) is not None:
                 options[key] = str(item[key])
+        if item.get("changed_column") is not None:
+            options["changed_column"] = _changed_column(path, i, item["changed_column"])
         out.append(
             SourceSpec(
                 name=name,
@@ -205,6 +208,20 @@ def _parse_sources(path: Path, raw: Any, language: str) -> tuple[SourceSpec, ...
             )
         )
     return tuple(out)
+
+
+def _changed_column(path: Path, i: int, value: Any) -> str | dict[str, str]:
+    """``changed_column``: one column name for every table, or a mapping of table to column."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, dict) and value and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return dict(value)
+    raise _fail(
+        path,
+        f"sources[{i}].changed_column must be a column name (changed_column: updated_at) or a mapping of "
+        "table to column ({orders: updated_at})",
+        "changed_column",
+    )
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -236,6 +253,14 @@ def _number(path: Path, data: Mapping[str, Any], key: str, kind: type, default: 
     if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
         raise _fail(path, f"{key} must be a {'number' if kind is float else 'whole number'}", key)
     return kind(value)
+
+
+def _flag(path: Path, data: Mapping[str, Any], key: str, default: bool) -> bool:
+    if key not in data:
+        return default
+    if not isinstance(data[key], bool):
+        raise _fail(path, f"{key} must be true or false", key)
+    return bool(data[key])
 
 
 def _detection(path: Path, raw: Any) -> DetectionSettings:
@@ -318,6 +343,7 @@ def load_config(
     index: str | None = None,
     workers: int | None = None,
     language: str | None = None,
+    full: bool | None = None,
 ) -> Config:
     """Build the configuration. Arguments are command-line values and win over everything."""
     env = os.environ
@@ -358,6 +384,7 @@ def load_config(
             sample_size=_number(where, data, "sample_size", int, 100),
             batch_size=_number(where, data, "batch_size", int, 1000),
             workers=chosen_workers,
+            full=full if full is not None else not _flag(where, data, "incremental", True),
         )
     except ConfigError as exc:
         raise _fail(where, exc.message, exc.setting) from exc
