@@ -458,10 +458,10 @@ def _plan_ranges(
     sig = signature(
         detection, settings, job.spec.language, profiles=job.profiles, seal_keys=job.seal_keys, method=method
     )
-    job.state = {"sig": sig}
     fresh_step = reader.range_step(rows_per_unit)
     if fresh_step is None:
-        return None  # no single integer key: the table is read whole
+        return None  # no single integer key (or a file): read whole
+    job.state = {"sig": sig}
     job.sample_notes = list(job.notes)
     if last is not None and last.state.get("sig") == sig and last.state.get("step"):
         step = int(last.state["step"])  # the ranges of the full scan, kept
