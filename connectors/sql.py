@@ -194,6 +194,33 @@ class SqlConnector(Connector):
                 source=self.spec.name,
             ) from exc
 
+    def source_version(self) -> dict[str, Any] | None:
+        """A SQLite file's size and mtime, and its write-ahead log's: unchanged, no table changed.
+
+        None for a server database, and for a file written in the last few seconds (the
+        filesystem's mtime is coarse: a write in the same tick as the scan would go unseen).
+        """
+        if url_scheme_backend(self.spec.url) != "sqlite":
+            return None
+        from sqlalchemy.engine import make_url
+
+        database = make_url(self.spec.url).database
+        if not database or database == ":memory:":
+            return None
+        path = Path(database).expanduser().resolve()
+        out: dict[str, Any] = {}
+        for name, file in (("db", path), ("wal", path.with_name(path.name + "-wal"))):
+            try:
+                st = file.stat()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return None
+            if time.time() - st.st_mtime < _RACY_SECONDS:
+                return None
+            out[name] = [st.st_size, st.st_mtime_ns]
+        return out or None
+
     def _sqlite_engine(self, database: str | None) -> Engine:
         from sqlalchemy import create_engine
 
@@ -378,6 +405,10 @@ class SqlConnector(Connector):
 _SAMPLE_MIN_SPAN = 20
 _SAMPLE_DRAWS = 50
 _SAMPLE_CHUNK = 500
+#: A SQLite file modified this recently is not trusted as unchanged by its mtime.
+_RACY_SECONDS = 2.0
+#: Key ranges fingerprinted one query each; beyond, one grouped query (keys far apart).
+_MAX_RANGE_QUERIES = 20_000
 
 
 def _key_ranges(start: int, stop: int, size: int) -> list[tuple[int, int]]:
@@ -404,6 +435,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview, list, dict)):
         return value
     return str(value)
+
+
+def url_scheme_backend(url: str) -> str:
+    return url.partition("://")[0].split("+", 1)[0].lower()
 
 
 def _md5_text(value: str | None) -> str | None:
@@ -639,14 +674,19 @@ class SqlTableReader(ContainerReader):
         span = bounds[1] - bounds[0] + 1
         return max(1, -(-rows_per_range * span // max(count, 1)))
 
-    def range_fingerprints(self, step: int, changed_column: str | None = None) -> dict[int, str]:
-        """Fingerprints per key range, computed inside the database in one grouped query.
+    def range_fingerprints(
+        self, step: int, changed_column: str | None = None, fields: Sequence[str] | None = None
+    ) -> dict[int, str]:
+        """Fingerprints per key range, computed inside the database, over the key and the
+        columns of ``fields`` (JSON paths: their column; None: every column).
 
         PostgreSQL: ``md5(string_agg(row::text ORDER BY key))``; MySQL/MariaDB:
         ``BIT_XOR`` and ``SUM`` of ``CRC32(CONCAT_WS('|', …))`` with a marker for NULL; SQLite: an
         MD5 of ``group_concat`` of ``quote()``d values, the MD5 a function registered on the
         connection. Each with the range's row count. With ``changed_column``: the row count and
-        that column's highest value.
+        that column's highest value. One query per range, on the key's index (a grouped query
+        over the whole table sorts it: 6 s against under 1 s on a million rows), unless the keys
+        are so sparse that most ranges would be empty.
         """
         from sqlalchemy import text
 
@@ -654,38 +694,55 @@ class SqlTableReader(ContainerReader):
         dialect = engine.dialect.name
         q = engine.dialect.identifier_preparer.quote
         key = "rowid" if self.key_kind == "rowid" else q(self.key_exprs[0].name)
-        div = "DIV" if dialect in {"mysql", "mariadb"} else "/"
         step = int(step)
-        bucket = f"CASE WHEN {key} >= 0 THEN {key} {div} {step} ELSE -1 - ((-1 - {key}) {div} {step}) END"
         table = self._qualified_sql(q)
+        wanted = {f.split(".", 1)[0].split("[", 1)[0] for f in fields} if fields is not None else None
+        columns = [c for c in self.table.columns if wanted is None or c.name in wanted]
         if changed_column is not None:
-            sql = f"SELECT {bucket} AS g, COUNT(*), MAX({q(changed_column)}) FROM {table} GROUP BY g"
+            aggregates = f"COUNT(*), MAX({q(changed_column)})"
+            source = table
         elif dialect == "postgresql":
-            sql = (
-                f"SELECT {bucket} AS g, count(*), md5(string_agg(CAST(piiport_row_ AS text), chr(10) ORDER BY {key})) "
-                f"FROM {table} AS piiport_row_ GROUP BY g"
-            )
+            values = ", ".join([f"quote_nullable({key})", *(f"quote_nullable({q(c.name)})" for c in columns)])
+            aggregates = f"count(*), md5(string_agg(concat_ws(',', {values}), chr(10) ORDER BY {key}))"
+            source = table
         elif dialect in {"mysql", "mariadb"}:
-            values = ", ".join(f"IFNULL(CONCAT('v', {q(c.name)}), 'N')" for c in self.table.columns)
+            values = ", ".join([key, *(f"IFNULL(CONCAT('v', {q(c.name)}), 'N')" for c in columns)])
             row = f"CRC32(CONCAT_WS('|', {values}))"
-            sql = f"SELECT {bucket} AS g, COUNT(*), BIT_XOR({row}), SUM({row}) FROM {table} GROUP BY g"
+            aggregates = f"COUNT(*), BIT_XOR({row}), SUM({row})"
+            source = table
         elif dialect == "sqlite":
-            values = " || ',' || ".join([f"quote({key})", *(f"quote({q(c.name)})" for c in self.table.columns)])
+            values = " || ',' || ".join([f"quote({key})", *(f"quote({q(c.name)})" for c in columns)])
             # group_concat follows the ordered subquery; were the order ever to differ, the range
             # would only be read again, never missed.
-            sql = (
-                f"SELECT g, count(*), piiport_md5(group_concat(r, char(10))) FROM "
-                f"(SELECT {bucket} AS g, {values} AS r FROM {table} ORDER BY {key}) GROUP BY g"
-            )
+            aggregates = "count(*), piiport_md5(group_concat(r, char(10)))"
+            source = f"(SELECT {key} AS piiport_key_, {values} AS r FROM {table} ORDER BY {key})"
+            key = "piiport_key_"
         else:
             raise NotImplementedError(dialect)
+        div = "DIV" if dialect in {"mysql", "mariadb"} else "/"
+        bucket = f"CASE WHEN {key} >= 0 THEN {key} {div} {step} ELSE -1 - ((-1 - {key}) {div} {step}) END"
+        grouped = text(f"SELECT {bucket} AS g, {aggregates} FROM {source} GROUP BY g")
+        one = text(f"SELECT {aggregates} FROM {source} WHERE {key} >= :low AND {key} < :high")
+        out: dict[int, str] = {}
         with self.connector.translate_errors(self.ref.name), engine.connect() as conn:
             if dialect == "sqlite":
                 conn.connection.dbapi_connection.create_function(  # type: ignore[union-attr]
                     "piiport_md5", 1, _md5_text, deterministic=True
                 )
-            rows = self._with_retry(lambda: conn.execute(text(sql)).all())
-        return {int(r[0]): ":".join(str(v) for v in r[1:]) for r in rows}
+            bounds = self._with_retry(lambda: self._key_bounds(conn))
+            if bounds is None:
+                return out
+            first, last = bounds[0] // step, bounds[1] // step
+            if last - first > _MAX_RANGE_QUERIES:
+                rows = self._with_retry(lambda: conn.execute(grouped).all())
+                return {int(r[0]): ":".join(str(v) for v in r[1:]) for r in rows}
+            for no in range(first, last + 1):
+                found = self._with_retry(
+                    lambda no=no: conn.execute(one, {"low": no * step, "high": (no + 1) * step}).one()
+                )
+                if found[0]:
+                    out[no] = ":".join(str(v) for v in found)
+        return out
 
     def _qualified_sql(self, quote: Any) -> str:
         name = quote(self.table.name)

@@ -28,7 +28,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, pairwise
 from typing import Any, NamedTuple
 
 from discover.extract import FindingGroup
@@ -242,7 +242,7 @@ class DecodedBlock:
             # Records are numbered by first appearance across groups, so a later group's positions
             # are not always ascending (a record with no e-mail but a phone is numbered after the
             # e-mail group's records); bisect only where they are.
-            if all(a <= b for a, b in zip(positions, positions[1:])):
+            if all(a <= b for a, b in pairwise(positions)):
                 hits: Iterable[int] = range(bisect_left(positions, record), bisect_right(positions, record))
             else:
                 hits = [i for i, p in enumerate(positions) if p == record]

@@ -380,16 +380,27 @@ def _scan_containers(
         result.source_errors.append({"source": spec.name, "container": folder, "error": unreadable.message})
         unlisted.append(folder)
     profiler = Profiler(detector, regions=detection.phone_regions, entities=detection.entities, language=spec.language)
+    # Taken before anything is read: a write during the scan makes the next one look again.
+    source_version = None if settings.full else connector.source_version()
+    pre = signature(detection, settings, spec.language)
     for number, ref in enumerate(refs, start=1):
         if progress:
             progress("container", {"source": spec.name, "container": ref.name, "number": number, "total": len(refs)})
         job = _Job(ContainerResult(source=ref.source, container=ref.name, kind=ref.kind), ref, url, spec)
         last = None if settings.full else index.last_scan(spec.name, ref.name)
         if ref.version is not None:
-            job.state = {"sig": signature(detection, settings, spec.language)}
-            if last is not None and _unchanged_version(last, ref, job.state["sig"]):
+            job.state = {"sig": pre}
+            if last is not None and _unchanged_version(last, ref, pre):
                 result.containers.append(_unchanged(job.result, last))
                 continue
+        elif (
+            source_version is not None
+            and last is not None
+            and last.state.get("pre") == pre
+            and last.state.get("source") == source_version
+        ):
+            result.containers.append(_unchanged(job.result, last))  # a SQLite file not written since
+            continue
         result.containers.append(job.result)
         try:
             with connector.open(ref) as reader:
@@ -403,6 +414,8 @@ def _scan_containers(
                 has_text = any(p.free_text for p in job.profiles.values())
                 rows_per_unit = settings.text_unit_rows if has_text else settings.unit_rows
                 units = _plan_ranges(job, reader, last, detection, settings, rows_per_unit)
+                if source_version is not None:
+                    job.state.update(pre=pre, source=source_version)
                 if units is None:
                     units = reader.units(rows_per_unit) if settings.workers > 1 else [None]
         except Exception as exc:  # one bad container never loses the rest of a scan
@@ -462,16 +475,19 @@ def _plan_ranges(
     if fresh_step is None:
         return None  # no single integer key (or a file): read whole
     job.state = {"sig": sig}
+    # Findings depend on the key and the personal-data fields only (the profile, which decides
+    # those, is drawn again each scan): a change elsewhere in the row is not a change here.
+    fields = [f for f, p in job.profiles.items() if p.is_pii]
     job.sample_notes = list(job.notes)
     if last is not None and last.state.get("sig") == sig and last.state.get("step"):
         step = int(last.state["step"])  # the ranges of the full scan, kept
-        prints = reader.range_fingerprints(step, column)
+        prints = reader.range_fingerprints(step, column, fields)
         changed = {no for no, fp in prints.items() if last.ranges.get(no, ("",))[0] != fp}
         job.replace = changed | (set(last.ranges) - set(prints))
         job.kept = {no: summary for no, (_, summary) in last.ranges.items() if no in prints and no not in changed}
     else:
         step = fresh_step
-        prints = reader.range_fingerprints(step, column)
+        prints = reader.range_fingerprints(step, column, fields)
         changed = set(prints)
     job.state["step"] = step
     job.fingerprints = {no: prints[no] for no in changed}

@@ -132,11 +132,13 @@ def _print_summary(result: Any) -> None:
     unchanged = [c for c in result.containers if c.read == "unchanged" and c.error is None]
     ranged = [c for c in result.containers if c.read == "ranges" and c.error is None]
     if unchanged or ranged:
-        click.echo(
-            f"  incremental: {len(unchanged)} container(s) unchanged since their last scan, "
-            f"{sum(c.ranges_read for c in ranged):,} of {sum(c.ranges_total for c in ranged):,} key ranges "
-            f"of {len(ranged)} table(s) read again (--full reads everything)"
-        )
+        said = [f"{len(unchanged)} container(s) unchanged since their last scan, not read"] if unchanged else []
+        if ranged:
+            said.append(
+                f"{sum(c.ranges_read for c in ranged):,} of {sum(c.ranges_total for c in ranged):,} key ranges "
+                f"of {len(ranged)} table(s) read again"
+            )
+        click.echo(f"  incremental: {'; '.join(said)} (--full reads everything)")
     for c in result.containers:
         if c.error is None and c.pii_fields:
             click.echo(f"  {c.source}/{c.container}: {c.records:,} records, personal data in {', '.join(c.pii_fields)}")
