@@ -194,7 +194,7 @@ def _new_id(result: Any) -> int:
 
 @dataclass(frozen=True)
 class LastScan:
-    """What the last successful scan of a container recorded (``Index.last_scan``)."""
+    """What the last successful scan of a container recorded (``Index.last_scans``)."""
 
     container_id: int
     version: dict[str, Any] | None
@@ -481,32 +481,41 @@ class Index:
             conn.execute(self.t["parts"].delete().where(self.t["parts"].c.id.in_(parts)))
             conn.execute(k.delete().where(k.c.container_id == container_id, k.c.range_no.in_(chunk)))
 
-    def last_scan(self, source: str, name: str) -> LastScan | None:
-        """What the last successful scan of a container left for an incremental rescan; None when
-        there was none, or the container failed since (its findings are stale)."""
+    def last_scans(self, source: str) -> dict[str, LastScan]:
+        """What the last successful scan of each container of a source left for an incremental
+        rescan; a container that failed since (its findings are stale) has none.
+
+        Read before the source's containers are written: a reader beside an open write
+        transaction would wait on it (SQLite).
+        """
         from sqlalchemy import select
 
         c, st, k = self.t["containers"], self.t["scan_state"], self.t["key_ranges"]
+        out: dict[str, LastScan] = {}
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(c.c.id, c.c.version, c.c.error, c.c.stale, st.c.state)
+            rows = conn.execute(
+                select(c.c.id, c.c.name, c.c.version, c.c.error, c.c.stale, st.c.state)
                 .join(st, st.c.container_id == c.c.id)
-                .where(c.c.source == source, c.c.name == name)
-            ).first()
-            if row is None or row.error is not None or row.stale:
-                return None
-            ranges = {
-                int(r.range_no): (r.fingerprint, r.summary)
-                for r in conn.execute(
-                    select(k.c.range_no, k.c.fingerprint, k.c.summary).where(k.c.container_id == row.id)
-                )
-            }
-        return LastScan(
-            container_id=row.id,
-            version=json.loads(row.version) if row.version else None,
-            state=json.loads(row.state),
-            ranges=ranges,
-        )
+                .where(c.c.source == source)
+            ).all()
+            live = {row.id: row for row in rows if row.error is None and not row.stale}
+            ranges: dict[int, dict[int, tuple[str, str]]] = {cid: {} for cid in live}
+            stmt = (
+                select(k.c.container_id, k.c.range_no, k.c.fingerprint, k.c.summary)
+                .join(c, c.c.id == k.c.container_id)
+                .where(c.c.source == source)
+            )
+            for r in conn.execute(stmt):
+                if r.container_id in ranges:
+                    ranges[r.container_id][int(r.range_no)] = (r.fingerprint, r.summary)
+        for cid, row in live.items():
+            out[row.name] = LastScan(
+                container_id=cid,
+                version=json.loads(row.version) if row.version else None,
+                state=json.loads(row.state),
+                ranges=ranges[cid],
+            )
+        return out
 
     def begin_container(
         self, ref: ContainerRef, *, run_id: int, url: str, replace: Iterable[int] | None = None

@@ -383,11 +383,12 @@ def _scan_containers(
     # Taken before anything is read: a write during the scan makes the next one look again.
     source_version = None if settings.full else connector.source_version()
     pre = signature(detection, settings, spec.language)
+    lasts = {} if settings.full else index.last_scans(spec.name)
     for number, ref in enumerate(refs, start=1):
         if progress:
             progress("container", {"source": spec.name, "container": ref.name, "number": number, "total": len(refs)})
         job = _Job(ContainerResult(source=ref.source, container=ref.name, kind=ref.kind), ref, url, spec)
-        last = None if settings.full else index.last_scan(spec.name, ref.name)
+        last = lasts.get(ref.name)
         if ref.version is not None:
             job.state = {"sig": pre}
             if last is not None and _unchanged_version(last, ref, pre):

@@ -4,21 +4,28 @@ export packages), on SQLite, PostgreSQL and files, with one worker and the defau
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from servers import postgres_database, run_sql
 
 from connectors.base import SourceSpec
+from connectors.errors import ConfigError
+from connectors.sql import SqlTableReader
 from discover.detector import Detector
 from discover.index import Index
 from discover.scan import ScanResult, scan
 from discover.settings import ScanSettings, default_workers
 from piiport.api import export_subject
+from piiport.cli import main
 from piiport.config import Config
 
 KEY = b"k" * 32
@@ -119,13 +126,14 @@ def _check_mixes(
     keys = list(range(1, 401))
     incremental = Index(f"sqlite:///{tmp_path / 'inc' / 'index.db'}", key=KEY)
     first = _scan(spec, incremental, detector, workers)
-    assert first.containers[0].read == "full" and first.containers[0].ranges_total > 4
+    people = next(c for c in first.containers if c.container == "people")
+    assert people.read == "full" and people.ranges_total > 4
     read_less = 0
     for mix in range(mixes):
         apply(_mix(rng, keys))
         result = _scan(spec, incremental, detector, workers)
-        table = result.containers[0]
-        assert table.read == "ranges" or (table.read == "unchanged")
+        table = next(c for c in result.containers if c.container == "people")
+        assert table.read in ("ranges", "unchanged")
         read_less += table.ranges_read < table.ranges_total
         full = Index(f"sqlite:///{tmp_path / f'full{mix}' / 'index.db'}", key=KEY)
         _scan(spec, full, detector, workers, full=True)
@@ -148,6 +156,9 @@ def test_sqlite_incremental_matches_full_scan(tmp_path: Path, detector: Detector
             "CREATE TABLE people (id INTEGER PRIMARY KEY, first_name TEXT, last_name TEXT, email TEXT, phone TEXT)"
         )
         conn.executemany("INSERT INTO people VALUES (?, ?, ?, ?, ?)", [_row(rng, i) for i in range(1, 401)])
+        # A second table: its plan is made while the first one's write is open, with workers.
+        conn.execute("CREATE TABLE staff (id INTEGER PRIMARY KEY, email TEXT)")
+        conn.executemany("INSERT INTO staff VALUES (?, ?)", [(i, f"staff{i}@shop.example") for i in range(1, 200)])
 
     def apply(ops: list[tuple[str, tuple[Any, ...]]]) -> None:
         with sqlite3.connect(db) as conn:
@@ -248,3 +259,98 @@ def test_watermark_column(tmp_path: Path, detector: Detector) -> None:
     assert idx.findings_for([idx.ident("EMAIL_ADDRESS", "new@example.com")])
     assert not idx.findings_for([idx.ident("EMAIL_ADDRESS", "missed@example.com")])
     idx.close()
+
+
+def _aged(path: Path) -> None:
+    past = time.time() - 60
+    os.utime(path, (past, past))
+
+
+def test_an_unwritten_sqlite_file_is_not_read_and_a_written_one_is_fingerprinted(
+    tmp_path: Path, detector: Detector
+) -> None:
+    db = tmp_path / "crm.db"
+    rng = random.Random(9)
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE people (id INTEGER PRIMARY KEY, first_name TEXT, last_name TEXT, email TEXT, phone TEXT)"
+        )
+        conn.execute("CREATE TABLE other (id INTEGER PRIMARY KEY, note TEXT)")
+        conn.executemany("INSERT INTO people VALUES (?, ?, ?, ?, ?)", [_row(rng, i) for i in range(1, 301)])
+    _aged(db)
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
+    idx = Index(f"sqlite:///{tmp_path / 'idx' / 'index.db'}", key=KEY)
+    _scan(spec, idx, detector, 1)
+    calls: list[int] = []
+    real = SqlTableReader.range_fingerprints
+
+    def counted(self: SqlTableReader, *args: Any, **kwargs: Any) -> dict[int, str]:
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    SqlTableReader.range_fingerprints = counted  # type: ignore[method-assign]
+    try:
+        assert [c.read for c in _scan(spec, idx, detector, 1).containers] == ["unchanged", "unchanged"]
+        assert calls == []  # nothing was asked of the database
+        with sqlite3.connect(db) as conn:
+            conn.execute("INSERT INTO other VALUES (1, 'x')")
+        other, people = _scan(spec, idx, detector, 1).containers
+        assert (other.container, other.read, other.ranges_read) == ("other", "ranges", 1)
+        assert (people.container, people.read, len(calls)) == ("people", "unchanged", 2)
+    finally:
+        SqlTableReader.range_fingerprints = real  # type: ignore[method-assign]
+    idx.close()
+
+
+def test_a_version_2_index_is_upgraded_and_read_whole_once(tmp_path: Path, detector: Detector) -> None:
+    db = tmp_path / "crm.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT)")
+        conn.executemany("INSERT INTO people VALUES (?, ?)", [(i, f"user{i}@example.com") for i in range(1, 101)])
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
+    path = tmp_path / "idx" / "index.db"
+    idx = Index(f"sqlite:///{path}", key=KEY)
+    _scan(spec, idx, detector, 1)
+    idx.close()
+    with sqlite3.connect(path) as conn:  # what piiport 2 left: no incremental tables
+        conn.execute("PRAGMA foreign_keys=OFF")
+        for table in ("scan_state", "key_ranges", "range_parts"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("UPDATE meta SET v = '2' WHERE k = 'schema_version'")
+    idx = Index(f"sqlite:///{path}", key=KEY)
+    assert _scan(spec, idx, detector, 1).containers[0].read == "full"
+    assert _scan(spec, idx, detector, 1).containers[0].read == "unchanged"
+    assert idx.findings_for([idx.ident("EMAIL_ADDRESS", "user7@example.com")])
+    idx.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone() == ("3",)
+        conn.execute("UPDATE meta SET v = '1' WHERE k = 'schema_version'")
+    with pytest.raises(ConfigError, match="index schema version 1 is not supported by this piiport; scan into a new"):
+        Index(f"sqlite:///{path}", key=KEY)
+
+
+def test_cli_full_flag_and_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detector: Detector) -> None:
+    monkeypatch.chdir(tmp_path)
+    for var in ("PIIPORT_INDEX", "PIIPORT_CONFIG", "PIIPORT_INDEX_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "a.csv").write_text("name,email\nAlice Martin,alice@example.com\n")
+    runner = CliRunner()
+
+    def reads(*args: str) -> list[str]:
+        result = runner.invoke(main, ["scan", *args, "--json"])
+        assert result.exit_code == 0, result.output
+        return [c["read"] for c in json.loads(result.output)["containers"]]
+
+    assert reads("files") == ["full"]
+    assert reads("files") == ["unchanged"]
+    assert reads("files", "--full") == ["full"]
+    (tmp_path / "piiport.yaml").write_text("incremental: false\nsources:\n  - path: files\n")
+    assert reads("--config", "piiport.yaml") == ["full"]
+    (tmp_path / "bad.yaml").write_text("sources:\n  - path: files\n    changed_column: 5\n")
+    bad = runner.invoke(main, ["scan", "--config", "bad.yaml"])
+    assert bad.exit_code == 2
+    assert "sources[0].changed_column must be a column name (changed_column: updated_at)" in bad.output
+    (tmp_path / "bad2.yaml").write_text("incremental: sometimes\n")
+    bad2 = runner.invoke(main, ["scan", "files", "--config", "bad2.yaml"])
+    assert bad2.exit_code == 2 and "incremental must be true or false" in bad2.output
