@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from servers import postgres_database, run_sql
+from servers import mariadb_database, postgres_database, run_sql
 
 from connectors.base import SourceSpec
 from connectors.errors import ConfigError
@@ -354,3 +354,36 @@ def test_cli_full_flag_and_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     (tmp_path / "bad2.yaml").write_text("incremental: sometimes\n")
     bad2 = runner.invoke(main, ["scan", "files", "--config", "bad2.yaml"])
     assert bad2.exit_code == 2 and "incremental must be true or false" in bad2.output
+
+
+def test_mariadb_ranges_by_crc32(tmp_path: Path, detector: Detector) -> None:
+    """MariaDB's fingerprint (CRC32 per row, XOR and sum per range): an update, a NULL where a
+    value was, a delete and an insert past the end each re-read their range only, and the index
+    answers as after a full scan."""
+    rows = ",\n".join(f"({i}, 'user{i}@example.com', '+33 6 12 34 {i % 90 + 10:02d} 11')" for i in range(1, 301))
+    with mariadb_database() as url:
+        run_sql(
+            url,
+            "CREATE TABLE people (id INT PRIMARY KEY, email VARCHAR(100), phone VARCHAR(40));\n"
+            f"INSERT INTO people VALUES {rows}",
+        )
+        spec = SourceSpec(name="crm", url=url)
+        idx = Index(f"sqlite:///{tmp_path / 'idx' / 'index.db'}", key=KEY)
+        first = _scan(spec, idx, detector, default_workers()).containers[0]
+        assert first.ranges_total == 6
+        assert _scan(spec, idx, detector, default_workers()).containers[0].read == "unchanged"
+        run_sql(
+            url,
+            "UPDATE people SET email = 'renamed@example.com' WHERE id = 10;\n"
+            "UPDATE people SET phone = NULL WHERE id = 130;\n"
+            "DELETE FROM people WHERE id = 299;\n"
+            "INSERT INTO people VALUES (1000, 'late@example.com', NULL)",
+        )
+        table = _scan(spec, idx, detector, default_workers()).containers[0]
+        assert (table.read, table.ranges_read, table.ranges_total) == ("ranges", 4, 7)
+        full = Index(f"sqlite:///{tmp_path / 'full' / 'index.db'}", key=KEY)
+        _scan(spec, full, detector, 1, full=True)
+        emails = ["renamed@example.com", "user10@example.com", "late@example.com", "user299@example.com"]
+        assert _answers(idx, spec, tmp_path / "e1", emails) == _answers(full, spec, tmp_path / "e2", emails)
+        idx.close()
+        full.close()
