@@ -14,6 +14,7 @@ from typing import Any
 
 from connectors.base import FieldInfo, Record
 from discover.detector import Detector
+from discover.e164 import phone_shaped
 from discover.identifiers import (
     EMAIL,
     IP,
@@ -183,7 +184,11 @@ class Profiler:
             if rate >= 0.5:
                 return PHONE, rate, "phone values and column name"
         else:
-            formatted = [v for v in not_dates if re.search(r"[+\s().\-]", v) or v.startswith("0")]
+            # With no name hint only numbers written as numbers count (libphonenumber also reads
+            # "ORD-2026-00123" as a number, after its letters).
+            formatted = [
+                v for v in not_dates if (re.search(r"[+\s().\-]", v) or v.startswith("0")) and phone_shaped(v)
+            ]
             strict = _rate(formatted, lambda v: normalise_phone(v, self.regions, strict=True) is not None)
             rate = strict * len(formatted) / len(values)
             if rate >= 0.8:
