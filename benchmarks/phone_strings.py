@@ -41,6 +41,7 @@ class Number:
     code: int
     national: str  # national significant number, leading zeros included (Italy)
     valid: bool
+    example: bool = False  # libphonenumber's example number of a type
 
 
 def reference(text: str, regions: Sequence[str]) -> str | None:
@@ -70,7 +71,7 @@ def numbers(region: str, rng: random.Random, variants: int) -> list[Number]:
     out: dict[str, Number] = {}
     for e in examples:
         nsn = phonenumbers.national_significant_number(e)
-        out[nsn] = Number(region, e.country_code, nsn, True)
+        out[nsn] = Number(region, e.country_code, nsn, True, example=True)
     tries = 0
     valid = 0
     while valid < variants and tries < variants * 20 and examples:
@@ -155,9 +156,15 @@ def strings(count: int, *, seed: int, regions: Sequence[str] = REGIONS) -> list[
     for region in regions:
         texts: list[str] = []
         pool = numbers(region, rng, variants=max(4, per_region // 20))
-        while len(texts) < per_region and pool:
-            number = rng.choice(pool)
-            texts.extend(writings(number, rng))
+        examples, made = [n for n in pool if n.example], [n for n in pool if not n.example]
+        order = (
+            [n for pair in zip(examples, made, strict=False) for n in pair]
+            + examples[len(made) :]
+            + made[len(examples) :]
+        )
+        # Every type's example and random numbers alternate, each number in every writing.
+        while len(texts) < per_region and order:
+            texts.extend(writings(order[len(texts) % len(order)], rng))
         out.extend((region, t) for t in texts[:per_region])
     return out
 

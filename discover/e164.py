@@ -11,10 +11,11 @@ The rule, per string and for the configured regions in order:
 1. the first region in which libphonenumber parses the string as a valid number gives the
    E.164, always the same one libphonenumber gives (``+33 05 56 96 96 96`` and
    ``05 56 96 96 96`` are both ``+33556969696``; Italy keeps its leading 0);
-2. otherwise a number written with ``+`` or an international prefix whose length is possible
-   for its country (8 to 15 digits in all) keeps libphonenumber's E.164, and a national number
-   keeps the first region whose national prefix and possible lengths fit it (a ``0`` national
-   prefix must be written): fictional and unallocated ranges (``+44 7700 900123``) still index;
+2. otherwise a number written with ``+``, ``00`` (even where a region dials abroad otherwise,
+   as Australia's ``0011``) or a region's international prefix, whose length is possible for
+   its country (8 to 15 digits in all), keeps libphonenumber's E.164; a national number keeps
+   the first region whose national prefix and possible lengths fit it (a ``0`` national prefix
+   must be written): fictional and unallocated ranges (``+44 7700 900123``) still index;
 3. otherwise ``None``. Strings outside the digits-and-separators shape only take rule 1.
 
 ``tests/test_phones.py`` and ``benchmarks/phones_differential.py`` check rule 1 against
@@ -32,7 +33,7 @@ from typing import Any
 # Digits and separators, an optional leading "+", an optional extension as libphonenumber reads
 # one (x, ext, extn, extension, #, ;ext=). The body's digits are the number libphonenumber sees.
 _SHAPE = re.compile(
-    r"(\+?)([0-9 .()/-]*)(?:[ \t]*(?:x|ext|extn|extension|\#)[:.]?[ \t-]*[0-9]{1,6}|;ext=[0-9]{1,6})?",
+    r"(\+?)([0-9 .()/-]*)(?:(?:[ \t]*(?:x|ext|extn|extension|\#)[:.]?[ \t-]*[0-9]{1,6}|;ext=[0-9]{1,6})[ .()/-]*)?",
     re.IGNORECASE,
 )
 _NON_DIGIT_BYTES = bytes(b for b in range(128) if not 48 <= b <= 57)
@@ -407,6 +408,12 @@ def phone_parser(regions: tuple[str, ...]) -> Callable[[str], tuple[str, bool] |
                 return f"+{code}{national}", True
             if kept is None and _fallback(code, national, written, took_prefix, home):
                 kept = f"+{code}{national}", False
+        if digits[:2] == "00" and digits[2:3] != "0":
+            # "00" is the international prefix of most of the world, if not of every region
+            # configured (Australia dials 0011): read so before any national reading.
+            code, rest = split(digits[2:], codes)
+            if code:
+                return international(code, rest) or kept
         return kept
 
     return parse

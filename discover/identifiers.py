@@ -1,8 +1,11 @@
 """Normalise identifier values so that the same person's value always hashes the same.
 
-E-mail: lower-cased. Phone: E.164, parsed with the configured default regions. IP:
-canonical ``ipaddress`` text. Name: case- and accent-folded, whitespace collapsed.
-E-mail and phone are strong (they link records into one subject); names and IPs are weak.
+E-mail: lower-cased. Phone: E.164, parsed as libphonenumber parses it with the configured
+default regions (``discover.e164``); in a phone column, a number that fits no region: its
+digits (``PHONE_DIGITS``). IP: canonical ``ipaddress`` text. Name: case- and accent-folded,
+whitespace collapsed. E-mail and E.164 phone are strong (they link records into one subject);
+names, IPs and digits-only phones are weak: the same digits may be two people's numbers in
+two numbering plans.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ PHONE = "PHONE_NUMBER"
 IP = "IP_ADDRESS"
 PERSON = "PERSON"
 ENTITY_TYPES = (PERSON, EMAIL, PHONE, IP)
+#: A phone number that fits no configured region, by its digits: found in phone columns only,
+#: hashed apart from E.164 numbers (its own type), never linking two subjects.
+PHONE_DIGITS = "PHONE_DIGITS"
+#: The types of the identifiers the index holds.
+INDEXED_TYPES = (*ENTITY_TYPES, PHONE_DIGITS)
 STRONG = frozenset({EMAIL, PHONE})
 
 # Labels then a TLD, with no backtracking into the local part: the same language as the usual
@@ -144,4 +152,6 @@ def normalise(entity_type: str, value: str, regions: Sequence[str]) -> str | Non
         return normalise_ip(value)
     if entity_type == PERSON:
         return normalise_name(value)
+    if entity_type == PHONE_DIGITS:
+        return phone_digits(value)
     return None

@@ -23,7 +23,17 @@ from typing import Any
 
 from connectors.errors import ConfigError, ExportError
 from discover.extract import FIELD, TEXT
-from discover.identifiers import EMAIL, IP, PERSON, PHONE, STRONG, normalise, normalise_found
+from discover.identifiers import (
+    EMAIL,
+    IP,
+    PERSON,
+    PHONE,
+    PHONE_DIGITS,
+    STRONG,
+    normalise,
+    normalise_found,
+    phone_digits,
+)
 from discover.index import Index, RecordRef
 from discover.masking import mask
 
@@ -56,7 +66,11 @@ def parse_identifiers(
     names: Iterable[str] = (),
     regions: Sequence[str],
 ) -> list[Identifier]:
-    """Normalise request identifiers; a value that is not valid for its type is a usage error."""
+    """Normalise request identifiers; a value that is not valid for its type is a usage error.
+
+    A phone number is normalised by the function the scan uses: its E.164 form, or, when it
+    fits no configured region, its digits (``PHONE_DIGITS``), as phone columns index such numbers.
+    """
     out: list[Identifier] = []
     for entity_type, values, option in (
         (EMAIL, emails, "--email"),
@@ -66,6 +80,9 @@ def parse_identifiers(
     ):
         for raw in values:
             value = normalise(entity_type, raw, regions)
+            if value is None and entity_type == PHONE and (digits := phone_digits(raw)) is not None:
+                out.append(Identifier(PHONE_DIGITS, digits))
+                continue
             if value is None:
                 raise ConfigError(
                     f"{option} {mask(entity_type, raw.strip())} is not a valid {entity_type.lower().replace('_', ' ')}"
