@@ -8,8 +8,9 @@ Rules (DESIGN.md, "Identifier"):
   an e-mail on records with two different phones and two different full names
   (``info@company``). A shared identifier links nothing, and a request by it alone is
   refused as ambiguous.
-- Names and IPs are weak: they attach to a subject but never merge two subjects. A request
-  by a name (or IP) alone is refused when it matches more than one subject.
+- Names, IPs and digits-only phone numbers (``PHONE_DIGITS``: a phone column's number that
+  fits no configured region) are weak: they attach to a subject but never merge two subjects.
+  A request by one of them alone is refused when it matches more than one subject.
 - Only identifiers in typed or name columns link. Identifiers inside free text find the
   record (a note that mentions the subject) but never link it to anyone.
 """
