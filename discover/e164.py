@@ -350,7 +350,7 @@ def _slow(text: str, regions: Sequence[str]) -> str | None:
     return None
 
 
-def _international(code: int, national: str) -> tuple[str, bool] | None:
+def _international(code: int, national: str) -> str | None:
     """The end of libphonenumber's ``parse`` for a number written with "+" and a known calling
     code, which no default region changes, then rules 1 and 2."""
     plan = _country_plan(code)
@@ -362,52 +362,65 @@ def _international(code: int, national: str) -> tuple[str, bool] | None:
             national = stripped
     if len(national) > _MAX_NSN:
         return None
-    if _validator(code)(national):
-        return f"+{code}{national}", True
-    if _fallback(code, national, _INTERNATIONAL, False, plan):
-        return f"+{code}{national}", False
+    if _validator(code)(national) or _fallback(code, national, _INTERNATIONAL, False, plan):
+        return f"+{code}{national}"
     return None
 
 
 @lru_cache(maxsize=64)
-def phone_parser(regions: tuple[str, ...]) -> Callable[[str], tuple[str, bool] | None]:
-    """For fixed regions, a function of the value: its E.164 form and whether libphonenumber
-    deems it valid, or ``None``. The regions' metadata is compiled once, not per value (the
-    scan's hot path)."""
+def phone_parser(regions: tuple[str, ...]) -> Callable[[str], str | None]:
+    """For fixed regions, a function of the value: its E.164 form by the rules of the module
+    docstring, or ``None``. The regions' metadata is compiled once, not per value (the scan's
+    hot path); ``is_valid`` tells rule 1 from rule 2."""
     plans = tuple(p for p in (_region_plan(r) for r in regions) if p is not None)
     codes = _calling_codes()
     shape = _SHAPE.fullmatch
     validator = _validator
     split = _split_country_code
     international = _international
+    homes = tuple((p, _validator(p.code)) for p in plans)
 
-    def parse(value: str) -> tuple[str, bool] | None:
+    def parse(value: str) -> str | None:
+        if type(value) is not str:
+            return None
         text = value.strip()
         found = shape(text) if text.isascii() and len(text) <= _MAX_INPUT else None
         if found is None:
-            e164 = _slow(text, regions)
-            return (e164, True) if e164 is not None else None
+            return _slow(text, regions)
         plus, body = found.groups()
         digits = body.encode().translate(None, _NON_DIGIT_BYTES).decode()
         if len(digits) < 3:  # libphonenumber reads such strings its own way: ask it
-            e164 = _slow(text, regions)
-            return (e164, True) if e164 is not None else None
+            return _slow(text, regions)
         if plus:
             # After "+" a known calling code decides alone; an unknown one is read again
             # without the "+" in each region, as libphonenumber does.
             code, rest = split(digits, codes)
             if code:
                 return international(code, rest)
-        kept: tuple[str, bool] | None = None
-        for home in plans:
-            try:
-                code, national, written, took_prefix = _parse(digits, bool(plus), home, codes)
-            except _NoNumber:
-                continue
-            if validator(code)(national):
-                return f"+{code}{national}", True
+        kept: str | None = None
+        for home, home_valid in homes:
+            if plus or (home.idd is not None and home.idd.match(digits)) or digits.startswith(home.code_text):
+                try:
+                    code, national, written, took_prefix = _parse(digits, bool(plus), home, codes)
+                except _NoNumber:
+                    continue
+                valid = validator(code)
+            else:
+                # A national number (the common case): ``_parse`` without the calls.
+                code, national, written, took_prefix, valid = home.code, digits, _NATIONAL, False, home_valid
+                npp = home.prefix_for_parsing
+                if npp is not None and npp.match(digits):
+                    stripped, took_prefix = home.strip_national_prefix(digits)
+                    if took_prefix and home.length(stripped) in (_POSSIBLE, _TOO_LONG):
+                        national = stripped
+                    else:
+                        took_prefix = False
+                if len(national) > _MAX_NSN:
+                    continue
+            if valid(national):
+                return f"+{code}{national}"
             if kept is None and _fallback(code, national, written, took_prefix, home):
-                kept = f"+{code}{national}", False
+                kept = f"+{code}{national}"
         if digits[:2] == "00" and digits[2:3] != "0":
             # "00" is the international prefix of most of the world, if not of every region
             # configured (Australia dials 0011): read so before any national reading.
@@ -417,6 +430,12 @@ def phone_parser(regions: tuple[str, ...]) -> Callable[[str], tuple[str, bool] |
         return kept
 
     return parse
+
+
+def is_valid(e164: str) -> bool:
+    """Whether libphonenumber deems an E.164 number valid (rule 1, not rule 2)."""
+    code, national = _split_country_code(e164[1:], _calling_codes())
+    return code != 0 and _validator(code)(national)
 
 
 def phone_shaped(value: str) -> bool:

@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
-from discover.e164 import digits_only, phone_parser
+from discover.e164 import digits_only, is_valid, phone_parser
 
 EMAIL = "EMAIL_ADDRESS"
 PHONE = "PHONE_NUMBER"
@@ -56,15 +56,7 @@ def normalise_email(value: str) -> str | None:
 def phone_normaliser(regions: tuple[str, ...]) -> Callable[[str], str | None]:
     """``normalise_phone`` for fixed regions, as a function of the value: the regions' metadata
     is compiled once, not per value (the hot path of a scan)."""
-    parse = phone_parser(regions)
-
-    def e164(value: str) -> str | None:
-        if type(value) is not str:
-            return None
-        found = parse(value)
-        return found[0] if found is not None else None
-
-    return e164
+    return phone_parser(regions)
 
 
 def normalise_phone(value: str, regions: Sequence[str], *, strict: bool = False) -> str | None:
@@ -75,12 +67,10 @@ def normalise_phone(value: str, regions: Sequence[str], *, strict: bool = False)
     A number libphonenumber deems only possible still gets one (fictional ranges), unless
     ``strict``: profiling columns with no name hint takes valid numbers only.
     """
-    if type(value) is not str:
+    e164 = phone_parser(regions if type(regions) is tuple else tuple(regions))(value)
+    if e164 is None or (strict and not is_valid(e164)):
         return None
-    found = phone_parser(regions if type(regions) is tuple else tuple(regions))(value)
-    if found is None or (strict and not found[1]):
-        return None
-    return found[0]
+    return e164
 
 
 def phone_digits(value: str) -> str | None:
