@@ -38,6 +38,13 @@ _SHAPE = re.compile(
 )
 _NON_DIGIT_BYTES = bytes(b for b in range(128) if not 48 <= b <= 57)
 _MAX_INPUT = 250  # libphonenumber refuses longer strings
+# Digits and separators that are not phone numbers: a date with 7 or more digits, an amount
+# (a decimal part of one or two digits: "1 234 567.89", "1234567,5").
+_DATE = re.compile(
+    r"^(?:19|20)\d\d-[01]\d-[0-3]\d(?:$|[ T])|^\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)\d\d$"
+    r"|^(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])$"
+)
+_AMOUNT = re.compile(r"^[+-]?\d{1,3}(?:[ ,.']\d{3})*[.,]\d{1,2}$|^[+-]?\d+[.,]\d{1,2}$")
 _MIN_NSN, _MAX_NSN = 2, 17
 _ANY_TWO_DIGITS = re.compile(r"\d.*\d", re.DOTALL)
 
@@ -446,11 +453,11 @@ def phone_shaped(value: str) -> bool:
 
 def digits_only(value: str) -> str | None:
     """The canonical form of a phone number that fits no configured region: its digits, without
-    a leading "+" or extension, when the value is digits and separators only and holds 7 to 15
-    digits (E.164's maximum). ``None`` for anything else."""
+    a leading "+" or extension, when the value is digits and separators only, not a date or an
+    amount, and holds 7 to 15 digits (E.164's maximum). ``None`` for anything else."""
     text = value.strip()
     found = _SHAPE.fullmatch(text) if text.isascii() else None
-    if found is None:
+    if found is None or _DATE.match(text) or _AMOUNT.match(text):
         return None
     digits = found.group(2).encode().translate(None, _NON_DIGIT_BYTES).decode()
     return digits if 7 <= len(digits) <= 15 else None

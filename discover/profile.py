@@ -54,18 +54,12 @@ _HINTS: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
 ]
+_ZIP4 = re.compile(r"^\d{5}-\d{4}$")
 # Phone-named columns that hold something else about the phone: never indexed by digits alone.
 _NOT_A_PHONE = re.compile(
     r"(^|_)(count|cnt|nb|num_of|id|ids|type|kind|status|verified|validated|confirmed|flag|consent|opt_?in|"
     r"opt_?out|ext|extension|country|prefix|code|area_?code|at|date|time|ts|updated|created)(_|$)"
 )
-# A date, of the shapes that hold 7 or more digits.
-_DATE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}|^\d{1,2}[/.-]\d{1,2}[/.-]\d{4}$|^(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])$"
-)
-_ZIP4 = re.compile(r"^\d{5}-\d{4}$")
-# An amount: digits with a decimal part of one or two digits ("1 234 567.89", "1234567,5").
-_AMOUNT = re.compile(r"^[+-]?\d{1,3}(?:[ ,.']\d{3})*[.,]\d{1,2}$|^[+-]?\d+[.,]\d{1,2}$")
 # Names of things that are not people, even when the column is called "name".
 _NOT_A_PERSON = re.compile(
     r"(product|company|business|org|organi[sz]ation|brand|item|sku|file|city|town|country|street|"
@@ -270,13 +264,12 @@ class Profiler:
 
 def phone_digits_column(field: str, ftype: str, values: Sequence[str]) -> bool:
     """A phone-named column whose values are phone numbers even where they fit no configured
-    region: nearly all digit groups of 7 to 15 digits (not dates or amounts), of a few lengths
-    only, not a dense run of integers (ids), and the name says nothing else (``phone_count``)."""
+    region: nearly all digit groups of 7 to 15 digits (``digits_only``: not dates or amounts), of
+    a few lengths only, not a dense run of integers (ids), and the name says nothing else
+    (``phone_count``)."""
     if ftype in {"float", "decimal"} or _NOT_A_PHONE.search(_field_name(field)) or not values:
         return False
-    lengths = Counter(
-        len(d) for v in values if not _AMOUNT.match(v) and not _DATE.match(v) and (d := digits_only(v)) is not None
-    )
+    lengths = Counter(len(d) for v in values if (d := digits_only(v)) is not None)
     shaped = sum(lengths.values())
     if shaped < 0.8 * len(values) or sum(n for _, n in lengths.most_common(3)) < 0.9 * shaped:
         return False

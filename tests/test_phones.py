@@ -341,7 +341,17 @@ def test_digits_only_forms() -> None:
     assert phone_digits("9876 543 2101") == phone_digits("98765432101") == "98765432101"
     assert phone_digits("+999 1234 5678 x12") == "99912345678"
     assert phone_digits("(98) 7654-32101") == "98765432101"
-    for not_a_number in ("123456", "1234567890123456", "Tel 9876 543 2101", "98765A43210"):
+    for not_a_number in (
+        "123456",  # too short
+        "1234567890123456",  # too long for E.164
+        "Tel 9876 543 2101",  # not digits and separators
+        "98765A43210",
+        "1234567.89",  # an amount
+        "12 345 678,50",
+        "2026-01-15",  # dates
+        "20260115",
+        "15/01/2026",
+    ):
         assert phone_digits(not_a_number) is None
 
 
@@ -400,7 +410,10 @@ def test_no_region_phones_are_found_by_any_writing_and_nothing_else_is_indexed(
         summary, rows = _package(runner, "--config", "piiport.yaml", "--phone", writing, "--request-id", f"p{i}")
         assert summary["found"] is True
         assert rows == {"members": [{**member, "price": f"{member['price']:.2f}"}]}  # decimals as exact text
-    # The member's order number, ZIP+4 code and amount were not indexed as phone numbers.
-    for i, other in enumerate((member["order_number"], member["zip"], member["amount"])):
+    # The member's order number and ZIP+4 code were not indexed as phone numbers; an amount is none.
+    for i, other in enumerate((member["order_number"], member["zip"])):
         summary, rows = _package(runner, "--config", "piiport.yaml", "--phone", other, "--request-id", f"n{i}")
         assert summary["found"] is False and rows == {}
+    refused = runner.invoke(main, ["export", "--config", "piiport.yaml", "--phone", member["amount"]])
+    assert refused.exit_code == 2
+    assert f"--phone {member['amount'][0]}***" in refused.output and "is not a valid phone number" in refused.output
