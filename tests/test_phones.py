@@ -417,3 +417,36 @@ def test_no_region_phones_are_found_by_any_writing_and_nothing_else_is_indexed(
     refused = runner.invoke(main, ["export", "--config", "piiport.yaml", "--phone", member["amount"]])
     assert refused.exit_code == 2
     assert f"--phone {member['amount'][0]}***" in refused.output and "is not a valid phone number" in refused.output
+
+
+def test_the_same_digits_in_two_numbering_plans_never_merge_two_people(runner: CliRunner, tmp_path: Path, detector) -> None:
+    db = tmp_path / "two.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE in_customers (id INTEGER PRIMARY KEY, email TEXT, mobile TEXT);
+            CREATE TABLE mx_customers (id INTEGER PRIMARY KEY, email TEXT, telefono TEXT);
+            """
+        )
+        numbers = _no_region_numbers(80, seed=21)
+        conn.executemany(
+            "INSERT INTO in_customers VALUES (?, ?, ?)",
+            [(i, f"in{i}@example.in", n) for i, n in enumerate(numbers[:40])],
+        )
+        conn.executemany(
+            "INSERT INTO mx_customers VALUES (?, ?, ?)",
+            [(i, f"mx{i}@example.mx", n) for i, n in enumerate(numbers[40:])],
+        )
+        # Two people whose numbers are the same digits in two countries.
+        conn.execute("UPDATE mx_customers SET telefono = ? WHERE id = 0", (numbers[5].replace(" ", "."),))
+    (tmp_path / "piiport.yaml").write_text(
+        "detection:\n  phone_regions: [FR]\nsources:\n  - name: two\n    url: sqlite:///two.db\n", encoding="utf-8"
+    )
+    assert runner.invoke(main, ["scan", "--config", "piiport.yaml"]).exit_code == 0
+
+    _, rows = _package(runner, "--config", "piiport.yaml", "--email", "in5@example.in", "--request-id", "a")
+    assert rows == {"in_customers": _rows(db, "SELECT * FROM in_customers WHERE id = 5")}
+    _, rows = _package(runner, "--config", "piiport.yaml", "--email", "mx0@example.mx", "--request-id", "b")
+    assert rows == {"mx_customers": _rows(db, "SELECT * FROM mx_customers WHERE id = 0")}
+    refused = runner.invoke(main, ["export", "--config", "piiport.yaml", "--phone", numbers[5]])
+    assert refused.exit_code == 1 and "matches 2 subjects" in refused.output
