@@ -2,6 +2,7 @@
 
     python benchmarks/phones_differential.py                   # 60,000 strings, 26 regions
     python benchmarks/phones_differential.py --count 5000 --seed 3
+    python benchmarks/phones_differential.py --column-only --baseline 487486d   # W1's phone column, then and now
 
 Each string (``phone_strings.py``: valid and possible numbers of each region, written the ways
 people write them) is normalised with its own region configured, then with two multi-region
@@ -9,7 +10,9 @@ lists; wherever libphonenumber parses it as a valid number (the first region, in
 ``phonenumbers.parse`` + ``is_valid_number`` succeed), ``normalise_phone`` must give the same
 E.164. Also printed: how many strings took the fast path, what the fast path kept that
 libphonenumber finds invalid (the documented fallback), and the time per string of the
-normaliser against ``phonenumbers.parse`` alone on the same strings and regions.
+normaliser against ``phonenumbers.parse`` alone on the same strings and regions, and per value
+on W1's phone column (``workloads.phone``, regions FR, GB, DE, US; ``--baseline REF`` also times
+``discover/identifiers.py`` as it was at git revision REF, interleaved, best of 5).
 Exit code 1 on any disagreement.
 """
 
@@ -31,7 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=60_000, help="strings to generate (default 60,000)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--column", type=int, default=200_000, help="W1 phone values to time (default 200,000)")
+    parser.add_argument("--column-only", action="store_true", help="only time W1's phone column")
+    parser.add_argument("--baseline", help="a git revision whose discover/identifiers.py to time as well")
     args = parser.parse_args(argv)
+    column(args.column, args.baseline)
+    if args.column_only:
+        return 0
 
     import phonenumbers
 
@@ -110,6 +119,42 @@ def main(argv: list[str] | None = None) -> int:
     for regions, text, expected, got in disagreements[:20]:
         print(f"  {regions}: {text!r} libphonenumber {expected} normaliser {got}")
     return 1 if disagreements or missing else 0
+
+
+def column(count: int, baseline: str | None) -> None:
+    """µs per value of the phone normaliser on W1's phone column, best of 5 (and a baseline's)."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    from workloads import phone
+
+    from discover.identifiers import phone_normaliser
+
+    regions = ("FR", "GB", "DE", "US")
+    normalisers = {"now": phone_normaliser(regions)}
+    if baseline:
+        root = Path(__file__).resolve().parents[1]
+        source = subprocess.run(
+            ["git", "show", f"{baseline}:discover/identifiers.py"], cwd=root, check=True, capture_output=True, text=True
+        ).stdout
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "baseline_identifiers.py"
+            path.write_text(source, encoding="utf-8")
+            spec = importlib.util.spec_from_file_location("baseline_identifiers", path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        normalisers[baseline] = module.phone_normaliser(regions)
+    values = [phone(i) for i in range(count)]
+    best = dict.fromkeys(normalisers, float("inf"))
+    for _ in range(5):
+        for name, normalise in normalisers.items():
+            started = time.perf_counter()
+            list(map(normalise, values))
+            best[name] = min(best[name], time.perf_counter() - started)
+    figures = ", ".join(f"{name} {seconds / count * 1e6:.2f} µs" for name, seconds in best.items())
+    print(f"W1 phone column ({count:,} values, FR GB DE US), per value, best of 5: {figures}")
 
 
 if __name__ == "__main__":

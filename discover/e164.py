@@ -81,6 +81,7 @@ class _Plan:
     general: re.Pattern[str] | None
     lengths: tuple[int, ...]
     local_lengths: tuple[int, ...]
+    prefix_digits: str | None  # the national prefix for parsing when it is plain digits
 
     def viable(self, number: str) -> bool:
         return self.general is not None and self.general.fullmatch(number) is not None
@@ -122,6 +123,8 @@ class _Plan:
 
 def _plan(meta: Any) -> _Plan:
     general = meta.general_desc
+    lengths = tuple(general.possible_length) if general is not None else ()
+    prefix = meta.national_prefix_for_parsing or ""
     return _Plan(
         code=meta.country_code,
         code_text=str(meta.country_code),
@@ -130,8 +133,9 @@ def _plan(meta: Any) -> _Plan:
         prefix_for_parsing=re.compile(meta.national_prefix_for_parsing) if meta.national_prefix_for_parsing else None,
         transform=meta.national_prefix_transform_rule,
         general=_pattern(general),
-        lengths=tuple(general.possible_length) if general is not None else (),
+        lengths=lengths,
         local_lengths=tuple(general.possible_length_local_only or ()) if general is not None else (),
+        prefix_digits=prefix if (prefix.isdigit() or not prefix) and not meta.national_prefix_transform_rule else None,
     )
 
 
@@ -329,6 +333,19 @@ def _parse(digits: str, plus: bool, home: _Plan, codes: dict[str, int]) -> tuple
     return code, national, written, took_prefix
 
 
+def _national_lengths(home: _Plan) -> frozenset[int] | None:
+    """Lengths of a digit string written nationally in ``home`` that can give a number of a
+    possible length for its calling code (in any of its regions, where validity is decided),
+    with or without the national prefix; ``None``: any length may."""
+    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+
+    plans = [_region_plan(r) for r in COUNTRY_CODE_TO_REGION_CODE.get(home.code, ())]
+    if home.prefix_digits is None or not plans or any(p is None or not p.lengths for p in plans):
+        return None
+    lengths = {n for p in plans if p is not None for n in p.lengths}
+    return frozenset(lengths | {n + len(home.prefix_digits) for n in lengths})
+
+
 def _fallback(code: int, national: str, written: int, took_prefix: bool, home: _Plan) -> bool:
     """Rule 2 of the module docstring, for a number libphonenumber finds invalid."""
     if written == _INTERNATIONAL:
@@ -357,19 +374,26 @@ def _slow(text: str, regions: Sequence[str]) -> str | None:
     return None
 
 
+_BY_CODE: dict[int, tuple[_Plan | None, Callable[[str], bool]]] = {}
+
+
 def _international(code: int, national: str) -> str | None:
     """The end of libphonenumber's ``parse`` for a number written with "+" and a known calling
     code, which no default region changes, then rules 1 and 2."""
-    plan = _country_plan(code)
+    entry = _BY_CODE.get(code)
+    if entry is None:
+        entry = _BY_CODE[code] = (_country_plan(code), _validator(code))
+    plan, valid = entry
     if plan is None or len(national) < _MIN_NSN:
         return None
-    if plan.prefix_for_parsing is not None and plan.prefix_for_parsing.match(national):
+    npp = plan.prefix_for_parsing
+    if npp is not None and npp.match(national):
         stripped, _ = plan.strip_national_prefix(national)
         if plan.length(stripped) not in (_TOO_SHORT, _LOCAL_ONLY, _INVALID_LENGTH):
             national = stripped
     if len(national) > _MAX_NSN:
         return None
-    if _validator(code)(national) or _fallback(code, national, _INTERNATIONAL, False, plan):
+    if valid(national) or _fallback(code, national, _INTERNATIONAL, False, plan):
         return f"+{code}{national}"
     return None
 
@@ -385,7 +409,7 @@ def phone_parser(regions: tuple[str, ...]) -> Callable[[str], str | None]:
     validator = _validator
     split = _split_country_code
     international = _international
-    homes = tuple((p, _validator(p.code)) for p in plans)
+    homes = tuple((p, _validator(p.code), _national_lengths(p)) for p in plans)
 
     def parse(value: str) -> str | None:
         if type(value) is not str:
@@ -398,14 +422,14 @@ def phone_parser(regions: tuple[str, ...]) -> Callable[[str], str | None]:
         digits = body.encode().translate(None, _NON_DIGIT_BYTES).decode()
         if len(digits) < 3:  # libphonenumber reads such strings its own way: ask it
             return _slow(text, regions)
-        if plus:
+        if plus and digits[0] != "0":
             # After "+" a known calling code decides alone; an unknown one is read again
             # without the "+" in each region, as libphonenumber does.
-            code, rest = split(digits, codes)
-            if code:
-                return international(code, rest)
+            code = codes.get(digits[:1]) or codes.get(digits[:2]) or codes.get(digits[:3])
+            if code is not None:
+                return international(code, digits[len(str(code)) :])
         kept: str | None = None
-        for home, home_valid in homes:
+        for home, home_valid, national_lengths in homes:
             if plus or (home.idd is not None and home.idd.match(digits)) or digits.startswith(home.code_text):
                 try:
                     code, national, written, took_prefix = _parse(digits, bool(plus), home, codes)
@@ -413,7 +437,10 @@ def phone_parser(regions: tuple[str, ...]) -> Callable[[str], str | None]:
                     continue
                 valid = validator(code)
             else:
-                # A national number (the common case): ``_parse`` without the calls.
+                # A national number (the common case): ``_parse`` without the calls, and not at
+                # all where no length fits.
+                if national_lengths is not None and len(digits) not in national_lengths:
+                    continue
                 code, national, written, took_prefix, valid = home.code, digits, _NATIONAL, False, home_valid
                 npp = home.prefix_for_parsing
                 if npp is not None and npp.match(digits):
