@@ -419,7 +419,9 @@ def test_no_region_phones_are_found_by_any_writing_and_nothing_else_is_indexed(
     assert f"--phone {member['amount'][0]}***" in refused.output and "is not a valid phone number" in refused.output
 
 
-def test_the_same_digits_in_two_numbering_plans_never_merge_two_people(runner: CliRunner, tmp_path: Path, detector) -> None:
+def test_the_same_digits_in_two_numbering_plans_never_merge_two_people(
+    runner: CliRunner, tmp_path: Path, detector
+) -> None:
     db = tmp_path / "two.db"
     with sqlite3.connect(db) as conn:
         conn.executescript(
