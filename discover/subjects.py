@@ -15,7 +15,8 @@ Rules (DESIGN.md, "Identifier"):
   record (a note that mentions the subject) but never link it to anyone.
 - A name is no proof of identity: a record that matches the subject by a name alone (a
   namesake in a catalogue, a note that only names them) is not theirs but for review, and
-  so is a record matched only by an IP address that other subjects' records also hold.
+  so is a record matched only by an IP address, or a digits-only phone number, that other
+  subjects' records also hold.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ REVIEW = "review"
 NAME_ONLY = "matches the subject by name only"
 NAME_IN_TEXT_ONLY = "names the subject in free text, and nothing else ties it to them"
 SHARED_IP = "matches by an IP address that other subjects' records also hold"
+SHARED_DIGITS = "matches by a phone number's digits that other subjects' records also hold"
+#: Weak identifiers that tie a record to the subject unless other subjects hold them too.
+_TELLING = (IP, PHONE_DIGITS)
 
 
 @dataclass(frozen=True)
@@ -269,7 +273,7 @@ def _collect_records(index: Index, graph: _Graph, subject: Subject, *, given_wea
     for f in graph.findings_of(refs):
         if f["entity_type"] in STRONG:
             strong_on[RecordRef(f["container_id"], f["record_key"])].add(f["ident"])
-    shared_ips = {i for i in subject.weak if subject.types.get(i) == IP and _held_by_others(graph, i, subject)}
+    shared = {i for i in subject.weak if subject.types.get(i) in _TELLING and _held_by_others(graph, i, subject)}
     in_field: dict[RecordRef, set[bytes]] = defaultdict(set)
     in_text: dict[RecordRef, set[bytes]] = defaultdict(set)
     for row in weak_rows:
@@ -283,18 +287,23 @@ def _collect_records(index: Index, graph: _Graph, subject: Subject, *, given_wea
         elif row["origin"] == TEXT and row["ident"] in given_weak:
             in_text[ref].add(row["ident"])
     for ref, idents in in_field.items():
-        own_ips = {i for i in idents if subject.types.get(i) == IP and i not in shared_ips}
-        if own_ips:
+        if any(subject.types.get(i) in _TELLING and i not in shared for i in idents):
             subject.records[ref.container_id][ref.record_key] = WEAK_MATCH
         else:
-            _for_review(subject, ref, SHARED_IP if idents & shared_ips else NAME_ONLY)
+            _for_review(subject, ref, _shared_reason(subject, idents & shared) or NAME_ONLY)
     for ref, idents in in_text.items():
         if ref in in_field:
             continue
-        if any(subject.types.get(i) == IP and i not in shared_ips for i in idents):
+        if any(subject.types.get(i) in _TELLING and i not in shared for i in idents):
             subject.records[ref.container_id][ref.record_key] = MENTION
         else:
-            _for_review(subject, ref, SHARED_IP if idents & shared_ips else NAME_IN_TEXT_ONLY)
+            _for_review(subject, ref, _shared_reason(subject, idents & shared) or NAME_IN_TEXT_ONLY)
+
+
+def _shared_reason(subject: Subject, shared: set[bytes]) -> str | None:
+    if not shared:
+        return None
+    return SHARED_IP if any(subject.types.get(i) == IP for i in shared) else SHARED_DIGITS
 
 
 def _for_review(subject: Subject, ref: RecordRef, reason: str) -> None:

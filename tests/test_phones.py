@@ -21,7 +21,7 @@ from connectors.base import Record
 from connectors.errors import ConfigError
 from discover.identifiers import PHONE, PHONE_DIGITS, normalise_phone, phone_digits
 from discover.profile import Profiler
-from discover.subjects import Identifier, parse_identifiers
+from discover.subjects import SHARED_DIGITS, Identifier, parse_identifiers
 from piiport.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -428,6 +428,7 @@ def test_the_same_digits_in_two_numbering_plans_never_merge_two_people(
             """
             CREATE TABLE in_customers (id INTEGER PRIMARY KEY, email TEXT, mobile TEXT);
             CREATE TABLE mx_customers (id INTEGER PRIMARY KEY, email TEXT, telefono TEXT);
+            CREATE TABLE callbacks (id INTEGER PRIMARY KEY, phone TEXT, minutes INTEGER);
             """
         )
         numbers = _no_region_numbers(80, seed=21)
@@ -439,8 +440,12 @@ def test_the_same_digits_in_two_numbering_plans_never_merge_two_people(
             "INSERT INTO mx_customers VALUES (?, ?, ?)",
             [(i, f"mx{i}@example.mx", n) for i, n in enumerate(numbers[40:])],
         )
-        # Two people whose numbers are the same digits in two countries.
+        # Two people whose numbers are the same digits in two countries, and a log of numbers alone.
         conn.execute("UPDATE mx_customers SET telefono = ? WHERE id = 0", (numbers[5].replace(" ", "."),))
+        conn.executemany(
+            "INSERT INTO callbacks VALUES (?, ?, ?)",
+            [(i, n, i % 7) for i, n in enumerate([numbers[5], *numbers[6:40]])],
+        )
     (tmp_path / "piiport.yaml").write_text(
         "detection:\n  phone_regions: [FR]\nsources:\n  - name: two\n    url: sqlite:///two.db\n", encoding="utf-8"
     )
@@ -448,6 +453,17 @@ def test_the_same_digits_in_two_numbering_plans_never_merge_two_people(
 
     _, rows = _package(runner, "--config", "piiport.yaml", "--email", "in5@example.in", "--request-id", "a")
     assert rows == {"in_customers": _rows(db, "SELECT * FROM in_customers WHERE id = 5")}
+    # The call log's row with those digits could be either person's: for review, not exported.
+    manifest = json.loads((tmp_path / "exports" / "a" / "manifest.json").read_text(encoding="utf-8"))
+    assert [(r["container"], r["locator"]["key"], r["reason"]) for r in manifest["review"]] == [
+        ("callbacks", [0], SHARED_DIGITS)
+    ]
+    # A number only one person has: the call log's row is theirs.
+    _, rows = _package(runner, "--config", "piiport.yaml", "--email", "in6@example.in", "--request-id", "c")
+    assert rows == {
+        "in_customers": _rows(db, "SELECT * FROM in_customers WHERE id = 6"),
+        "callbacks": _rows(db, "SELECT * FROM callbacks WHERE id = 1"),
+    }
     _, rows = _package(runner, "--config", "piiport.yaml", "--email", "mx0@example.mx", "--request-id", "b")
     assert rows == {"mx_customers": _rows(db, "SELECT * FROM mx_customers WHERE id = 0")}
     refused = runner.invoke(main, ["export", "--config", "piiport.yaml", "--phone", numbers[5]])
