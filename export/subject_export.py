@@ -17,7 +17,7 @@ from discover.index import Index
 from discover.subjects import Identifier, resolve
 from export.deliver import S3Delivery, existing_package, upload
 from export.gather import GatherOptions, gather
-from export.package import FORMAT_VERSION, check_request_id, write_package
+from export.package import FORMAT_VERSION, check_request_id, package_sha256, write_package
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ class ExportResult:
     masked_subject: str = ""
     #: A presigned HTTPS URL of the package (zip) or its manifest, when delivered to S3.
     download_url: str | None = None
+    #: SHA-256 of the zip, or of ``manifest.json`` for a folder (it holds every data file's sha256).
+    sha256: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -45,6 +47,7 @@ class ExportResult:
         d = asdict(self)
         d.pop("manifest")
         d.pop("masked_subject")
+        d.pop("sha256")
         if self.download_url is None:
             d.pop("download_url")
         return d
@@ -119,6 +122,7 @@ def export_subject(
             written = write_package(
                 gathered.tables, manifest, out=Path(staging), fmt=fmt, request_id=rid, as_zip=as_zip, overwrite=True
             )
+            digest = package_sha256(written.path)
             delivered = upload(written.path, destination, s3 or S3Delivery())
         package, download_url = delivered.url, delivered.download_url
     else:
@@ -126,6 +130,7 @@ def export_subject(
             gathered.tables, manifest, out=Path(out), fmt=fmt, request_id=rid, as_zip=as_zip, overwrite=overwrite
         )
         package = str(written.path)
+        digest = package_sha256(written.path)
     masked = ", ".join(i.masked for i in identifiers)
     logger.info("exported subject %s as %s", masked, rid)
     return ExportResult(
@@ -138,6 +143,7 @@ def export_subject(
         manifest=written.manifest,
         masked_subject=masked,
         download_url=download_url,
+        sha256=digest,
     )
 
 

@@ -154,7 +154,7 @@ def test_help_is_instant_and_imports_nothing_heavy(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, piiport.cli; print(sorted(m for m in ('spacy','presidio_analyzer','sqlalchemy','pyarrow') if m in sys.modules))",
+            "import sys, piiport.cli; print(sorted(m for m in ('spacy','presidio_analyzer','sqlalchemy','pyarrow','fastapi','uvicorn','prometheus_client') if m in sys.modules))",
         ],
         capture_output=True,
         text=True,

@@ -1,0 +1,406 @@
+"""`piiport serve` end to end: a real uvicorn server on a free loopback port, a real HTTP client.
+
+One server serves most tests of this module; the crash and restart tests run their own, on
+their own index, and kill them with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import make_shop
+
+from discover.index import Index
+from piiport.api import scan_sources
+from piiport.config import Config
+from piiport.service.audit import AuditLog
+from piiport.service.store import Store, store_url
+from piiport.service.tokens import TokenStore
+
+ALICE = "alice.martin@example.com"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    root: Path
+    index_url: str
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, workers: int = 1) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "piiport.cli",
+                    "serve",
+                    "--index",
+                    self.index_url,
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    str(workers),
+                ],
+                cwd=self.root,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={k: v for k, v in os.environ.items() if not k.startswith("PIIPORT_")},
+            )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"server did not become ready:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def _scanned(root: Path, detector, shop: Path) -> str:
+    index_url = f"sqlite:///{root / '.piiport' / 'index.db'}"
+    result = scan_sources([f"sqlite:///{shop}"], config=Config(index=index_url), detector=detector)
+    assert result.ok
+    return index_url
+
+
+def _tokens(index_url: str) -> dict[str, str]:
+    with Store(store_url(index_url)) as store:
+        tokens = TokenStore(store, AuditLog(store))
+        return {
+            "rw": tokens.create("ticketing", ("requests:write", "requests:read"), actor="os:test"),
+            "read": tokens.create("viewer", ("requests:read", "inventory:read"), actor="os:test"),
+            "audit": tokens.create("dpo", ("audit:read",), actor="os:test"),
+        }
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, detector) -> Iterator[tuple[Server, dict[str, str]]]:
+    root = tmp_path_factory.mktemp("served")
+    index_url = _scanned(root, detector, make_shop(root / "shop.db"))
+    tokens = _tokens(index_url)
+    server = Server(root, index_url, _free_port(), root / "server.log")
+    server.start(workers=2)
+    yield server, tokens
+    server.stop()
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _wait(
+    client: httpx.Client, job_id: str, token: str, *, until: tuple[str, ...] = ("done",), timeout: float = 90
+) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        doc = client.get(f"/v1/requests/{job_id}", headers=_auth(token)).json()
+        if doc["status"] in until or doc["status"] in ("failed", "refused", "incomplete", "done", "expired"):
+            return doc
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {doc['status']}")
+
+
+def test_the_whole_flow_post_poll_download_verify(served) -> None:
+    server, tokens = served
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        posted = client.post(
+            "/v1/requests",
+            json={"identifiers": {"email": [ALICE]}, "format": "csv", "request_id": "FLOW-1"},
+            headers=_auth(tokens["rw"]),
+        )
+        assert posted.status_code == 202, posted.text
+        job = posted.json()
+        assert job["status"] in ("queued", "running") and job["request_id"] == "FLOW-1"
+        assert job["identifiers"] == [{"type": "EMAIL_ADDRESS", "masked": "a***@e***.com"}]
+        assert job["links"] == {"self": f"/v1/requests/{job['id']}", "package": f"/v1/requests/{job['id']}/package"}
+        assert ALICE not in posted.text
+
+        done = _wait(client, job["id"], tokens["rw"])
+        assert done["status"] == "done", done
+        assert done["manifest"]["found"] is True and done["manifest"]["errors"] == []
+        assert done["manifest"]["files"] >= 3 and done["manifest"]["records"] >= 6
+        assert done["attempts"] == 1 and done["started_at"] and done["finished_at"]
+
+        package = client.get(job["links"]["package"], headers=_auth(tokens["rw"]))
+        assert package.status_code == 200 and package.headers["content-type"] == "application/zip"
+        assert hashlib.sha256(package.content).hexdigest() == done["package_sha256"]
+        with zipfile.ZipFile(io.BytesIO(package.content)) as zf:
+            manifest = json.loads(zf.read("manifest.json"))
+            assert manifest["request_id"] == "FLOW-1" and manifest["format"] == "csv"
+            for f in manifest["files"]:
+                assert hashlib.sha256(zf.read(f["path"])).hexdigest() == f["sha256"]
+            customers = next(f for f in manifest["files"] if f["container"] == "customers")
+            rows = zf.read(customers["path"]).decode().splitlines()
+        assert len(rows) == 2 and ALICE in rows[1]
+
+        audit = client.get("/v1/audit", headers=_auth(tokens["audit"])).json()["entries"]
+        mine = [(e["action"], e["outcome"], e["actor"]) for e in audit if e["request_id"] == "FLOW-1"]
+        assert mine == [
+            ("export.started", "started", "token:ticketing"),
+            ("export", "done", "token:ticketing"),
+            ("package.download", "ok", "token:ticketing"),
+        ]
+        assert ALICE not in json.dumps(audit)
+    assert ALICE not in server.log.read_text()
+
+
+def test_missing_unknown_revoked_token_401_wrong_scope_403(served) -> None:
+    server, tokens = served
+    body = {"identifiers": {"email": [ALICE]}}
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        missing = client.post("/v1/requests", json=body)
+        assert missing.status_code == 401 and missing.json()["error"]["code"] == "unauthorized"
+        assert missing.headers["www-authenticate"] == "Bearer"
+        unknown = client.get("/v1/requests", headers=_auth("ppt_" + "x" * 43))
+        assert unknown.status_code == 401 and unknown.json()["error"]["message"] == "unknown or revoked token"
+        wrong = client.post("/v1/requests", json=body, headers=_auth(tokens["read"]))
+        assert wrong.status_code == 403
+        assert wrong.json() == {
+            "error": {"code": "forbidden", "message": "token 'viewer' lacks the scope requests:write", "field": None}
+        }
+        assert client.get("/v1/audit", headers=_auth(tokens["rw"])).status_code == 403
+        with Store(store_url(server.index_url)) as store:
+            tokens_store = TokenStore(store, AuditLog(store))
+            temp = tokens_store.create("temp", ("requests:read",), actor="os:test")
+            assert client.get("/v1/requests", headers=_auth(temp)).status_code == 200
+            tokens_store.revoke("temp", actor="os:test")
+        assert client.get("/v1/requests", headers=_auth(temp)).status_code == 401
+    assert tokens["rw"] not in server.log.read_text()
+
+
+def test_idempotent_by_request_id_200_same_job_409_other_body(served) -> None:
+    server, tokens = served
+    body = {"identifiers": {"phone": ["+33 6 12 34 56 78"]}, "request_id": "IDEM-1"}
+    with httpx.Client(base_url=server.url, timeout=30, headers=_auth(tokens["rw"])) as client:
+        first = client.post("/v1/requests", json=body)
+        assert first.status_code == 202
+        same = client.post("/v1/requests", json={**body, "identifiers": {"phone": ["+33612345678"]}})
+        assert same.status_code == 200 and same.json()["id"] == first.json()["id"]
+        other = client.post("/v1/requests", json={**body, "format": "parquet"})
+        assert other.status_code == 409
+        assert other.json()["error"]["field"] == "request_id" and first.json()["id"] in other.json()["error"]["message"]
+        assert _wait(client, first.json()["id"], tokens["rw"])["status"] == "done"
+        listed = client.get("/v1/requests", params={"limit": 200}).json()["items"]
+        assert [j["request_id"] for j in listed].count("IDEM-1") == 1
+
+
+def test_413_over_64_kb_422_over_20_identifiers_and_no_echo(served) -> None:
+    server, tokens = served
+    with httpx.Client(base_url=server.url, timeout=30, headers=_auth(tokens["rw"])) as client:
+        big = client.post("/v1/requests", json={"identifiers": {"name": ["x" * 70_000]}})
+        assert big.status_code == 413 and big.json()["error"]["code"] == "too_large"
+
+        def chunks() -> Iterator[bytes]:
+            yield b'{"identifiers": {"name": ["'
+            for _ in range(70):
+                yield b"y" * 1024
+            yield b'"]}}'
+
+        chunked = client.post("/v1/requests", content=chunks(), headers={"content-type": "application/json"})
+        assert chunked.status_code == 413
+
+        emails = [f"person{i}@example.com" for i in range(21)]
+        many = client.post(
+            "/v1/requests", json={"identifiers": {"email": emails[:11], "ip": [f"10.0.0.{i}" for i in range(10)]}}
+        )
+        assert many.status_code == 422
+        assert many.json()["error"] == {
+            "code": "too_many",
+            "message": "21 identifiers; at most 20 per request",
+            "field": "identifiers",
+        }
+        bad = client.post("/v1/requests", json={"identifiers": {"email": ["jeanne.secret@nowhere"]}})
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "identifiers.email"
+        assert "jeanne.secret" not in bad.text and "j***@n***" in bad.text
+        unknown = client.post("/v1/requests", json={"identifiers": {"email": [ALICE]}, "formt": "csv"})
+        assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "formt"
+        assert client.post("/v1/requests", json={"identifiers": {}}).json()["error"]["field"] == "identifiers"
+        assert client.get("/v1/requests", params={"status": "bogus"}).status_code == 422
+    assert "jeanne.secret" not in server.log.read_text()
+
+
+def test_a_shared_phone_is_refused_with_the_number_of_subjects(served) -> None:
+    server, tokens = served
+    with httpx.Client(base_url=server.url, timeout=30, headers=_auth(tokens["rw"])) as client:
+        posted = client.post("/v1/requests", json={"identifiers": {"phone": ["+33 1 42 68 53 00"]}})
+        doc = _wait(client, posted.json()["id"], tokens["rw"])
+        assert doc["status"] == "refused"
+        assert doc["error"]["code"] == "ambiguous" and doc["error"]["subjects_matched"] == 2
+        assert client.get(doc["links"]["package"]).status_code == 404
+
+
+def test_list_is_paginated_and_filtered_and_delete_purges_the_package(served) -> None:
+    server, tokens = served
+    with httpx.Client(base_url=server.url, timeout=30, headers=_auth(tokens["rw"])) as client:
+        ids = [
+            client.post(
+                "/v1/requests", json={"identifiers": {"email": ["david.nguyen@example.com"]}, "request_id": f"PAGE-{i}"}
+            ).json()["id"]
+            for i in range(3)
+        ]
+        for job_id in ids:
+            _wait(client, job_id, tokens["rw"])
+        seen, cursor = [], None
+        while True:
+            page = client.get(
+                "/v1/requests", params={"limit": 2, "status": "done", **({"cursor": cursor} if cursor else {})}
+            ).json()
+            assert len(page["items"]) <= 2 and all(j["status"] == "done" for j in page["items"])
+            seen += [j["id"] for j in page["items"]]
+            cursor = page["next"]
+            if not cursor:
+                break
+        assert set(ids) <= set(seen) and len(seen) == len(set(seen))
+        future = client.get("/v1/requests", params={"since": "2999-01-01T00:00:00Z"}).json()
+        assert future == {"items": [], "next": None}
+
+        zip_path = server.root / ".piiport" / "packages" / "PAGE-0.zip"
+        assert zip_path.exists()
+        purged = client.delete(f"/v1/requests/{ids[0]}/package")
+        assert purged.status_code == 200 and purged.json()["package_available"] is False
+        assert purged.json()["status"] == "done" and not zip_path.exists()
+        gone = client.get(f"/v1/requests/{ids[0]}/package")
+        assert gone.status_code == 410 and gone.json()["error"]["code"] == "gone"
+
+
+def test_inventory_is_the_cli_json_and_operations_endpoints(served) -> None:
+    server, tokens = served
+    cli = subprocess.run(
+        [sys.executable, "-m", "piiport.cli", "inventory", "--format", "json", "--index", server.index_url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        api = client.get("/v1/inventory", headers=_auth(tokens["read"]))
+        assert api.status_code == 200 and api.json() == json.loads(cli.stdout)
+        assert client.get("/healthz").json() == {"status": "ok"}
+        ready = client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["index"] == "ok"
+        metrics = client.get("/metrics").text
+        assert 'piiport_jobs{status="done"}' in metrics and "piiport_export_duration_seconds_bucket" in metrics
+        schema = client.get("/openapi.json").json()
+        assert {"/v1/requests", "/v1/requests/{job_id}", "/v1/requests/{job_id}/package", "/v1/audit"} <= set(
+            schema["paths"]
+        )
+        assert client.get("/nope").json()["error"]["code"] == "not_found"
+
+
+# --- crash and restart: their own server and index ------------------------------------------------
+
+
+def _big_shop(path: Path) -> Path:
+    """The shop, with enough orders for Alice that her export takes a few seconds."""
+    make_shop(path)
+    with sqlite3.connect(path) as db:
+        db.executemany(
+            "INSERT INTO orders VALUES (?,?,?,?,?)",
+            ((100 + i, 1, "2026-04-01", "9.90", f"ORD-BULK-{i:07d}") for i in range(150_000)),
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def crashable(tmp_path_factory: pytest.TempPathFactory, detector) -> tuple[Server, dict[str, str]]:
+    root = tmp_path_factory.mktemp("crash")
+    index_url = _scanned(root, detector, _big_shop(root / "shop.db"))
+    return Server(root, index_url, _free_port(), root / "server.log"), _tokens(index_url)
+
+
+def test_kill_9_during_an_export_then_restart_completes_it_once(crashable) -> None:
+    server, tokens = crashable
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30, headers=_auth(tokens["rw"])) as client:
+            job = client.post("/v1/requests", json={"identifiers": {"email": [ALICE]}, "request_id": "CRASH-1"}).json()
+            running = _wait(client, job["id"], tokens["rw"], until=("running",))
+            assert running["status"] == "running"
+            time.sleep(0.5)
+            server.kill()
+            with Store(store_url(server.index_url)) as store:
+                entries = AuditLog(store).entries()
+            assert [e["action"] for e in entries if e["request_id"] == "CRASH-1"] == ["export.started"]
+
+            server.start()
+            done = _wait(client, job["id"], tokens["rw"], timeout=180)
+            assert done["status"] == "done" and done["attempts"] == 2
+            packages = server.root / ".piiport" / "packages"
+            assert sorted(p.name for p in packages.iterdir()) == ["CRASH-1.zip"]
+            with zipfile.ZipFile(packages / "CRASH-1.zip") as zf:
+                manifest = json.loads(zf.read("manifest.json"))
+            assert manifest["totals"]["records"] > 150_000
+            audit = client.get("/v1/audit", params={"limit": 1000}, headers=_auth(tokens["audit"])).json()["entries"]
+            assert [(e["action"], e["outcome"]) for e in audit if e["request_id"] == "CRASH-1"] == [
+                ("export.started", "started"),
+                ("export.started", "started"),
+                ("export", "done"),
+            ]
+    finally:
+        server.stop()
+
+
+def test_a_job_acknowledged_before_a_kill_runs_after_the_restart(crashable) -> None:
+    server, tokens = crashable
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30, headers=_auth(tokens["rw"])) as client:
+            posted = client.post(
+                "/v1/requests", json={"identifiers": {"email": ["bruno.dubois@example.org"]}, "request_id": "QUEUED-1"}
+            )
+            assert posted.status_code == 202
+            server.kill()
+            with Store(store_url(server.index_url)) as store:
+                from piiport.service.jobs import JobStore
+
+                stored = JobStore(store).by_request_id("QUEUED-1")
+            assert stored is not None and stored.status in ("queued", "running")
+            server.start()
+            done = _wait(client, posted.json()["id"], tokens["rw"], timeout=120)
+            assert done["status"] == "done"
+            assert (server.root / ".piiport" / "packages" / "QUEUED-1.zip").exists()
+    finally:
+        server.stop()
+    with Index(server.index_url, create=False) as idx:
+        assert idx.count_findings() > 0
