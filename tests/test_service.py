@@ -7,6 +7,7 @@ their own index, and kill them with SIGKILL.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import os
@@ -15,6 +16,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -29,6 +31,7 @@ from discover.index import Index
 from piiport.api import scan_sources
 from piiport.config import Config
 from piiport.service.audit import AuditLog
+from piiport.service.jobs import JobStore
 from piiport.service.store import Store, store_url
 from piiport.service.tokens import TokenStore
 
@@ -53,7 +56,7 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, workers: int = 1) -> None:
+    def start(self, workers: int = 1, *args: str, env: dict[str, str] | None = None) -> None:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -67,11 +70,12 @@ class Server:
                     str(self.port),
                     "--workers",
                     str(workers),
+                    *args,
                 ],
                 cwd=self.root,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={k: v for k, v in os.environ.items() if not k.startswith("PIIPORT_")},
+                env={k: v for k, v in os.environ.items() if not k.startswith("PIIPORT_")} | (env or {}),
             )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -357,10 +361,16 @@ def test_kill_9_during_an_export_then_restart_completes_it_once(crashable) -> No
             job = client.post("/v1/requests", json={"identifiers": {"email": [ALICE]}, "request_id": "CRASH-1"}).json()
             running = _wait(client, job["id"], tokens["rw"], until=("running",))
             assert running["status"] == "running"
-            time.sleep(0.5)
-            server.kill()
             with Store(store_url(server.index_url)) as store:
+                deadline = time.monotonic() + 60
+                while not any(e["request_id"] == "CRASH-1" for e in AuditLog(store).entries()):
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+                time.sleep(0.3)  # into the export's reading and writing
+                server.kill()
                 entries = AuditLog(store).entries()
+                interrupted = JobStore(store).get(job["id"])
+            assert interrupted is not None and interrupted.status == "running"
             assert [e["action"] for e in entries if e["request_id"] == "CRASH-1"] == ["export.started"]
 
             server.start()
@@ -392,8 +402,6 @@ def test_a_job_acknowledged_before_a_kill_runs_after_the_restart(crashable) -> N
             assert posted.status_code == 202
             server.kill()
             with Store(store_url(server.index_url)) as store:
-                from piiport.service.jobs import JobStore
-
                 stored = JobStore(store).by_request_id("QUEUED-1")
             assert stored is not None and stored.status in ("queued", "running")
             server.start()
@@ -404,3 +412,87 @@ def test_a_job_acknowledged_before_a_kill_runs_after_the_restart(crashable) -> N
         server.stop()
     with Index(server.index_url, create=False) as idx:
         assert idx.count_findings() > 0
+
+
+class _Receiver:
+    """A callback endpoint on loopback: answers 500 to the first call, then 200."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.calls: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.calls.append((dict(self.headers.items()), body))
+                self.send_response(500 if len(receiver.calls) == 1 else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/piiport"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_callbacks_are_signed_retried_allow_listed_and_packages_expire(crashable, tmp_path: Path) -> None:
+    server, tokens = crashable
+    config = tmp_path / "piiport.yaml"
+    config.write_text(
+        "export: {package_ttl: 4s}\n"
+        "service: {callback_hosts: [127.0.0.1], callback_secret: s3cret, callback_retries: 3, callback_backoff: 0.3}\n"
+    )
+    receiver = _Receiver()
+    server.start(1, "--config", str(config))
+    try:
+        with httpx.Client(base_url=server.url, timeout=30, headers=_auth(tokens["rw"])) as client:
+            refused = client.post(
+                "/v1/requests",
+                json={"identifiers": {"email": [ALICE]}, "callback_url": "http://169.254.169.254/latest/meta-data"},
+            )
+            assert refused.status_code == 422 and refused.json()["error"]["field"] == "callback_url"
+            assert "169.254.169.254 is not in service.callback_hosts" in refused.json()["error"]["message"]
+
+            job = client.post(
+                "/v1/requests",
+                json={
+                    "identifiers": {"email": ["chloe.lefevre@example.net"]},
+                    "request_id": "HOOK-1",
+                    "callback_url": receiver.url,
+                },
+            ).json()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(client.get(job["links"]["self"]).json()["callbacks"]) < 2:
+                time.sleep(0.2)
+            doc = client.get(job["links"]["self"]).json()
+            assert doc["status"] == "done"
+            assert [(a["attempt"], a["ok"], a["status"]) for a in doc["callbacks"]] == [(1, False, 500), (2, True, 200)]
+            assert len(receiver.calls) == 2
+            headers, body = receiver.calls[1]
+            stamp, mac = headers["Piiport-Signature"].split(",")
+            expected = hmac.new(b"s3cret", f"{stamp[2:]}.".encode() + body, hashlib.sha256).hexdigest()
+            assert mac == f"v1={expected}"
+            sent = json.loads(body)
+            assert sent["id"] == job["id"] and sent["status"] == "done" and sent["manifest"]["found"] is True
+            assert b"chloe" not in body
+
+            package = server.root / ".piiport" / "packages" / "HOOK-1.zip"
+            assert package.exists()
+            expired = _wait(client, job["id"], tokens["rw"], until=("expired",), timeout=60)
+            while expired["status"] != "expired" and time.monotonic() < deadline + 30:
+                time.sleep(0.3)
+                expired = client.get(job["links"]["self"]).json()
+            assert expired["status"] == "expired" and expired["package_available"] is False
+            assert not package.exists()
+            assert client.get(job["links"]["package"]).status_code == 410
+            audit = client.get("/v1/audit", params={"limit": 1000}, headers=_auth(tokens["audit"])).json()["entries"]
+            assert ("package.expire", "service") in [
+                (e["action"], e["actor"]) for e in audit if e["request_id"] == "HOOK-1"
+            ]
+    finally:
+        server.stop()
+        receiver.server.shutdown()

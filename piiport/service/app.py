@@ -22,8 +22,10 @@ from connectors.errors import ConfigError
 from piiport.config import Config
 from piiport.service import schemas
 from piiport.service.audit import AuditLog
+from piiport.service.callbacks import CallbackSender, check_callback_url
 from piiport.service.jobs import STATUSES, Conflict, Job, JobStore
 from piiport.service.metrics import Metrics
+from piiport.service.retention import Retention
 from piiport.service.store import Store, store_url
 from piiport.service.tokens import Token, TokenStore
 from piiport.service.worker import Supervisor
@@ -36,7 +38,7 @@ _OPTION_FIELD = {"--email": "email", "--phone": "phone", "--ip": "ip", "--name":
 
 
 @dataclass
-class ServiceSettings:
+class ServerOptions:
     """What ``piiport serve`` runs: the config, where packages go, how many exports at once."""
 
     config: Config
@@ -118,7 +120,7 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
 class Service:
     """Everything the routes share; built before the server listens, so a bad index fails fast."""
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: ServerOptions) -> None:
         from discover.index import Index
         from discover.sealing import KeySealer
 
@@ -132,6 +134,8 @@ class Service:
         self.tokens = TokenStore(self.store, self.audit)
         self.packages = settings.packages or default_packages(self.config)
         self.metrics = Metrics(self.jobs)
+        self.callbacks = CallbackSender(self.jobs, self.config.service, job_document)
+        self.retention = Retention(self.jobs, self.audit, self.config)
         self.supervisor = Supervisor(
             self.store,
             packages=self.packages,
@@ -140,10 +144,16 @@ class Service:
             index_url=settings.index_url,
             lease=settings.lease,
             on_finished=self.metrics.export_finished,
+            on_tick=self._tick,
         )
+
+    def _tick(self) -> None:
+        self.callbacks.tick()
+        self.retention.tick()
 
     def close(self) -> None:
         self.supervisor.stop()
+        self.callbacks.close()
         self.store.close()
         self.index.close()
 
@@ -208,7 +218,7 @@ def _uncursor(value: str) -> tuple[str, str]:
         raise ApiError(422, "invalid", "cursor is not one this server gave out", "cursor") from exc
 
 
-def create_app(settings: ServiceSettings) -> FastAPI:
+def create_app(settings: ServerOptions) -> FastAPI:
     service = Service(settings)
 
     @asynccontextmanager
@@ -289,6 +299,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 message,
                 f"identifiers.{_OPTION_FIELD.get(exc.setting or '', '')}".rstrip("."),
             ) from exc
+        if body.callback_url is not None:
+            refused = check_callback_url(body.callback_url, service.config.service)
+            if refused:
+                raise ApiError(422, "callback_refused", refused, "callback_url")
         canonical = json.dumps(
             {
                 "identifiers": sorted([i.entity_type, i.value] for i in parsed),

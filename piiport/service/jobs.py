@@ -197,9 +197,18 @@ class JobStore:
             )
 
     def finish(
-        self, job_id: str, claim: str, *, status: str, result: dict[str, Any], package: str | None = None
+        self,
+        job_id: str,
+        claim: str,
+        *,
+        status: str,
+        result: dict[str, Any],
+        package: str | None = None,
+        callback: bool = False,
     ) -> bool:
-        """Record the outcome, if this claim still holds the job. The sealed identifiers go."""
+        """Record the outcome, if this claim still holds the job. The sealed identifiers go.
+
+        ``callback``: the job has a callback_url, to be called now."""
         assert status in FINAL
         with self.store.engine.begin() as conn:
             return bool(
@@ -214,6 +223,7 @@ class JobStore:
                         sealed=None,
                         claim=None,
                         lease_until=None,
+                        callback_due=time.time() if callback else None,
                     )
                 ).rowcount
             )
@@ -269,11 +279,52 @@ class JobStore:
         with self.store.engine.begin() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
 
-    def add_callback_attempt(self, job_id: str, attempt: dict[str, Any]) -> None:
-        job = self.get(job_id)
-        if job is None:
-            return
+    def take_callbacks(self, *, lease: float, limit: int = 8) -> list[Job]:
+        """Jobs whose callback is due, each taken by one server (its due time moves past the lease)."""
+        now = time.time()
+        with self.store.engine.connect() as conn:
+            due = conn.execute(
+                select(jobs.c.id, jobs.c.callback_due).where(jobs.c.callback_due <= now).limit(limit)
+            ).all()
+        taken = []
+        for job_id, was in due:
+            with self.store.engine.begin() as conn:
+                won = conn.execute(
+                    update(jobs).where(jobs.c.id == job_id, jobs.c.callback_due == was).values(callback_due=now + lease)
+                ).rowcount
+            job = self.get(job_id) if won else None
+            if job is not None:
+                taken.append(job)
+        return taken
+
+    def callback_attempted(self, job_id: str, attempt: dict[str, Any], *, next_due: float | None) -> None:
         with self.store.engine.begin() as conn:
+            row = conn.execute(select(jobs.c.callbacks).where(jobs.c.id == job_id)).first()
+            attempts = json.loads(row.callbacks) if row and row.callbacks else []
             conn.execute(
-                update(jobs).where(jobs.c.id == job_id).values(callbacks=json.dumps([*job.callbacks, attempt]))
+                update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(callbacks=json.dumps([*attempts, attempt]), callback_due=next_due)
+            )
+
+    def expirable(self, cutoff: str, limit: int = 50) -> list[Job]:
+        """Finished jobs whose package is older than the cutoff (an ISO time)."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(jobs)
+                .where(
+                    jobs.c.status.in_(("done", "incomplete")), jobs.c.package.isnot(None), jobs.c.finished_at < cutoff
+                )
+                .limit(limit)
+            ).all()
+        return [_job(r) for r in rows]
+
+    def expire(self, job: Job) -> bool:
+        with self.store.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job.id, jobs.c.status == job.status, jobs.c.package == job.package)
+                    .values(status="expired", package=None, result=json.dumps(job.result | {"expired_at": utcnow()}))
+                ).rowcount
             )

@@ -105,7 +105,8 @@ def run(job_id: str, claim: str, *, config_path: str | None, index_url: str | No
         result = {
             "error": {"code": "internal", "message": f"the export failed ({type(exc).__name__}); see the server log"}
         }
-    if not jobs.finish(job_id, claim, status=status, result=result, package=package):
+    callback = bool(job.params.get("callback_url"))
+    if not jobs.finish(job_id, claim, status=status, result=result, package=package, callback=callback):
         logger.warning("job %s was taken over while it ran; its outcome is left to the new owner", job_id)
     store.close()
     return 0

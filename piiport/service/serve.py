@@ -16,8 +16,8 @@ def run_server(
 ) -> None:
     import uvicorn
 
-    from piiport.service.app import ServiceSettings, create_app
+    from piiport.service.app import ServerOptions, create_app
 
-    app = create_app(ServiceSettings(config=config, config_path=config_path, index_url=index_url, workers=workers))
+    app = create_app(ServerOptions(config=config, config_path=config_path, index_url=index_url, workers=workers))
     # One uvicorn process: the export supervisor lives in it and exports run in child processes.
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)

@@ -56,7 +56,9 @@ jobs = Table(
     #: JSON: manifest summary, errors, refusal reason, package location and sha256.
     Column("result", Text),
     Column("package", Text),
+    #: JSON list of callback delivery attempts; ``callback_due`` is when the next one is due.
     Column("callbacks", Text),
+    Column("callback_due", Float, index=True),
 )
 
 tokens = Table(
