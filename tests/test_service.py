@@ -11,6 +11,7 @@ import hmac
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -496,3 +497,101 @@ def test_callbacks_are_signed_retried_allow_listed_and_packages_expire(crashable
     finally:
         server.stop()
         receiver.server.shutdown()
+
+
+# --- the staff console ------------------------------------------------------------------------------
+
+
+def test_console_cookies_csrf_and_no_external_assets(served) -> None:
+    server, tokens = served
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.get("/console/requests").headers["location"] == "/console/signin"
+        signin = client.get("/console/signin")
+        assert "<script" not in signin.text and "http" not in signin.text.replace('lang="en"', "")
+        login = signin.cookies["piiport_login"]
+        forged = client.post("/console/signin", data={"token": tokens["rw"], "csrf": "guess"})
+        assert forged.status_code == 403
+        assert client.post("/console/signin", data={"token": "ppt_nope", "csrf": login}).status_code == 401
+        ok = client.post("/console/signin", data={"token": tokens["rw"], "csrf": login})
+        assert ok.status_code == 303
+        cookie = ok.headers["set-cookie"]
+        assert "piiport_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert tokens["rw"] not in cookie
+        form = client.get("/console/requests/new").text
+        csrf = form.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        no_csrf = client.post("/console/requests", data={"email": "david.nguyen@example.com"})
+        assert no_csrf.status_code == 403
+        created = client.post(
+            "/console/requests", data={"email": "david.nguyen@example.com", "csrf": csrf, "format": "json"}
+        )
+        assert created.status_code == 303 and created.headers["location"].startswith("/console/requests/job_")
+        page = client.get(created.headers["location"]).text
+        assert "d***@e***.com" in page and "david.nguyen" not in page and "<script" not in page
+        bad = client.post("/console/requests", data={"email": "not-an-email", "csrf": csrf})
+        assert bad.status_code == 422 and "not a valid email address" in bad.text and "not-an-email" not in bad.text
+    with httpx.Client(base_url=server.url, timeout=30) as viewer:
+        login = viewer.get("/console/signin").cookies["piiport_login"]
+        viewer.post("/console/signin", data={"token": tokens["audit"], "csrf": login})
+        assert viewer.get("/console/requests").status_code == 403
+
+
+@pytest.mark.browser
+def test_console_in_a_real_browser(served, tmp_path: Path) -> None:
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("needs Debian's chromium and chromium-driver (.ci/run installs them)")
+    from selenium import webdriver
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.chrome.service import Service as DriverService
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server, tokens = served
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or ""
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1200,900",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        options.add_argument(flag)
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
+    driver = webdriver.Chrome(service=DriverService(shutil.which("chromedriver")), options=options)
+    try:
+        driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+        # The request page reloads itself every 2 s until the job ends: an element can go stale mid-check.
+        wait = WebDriverWait(
+            driver, 90, poll_frequency=0.3, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+        )
+        driver.get(server.url + "/")
+        wait.until(lambda d: d.find_elements(By.ID, "token"))
+        driver.find_element(By.ID, "token").send_keys(tokens["rw"])
+        driver.find_element(By.ID, "signin").click()
+        wait.until(lambda d: d.current_url.endswith("/console/requests"))
+        driver.get(server.url + "/console/requests/new")
+        driver.find_element(By.ID, "email").send_keys("chloe.lefevre@example.net")
+        driver.find_element(By.ID, "request_id").send_keys("CONSOLE-1")
+        driver.find_element(By.ID, "create").click()
+        wait.until(lambda d: "/console/requests/job_" in d.current_url)
+        wait.until(lambda d: d.find_element(By.ID, "status").text == "done")
+        assert "c***@e***.net" in driver.page_source and "chloe.lefevre" not in driver.page_source
+        driver.save_screenshot(str(tmp_path / "console.png"))
+        driver.find_element(By.ID, "download").click()
+        wait.until(lambda d: (downloads / "CONSOLE-1.zip").exists())
+    finally:
+        driver.quit()
+    with zipfile.ZipFile(downloads / "CONSOLE-1.zip") as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        for f in manifest["files"]:
+            assert hashlib.sha256(zf.read(f["path"])).hexdigest() == f["sha256"]
+    assert manifest["request_id"] == "CONSOLE-1" and manifest["subject"]["found"] is True
+    assert (tmp_path / "console.png").stat().st_size > 10_000

@@ -157,6 +157,91 @@ class Service:
         self.store.close()
         self.index.close()
 
+    def submit(self, body: schemas.AccessRequest, *, actor: str) -> tuple[Job, bool]:
+        """Validate and persist a request (before anyone is told it was accepted); ApiError if refused."""
+        from discover.subjects import parse_identifiers
+        from export.subject_export import new_request_id
+
+        given = body.identifiers
+        count = given.count()
+        if count == 0:
+            raise ApiError(422, "invalid", "give at least one identifier: email, phone, ip or name", "identifiers")
+        if count > MAX_IDENTIFIERS:
+            raise ApiError(
+                422, "too_many", f"{count} identifiers; at most {MAX_IDENTIFIERS} per request", "identifiers"
+            )
+        try:
+            parsed = parse_identifiers(
+                emails=given.email,
+                phones=given.phone,
+                ips=given.ip,
+                names=given.name,
+                regions=self.config.detection.phone_regions,
+            )
+        except ConfigError as exc:
+            message = exc.message
+            for option, name in _OPTION_FIELD.items():
+                message = message.replace(option, name)
+            raise ApiError(
+                422,
+                "invalid_identifier",
+                message,
+                f"identifiers.{_OPTION_FIELD.get(exc.setting or '', '')}".rstrip("."),
+            ) from exc
+        if body.callback_url is not None:
+            refused = check_callback_url(body.callback_url, self.config.service)
+            if refused:
+                raise ApiError(422, "callback_refused", refused, "callback_url")
+        canonical = json.dumps(
+            {
+                "identifiers": sorted([i.entity_type, i.value] for i in parsed),
+                "format": body.format,
+                "callback_url": body.callback_url,
+            },
+            sort_keys=True,
+        )
+        index = self.index
+        body_hash = index.hasher.digest("__service_request__", canonical).hex()
+        raw = {"email": given.email, "phone": given.phone, "ip": given.ip, "name": given.name}
+        params = {
+            "format": body.format,
+            "callback_url": body.callback_url,
+            "identifiers": [{"type": i.entity_type, "masked": i.masked} for i in parsed],
+        }
+        try:
+            job, created = self.jobs.create(
+                request_id=body.request_id or new_request_id(),
+                body_hash=body_hash,
+                sealed=self.sealer.seal(json.dumps(raw)),
+                params=params,
+                actor=actor,
+            )
+        except Conflict as exc:
+            raise ApiError(
+                409,
+                "conflict",
+                f"request id {exc.job.request_id} is already job {exc.job.id} with a different body; "
+                "use another request_id",
+                "request_id",
+            ) from exc
+        self.supervisor.nudge()
+        return job, created
+
+    def package_response(self, job: Job, *, actor: str) -> Response:
+        """The package (personal data: the download goes into the audit trail)."""
+        check_package(job)
+        assert job.package is not None
+        self.audit.append(
+            actor=actor,
+            action="package.download",
+            request_id=job.request_id,
+            outcome="ok",
+            package_sha256=job.result.get("package_sha256"),
+        )
+        if job.package.startswith("s3://"):
+            return RedirectResponse(job.result["download_url"], status_code=307)
+        return FileResponse(job.package, media_type="application/zip", filename=f"{job.request_id}.zip")
+
     def authenticate(self, request: Request, scope: str) -> Token:
         scheme, _, secret = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
@@ -204,6 +289,15 @@ def job_document(job: Job) -> dict[str, Any]:
     if "error" in job.result:
         doc["error"] = job.result["error"]
     return doc
+
+
+def check_package(job: Job) -> None:
+    if job.status in ("queued", "running"):
+        raise ApiError(409, "not_ready", f"request {job.id} is {job.status}; poll it until it is done")
+    if job.status == "expired" or job.result.get("purged_at"):
+        raise ApiError(410, "gone", f"the package of request {job.id} was deleted ({job.status})")
+    if job.package is None:
+        raise ApiError(404, "no_package", f"request {job.id} ended {job.status} without a package")
 
 
 def _cursor(job: Job) -> str:
@@ -270,73 +364,8 @@ def create_app(settings: ServerOptions) -> FastAPI:
     )
     def create_request(body: schemas.AccessRequest, response: Response, token: Writer) -> dict[str, Any]:
         """Queue an export. The same request_id with the same body returns that job (200); with another body, 409."""
-        from discover.subjects import parse_identifiers
-        from export.subject_export import new_request_id
-
-        given = body.identifiers
-        count = given.count()
-        if count == 0:
-            raise ApiError(422, "invalid", "give at least one identifier: email, phone, ip or name", "identifiers")
-        if count > MAX_IDENTIFIERS:
-            raise ApiError(
-                422, "too_many", f"{count} identifiers; at most {MAX_IDENTIFIERS} per request", "identifiers"
-            )
-        try:
-            parsed = parse_identifiers(
-                emails=given.email,
-                phones=given.phone,
-                ips=given.ip,
-                names=given.name,
-                regions=service.config.detection.phone_regions,
-            )
-        except ConfigError as exc:
-            message = exc.message
-            for option, name in _OPTION_FIELD.items():
-                message = message.replace(option, name)
-            raise ApiError(
-                422,
-                "invalid_identifier",
-                message,
-                f"identifiers.{_OPTION_FIELD.get(exc.setting or '', '')}".rstrip("."),
-            ) from exc
-        if body.callback_url is not None:
-            refused = check_callback_url(body.callback_url, service.config.service)
-            if refused:
-                raise ApiError(422, "callback_refused", refused, "callback_url")
-        canonical = json.dumps(
-            {
-                "identifiers": sorted([i.entity_type, i.value] for i in parsed),
-                "format": body.format,
-                "callback_url": body.callback_url,
-            },
-            sort_keys=True,
-        )
-        index = service.index
-        body_hash = index.hasher.digest("__service_request__", canonical).hex()
-        raw = {"email": given.email, "phone": given.phone, "ip": given.ip, "name": given.name}
-        params = {
-            "format": body.format,
-            "callback_url": body.callback_url,
-            "identifiers": [{"type": i.entity_type, "masked": i.masked} for i in parsed],
-        }
-        try:
-            job, created = service.jobs.create(
-                request_id=body.request_id or new_request_id(),
-                body_hash=body_hash,
-                sealed=service.sealer.seal(json.dumps(raw)),
-                params=params,
-                actor=f"token:{token.name}",
-            )
-        except Conflict as exc:
-            raise ApiError(
-                409,
-                "conflict",
-                f"request id {exc.job.request_id} is already job {exc.job.id} with a different body; "
-                "use another request_id",
-                "request_id",
-            ) from exc
+        job, created = service.submit(body, actor=f"token:{token.name}")
         response.status_code = 202 if created else 200
-        service.supervisor.nudge()
         return job_document(job)
 
     @app.get("/v1/requests", response_model=schemas.JobPage, responses=schemas.ERRORS, tags=["requests"])
@@ -376,28 +405,7 @@ def create_app(settings: ServerOptions) -> FastAPI:
     )
     def download(job_id: str, token: Reader) -> Response:
         """The package zip (personal data: the download is in the audit trail)."""
-        job = _job(job_id)
-        _check_package(job)
-        assert job.package is not None
-        service.audit.append(
-            actor=f"token:{token.name}",
-            action="package.download",
-            request_id=job.request_id,
-            identifiers=[],
-            outcome="ok",
-            package_sha256=job.result.get("package_sha256"),
-        )
-        if job.package.startswith("s3://"):
-            return RedirectResponse(job.result["download_url"], status_code=307)
-        return FileResponse(job.package, media_type="application/zip", filename=f"{job.request_id}.zip")
-
-    def _check_package(job: Job) -> None:
-        if job.status in ("queued", "running"):
-            raise ApiError(409, "not_ready", f"request {job.id} is {job.status}; poll it until it is done")
-        if job.status == "expired" or job.result.get("purged_at"):
-            raise ApiError(410, "gone", f"the package of request {job.id} was deleted ({job.status})")
-        if job.package is None:
-            raise ApiError(404, "no_package", f"request {job.id} ended {job.status} without a package")
+        return service.package_response(_job(job_id), actor=f"token:{token.name}")
 
     @app.delete(
         "/v1/requests/{job_id}/package", response_model=schemas.Job, responses=schemas.ERRORS, tags=["requests"]
@@ -408,7 +416,7 @@ def create_app(settings: ServerOptions) -> FastAPI:
         from piiport.service.store import utcnow
 
         job = _job(job_id)
-        _check_package(job)
+        check_package(job)
         assert job.package is not None
         delete_package(job.package, service.config)
         service.jobs.set_package(job.id, None)
@@ -460,4 +468,7 @@ def create_app(settings: ServerOptions) -> FastAPI:
         body, content_type = service.metrics.render()
         return Response(body, media_type=content_type)
 
+    from piiport.service import console
+
+    console.install(app, service)
     return app

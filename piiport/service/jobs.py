@@ -149,10 +149,17 @@ class JobStore:
         return _job(row) if row else None
 
     def page(
-        self, *, status: str | None = None, since: str | None = None, after: tuple[str, str] | None = None, limit: int
+        self,
+        *,
+        status: str | None = None,
+        since: str | None = None,
+        after: tuple[str, str] | None = None,
+        limit: int,
+        newest_first: bool = False,
     ) -> list[Job]:
         """Oldest first; ``after`` is the (created_at, id) of the last job of the previous page."""
-        query = select(jobs).order_by(jobs.c.created_at, jobs.c.id).limit(limit)
+        order = (jobs.c.created_at.desc(), jobs.c.id.desc()) if newest_first else (jobs.c.created_at, jobs.c.id)
+        query = select(jobs).order_by(*order).limit(limit)
         if status:
             query = query.where(jobs.c.status == status)
         if since:

@@ -84,6 +84,11 @@ class TokenStore:
             raise ConfigError(f"no active token named {name!r}; see `piiport token list`", setting="name")
         self.audit.append(actor=actor, action="token.revoke", outcome="ok", detail={"token": name})
 
+    def active(self, name: str) -> Token | None:
+        with self.store.engine.connect() as conn:
+            r = conn.execute(select(tokens).where(tokens.c.name == name, tokens.c.revoked_at.is_(None))).first()
+        return Token(r.name, tuple(r.scopes.split(",")), r.created_at) if r else None
+
     def authenticate(self, secret: str) -> Token | None:
         """The active token with this secret. Every stored hash is compared, in constant time."""
         presented = _digest(secret)
