@@ -26,7 +26,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import schemathesis
 from conftest import make_shop
+from hypothesis import HealthCheck, given, settings
 
 from discover.index import Index
 from piiport.api import scan_sources
@@ -34,7 +36,7 @@ from piiport.config import Config
 from piiport.service.audit import AuditLog
 from piiport.service.jobs import JobStore
 from piiport.service.store import Store, store_url
-from piiport.service.tokens import TokenStore
+from piiport.service.tokens import SCOPES, TokenStore
 
 ALICE = "alice.martin@example.com"
 
@@ -117,6 +119,7 @@ def _tokens(index_url: str) -> dict[str, str]:
             "rw": tokens.create("ticketing", ("requests:write", "requests:read"), actor="os:test"),
             "read": tokens.create("viewer", ("requests:read", "inventory:read"), actor="os:test"),
             "audit": tokens.create("dpo", ("audit:read",), actor="os:test"),
+            "all": tokens.create("robot", SCOPES, actor="os:test"),
         }
 
 
@@ -331,6 +334,35 @@ def test_inventory_is_the_cli_json_and_operations_endpoints(served) -> None:
             schema["paths"]
         )
         assert client.get("/nope").json()["error"]["code"] == "not_found"
+
+
+# --- schemathesis: generated requests against /openapi.json -----------------------------------------
+
+
+def test_no_generated_request_gives_a_5xx(served) -> None:
+    """Every operation of /openapi.json, with bounded generated inputs (schemathesis + hypothesis)."""
+    server, tokens = served
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 9
+    seen: list[int] = []
+
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=12, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+        )
+        def call(case) -> None:
+            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {tokens['all']}"}
+            response = case.call(base_url=server.url, timeout=30)
+            seen.append(response.status_code)
+            assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:300])
+            if response.status_code >= 400 and response.headers.get("content-type", "") == "application/json":
+                assert set(response.json()["error"]) == {"code", "message", "field"}
+
+        call()
+    assert len(seen) >= 50 and any(code < 300 for code in seen) and any(code == 422 for code in seen)
 
 
 # --- crash and restart: their own server and index ------------------------------------------------
