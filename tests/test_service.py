@@ -627,3 +627,38 @@ def test_console_in_a_real_browser(served, tmp_path: Path) -> None:
             assert hashlib.sha256(zf.read(f["path"])).hexdigest() == f["sha256"]
     assert manifest["request_id"] == "CONSOLE-1" and manifest["subject"]["found"] is True
     assert (tmp_path / "console.png").stat().st_size > 10_000
+
+
+def test_background_scans_run_one_at_a_time(crashable, tmp_path: Path) -> None:
+    server, tokens = crashable
+    config = tmp_path / "piiport.yaml"
+    config.write_text(f"sources:\n  - name: shop\n    url: sqlite:///{server.root / 'shop.db'}\n")
+    server.start(1, "--config", str(config))
+    try:
+        with httpx.Client(base_url=server.url, timeout=30, headers=_auth(tokens["all"])) as client:
+            assert client.post("/v1/scans", headers=_auth(tokens["rw"])).status_code == 403
+            unknown = client.post("/v1/scans", json={"sources": ["crm"]})
+            assert unknown.status_code == 422 and unknown.json()["error"]["message"] == (
+                "no source named 'crm'; configured: shop"
+            )
+            first = client.post("/v1/scans")
+            second = client.post("/v1/scans", json={"sources": ["shop"]})
+            assert first.status_code == second.status_code == 202 and first.json()["status"] == "queued"
+            docs = {}
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline and len(docs) < 2:
+                for scan in (first.json(), second.json()):
+                    doc = client.get(scan["links"]["self"]).json()
+                    if doc["status"] not in ("queued", "running"):
+                        docs[scan["id"]] = doc
+                time.sleep(0.5)
+            a, b = docs[first.json()["id"]], docs[second.json()["id"]]
+            assert a["status"] == b["status"] == "done", (a, b)
+            assert a["totals"]["containers"] == b["totals"]["containers"] == 7 and a["errors"] == []
+            assert b["started_at"] >= a["finished_at"]
+            # The supervisor observes a scan's duration when it reaps its process, just after the row says done.
+            while "piiport_scan_duration_seconds_count 2.0" not in client.get("/metrics").text:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+    finally:
+        server.stop()

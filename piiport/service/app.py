@@ -144,6 +144,7 @@ class Service:
             index_url=settings.index_url,
             lease=settings.lease,
             on_finished=self.metrics.export_finished,
+            on_scan_finished=self.metrics.scan_finished,
             on_tick=self._tick,
         )
 
@@ -266,6 +267,7 @@ Writer = Annotated[Token, Depends(_require("requests:write"))]
 Reader = Annotated[Token, Depends(_require("requests:read"))]
 InventoryReader = Annotated[Token, Depends(_require("inventory:read"))]
 AuditReader = Annotated[Token, Depends(_require("audit:read"))]
+Scanner = Annotated[Token, Depends(_require("scans:write"))]
 
 
 def job_document(job: Job) -> dict[str, Any]:
@@ -445,6 +447,31 @@ def create_app(settings: ServerOptions) -> FastAPI:
         entries = service.audit.entries(since=since, after_seq=after, limit=limit + 1)
         page = entries[:limit]
         return {"entries": page, "next_after": page[-1]["seq"] if len(entries) > limit else None}
+
+    @app.post("/v1/scans", status_code=202, responses=schemas.ERRORS, tags=["scans"])
+    def start_scan(token: Scanner, body: schemas.ScanRequest | None = None) -> dict[str, Any]:
+        """Scan the sources of the server's config (or some of them, by name) in the background.
+
+        Scans run one at a time per index; a second one waits in the queue."""
+        configured = [s.name for s in service.config.sources]
+        if not configured:
+            raise ApiError(422, "no_sources", "the server's config has no sources to scan; add them under sources:")
+        wanted = list(dict.fromkeys(body.sources)) if body and body.sources else []
+        unknown = [name for name in wanted if name not in configured]
+        if unknown:
+            raise ApiError(
+                422, "unknown_source", f"no source named {unknown[0]!r}; configured: {', '.join(configured)}", "sources"
+            )
+        scan = service.supervisor.scans.create(wanted, actor=f"token:{token.name}")
+        service.supervisor.nudge()
+        return scan.document()
+
+    @app.get("/v1/scans/{scan_id}", responses=schemas.ERRORS, tags=["scans"])
+    def get_scan(scan_id: str, _token: Scanner) -> dict[str, Any]:
+        scan = service.supervisor.scans.get(scan_id)
+        if scan is None:
+            raise ApiError(404, "not_found", f"no scan {scan_id}", "id")
+        return scan.document()
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

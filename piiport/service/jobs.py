@@ -84,7 +84,7 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def _owner_dead(owner: str | None) -> bool:
+def owner_dead(owner: str | None) -> bool:
     """The owner was a server on this host that is gone (its lease has not expired yet)."""
     if not owner:
         return True
@@ -267,7 +267,7 @@ class JobStore:
             ).all()
         recovered = []
         for r in running:
-            gone = (r.lease_until or 0) < now or _owner_dead(r.owner)
+            gone = (r.lease_until or 0) < now or owner_dead(r.owner)
             if gone and self.release(r.id, r.claim, error="the server running it stopped; started again"):
                 recovered.append(r.id)
         return recovered

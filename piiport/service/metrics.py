@@ -39,6 +39,9 @@ class Metrics:
     def export_finished(self, job: Job, seconds: float) -> None:
         self.export_seconds.labels(job.status).observe(seconds)
 
+    def scan_finished(self, _scan: Any, seconds: float) -> None:
+        self.scan_seconds.observe(seconds)
+
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 

@@ -112,7 +112,7 @@ def run(job_id: str, claim: str, *, config_path: str | None, index_url: str | No
     return 0
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """A server killed with SIGKILL takes its exports with it (Linux), so a restarted server can
     run them again without two writers of one package."""
     if sys.platform.startswith("linux"):
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config")
     parser.add_argument("--index")
     args = parser.parse_args(argv)
-    _die_with_parent(args.parent)
+    die_with_parent(args.parent)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return run(args.job, args.claim, config_path=args.config, index_url=args.index, packages=args.packages)
 

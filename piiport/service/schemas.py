@@ -32,6 +32,14 @@ class AccessRequest(BaseModel):
     callback_url: str | None = Field(default=None, max_length=2000)
 
 
+class ScanRequest(BaseModel):
+    """Names of configured sources to scan; none: all of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[str] = Field(default_factory=list, max_length=100)
+
+
 class Links(BaseModel):
     self: str
     package: str

@@ -61,6 +61,24 @@ jobs = Table(
     Column("callback_due", Float, index=True),
 )
 
+scans = Table(
+    "piiport_scans",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("created_at", String(32), nullable=False),
+    Column("started_at", String(32)),
+    Column("finished_at", String(32)),
+    #: JSON list of the config's source names to scan (empty: all of them).
+    Column("sources", Text, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("claim", String(64)),
+    Column("owner", String(200)),
+    Column("lease_until", Float),
+    Column("result", Text),
+)
+
 tokens = Table(
     "piiport_tokens",
     metadata,

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from piiport.service.jobs import Job, JobStore, owner_id
+from piiport.service.scans import Scan, ScanStore
 from piiport.service.store import Store
 
 logger = logging.getLogger("piiport.service")
@@ -23,7 +24,8 @@ logger = logging.getLogger("piiport.service")
 
 @dataclass
 class _Running:
-    job: Job
+    job: Job | None
+    scan: Scan | None
     claim: str
     process: subprocess.Popen[bytes]
     started: float
@@ -41,9 +43,12 @@ class Supervisor:
         lease: float = 30.0,
         poll: float = 0.2,
         on_finished: Callable[[Job, float], None] | None = None,
+        on_scan_finished: Callable[[Scan, float], None] | None = None,
         on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.jobs = JobStore(store)
+        self.scans = ScanStore(store)
+        self.on_scan_finished = on_scan_finished
         self.packages = packages
         self.workers = workers
         self.config_path = config_path
@@ -64,7 +69,7 @@ class Supervisor:
         return self._thread.is_alive() and time.monotonic() - self.last_tick < max(10.0, 20 * self.poll)
 
     def start(self) -> None:
-        recovered = self.jobs.recover()
+        recovered = self.jobs.recover() + self.scans.recover()
         if recovered:
             logger.warning("queued again %d interrupted job(s): %s", len(recovered), ", ".join(recovered))
         self._thread.start()
@@ -96,22 +101,45 @@ class Supervisor:
                 self._reap()
                 now = time.monotonic()
                 if now - last_renew > self.lease / 6:
-                    self.jobs.renew(list(self.running), self.lease)
+                    self.jobs.renew([c for c, r in self.running.items() if r.job], self.lease)
+                    self.scans.renew([c for c, r in self.running.items() if r.scan], self.lease)
                     last_renew = now
                 if now - last_recover > self.lease / 3:
                     self.jobs.recover()
+                    self.scans.recover()
                     last_recover = now
-                while len(self.running) < self.workers and not self._stop.is_set():
+                while self._exports() < self.workers and not self._stop.is_set():
                     job = self.jobs.claim(self.owner, self.lease)
                     if job is None:
                         break
                     self._spawn(job)
+                # A scan runs beside the exports, one at a time per store (ScanStore.claim).
+                if not any(r.scan for r in self.running.values()):
+                    scan = self.scans.claim(self.owner, self.lease)
+                    if scan is not None:
+                        self._spawn_scan(scan)
                 if self.on_tick is not None:
                     self.on_tick()
             except Exception as exc:  # the loop must outlive a store hiccup
                 logger.error("export supervisor: %s: %s", type(exc).__name__, str(exc).splitlines()[0][:200])
             self._wake.wait(self.poll)
             self._wake.clear()
+
+    def _exports(self) -> int:
+        return sum(1 for r in self.running.values() if r.job)
+
+    def _spawn_scan(self, scan: Scan) -> None:
+        import os
+
+        assert scan.claim is not None
+        cmd = [sys.executable, "-m", "piiport.service.runscan", "--scan", scan.id, "--claim", scan.claim]
+        cmd += ["--parent", str(os.getpid())]
+        if self.config_path:
+            cmd += ["--config", self.config_path]
+        if self.index_url:
+            cmd += ["--index", self.index_url]
+        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+        self.running[scan.claim] = _Running(None, scan, scan.claim, process, time.monotonic())
 
     def _spawn(self, job: Job) -> None:
         import os
@@ -135,7 +163,7 @@ class Supervisor:
         if self.index_url:
             cmd += ["--index", self.index_url]
         process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
-        self.running[job.claim] = _Running(job, job.claim, process, time.monotonic())
+        self.running[job.claim] = _Running(job, None, job.claim, process, time.monotonic())
 
     def _reap(self) -> None:
         for claim, run in list(self.running.items()):
@@ -151,9 +179,19 @@ class Supervisor:
             error = f"the export process was killed by signal {-code}"
         else:
             error = f"the export process exited with code {code}"
+        seconds = time.monotonic() - run.started
+        if run.scan is not None:
+            released = self.scans.release(run.scan.id, claim, error=error)
+            if released:
+                logger.warning("scan %s: %s; now %s", run.scan.id, error, released)
+            scan = self.scans.get(run.scan.id)
+            if scan is not None and self.on_scan_finished is not None and scan.status != "queued":
+                self.on_scan_finished(scan, seconds)
+            return
+        assert run.job is not None
         released = self.jobs.release(run.job.id, claim, error=error)
         if released:
             logger.warning("job %s: %s; now %s", run.job.id, error, released)
         job = self.jobs.get(run.job.id)
         if job is not None and self.on_finished is not None and job.status != "queued":
-            self.on_finished(job, time.monotonic() - run.started)
+            self.on_finished(job, seconds)
