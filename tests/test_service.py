@@ -662,3 +662,50 @@ def test_background_scans_run_one_at_a_time(crashable, tmp_path: Path) -> None:
                 time.sleep(0.2)
     finally:
         server.stop()
+
+
+# --- a team: two servers sharing one PostgreSQL index and store ------------------------------------
+
+
+def test_two_servers_share_a_postgresql_store_and_run_each_job_once(
+    tmp_path: Path, detector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from servers import postgres_database
+
+    key = "5f" * 32
+    monkeypatch.setenv("PIIPORT_INDEX_KEY", key)
+    subjects = [ALICE, "bruno.dubois@example.org", "chloe.lefevre@example.net", "david.nguyen@example.com"]
+    with postgres_database() as pg:
+        result = scan_sources(
+            [f"sqlite:///{make_shop(tmp_path / 'shop.db')}"], config=Config(index=pg), detector=detector
+        )
+        assert result.ok
+        tokens = _tokens(pg)
+        servers = [Server(tmp_path, pg, _free_port(), tmp_path / f"server{i}.log") for i in (1, 2)]
+        for server in servers:
+            server.start(2, env={"PIIPORT_INDEX_KEY": key})
+        try:
+            clients = [httpx.Client(base_url=s.url, timeout=30, headers=_auth(tokens["rw"])) for s in servers]
+            ids = []
+            for n in range(12):
+                body = {"identifiers": {"email": [subjects[n % 4]]}, "request_id": f"TEAM-{n}"}
+                posted = clients[n % 2].post("/v1/requests", json=body)
+                assert posted.status_code == 202, posted.text
+                ids.append(posted.json()["id"])
+            again = clients[1].post("/v1/requests", json={"identifiers": {"email": [ALICE]}, "request_id": "TEAM-0"})
+            assert again.status_code == 200 and again.json()["id"] == ids[0]
+            docs = [_wait(clients[i % 2], job_id, tokens["rw"], timeout=180) for i, job_id in enumerate(ids)]
+            assert [d["status"] for d in docs] == ["done"] * 12 and {d["attempts"] for d in docs} == {1}
+            for c in clients:
+                c.close()
+        finally:
+            for server in servers:
+                server.stop()
+        with Store(store_url(pg)) as store:
+            owners = {JobStore(store).get(job_id).owner.split(":")[1] for job_id in ids}  # type: ignore[union-attr]
+            log = AuditLog(store)
+            started = [e["request_id"] for e in log.entries() if e["action"] == "export.started"]
+            assert log.verify().ok
+    assert sorted(started) == sorted(f"TEAM-{n}" for n in range(12))
+    assert owners == {str(s.process.pid) for s in servers if s.process}
+    assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == sorted(f"TEAM-{n}.zip" for n in range(12))
