@@ -111,13 +111,13 @@ class AuditLog:
             query = query.where(audit.c.at >= since)
         if limit:
             query = query.limit(limit)
-        with self.store.engine.connect() as conn:
+        with self.store.reader.connect() as conn:
             return [_fields(r) | {"hash": r.hash} for r in conn.execute(query)]
 
     def verify(self) -> Verification:
         """Walk the chain from the first entry; any edit, insertion or deletion breaks it."""
         prev, count, expected_seq = GENESIS, 0, 1
-        with self.store.engine.connect() as conn:
+        with self.store.reader.connect() as conn:
             head = conn.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
             for row in conn.execute(select(audit).order_by(audit.c.seq)):
                 if row.seq != expected_seq:

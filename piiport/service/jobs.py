@@ -139,12 +139,12 @@ class JobStore:
         return job, True
 
     def get(self, job_id: str) -> Job | None:
-        with self.store.engine.connect() as conn:
+        with self.store.reader.connect() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
         return _job(row) if row else None
 
     def by_request_id(self, request_id: str) -> Job | None:
-        with self.store.engine.connect() as conn:
+        with self.store.reader.connect() as conn:
             row = conn.execute(select(jobs).where(jobs.c.request_id == request_id)).first()
         return _job(row) if row else None
 
@@ -168,11 +168,11 @@ class JobStore:
             query = query.where(
                 (jobs.c.created_at > after[0]) | ((jobs.c.created_at == after[0]) & (jobs.c.id > after[1]))
             )
-        with self.store.engine.connect() as conn:
+        with self.store.reader.connect() as conn:
             return [_job(r) for r in conn.execute(query)]
 
     def counts(self) -> dict[str, int]:
-        with self.store.engine.connect() as conn:
+        with self.store.reader.connect() as conn:
             rows = conn.execute(select(jobs.c.status, func.count()).group_by(jobs.c.status)).all()
         return {status: 0 for status in STATUSES} | {r[0]: r[1] for r in rows}
 
@@ -261,7 +261,7 @@ class JobStore:
     def recover(self) -> list[str]:
         """Queue again the jobs whose worker is gone: lease expired, or a server of this host that died."""
         now = time.time()
-        with self.store.engine.connect() as conn:
+        with self.store.reader.connect() as conn:
             running = conn.execute(
                 select(jobs.c.id, jobs.c.claim, jobs.c.owner, jobs.c.lease_until).where(jobs.c.status == "running")
             ).all()
@@ -289,7 +289,7 @@ class JobStore:
     def take_callbacks(self, *, lease: float, limit: int = 8) -> list[Job]:
         """Jobs whose callback is due, each taken by one server (its due time moves past the lease)."""
         now = time.time()
-        with self.store.engine.connect() as conn:
+        with self.store.reader.connect() as conn:
             due = conn.execute(
                 select(jobs.c.id, jobs.c.callback_due).where(jobs.c.callback_due <= now).limit(limit)
             ).all()
@@ -316,7 +316,7 @@ class JobStore:
 
     def expirable(self, cutoff: str, limit: int = 50) -> list[Job]:
         """Finished jobs whose package is older than the cutoff (an ISO time)."""
-        with self.store.engine.connect() as conn:
+        with self.store.reader.connect() as conn:
             rows = conn.execute(
                 select(jobs)
                 .where(

@@ -82,7 +82,7 @@ class ScanStore:
         return found
 
     def get(self, scan_id: str) -> Scan | None:
-        with self.store.engine.connect() as conn:
+        with self.store.reader.connect() as conn:
             row = conn.execute(select(scans).where(scans.c.id == scan_id)).first()
         return _scan(row) if row else None
 
@@ -145,7 +145,7 @@ class ScanStore:
 
     def recover(self) -> list[str]:
         now = time.time()
-        with self.store.engine.connect() as conn:
+        with self.store.reader.connect() as conn:
             running = conn.execute(
                 select(scans.c.id, scans.c.claim, scans.c.owner, scans.c.lease_until).where(scans.c.status == "running")
             ).all()

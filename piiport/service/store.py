@@ -138,11 +138,15 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        #: ``engine`` is for writes; ``reader`` for reads (on SQLite, a deferred transaction that
+        #: takes no write lock, so polls and token checks never queue behind a writer).
         self.engine: Engine
+        self.reader: Engine
         if url.startswith("sqlite"):
-            self.engine = _sqlite_engine(url)
+            self.engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
+            self.reader = _sqlite_engine(url, begin="BEGIN")
         else:
-            self.engine = create_engine(url, pool_pre_ping=True)
+            self.engine = self.reader = create_engine(url, pool_pre_ping=True)
         try:
             metadata.create_all(self.engine)
         except ProgrammingError:
@@ -158,6 +162,7 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        self.reader.dispose()
 
     def __enter__(self) -> Store:
         return self
@@ -166,7 +171,7 @@ class Store:
         self.close()
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, *, begin: str) -> Engine:
     database = make_url(url).database
     assert database
     path = Path(database)
@@ -175,8 +180,8 @@ def _sqlite_engine(url: str) -> Engine:
     os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     engine = create_engine(url, connect_args={"timeout": 30})
 
-    # Every transaction takes the write lock up front (BEGIN IMMEDIATE), so a claim or an audit
-    # append reads and writes without another process slipping in between.
+    # On the writing engine every transaction takes the write lock up front (BEGIN IMMEDIATE), so
+    # a claim or an audit append reads and writes without another process slipping in between.
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
@@ -187,6 +192,6 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
 
     return engine

@@ -71,7 +71,7 @@ class TokenStore:
         return secret
 
     def all(self) -> list[Token]:
-        with self.store.engine.connect() as conn:
+        with self.store.reader.connect() as conn:
             rows = conn.execute(select(tokens).order_by(tokens.c.name)).all()
         return [Token(r.name, tuple(r.scopes.split(",")), r.created_at, r.revoked_at) for r in rows]
 
@@ -85,14 +85,14 @@ class TokenStore:
         self.audit.append(actor=actor, action="token.revoke", outcome="ok", detail={"token": name})
 
     def active(self, name: str) -> Token | None:
-        with self.store.engine.connect() as conn:
+        with self.store.reader.connect() as conn:
             r = conn.execute(select(tokens).where(tokens.c.name == name, tokens.c.revoked_at.is_(None))).first()
         return Token(r.name, tuple(r.scopes.split(",")), r.created_at) if r else None
 
     def authenticate(self, secret: str) -> Token | None:
         """The active token with this secret. Every stored hash is compared, in constant time."""
         presented = _digest(secret)
-        with self.store.engine.connect() as conn:
+        with self.store.reader.connect() as conn:
             rows = conn.execute(select(tokens).where(tokens.c.revoked_at.is_(None))).all()
         match = None
         for r in rows:
