@@ -309,8 +309,9 @@ def run_demo(
         stale.unlink(missing_ok=True)
     cfg = Config(index=f"sqlite:///{index_path}")
     specs = [
-        SourceSpec(name="crm", url=f"sqlite:///{data.crm}"),
-        SourceSpec(name="files", url=str(data.files)),
+        # Absolute, so that `piiport serve` or `piiport export` run from inside the demo folder find them.
+        SourceSpec(name="crm", url=f"sqlite:///{data.crm.resolve()}"),
+        SourceSpec(name="files", url=str(data.files.resolve())),
     ]
     with open_index(cfg.index) as idx:
         result = scan_sources(specs, config=cfg, index=idx, detector=detector, progress=progress)
