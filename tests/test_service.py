@@ -709,3 +709,37 @@ def test_two_servers_share_a_postgresql_store_and_run_each_job_once(
     assert sorted(started) == sorted(f"TEAM-{n}" for n in range(12))
     assert owners == {str(s.process.pid) for s in servers if s.process}
     assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == sorted(f"TEAM-{n}.zip" for n in range(12))
+
+
+def test_packages_on_s3_redirect_to_the_presigned_url_and_delete_removes_the_object(crashable, tmp_path: Path) -> None:
+    import boto3
+    from s3server import moto_server
+
+    server, tokens = crashable
+    aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    with moto_server() as endpoint:
+        client = boto3.client("s3", endpoint_url=endpoint, **{k.lower(): v for k, v in aws.items() if "KEY" in k})
+        client.create_bucket(Bucket="privacy")
+        config = tmp_path / "piiport.yaml"
+        config.write_text(f"export: {{out: s3://privacy/packages}}\ns3: {{endpoint_url: '{endpoint}'}}\n")
+        server.start(1, "--config", str(config), env=aws)
+        try:
+            with httpx.Client(base_url=server.url, timeout=30, headers=_auth(tokens["rw"])) as api:
+                job = api.post(
+                    "/v1/requests", json={"identifiers": {"email": ["bruno.dubois@example.org"]}, "request_id": "S3-1"}
+                ).json()
+                done = _wait(api, job["id"], tokens["rw"])
+                assert done["status"] == "done", done
+                redirect = api.get(job["links"]["package"])
+                assert redirect.status_code == 307
+                location = redirect.headers["location"]
+                assert location.startswith(f"{endpoint}/privacy/packages/S3-1.zip?") and "Signature" in location
+                body = httpx.get(location, timeout=30).content
+                assert hashlib.sha256(body).hexdigest() == done["package_sha256"]
+                keys = [o["Key"] for o in client.list_objects_v2(Bucket="privacy").get("Contents", [])]
+                assert keys == ["packages/S3-1.zip"]
+                assert api.delete(job["links"]["package"]).status_code == 200
+                assert client.list_objects_v2(Bucket="privacy").get("KeyCount") == 0
+                assert api.get(job["links"]["package"]).status_code == 410
+        finally:
+            server.stop()

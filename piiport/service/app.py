@@ -331,6 +331,9 @@ def create_app(settings: ServerOptions) -> FastAPI:
         version="1",
         description="Access and portability requests: export one subject's data as a package.",
         lifespan=lifespan,
+        # The interactive docs pages load their scripts from a CDN; the OpenAPI JSON stays.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     app.add_middleware(BodyLimit)

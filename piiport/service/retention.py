@@ -17,12 +17,13 @@ def delete_package(location: str, config: Config) -> None:
     if location.startswith("s3://"):
         from connectors.s3 import s3_client, split_s3_url
 
-        bucket, key = split_s3_url(location)
+        # split_s3_url reads a prefix (``key/``): a zip is one object, a folder all under it.
+        bucket, prefix = split_s3_url(location)
         client = s3_client(config.s3.client_options())
-        if key.endswith(".zip"):
-            client.delete_object(Bucket=bucket, Key=key)
+        if location.endswith(".zip"):
+            client.delete_object(Bucket=bucket, Key=prefix.rstrip("/"))
         else:
-            listing = client.list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/")
+            listing = client.list_objects_v2(Bucket=bucket, Prefix=prefix)
             for obj in listing.get("Contents", []):
                 client.delete_object(Bucket=bucket, Key=obj["Key"])
         return
