@@ -87,7 +87,8 @@ def run(job_id: str, claim: str, *, config_path: str | None, index_url: str | No
         status = "done" if exported.ok else "incomplete"
         package = exported.package
         result = {
-            "summary": summary(exported.manifest, exported.errors),
+            "summary": summary(exported.manifest, exported.errors)
+            | {"complete": exported.complete, "review": exported.review},
             "package_sha256": exported.sha256,
             "download_url": exported.download_url,
         }
