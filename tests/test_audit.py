@@ -119,3 +119,24 @@ def test_tokens_are_printed_once_stored_hashed_listed_and_revoked(runner: CliRun
     again = runner.invoke(main, ["token", "revoke", "ticketing"])
     assert again.exit_code == 2 and "no active token named 'ticketing'" in again.output
     assert [e["action"] for e in _entries(runner)] == ["token.create", "token.revoke"]
+
+
+def test_a_python_api_export_is_audited_under_its_actor(runner: CliRunner, scanned: Path) -> None:
+    from piiport.api import export_subject
+    from piiport.config import Config
+
+    result = export_subject(
+        emails=["david.nguyen@example.com"],
+        config=Config(),
+        request_id="PY-1",
+        actor="crm-closure",
+        out=scanned / "out",
+    )
+    assert (
+        result.ok
+        and result.sha256 == hashlib.sha256((scanned / "out" / "PY-1" / "manifest.json").read_bytes()).hexdigest()
+    )
+    assert [(e["action"], e["actor"], e["outcome"], e["package_sha256"]) for e in _entries(runner)] == [
+        ("export.started", "crm-closure", "started", None),
+        ("export", "crm-closure", "done", result.sha256),
+    ]

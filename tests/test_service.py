@@ -192,6 +192,9 @@ def test_the_whole_flow_post_poll_download_verify(served) -> None:
         ]
         assert ALICE not in json.dumps(audit)
     assert ALICE not in server.log.read_text()
+    store = server.root / ".piiport" / "service.db"
+    stored = b"".join(p.read_bytes() for p in store.parent.glob("service.db*"))
+    assert oct(store.stat().st_mode & 0o777) == "0o600" and b"alice.martin" not in stored.lower()
 
 
 def test_missing_unknown_revoked_token_401_wrong_scope_403(served) -> None:

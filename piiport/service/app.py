@@ -232,6 +232,9 @@ class Service:
         """The package (personal data: the download goes into the audit trail)."""
         check_package(job)
         assert job.package is not None
+        local = not job.package.startswith("s3://")
+        if local and not Path(job.package).is_file():  # deleted by hand, or by retention a moment ago
+            raise ApiError(410, "gone", f"the package of request {job.id} is no longer on disk")
         self.audit.append(
             actor=actor,
             action="package.download",
@@ -239,7 +242,7 @@ class Service:
             outcome="ok",
             package_sha256=job.result.get("package_sha256"),
         )
-        if job.package.startswith("s3://"):
+        if not local:
             return RedirectResponse(job.result["download_url"], status_code=307)
         return FileResponse(job.package, media_type="application/zip", filename=f"{job.request_id}.zip")
 
