@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,7 +48,6 @@ class ServerOptions:
     packages: str = ""
     lease: float = 30.0
     start_workers: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def default_packages(cfg: Config) -> str:
