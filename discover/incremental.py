@@ -40,7 +40,7 @@ def signature(
 ) -> str:
     """What the findings of a container depend on besides its content."""
     decided = (
-        sorted((str(f), p.entity_type, p.name_part, p.free_text) for f, p in profiles.items())
+        sorted((str(f), p.entity_type, p.name_part, p.free_text, p.phone_digits) for f, p in profiles.items())
         if profiles is not None
         else None
     )

@@ -21,7 +21,7 @@ from connectors.redact import mask_url
 from discover.detector import Detector
 from discover.extract import Extractor, FieldStats, origins_of
 from discover.hashing import IdentifierHasher
-from discover.identifiers import ENTITY_TYPES
+from discover.identifiers import INDEXED_TYPES
 from discover.incremental import RangeSummary, changed_column, merge, signature
 from discover.index import ContainerWrite, Index, LastScan, utcnow
 from discover.packing import Part, PartBuilder
@@ -227,7 +227,7 @@ def run_unit(
     held = 0
     spill: Any = None
     entities: Counter[str] = Counter()
-    digesters = {etype: hasher.digester(etype) for etype in ENTITY_TYPES}
+    digesters = {etype: hasher.digester(etype) for etype in INDEXED_TYPES}
 
     def emit(part: Part | None) -> None:
         nonlocal held, spill
