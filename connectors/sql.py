@@ -666,11 +666,15 @@ class SqlTableReader(ContainerReader):
             return None
         from sqlalchemy import func, select
 
-        with self.connector.translate_errors(self.ref.name), self.connector.engine.connect() as conn:
-            bounds = self._key_bounds(conn)
-            if bounds is None:
-                return rows_per_range
-            count = int(conn.execute(select(func.count()).select_from(self.table)).scalar() or 1)
+        def measure() -> tuple[tuple[int, int] | None, int]:
+            with self.connector.engine.connect() as conn:
+                bounds = self._key_bounds(conn)
+                count = int(conn.execute(select(func.count()).select_from(self.table)).scalar() or 1)
+                return bounds, count
+
+        bounds, count = self._with_retry(measure)
+        if bounds is None:
+            return rows_per_range
         span = bounds[1] - bounds[0] + 1
         return max(1, -(-rows_per_range * span // max(count, 1)))
 
@@ -723,25 +727,32 @@ class SqlTableReader(ContainerReader):
         bucket = f"CASE WHEN {key} >= 0 THEN {key} {div} {step} ELSE -1 - ((-1 - {key}) {div} {step}) END"
         grouped = text(f"SELECT {bucket} AS g, {aggregates} FROM {source} GROUP BY g")
         one = text(f"SELECT {aggregates} FROM {source} WHERE {key} >= :low AND {key} < :high")
+
+        def run(stmt: Any, params: dict[str, int] | None = None) -> list[Any]:
+            # A connection per try: a retry after a dropped connection needs a new one.
+            with engine.connect() as conn:
+                if dialect == "sqlite":
+                    conn.connection.dbapi_connection.create_function(  # type: ignore[union-attr]
+                        "piiport_md5", 1, _md5_text, deterministic=True
+                    )
+                return list(conn.execute(stmt, params or {}).all())
+
+        def key_bounds() -> tuple[int, int] | None:
+            with engine.connect() as conn:
+                return self._key_bounds(conn)
+
         out: dict[int, str] = {}
-        with self.connector.translate_errors(self.ref.name), engine.connect() as conn:
-            if dialect == "sqlite":
-                conn.connection.dbapi_connection.create_function(  # type: ignore[union-attr]
-                    "piiport_md5", 1, _md5_text, deterministic=True
-                )
-            bounds = self._with_retry(lambda: self._key_bounds(conn))
-            if bounds is None:
-                return out
-            first, last = bounds[0] // step, bounds[1] // step
-            if last - first > _MAX_RANGE_QUERIES:
-                rows = self._with_retry(lambda: conn.execute(grouped).all())
-                return {int(r[0]): ":".join(str(v) for v in r[1:]) for r in rows}
-            for no in range(first, last + 1):
-                found = self._with_retry(
-                    lambda no=no: conn.execute(one, {"low": no * step, "high": (no + 1) * step}).one()
-                )
-                if found[0]:
-                    out[no] = ":".join(str(v) for v in found)
+        bounds = self._with_retry(key_bounds)
+        if bounds is None:
+            return out
+        first, last = bounds[0] // step, bounds[1] // step
+        if last - first > _MAX_RANGE_QUERIES:
+            rows = self._with_retry(lambda: run(grouped))
+            return {int(r[0]): ":".join(str(v) for v in r[1:]) for r in rows}
+        for no in range(first, last + 1):
+            [found] = self._with_retry(lambda no=no: run(one, {"low": no * step, "high": (no + 1) * step}))
+            if found[0]:
+                out[no] = ":".join(str(v) for v in found)
         return out
 
     def _qualified_sql(self, quote: Any) -> str:
