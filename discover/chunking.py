@@ -34,9 +34,12 @@ _SPACE = re.compile(r"\s")
 
 
 class _Span(Protocol):
-    start: int
-    end: int
-    type: str
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+    @property
+    def type(self) -> str: ...
 
 
 S = TypeVar("S", bound=_Span)
@@ -134,11 +137,11 @@ def iter_chunked(
         pieces.extend(text[c.start : c.end] for c in chunks)
         plans.append(chunks)
     results = iter(analyse(pieces))
-    for chunks in plans:
-        if chunks is None:
+    for plan in plans:
+        if plan is None:
             yield next(results)
         else:
-            yield merge(chunks, [next(results) for _ in chunks])
+            yield merge(plan, [next(results) for _ in plan])
 
 
 class Keywords(list[str]):

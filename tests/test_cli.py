@@ -221,6 +221,8 @@ def test_export_json_output_and_exit_codes(runner: CliRunner, tmp_path: Path, de
         "files": out["files"],
         "records": out["records"],
         "errors": [],
+        "complete": True,
+        "review": 0,
     }
     assert out["files"] >= 2 and out["records"] >= 3
     again = runner.invoke(main, ["export", "--email", "bruno.dubois@example.org", "--request-id", "T-1", "--zip"])

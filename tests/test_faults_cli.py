@@ -7,6 +7,7 @@ modes, config ranges, request ids and ``--no-expand``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -42,7 +43,7 @@ def piiport(
         capture_output=True,
         timeout=300,
         env=env,
-        preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,  # noqa: PLW1509 - no threads here
+        preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
     )
 
 
@@ -200,7 +201,7 @@ def test_windows_names_that_only_look_reserved_are_accepted(tmp_path: Path) -> N
 
 # -- item 2: long texts ----------------------------------------------------------------------------
 
-FILLER = "the order was shipped late and the box arrived damaged please check the invoice before friday".split()
+FILLER = "the order was shipped late and the box arrived damaged please check the invoice before friday".split()  # noqa: SIM905
 
 
 def _record(rng: random.Random, names: Any, i: int) -> tuple[str, tuple[str, str]]:
@@ -229,7 +230,7 @@ def _spans(entities) -> list[tuple[str, int, int, float]]:
     return [(e.type, e.start, e.end, round(e.score, 4)) for e in entities]
 
 
-PAD = "the parcel was shipped late and the box arrived damaged please check it before friday".split()
+PAD = "the parcel was shipped late and the box arrived damaged please check it before friday".split()  # noqa: SIM905
 
 
 def _pad(length: int) -> str:
@@ -360,12 +361,12 @@ def test_detect_a_million_character_line_from_the_cli(tmp_path: Path) -> None:
 def test_chunks_cut_at_line_breaks_then_spaces_and_cover_the_text() -> None:
     lines = ("word " * 199 + "\n") * 40  # a line break in every stretch of 1,000 characters
     chunks = split_text(lines)
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in itertools.pairwise(chunks):
         assert lines[a.end - 1] == lines[b.start - 1] == "\n"
     text = "word " * 8000  # one line
     chunks = split_text(text)
     assert chunks[0].start == 0 and chunks[-1].end == len(text) and chunks[-1].keep_to == len(text)
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in itertools.pairwise(chunks):
         assert text[a.end - 1] == text[b.start - 1] == " "
         assert a.keep_to == b.keep_from and b.start < a.keep_to < a.end
         assert a.keep_to - b.start >= OVERLAP_CHARS // 4 and a.end - a.keep_to >= OVERLAP_CHARS // 4
