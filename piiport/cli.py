@@ -157,12 +157,12 @@ def inventory(config_path: str | None, index_url: str | None, fmt: str) -> None:
 
 
 @main.command()
-@click.argument("file", type=click.File("rb"), default="-")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True), default="-")
 @click.option("--jsonl", is_flag=True, help='Each input line is a JSON object with a "text" field.')
 @click.option("--language", default=None, help="Language of the texts (en, fr; default en).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
 @handle_errors
-def detect(file: Any, jsonl: bool, language: str | None, config_path: str | None) -> None:
+def detect(file: str, jsonl: bool, language: str | None, config_path: str | None) -> None:
     """Detect personal data in texts: one text per line in, one JSON line of entities out."""
     from piiport.api import detect_texts
     from piiport.config import load_config
@@ -170,9 +170,18 @@ def detect(file: Any, jsonl: bool, language: str | None, config_path: str | None
 
     cfg = load_config(config_path, language=language)
 
+    try:
+        source = click.open_file(file, "rb")
+    except OSError as exc:
+        raise ConfigError(f"{file} cannot be read ({exc.strerror}); check the path and its permissions") from exc
+
     def texts() -> Any:
-        for number, raw in enumerate(file, start=1):
-            line = _text_line(raw, number, file.name)
+        with source:
+            yield from _texts(source)
+
+    def _texts(lines: Any) -> Any:
+        for number, raw in enumerate(lines, start=1):
+            line = _text_line(raw, number, file)
             if not jsonl:
                 yield line
                 continue

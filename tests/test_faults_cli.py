@@ -511,25 +511,36 @@ def test_name_without_expansion_exports_only_the_records_that_hold_the_name(tmp_
     try:
         assert scan_sources([f"sqlite:///{db}"], index=idx, detector=detector).ok
 
-        def package(expand: bool) -> dict[str, list[tuple[int, str]]]:
+        def package(expand: bool, include_review: bool = False) -> tuple[dict[str, list[tuple[int, str]]], set]:
             result = export_subject(
-                names=["Alma Perez"], config=Config(), index=idx, out=tmp_path / "pk", expand=expand
+                names=["Alma Perez"],
+                config=Config(),
+                index=idx,
+                out=tmp_path / "pk",
+                expand=expand,
+                include_review=include_review,
             )
             manifest = json.loads((Path(result.package) / "manifest.json").read_text())
             assert manifest["subject"]["expanded"] is expand
-            return {
+            data = {
                 f["container"]: [
                     (row["id"], row["_piiport_match"])
                     for row in json.loads((Path(result.package) / f["path"]).read_text())
                 ]
                 for f in manifest["files"]
             }
+            return data, {(r["container"], str(r["locator"]["key"])) for r in manifest["review"]}
 
-        assert package(expand=False) == {"customers": [(1, "weak")], "visits": [(1, "weak")]}
-        assert package(expand=True) == {
-            "customers": [(1, "strong")],
-            "newsletter": [(1, "strong")],
-            "visits": [(1, "weak")],
-        }
+        # Without expansion a name is all there is: its records are for review (a name is no
+        # proof of identity), and the newsletter row, which holds only the e-mail, is nowhere.
+        assert package(expand=False) == ({}, {("customers", "[1]"), ("visits", "[1]")})
+        assert package(expand=False, include_review=True) == (
+            {"customers": [(1, "review")], "visits": [(1, "review")]},
+            {("customers", "[1]"), ("visits", "[1]")},
+        )
+        assert package(expand=True) == (
+            {"customers": [(1, "strong")], "newsletter": [(1, "strong")]},
+            {("visits", "[1]")},
+        )
     finally:
         idx.close()
