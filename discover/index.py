@@ -192,9 +192,8 @@ class Index:
             private_dir(self.path.parent)
         key_file = self.path.with_name(self.path.stem + ".key") if self.path else None
         self.hasher = IdentifierHasher(key if key is not None else load_key(key_file=key_file, create=create))
-        if self.path is not None:
-            # SQLite gives the -wal, -shm and -journal files the mode of the database file.
-            create_private_file(self.path)
+        # SQLite gives the -wal, -shm and -journal files the mode of the database file.
+        created = self.path is not None and create_private_file(self.path)
         self.engine: Engine = create_engine(parsed)
         # WAL lets readers (inventory, export) work beside a scan; a first load into an empty
         # index uses a rollback journal instead, which writes each page once (see bulk_load).
@@ -214,6 +213,8 @@ class Index:
         try:
             self._migrate()
         except SQLAlchemyError as exc:
+            if created and self.path is not None and self.path.stat().st_size == 0:
+                self.path.unlink()  # an empty file left behind would later read as a truncated index
             raise ConfigError(
                 f"cannot open index {mask_url(self.url)}: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}; "
                 "check the URL and that the database is reachable",
