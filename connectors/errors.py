@@ -53,6 +53,15 @@ class DetectionError(PiiportError):
         self.model = model
 
 
+class IndexBusyError(PiiportError):
+    """Another scan is writing the index (``run_id`` and ``since`` when known)."""
+
+    def __init__(self, message: str, *, run_id: int | None = None, since: str | None = None):
+        super().__init__(message)
+        self.run_id = run_id
+        self.since = since
+
+
 class ExportError(PiiportError):
     """A subject cannot be exported (ambiguous identifier, existing request id, write error).
 
@@ -66,3 +75,11 @@ class ExportError(PiiportError):
         self.request_id = request_id
         self.reason = reason
         self.exit_code = 2 if reason in self.USAGE_REASONS else 1
+
+
+def wrong_password(detail: str) -> bool:
+    """Whether a driver's message says the login failed (PostgreSQL, MySQL/MariaDB): the fix is the
+    password, not a grant. MySQL's "Access denied for user" is a login failure only with
+    "(using password"; without it, it is a missing grant."""
+    lowered = detail.lower()
+    return any(s in lowered for s in ("password authentication failed", "no password supplied", "(using password"))

@@ -107,6 +107,16 @@ def get_inventory(*, config: Config | None = None, index: Index | None = None) -
         return inventory(idx)
 
 
+def inventory_notes(*, config: Config | None = None, index: Index | None = None) -> list[str]:
+    """Lines a reader of the inventory should see: a scan running now, interrupted scans."""
+    from discover.inventory import notes
+
+    if index is not None:
+        return notes(index)
+    with open_index(_config(config).index, create=False) as idx:
+        return notes(idx)
+
+
 def detect_texts(
     texts: Iterable[str],
     *,

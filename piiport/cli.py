@@ -134,6 +134,13 @@ def _print_summary(result: Any) -> None:
             click.echo(f"  {c.source}/{c.container}: skipped {c.skipped_records} malformed records")
         if c.skipped_fields:
             click.echo(f"  {c.source}/{c.container}: binary fields not scanned: {', '.join(c.skipped_fields)}")
+        for note in c.notes:
+            click.echo(f"  {c.source}/{c.container}: {note}")
+    from connectors.base import SKIP_REASONS
+
+    for source, skipped in result.skipped.items():
+        counts = ", ".join(f"{SKIP_REASONS.get(reason, reason)} {n:,}" for reason, n in skipped.items())
+        click.echo(f"  {source}: not scanned: {counts}")
     if result.errors:
         click.echo(f"{len(result.errors)} error(s):", err=True)
         for e in result.errors:
@@ -149,11 +156,14 @@ def _print_summary(result: Any) -> None:
 def inventory(config_path: str | None, index_url: str | None, fmt: str) -> None:
     """Where personal data lives: per field, entity type, records and prevalence."""
     from discover.inventory import render
-    from piiport.api import get_inventory
+    from piiport.api import get_inventory, inventory_notes
     from piiport.config import load_config
 
-    rows = get_inventory(config=load_config(config_path, index=index_url))
+    cfg = load_config(config_path, index=index_url)
+    rows = get_inventory(config=cfg)
     click.echo(render(rows, fmt), nl=False)
+    for note in inventory_notes(config=cfg):
+        click.echo(f"note: {note}", err=True)
 
 
 @main.command()

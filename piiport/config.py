@@ -15,7 +15,7 @@ from typing import Any
 from connectors.base import SourceSpec, url_scheme
 from connectors.errors import ConfigError
 from discover.index import DEFAULT_INDEX
-from discover.settings import DEFAULT_MODELS, DEFAULT_REGIONS, DetectionSettings, ScanSettings
+from discover.settings import DEFAULT_MODELS, DEFAULT_REGIONS, DetectionSettings, ScanSettings, default_workers
 
 ENV_INDEX = "PIIPORT_INDEX"
 ENV_CONFIG = "PIIPORT_CONFIG"
@@ -380,8 +380,7 @@ def load_config(
             workers = int(env[ENV_WORKERS])
         except ValueError as exc:
             raise ConfigError(f"{ENV_WORKERS} must be a whole number", setting=ENV_WORKERS) from exc
-    # Out of the box, one worker per core: scanning is CPU-bound.
-    chosen_workers = workers if workers is not None else _number(where, data, "workers", int, os.cpu_count() or 1)
+    chosen_workers = workers if workers is not None else _number(where, data, "workers", int, default_workers())
     if chosen_workers < 1:
         raise ConfigError("workers must be at least 1", setting="workers")
 

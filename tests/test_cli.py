@@ -63,9 +63,11 @@ def test_human_summary(runner: CliRunner, tmp_path: Path, detector) -> None:
     assert "shop/customers: 4 records, personal data in first_name, last_name, email, phone, last_ip" in result.output
 
 
-def test_scan_errors_exit_1_with_one_line_and_the_rest_is_scanned(runner: CliRunner, tmp_path: Path, detector) -> None:
+def test_scan_errors_exit_1_with_one_line_and_the_rest_is_scanned(
+    runner: CliRunner, tmp_path: Path, detector, workers: int
+) -> None:
     make_shop(tmp_path / "shop.db")
-    result = runner.invoke(main, ["scan", "sqlite:///missing.db", "sqlite:///shop.db"])
+    result = runner.invoke(main, ["scan", "sqlite:///missing.db", "sqlite:///shop.db", "--workers", str(workers)])
     assert result.exit_code == 1
     assert "missing: source 'missing': SQLite file" in result.output and "not found; check the path" in result.output
     assert "Traceback" not in result.output
