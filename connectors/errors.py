@@ -70,11 +70,15 @@ class ExportError(PiiportError):
 
     USAGE_REASONS = frozenset({"request_id"})
 
-    def __init__(self, message: str, *, request_id: str | None = None, reason: str | None = None):
+    def __init__(
+        self, message: str, *, request_id: str | None = None, reason: str | None = None, matched: int | None = None
+    ):
         super().__init__(message)
         self.request_id = request_id
         self.reason = reason
         self.exit_code = 2 if reason in self.USAGE_REASONS else 1
+        #: With ``reason="ambiguous"``: how many subjects the identifiers matched.
+        self.matched = matched
 
 
 def wrong_password(detail: str) -> bool:
