@@ -8,13 +8,15 @@ Rules (DESIGN.md, "Identifier"):
   an e-mail on records with two different phones and two different full names
   (``info@company``). A shared identifier links nothing, and a request by it alone is
   refused as ambiguous.
-- Names and IPs are weak: they attach to a subject but never merge two subjects. A request
-  by a name (or IP) alone is refused when it matches more than one subject.
+- Names, IPs and digits-only phone numbers (``PHONE_DIGITS``: a phone column's number that
+  fits no configured region) are weak: they attach to a subject but never merge two subjects.
+  A request by one of them alone is refused when it matches more than one subject.
 - Only identifiers in typed or name columns link. Identifiers inside free text find the
   record (a note that mentions the subject) but never link it to anyone.
 - A name is no proof of identity: a record that matches the subject by a name alone (a
   namesake in a catalogue, a note that only names them) is not theirs but for review, and
-  so is a record matched only by an IP address that other subjects' records also hold.
+  so is a record matched only by an IP address, or a digits-only phone number, that other
+  subjects' records also hold.
 """
 
 from __future__ import annotations
@@ -26,7 +28,17 @@ from typing import Any
 
 from connectors.errors import ConfigError, ExportError
 from discover.extract import FIELD, TEXT
-from discover.identifiers import EMAIL, IP, PERSON, PHONE, STRONG, normalise, normalise_found
+from discover.identifiers import (
+    EMAIL,
+    IP,
+    PERSON,
+    PHONE,
+    PHONE_DIGITS,
+    STRONG,
+    normalise,
+    normalise_found,
+    phone_digits,
+)
 from discover.index import Index, RecordRef
 from discover.masking import mask
 
@@ -43,6 +55,9 @@ REVIEW = "review"
 NAME_ONLY = "matches the subject by name only"
 NAME_IN_TEXT_ONLY = "names the subject in free text, and nothing else ties it to them"
 SHARED_IP = "matches by an IP address that other subjects' records also hold"
+SHARED_DIGITS = "matches by a phone number's digits that other subjects' records also hold"
+#: Weak identifiers that tie a record to the subject unless other subjects hold them too.
+_TELLING = (IP, PHONE_DIGITS)
 
 
 @dataclass(frozen=True)
@@ -65,7 +80,11 @@ def parse_identifiers(
     names: Iterable[str] = (),
     regions: Sequence[str],
 ) -> list[Identifier]:
-    """Normalise request identifiers; a value that is not valid for its type is a usage error."""
+    """Normalise request identifiers; a value that is not valid for its type is a usage error.
+
+    A phone number is normalised by the function the scan uses: its E.164 form, or, when it
+    fits no configured region, its digits (``PHONE_DIGITS``), as phone columns index such numbers.
+    """
     out: list[Identifier] = []
     for entity_type, values, option in (
         (EMAIL, emails, "--email"),
@@ -75,6 +94,9 @@ def parse_identifiers(
     ):
         for raw in values:
             value = normalise(entity_type, raw, regions)
+            if value is None and entity_type == PHONE and (digits := phone_digits(raw)) is not None:
+                out.append(Identifier(PHONE_DIGITS, digits))
+                continue
             if value is None:
                 raise ConfigError(
                     f"{option} {mask(entity_type, raw.strip())} is not a valid {entity_type.lower().replace('_', ' ')}"
@@ -277,7 +299,7 @@ def _collect_records(
     for f in graph.findings_of(refs):
         if f["entity_type"] in STRONG:
             strong_on[RecordRef(f["container_id"], f["record_key"])].add(f["ident"])
-    shared_ips = {i for i in subject.weak if subject.types.get(i) == IP and _held_by_others(graph, i, subject)}
+    shared = {i for i in subject.weak if subject.types.get(i) in _TELLING and _held_by_others(graph, i, subject)}
     in_field: dict[RecordRef, set[bytes]] = defaultdict(set)
     in_text: dict[RecordRef, set[bytes]] = defaultdict(set)
     for row in weak_rows:
@@ -291,18 +313,23 @@ def _collect_records(
         elif row["origin"] == TEXT and row["ident"] in given_weak:
             in_text[ref].add(row["ident"])
     for ref, idents in in_field.items():
-        own_ips = {i for i in idents if subject.types.get(i) == IP and i not in shared_ips}
-        if own_ips:
+        if any(subject.types.get(i) in _TELLING and i not in shared for i in idents):
             subject.records[ref.container_id][ref.record_key] = WEAK_MATCH
         else:
-            _for_review(subject, ref, SHARED_IP if idents & shared_ips else NAME_ONLY)
+            _for_review(subject, ref, _shared_reason(subject, idents & shared) or NAME_ONLY)
     for ref, idents in in_text.items():
         if ref in in_field:
             continue
-        if any(subject.types.get(i) == IP and i not in shared_ips for i in idents):
+        if any(subject.types.get(i) in _TELLING and i not in shared for i in idents):
             subject.records[ref.container_id][ref.record_key] = MENTION
         else:
-            _for_review(subject, ref, SHARED_IP if idents & shared_ips else NAME_IN_TEXT_ONLY)
+            _for_review(subject, ref, _shared_reason(subject, idents & shared) or NAME_IN_TEXT_ONLY)
+
+
+def _shared_reason(subject: Subject, shared: set[bytes]) -> str | None:
+    if not shared:
+        return None
+    return SHARED_IP if any(subject.types.get(i) == IP for i in shared) else SHARED_DIGITS
 
 
 def _for_review(subject: Subject, ref: RecordRef, reason: str) -> None:
