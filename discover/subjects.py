@@ -165,13 +165,43 @@ class _Graph:
                 out[f["entity_type"]].add(f["ident"])
         return out
 
+    def co_groups(self, ident: bytes) -> dict[str, int]:
+        """How many distinct holders the co-identifiers of ``ident`` point to, by type.
+
+        Identifiers of one type that sit on the same record belong to one holder (a customer row
+        with a login e-mail and a newsletter e-mail is one person), so they count once; the groups
+        are joined across records that share one of them."""
+        parent: dict[bytes, bytes] = {}
+
+        def find(x: bytes) -> bytes:
+            while parent.setdefault(x, x) != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        per_record: dict[tuple[RecordRef, str], list[bytes]] = defaultdict(list)
+        types: dict[bytes, str] = {}
+        for ref in self.records_with(ident):
+            for f in self.findings_of([ref]):
+                if f["ident"] != ident and (f["entity_type"] != PERSON or f["score"] >= FULL_NAME_SCORE):
+                    per_record[(ref, f["entity_type"])].append(f["ident"])
+                    types[f["ident"]] = f["entity_type"]
+        for members in per_record.values():
+            for other in members[1:]:
+                parent[find(other)] = find(members[0])
+        counts: dict[str, int] = defaultdict(int)
+        for member, etype in types.items():
+            if find(member) == member:
+                counts[etype] += 1
+        return counts
+
     def sharers(self, ident: bytes, entity_type: str) -> int:
         """How many people a strong identifier seems to belong to (1 when it is not shared)."""
-        co = self.co_identifiers(ident)
+        co = self.co_groups(ident)
         if entity_type == PHONE:
-            return max(1, len(co[EMAIL]), len(co[PERSON]))
-        if entity_type == EMAIL and len(co[PHONE]) >= 2 and len(co[PERSON]) >= 2:
-            return max(len(co[PHONE]), len(co[PERSON]))
+            return max(1, co[EMAIL], co[PERSON])
+        if entity_type == EMAIL and co[PHONE] >= 2 and co[PERSON] >= 2:
+            return max(co[PHONE], co[PERSON])
         return 1
 
     def component(self, seeds: Iterable[tuple[bytes, str]], *, expand: bool) -> tuple[set[bytes], dict[bytes, str]]:
