@@ -13,6 +13,14 @@ from discover.index import Index
 from piiport.api import build_detector
 
 
+@pytest.fixture(autouse=True)
+def _run_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own folder, so that a relative path (``exports``, ``.piiport``, or an
+    ``s3://`` URL mistaken for a path) never writes into the checkout. Paths to the repository's
+    own files are relative to the test file, never to the working directory."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def detector() -> Detector:
     # The same cached instance the CLI uses in-process, so CLI tests do not rebuild it.

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -146,8 +145,8 @@ def _piiport(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subpro
     )
 
 
-def test_help_is_instant_and_imports_nothing_heavy(tmp_path: Path) -> None:
-    started = time.perf_counter()
+def test_help_is_instant_because_it_imports_nothing_heavy(tmp_path: Path) -> None:
+    # Instant by construction, not by a timing (which a busy machine makes flaky): no heavy module loads.
     result = _piiport("--help", cwd=tmp_path)
     assert result.returncode == 0 and "scan" in result.stdout and "export" in result.stdout
     probe = subprocess.run(
@@ -161,7 +160,6 @@ def test_help_is_instant_and_imports_nothing_heavy(tmp_path: Path) -> None:
         check=True,
     )
     assert probe.stdout.strip() == "[]"
-    assert time.perf_counter() - started < 10
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
