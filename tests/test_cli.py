@@ -216,11 +216,11 @@ def test_export_json_output_and_exit_codes(runner: CliRunner, tmp_path: Path, de
         "request_id": "T-1",
         "found": True,
         "package": str(Path("exports") / "T-1.zip"),
-        "files": out["files"],
-        "records": out["records"],
+        # Bruno's customer row, order and order line, his ticket and the ticket that mentions his e-mail.
+        "files": 4,
+        "records": 5,
         "errors": [],
     }
-    assert out["files"] >= 2 and out["records"] >= 3
     again = runner.invoke(main, ["export", "--email", "bruno.dubois@example.org", "--request-id", "T-1", "--zip"])
     assert again.exit_code == 1 and "already exists" in again.output and "--overwrite" in again.output
     missing = runner.invoke(main, ["export", "--email", "nobody@example.com", "--json"])
