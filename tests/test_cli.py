@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import make_shop
+from fixtures import make_shop
 
 from piiport.cli import main
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fixtures import write_all_formats
 from s3server import FaultProxy, moto_server
-from test_scan_files import write_all_formats
 
 from connectors.base import SourceSpec, connect
 from discover.index import Index
