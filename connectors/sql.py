@@ -748,6 +748,32 @@ class SqlTableReader(ContainerReader):
                 for row in conn.execute(self._select().where(cond).order_by(*self.key_exprs)):
                     yield self._key(row), self._raw(row)
 
+    def keys_where(
+        self, columns: tuple[str, ...], values: Collection[tuple[Any, ...]]
+    ) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """Keys of the rows whose ``columns`` equal one of the value tuples, with the tuple each holds.
+
+        Reads the key and those columns only (whole rows for a table located by row hash),
+        streamed, so a caller that has seen enough stops early.
+        """
+        from sqlalchemy import select, tuple_
+
+        cols = [self.table.c[name] for name in columns]
+        wanted = [v for v in values if all(x is not None for x in v)]
+        width = len(self.key_columns)
+        with self.connector.translate_errors(self.ref.name), self.connector.engine.connect() as conn:
+            streamed = conn.execution_options(stream_results=True, yield_per=_FETCH_CHUNK)
+            for start in range(0, len(wanted), _FETCH_CHUNK):
+                chunk = wanted[start : start + _FETCH_CHUNK]
+                cond = cols[0].in_([v[0] for v in chunk]) if len(cols) == 1 else tuple_(*cols).in_(chunk)
+                if self.key_kind == "row_hash":
+                    for row in streamed.execute(self._select().where(cond)):
+                        raw = self._raw(row)
+                        yield self._key(row), tuple(raw[name] for name in columns)
+                    continue
+                for row in streamed.execute(select(*self.key_columns, *cols).where(cond)):
+                    yield encode_key([row[i] for i in range(width)]), tuple(row[width + i] for i in range(len(cols)))
+
     def precision(self) -> dict[str, tuple[int, int]]:
         """Declared (precision, scale) of decimal columns."""
         out = {}

@@ -12,6 +12,9 @@ Rules (the README's "Exporting a subject" states them for users):
   by a name (or IP) alone is refused when it matches more than one subject.
 - Only identifiers in typed or name columns link. Identifiers inside free text find the
   record (a note that mentions the subject) but never link it to anyone.
+- A name is no proof of identity: a record that matches the subject by a name alone (a
+  namesake in a catalogue, a note that only names them) is not theirs but for review, and
+  so is a record matched only by an IP address that other subjects' records also hold.
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ FULL_NAME_SCORE = 0.9
 STRONG_MATCH = "strong"
 WEAK_MATCH = "weak"
 MENTION = "mention"
+#: Matches by a name alone, or by an IP other subjects hold too: staff decide (``--include-review``).
+REVIEW = "review"
+
+NAME_ONLY = "matches the subject by name only"
+NAME_IN_TEXT_ONLY = "names the subject in free text, and nothing else ties it to them"
+SHARED_IP = "matches by an IP address that other subjects' records also hold"
 
 
 @dataclass(frozen=True)
@@ -86,8 +95,10 @@ class Subject:
     strong: set[bytes] = field(default_factory=set)
     weak: set[bytes] = field(default_factory=set)
     types: dict[bytes, str] = field(default_factory=dict)
-    #: container id → record key → how it matched (strong, weak, mention)
+    #: container id → record key → how it matched (strong, weak, mention, review)
     records: dict[int, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+    #: Why each ``review`` record is only for review.
+    review: dict[RecordRef, str] = field(default_factory=dict)
 
     @property
     def found(self) -> bool:
@@ -240,6 +251,9 @@ def _collect_records(index: Index, graph: _Graph, subject: Subject, *, given_wea
     for f in graph.findings_of(refs):
         if f["entity_type"] in STRONG:
             strong_on[RecordRef(f["container_id"], f["record_key"])].add(f["ident"])
+    shared_ips = {i for i in subject.weak if subject.types.get(i) == IP and _held_by_others(graph, i, subject)}
+    in_field: dict[RecordRef, set[bytes]] = defaultdict(set)
+    in_text: dict[RecordRef, set[bytes]] = defaultdict(set)
     for row in weak_rows:
         ref = RecordRef(row["container_id"], row["record_key"])
         if ref.record_key in subject.records[ref.container_id]:
@@ -247,9 +261,37 @@ def _collect_records(index: Index, graph: _Graph, subject: Subject, *, given_wea
         if row["origin"] == FIELD:
             # A record that carries someone else's e-mail or phone is that person's record.
             if strong_on[ref] <= subject.strong:
-                subject.records[ref.container_id][ref.record_key] = WEAK_MATCH
+                in_field[ref].add(row["ident"])
         elif row["origin"] == TEXT and row["ident"] in given_weak:
+            in_text[ref].add(row["ident"])
+    for ref, idents in in_field.items():
+        own_ips = {i for i in idents if subject.types.get(i) == IP and i not in shared_ips}
+        if own_ips:
+            subject.records[ref.container_id][ref.record_key] = WEAK_MATCH
+        else:
+            _for_review(subject, ref, SHARED_IP if idents & shared_ips else NAME_ONLY)
+    for ref, idents in in_text.items():
+        if ref in in_field:
+            continue
+        if any(subject.types.get(i) == IP and i not in shared_ips for i in idents):
             subject.records[ref.container_id][ref.record_key] = MENTION
+        else:
+            _for_review(subject, ref, SHARED_IP if idents & shared_ips else NAME_IN_TEXT_ONLY)
+
+
+def _for_review(subject: Subject, ref: RecordRef, reason: str) -> None:
+    subject.records[ref.container_id][ref.record_key] = REVIEW
+    subject.review[ref] = reason
+
+
+def _held_by_others(graph: _Graph, ident: bytes, subject: Subject) -> bool:
+    """Whether records of other people (records with an e-mail or phone that are not the subject's) hold it."""
+    for ref in graph.records_with(ident):
+        if subject.records[ref.container_id].get(ref.record_key) == STRONG_MATCH:
+            continue
+        if any(f["entity_type"] in STRONG for f in graph.findings_of([ref])):
+            return True
+    return False
 
 
 def finding_values(values: dict[str, Any], finding: dict[str, Any], regions: Sequence[str]) -> list[str]:

@@ -35,6 +35,8 @@ class Table:
     rows: list[dict[str, Any]]  # source values, plus LOCATOR and MATCH
     precision: dict[str, tuple[int, int]]  # decimal (precision, scale) per field where known
     keys: list[str] = field(default_factory=list)  # each row's record key, as the index stores it
+    #: ``subject``: the subject's records; ``reference``: catalogue rows they point at, for context.
+    role: str = "subject"
 
 
 def to_json_value(value: Any) -> Any:
@@ -83,13 +85,30 @@ def _csv_cell(value: Any) -> str:
     return converted if isinstance(converted, str) else str(converted)
 
 
-def write_csv(table: Table, fh: IO[bytes]) -> None:
+#: A cell that starts with one of these is run as a formula by spreadsheet programs (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralised(cell: str) -> str:
+    """``=cmd|' /C calc'!A0`` → ``'=cmd|' /C calc'!A0``: shown as text, never run."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def write_csv(table: Table, fh: IO[bytes], *, neutralise: bool = True) -> None:
+    """``neutralise``: prefix cells a spreadsheet would run as a formula with ``'``, except numbers
+    (a negative amount is a number to a spreadsheet, not a formula)."""
     text = io.TextIOWrapper(fh, encoding="utf-8", newline="", write_through=True)
     writer = csv.writer(text, lineterminator="\r\n")
     columns = csv_columns(table)
-    writer.writerow(columns)
+
+    def cell(value: Any) -> str:
+        out = _csv_cell(value)
+        numeric = isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool)
+        return neutralised(out) if neutralise and not numeric else out
+
+    writer.writerow([cell(c) for c in columns])
     for row in table.rows:
-        writer.writerow([_csv_cell(row.get(c)) for c in columns])
+        writer.writerow([cell(row.get(c)) for c in columns])
     text.flush()
     text.detach()
 

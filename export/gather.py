@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,9 @@ from connectors.flatten import flatten
 from discover.extract import TEXT
 from discover.identifiers import STRONG
 from discover.index import Index, RecordRef
-from discover.subjects import MENTION, STRONG_MATCH, WEAK_MATCH, Identifier, Subject, finding_values
+from discover.masking import mask
+from discover.subjects import MENTION, REVIEW, STRONG_MATCH, WEAK_MATCH, Identifier, Subject, finding_values
+from export.follow import REFERENCE, UpwardFollower
 from export.formats import LOCATOR, MATCH, Table
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,11 @@ class GatherOptions:
     exclude_tables: tuple[str, ...] = ()
     force_relations: tuple[str, ...] = ()
     ignore_relations: tuple[str, ...] = ()
+    #: Catalogue rows the subject's rows point at, as context; how many hops from them.
+    references: bool = True
+    reference_depth: int = 2
+    #: Export the records that match by a name alone (or a shared IP), marked ``review``.
+    include_review: bool = False
 
 
 @dataclass
@@ -44,6 +51,12 @@ class Gathered:
     tables: list[Table] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     third_party: list[dict[str, Any]] = field(default_factory=list)
+    #: Records that match by a name alone or by a shared IP: not the subject's until staff decide.
+    review: list[dict[str, Any]] = field(default_factory=list)
+    #: Rows the subject shares with other people (a household address), exported marked ``shared``.
+    shared: list[dict[str, Any]] = field(default_factory=list)
+    #: (source, container, key) of referenced rows that are the subject's alone: what their fields hold is theirs.
+    owned: set[tuple[str, str, str]] = field(default_factory=set)
     linked: list[Identifier] = field(default_factory=list)
     #: (source, container) pairs that changed since the scan; ``--rescan`` scans them again.
     stale: list[tuple[str, str]] = field(default_factory=list)
@@ -111,6 +124,8 @@ class _SourceGatherer:
         self.options = options
         self.out = out
         self.rows: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # container → key → row
+        self.references: dict[str, dict[str, dict[str, Any]]] = {}
+        self.review: dict[tuple[str, str], dict[str, Any]] = {}  # (container, key) → review list entry
         self.fields: dict[str, list[tuple[str, str]]] = {}
         self.precision: dict[str, dict[str, tuple[int, int]]] = {}
         self.linked: dict[tuple[str, str], None] = {}
@@ -127,16 +142,25 @@ class _SourceGatherer:
                     self.out.errors.append(f"{self.spec.name}/{c['name']}: {exc.message}")
             if any(c["kind"] == "table" for c in self.containers.values() if c["source"] == self.spec.name):
                 try:
-                    self._related(conn)
+                    rels = self._relations(conn)
+                    self._related(conn, rels)
+                    self._upward(conn, rels)
                 except PiiportError as exc:
                     self.out.errors.append(f"{self.spec.name}: following foreign keys failed: {exc.message}")
-        for container, rows in sorted(self.rows.items()):
-            keys = sorted(rows, key=_sort_key)
-            ordered = [rows[k] for k in keys]
-            fields = self.fields.get(container) or _infer_fields(ordered)
-            self.out.tables.append(
-                Table(self.spec.name, container, fields, ordered, self.precision.get(container, {}), keys)
-            )
+        for (container, key), entry in self.review.items():
+            # A record that a foreign key showed to be theirs after all (a note on their account) is not for review.
+            if self.rows[container].get(key, {MATCH: REVIEW})[MATCH] == REVIEW:
+                self.out.review.append(entry)
+        for role, tables in (("subject", self.rows), (REFERENCE, self.references)):
+            for container, rows in sorted(tables.items()):
+                if not rows:
+                    continue
+                keys = sorted(rows, key=_sort_key)
+                ordered = [rows[k] for k in keys]
+                fields = self.fields.get(container) or _infer_fields(ordered)
+                self.out.tables.append(
+                    Table(self.spec.name, container, fields, ordered, self.precision.get(container, {}), keys, role)
+                )
 
     def _reader_meta(self, reader: Any, container: str) -> None:
         if container in self.fields:
@@ -186,10 +210,11 @@ class _SourceGatherer:
                 self._stale(name, f"{gone} record(s) found by the scan no longer exist; run again with --rescan")
             changed = 0
             for key, raw in fetched.items():
-                if not self._verify(cid, key, raw, wanted[key]):
+                hit = self._verify(cid, key, raw, wanted[key])
+                if hit is None:
                     changed += 1
                     continue
-                self.rows[name][key] = {**raw, LOCATOR: self._locator(c, key, reader), MATCH: wanted[key]}
+                self._keep(cid, c, key, {**raw, LOCATOR: self._locator(c, key, reader), MATCH: wanted[key]}, hit)
             if changed:
                 self._stale(
                     name,
@@ -202,27 +227,47 @@ class _SourceGatherer:
         if (self.spec.name, container) not in self.out.stale:
             self.out.stale.append((self.spec.name, container))
 
-    def _verify(self, cid: int, key: str, raw: dict[str, Any], match: str) -> bool:
-        """The record still holds, where the scan saw it, an identifier of the kind it matched by."""
+    def _keep(self, cid: int, c: dict[str, Any], key: str, row: dict[str, Any], hit: dict[str, Any]) -> None:
+        """A verified record: the subject's, or (matched by a name alone) one for the review list."""
+        if row[MATCH] == REVIEW:
+            self.review[(c["name"], key)] = {
+                "source": self.spec.name,
+                "container": c["name"],
+                "locator": row[LOCATOR],
+                "field": hit["field"],
+                "entity_type": hit["entity_type"],
+                "masked_value": mask(hit["entity_type"], hit["value"]),
+                "reason": self.subject.review.get(RecordRef(cid, key), ""),
+            }
+            if not self.options.include_review:
+                return
+        self.rows[c["name"]][key] = row
+
+    def _verify(self, cid: int, key: str, raw: dict[str, Any], match: str) -> dict[str, Any] | None:
+        """The record still holds, where the scan saw it, an identifier of the kind it matched by.
+
+        Returns that finding (field, entity type, value), or None.
+        """
         flat = flatten(raw)
-        ok = False
+        hit: dict[str, Any] | None = None
         seen: list[tuple[str, str]] = []
         for f in self.findings.get(RecordRef(cid, key), []):
             strong, in_text = f["entity_type"] in STRONG, f["origin"] == TEXT
             for value in finding_values(flat, f, self.options.regions):
                 if self.index.ident(f["entity_type"], value) != f["ident"]:
                     continue
-                if (
+                if hit is None and (
                     (match == STRONG_MATCH and strong and not in_text)
                     or (match == WEAK_MATCH and not in_text)
                     or (match == MENTION and in_text)
+                    or (match == REVIEW and not strong)
                 ):
-                    ok = True
+                    hit = {"field": f["field"], "entity_type": f["entity_type"], "value": value}
                 if not in_text or strong:
                     seen.append((f["entity_type"], value))
-        if ok:
+        if hit is not None and match != REVIEW:  # a namesake's record links nothing to the subject
             self.linked.update(dict.fromkeys(seen))
-        return ok
+        return hit
 
     def _relations(self, conn: Any) -> list[Relation]:
         ignored = {parse_relation(r) for r in self.options.ignore_relations}
@@ -241,12 +286,12 @@ class _SourceGatherer:
                 out.add(name)
         return out
 
-    def _related(self, conn: Any) -> None:
-        rels = self._relations(conn)
+    def _related(self, conn: Any, rels: list[Relation]) -> None:
         person = self._person_tables() - {
             n for n in self.by_name if _matches(self.options.include_tables, self.spec.name, n)
         }
-        frontier = {t: list(rows.values()) for t, rows in self.rows.items()}
+        # A namesake's record (review) is not the subject's: what points at it is not followed.
+        frontier = {t: [r for r in rows.values() if r[MATCH] != REVIEW] for t, rows in self.rows.items()}
         for _depth in range(self.options.max_depth):
             added: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for rel in rels:
@@ -257,19 +302,51 @@ class _SourceGatherer:
                 values = {tuple(p.get(col) for col in rel.ref_columns) for p in parents}
                 ref = ContainerRef(self.spec.name, child, "table")
                 via = f"{child}.{','.join(rel.columns)} -> {rel.ref_container}.{','.join(rel.ref_columns)}"
-                with conn.open(ref) as reader:
-                    self._reader_meta(reader, child)
-                    c = {"name": child, "kind": "table", "version": None}
-                    for key, raw in reader.fetch_where(rel.columns, values):
-                        if key in self.rows[child]:
-                            continue
-                        locator = {**self._locator(c, key, reader), "via": via}
-                        row = {**raw, LOCATOR: locator, MATCH: RELATED}
-                        self.rows[child][key] = row
-                        added[child].append(row)
+                try:
+                    with conn.open(ref) as reader:
+                        self._reader_meta(reader, child)
+                        c = {"name": child, "kind": "table", "version": None}
+                        for key, raw in reader.fetch_where(rel.columns, values):
+                            if key in self.rows[child] and self.rows[child][key][MATCH] != REVIEW:
+                                continue
+                            locator = {**self._locator(c, key, reader), "via": via}
+                            row = {**raw, LOCATOR: locator, MATCH: RELATED}
+                            self.rows[child][key] = row
+                            added[child].append(row)
+                except PiiportError as exc:  # one unreadable table does not lose the others' rows
+                    self.out.errors.append(f"{self.spec.name}/{child}: could not follow {via}: {exc.message}")
             if not added:
                 break
             frontier = added
+
+    def _upward(self, conn: Any, rels: list[Relation]) -> None:
+        """The rows the subject's rows reference: theirs, shared, or catalogue context (``export.follow``)."""
+        excluded = {n for n in self.by_name if _matches(self.options.exclude_tables, self.spec.name, n)}
+        follower = UpwardFollower(
+            conn=conn,
+            index=self.index,
+            source=self.spec.name,
+            by_name=self.by_name,
+            subject_idents=self.subject.idents,
+            relations=rels,
+            excluded=excluded,
+            locate=lambda container, key, reader: self._locator(
+                {"name": container, "kind": "table", "version": None}, key, reader
+            ),
+            open_meta=self._reader_meta,
+        )
+        rows = {t: {k: r for k, r in rows.items() if r[MATCH] != REVIEW} for t, rows in self.rows.items()}
+        found = follower.run(
+            rows,
+            max_depth=self.options.max_depth,
+            reference_depth=self.options.reference_depth if self.options.references else 0,
+        )
+        for table, owned in found.owned.items():
+            self.rows[table].update(owned)
+            self.out.owned.update((self.spec.name, table, k) for k, row in owned.items() if row[MATCH] == RELATED)
+        self.references = {t: r for t, r in found.references.items() if r}
+        self.out.shared.extend(found.shared)
+        self.out.errors.extend(found.errors)
 
 
 def _sort_key(key: str) -> tuple[int, Any]:
@@ -308,7 +385,18 @@ def gather(index: Index, subject: Subject, *, specs: Mapping[str, SourceSpec], o
         linked.update(gatherer.linked)
     out.linked = [Identifier(t, v) for t, v in sorted(linked)]
     _third_party(index, subject, out, containers)
+    out.errors.extend(unread_at_scan(containers.values()))
     return out
+
+
+def unread_at_scan(containers: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Containers whose last scan failed: the index cannot say whether they hold the subject."""
+    return [
+        f"{c['source']}/{c['name']}: its last scan failed ({c['error'] or 'no error recorded'}), so its records "
+        "of this subject may be missing: fix the cause and scan the source again"
+        for c in containers
+        if c["error"] or c["stale"]
+    ]
 
 
 def _spec_from_index(source: str, containers: Mapping[int, dict[str, Any]], cid: int) -> SourceSpec | None:
@@ -332,6 +420,8 @@ def _third_party(index: Index, subject: Subject, out: Gathered, containers: Mapp
         if f["ident"] in subject.idents:
             continue
         c = containers[f["container_id"]]
+        if f["origin"] != TEXT and (c["source"], c["name"], f["record_key"]) in out.owned:
+            continue  # the phone on an address only the subject lives at is theirs
         item = (c["source"], c["name"], f["record_key"], f["field"], f["entity_type"], f["origin"])
         if item not in seen:
             seen.add(item)

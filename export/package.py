@@ -7,6 +7,7 @@ unless the caller asks for it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.errors import ExportError
-from export.formats import FORMATS, WRITERS, Table
+from export.formats import FORMATS, WRITERS, Table, write_csv
 from export.naming import unique_names
 
 FORMAT_VERSION = "1"
@@ -82,8 +83,12 @@ def write_package(
     request_id: str,
     as_zip: bool,
     overwrite: bool,
+    csv_raw: bool = False,
 ) -> WrittenPackage:
-    """Write the data files and the manifest. Memory: one container's records at a time."""
+    """Write the data files and the manifest. Memory: one container's records at a time.
+
+    CSV cells that a spreadsheet would run as a formula are neutralised unless ``csv_raw``.
+    """
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}", reason="format")
     check_request_id(request_id)
@@ -96,7 +101,7 @@ def write_package(
             reason="exists",
         )
     out.mkdir(parents=True, exist_ok=True)
-    names = unique_names([(t.source, t.container) for t in tables], fmt)
+    names = unique_names([_member_key(t, tables) for t in tables], fmt)
     final = package_path(out, request_id, as_zip=as_zip)
     staging = Path(tempfile.mkdtemp(prefix=f".{request_id}.", dir=out))
     try:
@@ -106,12 +111,16 @@ def write_package(
         )
         try:
             for table in tables:
-                member = names[(table.source, table.container)]
-                files.append(_write_member(table, member, fmt, staging, archive))
+                member = names[_member_key(table, tables)]
+                files.append(_write_member(table, member, fmt, staging, archive, csv_raw=csv_raw))
             manifest = {
                 **manifest,
                 "files": files,
-                "totals": {"records": sum(f["records"] for f in files), "files": len(files)},
+                "totals": {
+                    "records": sum(f["records"] for f in files if not f.get("reference")),
+                    "reference_records": sum(f["records"] for f in files if f.get("reference")),
+                    "files": len(files),
+                },
             }
             body = (json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n").encode()
             if archive is not None:
@@ -134,10 +143,19 @@ def write_package(
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def _member_key(table: Table, tables: Sequence[Table]) -> tuple[str, str]:
+    """Reference rows go in a file of their own, named after the container unless the subject has rows there too."""
+    if table.role == "subject" or not any(
+        t.role == "subject" and (t.source, t.container) == (table.source, table.container) for t in tables
+    ):
+        return (table.source, table.container)
+    return (table.source, f"{table.container}.reference")
+
+
 def _write_member(
-    table: Table, member: str, fmt: str, staging: Path, archive: zipfile.ZipFile | None
+    table: Table, member: str, fmt: str, staging: Path, archive: zipfile.ZipFile | None, *, csv_raw: bool
 ) -> dict[str, Any]:
-    writer = WRITERS[fmt]
+    writer = functools.partial(write_csv, neutralise=not csv_raw) if fmt == "csv" else WRITERS[fmt]
     if archive is not None:
         with archive.open(member, "w", force_zip64=True) as raw:
             hashing = _HashingWriter(raw)
@@ -150,7 +168,7 @@ def _write_member(
             hashing = _HashingWriter(target)
             with io.BufferedWriter(hashing) as fh:
                 writer(table, fh)
-    return {
+    entry = {
         "path": member,
         "source": table.source,
         "container": table.container,
@@ -159,3 +177,6 @@ def _write_member(
         "bytes": hashing.size,
         "fields": [{"name": n, "type": t} for n, t in table.fields],
     }
+    if table.role != "subject":
+        entry["reference"] = True  # context rows that hold nobody's personal data, not the subject's records
+    return entry

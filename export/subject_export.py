@@ -14,9 +14,10 @@ from typing import Any
 from connectors.base import SourceSpec
 from connectors.errors import ExportError
 from discover.index import Index
-from discover.subjects import Identifier, resolve
+from discover.subjects import REVIEW, Identifier, resolve
 from export.deliver import S3Delivery, existing_package, upload
-from export.gather import GatherOptions, gather
+from export.formats import MATCH
+from export.gather import Gathered, GatherOptions, gather
 from export.package import FORMAT_VERSION, check_request_id, write_package
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,10 @@ class ExportResult:
     files: int
     records: int
     errors: list[str] = field(default_factory=list)
+    #: True only when every container in scope was read at scan and at export.
+    complete: bool = True
+    #: How many records are in the manifest's review list (a name alone, a shared IP).
+    review: int = 0
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
     masked_subject: str = ""
     #: A presigned HTTPS URL of the package (zip) or its manifest, when delivered to S3.
@@ -69,6 +74,7 @@ def export_subject(
     rescan: Callable[[list[tuple[str, str]]], None] | None = None,
     generator_version: str = "0",
     s3: S3Delivery | None = None,
+    csv_raw: bool = False,
 ) -> ExportResult:
     """Write the portability package of the subject the identifiers name.
 
@@ -96,12 +102,15 @@ def export_subject(
         subject = resolve(index, identifiers, expand=expand)
         gathered = gather(index, subject, specs=specs, options=options)
 
-    found = bool(gathered.tables)
+    found = any(row[MATCH] != REVIEW for t in gathered.tables if t.role == "subject" for row in t.rows)
+    complete = not gathered.errors
+    neutralised = fmt == "csv" and not csv_raw
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "request_id": rid,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "generator": {"name": "piiport", "version": generator_version},
+        "complete": complete,
         "subject": {
             "found": found,
             "identifiers_given": [{"type": i.entity_type, "value": i.value} for i in identifiers],
@@ -109,21 +118,38 @@ def export_subject(
             "expanded": expand,
         },
         "format": fmt,
+        "csv_neutralised": neutralised,
         "errors": gathered.errors,
+        "review": gathered.review,
+        "shared_records": gathered.shared,
         "third_party_mentions": gathered.third_party,
-        "notes": _notes(found, gathered.third_party),
+        "notes": _notes(found, complete, gathered, neutralised),
     }
     download_url = None
     if to_s3:
         with tempfile.TemporaryDirectory(prefix="piiport-") as staging:
             written = write_package(
-                gathered.tables, manifest, out=Path(staging), fmt=fmt, request_id=rid, as_zip=as_zip, overwrite=True
+                gathered.tables,
+                manifest,
+                out=Path(staging),
+                fmt=fmt,
+                request_id=rid,
+                as_zip=as_zip,
+                overwrite=True,
+                csv_raw=csv_raw,
             )
             delivered = upload(written.path, destination, s3 or S3Delivery())
         package, download_url = delivered.url, delivered.download_url
     else:
         written = write_package(
-            gathered.tables, manifest, out=Path(out), fmt=fmt, request_id=rid, as_zip=as_zip, overwrite=overwrite
+            gathered.tables,
+            manifest,
+            out=Path(out),
+            fmt=fmt,
+            request_id=rid,
+            as_zip=as_zip,
+            overwrite=overwrite,
+            csv_raw=csv_raw,
         )
         package = str(written.path)
     masked = ", ".join(i.masked for i in identifiers)
@@ -135,19 +161,43 @@ def export_subject(
         files=len(written.files),
         records=written.manifest["totals"]["records"],
         errors=list(gathered.errors),
+        complete=complete,
+        review=len(gathered.review),
         manifest=written.manifest,
         masked_subject=masked,
         download_url=download_url,
     )
 
 
-def _notes(found: bool, third_party: Sequence[dict[str, Any]]) -> list[str]:
+def _notes(found: bool, complete: bool, gathered: Gathered, neutralised: bool) -> list[str]:
     notes = []
-    if not found:
+    if not complete:
+        notes.append(
+            "This answer is incomplete: the containers listed in errors could not be read, at the last scan or "
+            "now, and may hold records of this subject. Fix them and export again before answering the request."
+        )
+    elif not found and not gathered.review:
         notes.append("No record holds the given identifiers. This empty package is the answer to the request.")
-    if third_party:
+    if gathered.review:
+        notes.append(
+            "Some records match the subject only by a name or by an IP address other people's records hold too "
+            "(listed in review); they are not in the package unless exported with --include-review. Decide "
+            "whether they are the subject's before answering."
+        )
+    if gathered.shared:
+        notes.append(
+            "Some exported rows are shared with other people (listed in shared_records, marked shared), such as "
+            "a household address; they are the subject's personal data too (GDPR Art. 15(4))."
+        )
+    if gathered.third_party:
         notes.append(
             "Some exported records hold identifiers of other people (listed in third_party_mentions); "
             "review them before handing the package over (GDPR Art. 15(4), Art. 20(4))."
+        )
+    if neutralised:
+        notes.append(
+            "CSV cells that begin with =, +, -, @, a tab or a carriage return start with an added ' so that "
+            "spreadsheet programs show them as text instead of running them as formulas (phone numbers such as "
+            "'+33… too); the json and parquet formats keep the exact values."
         )
     return notes

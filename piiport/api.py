@@ -145,13 +145,24 @@ def export_subject(
     max_depth: int | None = None,
     url_expiry: int | None = None,
     detector: Detector | None = None,
+    include_review: bool = False,
+    csv_raw: bool = False,
+    references: bool | None = None,
+    reference_depth: int | None = None,
 ) -> ExportResult:
     """Export one subject's portability package; returns where it is and what it holds.
 
     ``out`` is a folder or ``s3://bucket/prefix``; for S3 the result has a presigned
     ``download_url`` that expires after ``url_expiry`` seconds (default 7 days).
 
-    An identifier that matches nothing still gives a package (empty, ``found`` false).
+    Records that match by a name alone (or an IP other subjects hold) are listed in the
+    manifest's ``review`` and exported only with ``include_review``. Catalogue rows the
+    subject's rows point at come as context (``references``, ``reference_depth``; default:
+    the config's ``export`` section). CSV cells that could run as formulas are neutralised
+    unless ``csv_raw``.
+
+    An identifier that matches nothing still gives a package (empty, ``found`` false;
+    ``complete`` says whether every container could be read).
     Raises ``ExportError`` when the identifiers are ambiguous (a shared phone, a name that
     matches several people) or the request id already has a package.
     """
@@ -173,6 +184,9 @@ def export_subject(
         exclude_tables=cfg.export.exclude_tables,
         force_relations=cfg.export.force_relations,
         ignore_relations=cfg.export.ignore_relations,
+        references=cfg.export.references if references is None else references,
+        reference_depth=cfg.export.reference_depth if reference_depth is None else reference_depth,
+        include_review=include_review,
     )
     owns_index = index is None
     idx = index or open_index(cfg.index, create=False)
@@ -207,6 +221,7 @@ def export_subject(
             expand=expand,
             rescan=do_rescan if rescan else None,
             generator_version=__version__,
+            csv_raw=csv_raw,
             s3=S3Delivery(
                 sse=cfg.s3.sse,
                 kms_key_id=cfg.s3.kms_key_id,

@@ -211,11 +211,22 @@ def detect(file: Any, jsonl: bool, language: str | None, config_path: str | None
 @click.option("--rescan", is_flag=True, help="Scan containers that changed since the scan again first.")
 @click.option("--max-depth", type=click.IntRange(min=0), help="How far to follow foreign keys (default 3).")
 @click.option(
+    "--include-review",
+    is_flag=True,
+    help="Also export the records listed for review (a name alone, a shared IP), marked review.",
+)
+@click.option("--csv-raw", is_flag=True, help="Write CSV cells as they are, without neutralising formulas.")
+@click.option(
     "--url-expiry", type=click.IntRange(1, 604800), help="Seconds the S3 download URL lasts (default 7 days)."
 )
 @click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
-@click.option("--json", "as_json", is_flag=True, help="Print {request_id, found, package, files, records, errors}.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print {request_id, found, complete, package, files, records, review, errors}.",
+)
 @handle_errors
 def export(
     emails: tuple[str, ...],
@@ -230,6 +241,8 @@ def export(
     no_expand: bool,
     rescan: bool,
     max_depth: int | None,
+    include_review: bool,
+    csv_raw: bool,
     url_expiry: int | None,
     index_url: str | None,
     config_path: str | None,
@@ -254,12 +267,26 @@ def export(
         rescan=rescan,
         max_depth=max_depth,
         url_expiry=url_expiry,
+        include_review=include_review,
+        csv_raw=csv_raw,
     )
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:
-        if not result.found:
+        if not result.complete:
+            click.echo(
+                f"The answer is incomplete: {len(result.errors)} error(s); the containers below could not be read "
+                "and may hold this subject's records.",
+                err=True,
+            )
+        elif not result.found and not result.review:
             click.echo("No record holds these identifiers; wrote an empty package.", err=True)
+        if result.review:
+            click.echo(
+                f"{result.review} record(s) match only by a name or a shared IP: listed for review in the manifest"
+                + (", exported marked review." if include_review else "; not exported (--include-review adds them)."),
+                err=True,
+            )
         for error in result.errors:
             click.echo(f"warning: {error}", err=True)
         click.echo(result.package)

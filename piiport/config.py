@@ -37,7 +37,17 @@ _SOURCE_KEYS = {
     "connect_timeout",
 }
 _S3_KEYS = {"region", "endpoint_url", "profile", "sse", "kms_key_id", "url_expiry", "multipart_threshold_mb"}
-_EXPORT_KEYS = {"out", "format", "max_depth", "include_tables", "exclude_tables", "force_relations", "ignore_relations"}
+_EXPORT_KEYS = {
+    "out",
+    "format",
+    "max_depth",
+    "include_tables",
+    "exclude_tables",
+    "force_relations",
+    "ignore_relations",
+    "references",
+    "reference_depth",
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,10 @@ class ExportSettings:
     force_relations: tuple[str, ...] = ()
     #: Declared FKs not to follow, written the same way.
     ignore_relations: tuple[str, ...] = ()
+    #: Catalogue rows the subject's rows point at (film, country), exported as context.
+    references: bool = True
+    #: How many foreign-key hops from the subject's rows reference rows are followed.
+    reference_depth: int = 2
 
 
 @dataclass(frozen=True)
@@ -256,6 +270,12 @@ def _export(path: Path, raw: Any) -> ExportSettings:
     fmt = str(raw.get("format", "json"))
     if fmt not in {"json", "csv", "parquet"}:
         raise _fail(path, f"export.format {fmt!r} is not one of json, csv, parquet", "format")
+    references = raw.get("references", True)
+    if not isinstance(references, bool):
+        raise _fail(path, "export.references must be true or false", "references")
+    reference_depth = _number(path, raw, "reference_depth", int, 2)
+    if reference_depth < 0:
+        raise _fail(path, "export.reference_depth must be 0 or more", "reference_depth")
     return ExportSettings(
         out=str(raw.get("out", "exports")),
         format=fmt,
@@ -264,6 +284,8 @@ def _export(path: Path, raw: Any) -> ExportSettings:
         exclude_tables=_str_list(path, "exclude_tables", raw.get("exclude_tables")),
         force_relations=_str_list(path, "force_relations", raw.get("force_relations")),
         ignore_relations=_str_list(path, "ignore_relations", raw.get("ignore_relations")),
+        references=references,
+        reference_depth=reference_depth,
     )
 
 

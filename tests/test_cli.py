@@ -220,6 +220,8 @@ def test_export_json_output_and_exit_codes(runner: CliRunner, tmp_path: Path, de
         "files": 4,
         "records": 5,
         "errors": [],
+        "complete": True,
+        "review": 0,
     }
     again = runner.invoke(main, ["export", "--email", "bruno.dubois@example.org", "--request-id", "T-1", "--zip"])
     assert again.exit_code == 1 and "already exists" in again.output and "--overwrite" in again.output
