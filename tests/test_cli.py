@@ -216,8 +216,9 @@ def test_export_json_output_and_exit_codes(runner: CliRunner, tmp_path: Path, de
         "request_id": "T-1",
         "found": True,
         "package": str(Path("exports") / "T-1.zip"),
-        # Bruno's customer row, order and order line, his ticket and the ticket that mentions his e-mail.
-        "files": 4,
+        # Bruno's customer row, order and order line, his ticket and the ticket that mentions his e-mail,
+        # in four files; a fifth holds the product his order line references, as context (not a record).
+        "files": 5,
         "records": 5,
         "errors": [],
         "complete": True,
