@@ -131,9 +131,10 @@ def print_table(results: dict[str, dict[str, dict[str, float]]]) -> None:
 
 
 def columns_report() -> None:
-    """Profile a table set with known ground truth and print the confusion table."""
+    """Profile a table set with known ground truth; print the confusion table and, per column,
+    the share of values the inventory would claim hold a PERSON."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from column_truth import build_columns
+    from column_truth import MAX_FALSE_PERSON, PERSON_IN_TEXT, build_columns
 
     from connectors.base import Record
     from discover.profile import Profiler
@@ -145,6 +146,7 @@ def columns_report() -> None:
     truth, columns = build_columns()
     confusion: dict[tuple[str, str], int] = defaultdict(int)
     wrong = []
+    person_share: dict[str, float] = {}
     for name, values in columns.items():
         sample = [Record(str(i), {name: v}) for i, v in enumerate(values)]
         profile = profiler.profile(sample)[name]
@@ -152,11 +154,31 @@ def columns_report() -> None:
         confusion[(truth[name], got)] += 1
         if got != truth[name]:
             wrong.append((name, truth[name], got))
+        if got == "PERSON":
+            person_share[name] = 1.0  # a name column: every value counts as a name
+        elif profile.free_text:
+            found = detector.analyze(values, language="en")
+            person_share[name] = sum(any(e.type == "PERSON" for e in ents) for ents in found) / len(values)
+        else:
+            person_share[name] = 0.0
     labels = sorted({t for t, _ in confusion} | {g for _, g in confusion})
     print("truth / found".ljust(16) + "".join(f"{lab:>15}" for lab in labels))
     for t in labels:
         print(f"{t:<16}" + "".join(f"{confusion[(t, g)]:>15}" for g in labels))
     print(f"{len(columns)} columns, {len(wrong)} misclassified" + (f": {wrong}" if wrong else ""))
+    false_person = {
+        n: s
+        for n, s in person_share.items()
+        if truth[n] != "PERSON" and n not in PERSON_IN_TEXT and s > MAX_FALSE_PERSON
+    }
+    print("PERSON claimed per column (share of values):")
+    for name, share in person_share.items():
+        if share or name in PERSON_IN_TEXT:
+            print(f"  {name:<16}{share:>7.3f}" + ("  (names expected)" if name in PERSON_IN_TEXT else ""))
+    print(
+        f"{len(false_person)} column(s) without names claim PERSON above {MAX_FALSE_PERSON:.0%}"
+        + (f": {false_person}" if false_person else "")
+    )
 
 
 def main() -> None:

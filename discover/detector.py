@@ -19,6 +19,7 @@ from discover.gazetteer import gazetteer_names, has_lower_case_name
 from discover.identifiers import EMAIL, IP, PERSON, PHONE
 from discover.names import extra_names, repeated_names, trim_name
 from discover.phones import other_number, plausible_phone
+from discover.prose import ProseRules, is_title_case
 from discover.settings import DetectionSettings
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def ner_view(text: str) -> str:
     return _CAPS_RUN.sub(fix, text)
 
 
-_AT = re.compile(r"@")
+_AT = re.compile(r"@|%40")
 _IP_LIKE = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}")
 _SEVEN_DIGITS = re.compile(r"(?:\d[^\d\n]{0,3}){6}\d")
 _CAPITALISED = re.compile(r"(?<![\w@.])[A-ZÀ-ÖØ-Þ][^\W\d_]*")
@@ -64,7 +65,7 @@ _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n\s*)$")
 def plan_entities(text: str, entities: Sequence[str], stop_words: Collection[str]) -> list[str]:
     """The entity types worth looking for in a text, by cheap necessary conditions.
 
-    An e-mail needs an ``@``, an IP four dotted numbers or hex groups with colons, a phone
+    An e-mail needs an ``@`` (or ``%40``, percent-encoded), an IP four dotted numbers or hex groups with colons, a phone
     seven digits. A name needs a capitalised word (NER is case-sensitive; ALL-CAPS runs
     were title-cased already) other than a stop word opening a sentence ("The", "Please"),
     or a known given and family name in lower case.
@@ -133,6 +134,7 @@ class Detector:
     def __init__(self, settings: DetectionSettings | None = None, *, engine: Any | None = None) -> None:
         self.settings = settings or DetectionSettings()
         self._engines: dict[str, Any] = {}
+        self._prose: dict[str, ProseRules] = {}
         if engine is not None:
             self._engines[self.settings.language] = engine
 
@@ -155,12 +157,12 @@ class Detector:
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
         from presidio_analyzer.nlp_engine import SpacyNlpEngine
         from presidio_analyzer.predefined_recognizers import (
-            EmailRecognizer,
             IpRecognizer,
             PhoneRecognizer,
             SpacyRecognizer,
         )
 
+        from discover.emails import email_recognizer
         from discover.phones import lenient_phone_recognizer
 
         class _NlpEngine(SpacyNlpEngine):
@@ -175,7 +177,7 @@ class Detector:
         # Loaded here, not by Presidio, whose load() would download a missing model.
         nlp_engine.nlp = {language: _load_spacy(model, language)}  # type: ignore[assignment]
         registry = RecognizerRegistry(supported_languages=[language])
-        registry.add_recognizer(EmailRecognizer(supported_language=language))
+        registry.add_recognizer(email_recognizer(supported_language=language))
         registry.add_recognizer(IpRecognizer(supported_language=language))
         registry.add_recognizer(
             PhoneRecognizer(
@@ -206,6 +208,9 @@ class Detector:
         engine = self.engine(lang)
         nlp = engine.nlp_engine.nlp[lang]
         stop_words = nlp.Defaults.stop_words
+        if lang not in self._prose:
+            self._prose[lang] = ProseRules.for_pipeline(nlp, lang)
+        prose = self._prose[lang]
         views = [ner_view(t) for t in texts]
         plans = [plan_entities(v, self.settings.entities, stop_words) for v in views]
         ner_views = [v for v, plan in zip(views, plans, strict=True) if PERSON in plan]
@@ -227,7 +232,9 @@ class Detector:
                 score_threshold=self.settings.score_threshold,
             )
             if PERSON in plan:
-                results = _more_names(view, nlp_artifacts, list(results), stop_words, self.settings.score_threshold)
+                results = _more_names(
+                    view, nlp_artifacts, list(results), stop_words, self.settings.score_threshold, prose
+                )
             yield _clean(original, results)
 
 
@@ -242,8 +249,19 @@ class _Result:
 
 
 def _more_names(
-    text: str, nlp_artifacts: Any, results: list[Any], stop_words: Collection[str], threshold: float
+    text: str, nlp_artifacts: Any, results: list[Any], stop_words: Collection[str], threshold: float, prose: ProseRules
 ) -> list[Any]:
+    title_case = is_title_case(text, prose.stop_words)
+
+    def prose_not_names(spans: list[Any]) -> list[Any]:
+        # Before repeated_names: a role noun taken for a name must not be looked for again.
+        return [
+            r
+            for r in spans
+            if r.entity_type != PERSON or not prose.not_a_name(text, r.start, r.end, title_case=title_case)
+        ]
+
+    results = prose_not_names(results)
     found = [(r.start, r.end) for r in results if r.entity_type == PERSON]
     extra = [
         _Result(PERSON, s, e, 0.6)
@@ -253,6 +271,7 @@ def _more_names(
     found += [(r.start, r.end) for r in extra]
     # Less sure than spaCy's or the shape rules' names, but above the default threshold.
     extra += [_Result(PERSON, s, e, 0.5) for s, e in gazetteer_names(text, nlp_artifacts.tokens, found, stop_words)]
+    extra = prose_not_names(extra)
     found = [(r.start, r.end) for r in results if r.entity_type == PERSON and r.score >= threshold]
     found += [(r.start, r.end) for r in extra if r.score >= threshold]
     extra += [_Result(PERSON, s, e, 0.5) for s, e in repeated_names(text, found, stop_words)]

@@ -13,6 +13,8 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
+from discover.emails import decode_email
+
 EMAIL = "EMAIL_ADDRESS"
 PHONE = "PHONE_NUMBER"
 IP = "IP_ADDRESS"
@@ -35,11 +37,21 @@ def is_strong(entity_type: str) -> bool:
 
 
 def normalise_email(value: str) -> str | None:
+    """The lower-cased address of an e-mail value, or ``None``.
+
+    The address is what a value holds around its decorations: ``"Jane" <jane@x.org>`` and
+    ``<mailto:jane@x.org>`` (the last ``<…>``), ``mailto:jane@x.org?subject=…``, and the
+    percent-encoded ``jane%40x.org`` of a URL query string (decoded only when there is no ``@``).
+    """
     candidate = value.strip()
-    if candidate[:1] == "<" or candidate[-1:] == ">":
-        candidate = candidate.strip("<>").strip()
+    if candidate[-1:] == ">":
+        candidate = candidate[candidate.rfind("<") + 1 : -1].strip()
+    elif candidate[:1] == "<":
+        candidate = candidate[1:].strip()
     if candidate[:7].lower() == "mailto:":
-        candidate = candidate[7:]
+        candidate = candidate[7:].partition("?")[0]
+    if "%" in candidate and "@" not in candidate:
+        candidate = decode_email(candidate)
     if len(candidate) > 254 or not _EMAIL_RE.match(candidate):
         return None
     return candidate.lower()

@@ -39,9 +39,25 @@ _CAP = r"[A-ZÀ-Þ][^\W\d_]+(?:[-'’][A-ZÀ-Þ]?[^\W\d_]+)?"
 # "Ravil G Yefimov", "Faina D. Yefremova": a middle initial between capitalised words.
 _MIDDLE_INITIAL = re.compile(rf"(?<![\w.]){_CAP}\s+[A-Z]\.?\s+{_CAP}(?![\w])")
 # An honorific, then the name: "Mrs. Labrie", "Dr Jane Doe", "Mme Lefèvre".
-_HONORIFIC = re.compile(
-    rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Mme|Mlle|M|Herr|Frau|Sr|Sra)\.?\s+({_CAP}(?:\s+{_CAP})?)(?![\w])"
+HONORIFICS = (
+    "Mr",
+    "Mrs",
+    "Ms",
+    "Miss",
+    "Mx",
+    "Dr",
+    "Prof",
+    "Sir",
+    "Dame",
+    "Mme",
+    "Mlle",
+    "M",
+    "Herr",
+    "Frau",
+    "Sr",
+    "Sra",
 )
+_HONORIFIC = re.compile(rf"\b(?:{'|'.join(HONORIFICS)})\.?\s+({_CAP}(?:\s+{_CAP})?)(?![\w])")
 
 
 def trim_name(text: str, start: int, end: int, *, designators: Collection[str] = DESIGNATORS) -> tuple[int, int] | None:

@@ -115,3 +115,39 @@ def test_a_name_mentioned_again_is_found_again(detector: Detector) -> None:
     # The model finds the full name but not the surname alone.
     text = "Ottokar Brenninkmeijer wrote it. Later, Brenninkmeijer signed."
     assert _found(detector, text) == {("PERSON", "Ottokar Brenninkmeijer"), ("PERSON", "Brenninkmeijer")}
+
+
+# Catalogue prose of our own, in the title case such catalogues use: role nouns are not people.
+CATALOGUE_PROSE = [
+    "A Brooding Fable About A Butler Who Must Outwit the Hunter Near The Salt Marshes",
+    "An Epic Romance of a Composer And a Mad Scientist who must Rescue a Teacher in The Glass Canyon",
+    "Gritty Western: A Shepherd and Her Baker Confront An Accountant Across A Sunken City",
+    "The Falconer and the Tailor, a Reckless Romance Set in A Frozen Lighthouse",
+    "A Giddy Musical About A Ballerina Who Must Tame the Dragon Near The Copper Mines",
+    "Our Senior Composer Meets A Mad Scientist",
+]
+
+
+@pytest.mark.parametrize("text", CATALOGUE_PROSE)
+def test_title_case_prose_and_noun_phrases_are_not_names(detector: Detector, text: str) -> None:
+    assert {t for t, _ in _found(detector, text)} == set()
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        # Names in title case still count: a given name with a family name, or a word no dictionary has.
+        ("Directed by Karen Brown, With Alice Martin as the Butler", {"Karen Brown", "Alice Martin"}),
+        ("Written by Olga Kowalski, With Music by Sven Novak and The Composer", {"Olga Kowalski", "Sven Novak"}),
+        ("A Tender Drama About Mr. Yefimov And The Baker", {"Yefimov"}),
+        # After an article when the name modifies the next noun, or after an honorific.
+        ("Have you been to a Harvey Leach concert before?", {"Harvey Leach"}),
+        ("Unlike the Petersson novel, it's not long.", {"Petersson"}),
+        ("For my take on Mrs. Baker, see the review.", {"Baker"}),
+        ("I spoke to the CEO John Smith.", {"John Smith"}),
+        # Ordinary prose: capitalisation still speaks.
+        ("The hunter called Jane Butler about the refund.", {"Jane Butler"}),
+    ],
+)
+def test_names_in_title_case_and_after_articles_are_still_found(detector: Detector, text: str, names: set[str]) -> None:
+    assert {v for t, v in _found(detector, text) if t == "PERSON"} == names

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import random
+import sqlite3
+from pathlib import Path
 
-from connectors.base import Record
+import pytest
+
+from connectors.base import Record, SourceSpec
+from discover.index import Index
+from discover.inventory import inventory
 from discover.profile import Profiler, hint_for
-from discover.settings import DetectionSettings
+from discover.scan import scan
+from discover.settings import DetectionSettings, ScanSettings
 
 NAMES = [
     "Alice Martin",
@@ -76,3 +83,53 @@ def test_column_name_hints() -> None:
     assert hint_for("company_name") is None
     assert hint_for("username") is None
     assert hint_for("zip") is None
+
+
+def _catalogue(path: Path, rng: random.Random) -> None:
+    """A film catalogue of our own (title-case synopses full of role nouns, titles, job titles of the
+    crew) beside a customer table with real names and free-text notes that name people."""
+    roles = ["Butler", "Hunter", "Composer", "Scientist", "Baker", "Shepherd", "Tailor", "Teacher", "Astronaut"]
+    adjectives = ["Brooding", "Whimsical", "Gritty", "Tender", "Restless", "Haunting", "Daring", "Solemn"]
+    genres = ["Fable", "Chronicle", "Romance", "Thriller", "Western", "Saga", "Caper", "Mystery"]
+    places = ["The Salt Marshes", "A Sunken City", "The Glass Canyon", "A Frozen Lighthouse", "The Amber Desert"]
+    films = []
+    for i in range(150):
+        a, b, c = rng.sample(roles, 3)
+        adjective, genre, place = rng.choice(adjectives), rng.choice(genres), rng.choice(places)
+        synopsis = rng.choice(
+            [
+                f"A {adjective} {genre} About A {a} Who Must Outwit the {b} Near {place}",
+                f"{adjective} {genre}: A {a} and Her {b} Confront The {c} Across {place}",
+                f"The {a} and the {b}, a {adjective} {genre} Set in {place}",
+            ]
+        )
+        title = rng.choice([f"The {adjective} {a}", f"{genre} of the {b}", f"The Last {c}"])
+        crew = f"{rng.choice(['Senior', 'Lead', 'Assistant'])} {rng.choice(['Sound', 'Camera', 'Set'])} {a}"
+        films.append((i + 1, title, synopsis, crew))
+    customers = []
+    for i, name in enumerate(NAMES * 10):
+        first, last = name.split()
+        note = rng.choice([f"Spoke with {name} about a late parcel.", f"{name} asked for a refund by post."])
+        customers.append((i + 1, first, last, note))
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE film (film_id INTEGER PRIMARY KEY, title TEXT, description TEXT, crew_role TEXT)")
+        db.executemany("INSERT INTO film VALUES (?,?,?,?)", films)
+        db.execute("CREATE TABLE customer (id INTEGER PRIMARY KEY, first_name TEXT, last_name TEXT, notes TEXT)")
+        db.executemany("INSERT INTO customer VALUES (?,?,?,?)", customers)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_description_column_is_not_profiled_as_names(tmp_path: Path, detector, workers: int) -> None:
+    _catalogue(tmp_path / "films.db", random.Random(5))
+    index = Index(f"sqlite:///{tmp_path / 'index.db'}")
+    try:
+        spec = SourceSpec(name="films", url=f"sqlite:///{tmp_path / 'films.db'}")
+        scan([spec], index=index, detector=detector, settings=ScanSettings(workers=workers))
+        rows = {(r.container, r.field, r.entity_type): r for r in inventory(index)}
+    finally:
+        index.close()
+    person = {(c, f): r.prevalence for (c, f, t), r in rows.items() if t == "PERSON"}
+    # The film table holds nobody's name: not in its synopses, titles or crew roles.
+    assert [k for k in person if k[0] == "film"] == []
+    # The customer table still does, as columns and inside its notes.
+    assert person == {("customer", "first_name"): 1.0, ("customer", "last_name"): 1.0, ("customer", "notes"): 1.0}

@@ -16,7 +16,7 @@ from discover.scan import scan
 ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from accuracy import score  # noqa: E402
-from column_truth import build_columns  # noqa: E402
+from column_truth import MAX_FALSE_PERSON, PERSON_IN_TEXT, build_columns  # noqa: E402
 
 FR_SET = Path(__file__).parent / "data" / "fr_labelled.json"
 
@@ -79,6 +79,17 @@ def test_every_pii_column_is_found_and_no_other(detector: Detector) -> None:
         profile = profiler.profile([Record(str(i), {name: v}) for i, v in enumerate(values)])[name]
         found[name] = profile.entity_type or ("FREE_TEXT" if profile.free_text else "none")
     assert found == truth
+
+
+def test_columns_without_names_claim_no_person_and_notes_with_names_do(detector: Detector) -> None:
+    """The share of values the inventory would report as holding a PERSON, per free-text column."""
+    truth, columns = build_columns()
+    share = {}
+    for name in [n for n, t in truth.items() if t == "FREE_TEXT"]:
+        found = detector.analyze(columns[name])
+        share[name] = sum(any(e.type == "PERSON" for e in ents) for ents in found) / len(found)
+    assert {n for n, s in share.items() if s > MAX_FALSE_PERSON} == set(PERSON_IN_TEXT), share
+    assert all(share[n] >= 0.9 for n in PERSON_IN_TEXT), share
 
 
 def test_language_is_set_per_source(tmp_path: Path, index: Index, detector: Detector) -> None:
