@@ -12,6 +12,7 @@ from fixtures import CUSTOMERS, EMPLOYEES, make_shop, raw_bytes_of_index  # noqa
 
 from discover.detector import Detector
 from discover.index import Index
+from discover.settings import ScanSettings, default_workers
 from piiport.api import build_detector
 
 
@@ -27,6 +28,17 @@ def _run_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def detector() -> Detector:
     # The same cached instance the CLI uses in-process, so CLI tests do not rebuild it.
     return build_detector()
+
+
+@pytest.fixture(params=["1", "default"], ids=lambda w: f"workers={w}")
+def workers(request: pytest.FixtureRequest) -> int:
+    """Fault tests run with one worker and with the default count the CLI uses (one per core)."""
+    return 1 if request.param == "1" else default_workers()
+
+
+@pytest.fixture
+def settings(workers: int) -> ScanSettings:
+    return ScanSettings(workers=workers)
 
 
 @pytest.fixture

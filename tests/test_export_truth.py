@@ -1,4 +1,4 @@
-"""Packages that are right on data shaped like a real sample database (issue 13, the export side).
+"""Packages that are right on data shaped like a real sample database, the export side.
 
 A rental store (customer -> address -> city -> country; staff and store -> address; rental ->
 inventory -> film -> language; film_actor -> actor; payment -> customer, rental, staff) with a
