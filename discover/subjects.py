@@ -1,6 +1,6 @@
 """Who is who: resolve the identifiers a request gives to one subject and its records.
 
-Rules (DESIGN.md, "Identifier"):
+Rules (the README's "Exporting a subject" states them for users):
 - E-mail and phone are strong: records that share one belong to one subject, and the
   subject grows over such links (``expand``).
 - A strong identifier is *shared* when the records it joins belong to different people:
@@ -165,13 +165,43 @@ class _Graph:
                 out[f["entity_type"]].add(f["ident"])
         return out
 
+    def co_groups(self, ident: bytes) -> dict[str, int]:
+        """How many distinct holders the co-identifiers of ``ident`` point to, by type.
+
+        Identifiers of one type that sit on the same record belong to one holder (a customer row
+        with a login e-mail and a newsletter e-mail is one person), so they count once; the groups
+        are joined across records that share one of them."""
+        parent: dict[bytes, bytes] = {}
+
+        def find(x: bytes) -> bytes:
+            while parent.setdefault(x, x) != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        per_record: dict[tuple[RecordRef, str], list[bytes]] = defaultdict(list)
+        types: dict[bytes, str] = {}
+        for ref in self.records_with(ident):
+            for f in self.findings_of([ref]):
+                if f["ident"] != ident and (f["entity_type"] != PERSON or f["score"] >= FULL_NAME_SCORE):
+                    per_record[(ref, f["entity_type"])].append(f["ident"])
+                    types[f["ident"]] = f["entity_type"]
+        for members in per_record.values():
+            for other in members[1:]:
+                parent[find(other)] = find(members[0])
+        counts: dict[str, int] = defaultdict(int)
+        for member, etype in types.items():
+            if find(member) == member:
+                counts[etype] += 1
+        return counts
+
     def sharers(self, ident: bytes, entity_type: str) -> int:
         """How many people a strong identifier seems to belong to (1 when it is not shared)."""
-        co = self.co_identifiers(ident)
+        co = self.co_groups(ident)
         if entity_type == PHONE:
-            return max(1, len(co[EMAIL]), len(co[PERSON]))
-        if entity_type == EMAIL and len(co[PHONE]) >= 2 and len(co[PERSON]) >= 2:
-            return max(len(co[PHONE]), len(co[PERSON]))
+            return max(1, co[EMAIL], co[PERSON])
+        if entity_type == EMAIL and co[PHONE] >= 2 and co[PERSON] >= 2:
+            return max(co[PHONE], co[PERSON])
         return 1
 
     def component(self, seeds: Iterable[tuple[bytes, str]], *, expand: bool) -> tuple[set[bytes], dict[bytes, str]]:
@@ -214,6 +244,8 @@ def resolve(index: Index, identifiers: Sequence[Identifier], *, expand: bool = T
     seeds = [(h, i.entity_type) for h, i in strong_given]
     if not seeds:
         seeds = _seeds_from_weak(graph, weak_given)
+        if not expand:
+            return _by_weak_only(index, graph, subject, seeds, weak_given)
     subject.strong, subject.types = graph.component(seeds, expand=expand)
 
     # Weak identifiers: those given, and those on the subject's own records.
@@ -227,6 +259,26 @@ def resolve(index: Index, identifiers: Sequence[Identifier], *, expand: bool = T
         subject.types[h] = i.entity_type
 
     _collect_records(index, graph, subject, given_weak={h for h, _ in weak_given})
+    return subject
+
+
+def _by_weak_only(
+    index: Index,
+    graph: _Graph,
+    subject: Subject,
+    seeds: Sequence[tuple[bytes, str]],
+    weak_given: Sequence[tuple[bytes, Identifier]],
+) -> Subject:
+    """A request by names or IPs without expansion: the records that hold them, nothing more.
+
+    The e-mails and phones on those records still say whose records they are (a record with
+    someone else's e-mail is not the subject's), but they pull in no record of their own.
+    """
+    subject.strong, subject.types = graph.component(seeds, expand=False)
+    for h, i in weak_given:
+        subject.weak.add(h)
+        subject.types[h] = i.entity_type
+    _collect_records(index, graph, subject, given_weak={h for h, _ in weak_given}, by_strong=False)
     return subject
 
 
@@ -255,9 +307,11 @@ def _seeds_from_weak(graph: _Graph, weak_given: Sequence[tuple[bytes, Identifier
     return seeds
 
 
-def _collect_records(index: Index, graph: _Graph, subject: Subject, *, given_weak: set[bytes]) -> None:
-    """Every record with the subject's data, and how it matched."""
-    strong_rows = index.findings_for(subject.strong) if subject.strong else []
+def _collect_records(
+    index: Index, graph: _Graph, subject: Subject, *, given_weak: set[bytes], by_strong: bool = True
+) -> None:
+    """Every record with the subject's data, and how it matched (``by_strong=False``: by weak identifiers only)."""
+    strong_rows = index.findings_for(subject.strong) if subject.strong and by_strong else []
     for row in strong_rows:
         matches = subject.records[row["container_id"]]
         if row["origin"] == FIELD:

@@ -21,6 +21,8 @@ from discover.scan import scan
 from piiport.api import export_subject
 from piiport.config import Config
 
+pytestmark = pytest.mark.servers
+
 PG_SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS citext;
 CREATE SCHEMA crm;
