@@ -241,6 +241,8 @@ def _check_table(
             sql = f"SELECT SUM(CASE WHEN {expr} < :cutoff THEN 1 ELSE 0 END), MIN({expr}), 0 FROM {qualified}"
         with connector.translate_errors(rule.container), engine.connect() as conn:
             expired, oldest, unreadable = conn.execute(text(sql), params).one()
+        if dialect == "sqlite" and isinstance(oldest, str):  # datetime() gives "YYYY-MM-DD HH:MM:SS", in UTC
+            oldest = oldest.replace(" ", "T") + "Z"
     return RetentionResult(
         **base,
         expired=int(expired or 0),
