@@ -288,17 +288,14 @@ def _lines(d: RunDiff) -> list[tuple[str, str]]:
     for f in d.new_fields:
         out.append(("New personal-data fields", f"{f.source}/{f.container}.{f.field}: {', '.join(f.entity_types)}"))
     for f in d.removed_fields:
-        out.append(
-            ("Removed personal-data fields", f"{f.source}/{f.container}.{f.field}: {', '.join(f.entity_types)}")
-        )
+        out.append(("Removed personal-data fields", f"{f.source}/{f.container}.{f.field}: {', '.join(f.entity_types)}"))
     for e in d.new_entity_types:
         out.append(("Entity types new to a field", f"{e.source}/{e.container}.{e.field}: {e.entity_type}"))
     for p in d.prevalence_changes:
         out.append(
             (
                 f"Prevalence changes beyond {d.threshold:g}",
-                f"{p.source}/{p.container}.{p.field} {p.entity_type}: {p.before:.2f} -> {p.after:.2f} "
-                f"({p.delta:+.2f})",
+                f"{p.source}/{p.container}.{p.field} {p.entity_type}: {p.before:.2f} -> {p.after:.2f} ({p.delta:+.2f})",
             )
         )
     for c in d.began_failing:

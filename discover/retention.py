@@ -126,7 +126,7 @@ def check(
     out = []
     for rule in rules:
         cutoff = rule.max_age.cutoff(now)
-        base = {
+        base: dict[str, Any] = {
             "source": rule.source,
             "container": rule.container,
             "max_age": str(rule.max_age),
@@ -203,7 +203,8 @@ def _check_table(
             f"retention rule {rule.describe()}: source {spec.name!r} holds files; use mtime: true", setting="retention"
         )
     assert rule.date_column is not None
-    with SqlConnector(spec) as connector:
+    connector = SqlConnector(spec)
+    try:
         table = connector.tables().get(rule.container)
         if table is None:
             raise PiiportError(
@@ -241,8 +242,10 @@ def _check_table(
             sql = f"SELECT SUM(CASE WHEN {expr} < :cutoff THEN 1 ELSE 0 END), MIN({expr}), 0 FROM {qualified}"
         with connector.translate_errors(rule.container), engine.connect() as conn:
             expired, oldest, unreadable = conn.execute(text(sql), params).one()
-        if dialect == "sqlite" and isinstance(oldest, str):  # datetime() gives "YYYY-MM-DD HH:MM:SS", in UTC
-            oldest = oldest.replace(" ", "T") + "Z"
+    finally:
+        connector.close()
+    if dialect == "sqlite" and isinstance(oldest, str):  # datetime() gives "YYYY-MM-DD HH:MM:SS", in UTC
+        oldest = oldest.replace(" ", "T") + "Z"
     return RetentionResult(
         **base,
         expired=int(expired or 0),

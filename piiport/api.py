@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 
     from discover.changes import RunDiff
     from discover.detector import Detector, Entity
-    from discover.retention import RetentionReport
     from discover.index import Index
     from discover.inventory import InventoryRow
+    from discover.retention import RetentionReport
     from discover.scan import Progress, ScanResult
     from export import ExportResult
     from piiport.config import Config

@@ -190,7 +190,9 @@ def inventory(config_path: str | None, index_url: str | None, fmt: str) -> None:
 @main.command()
 @click.argument("run_a", type=int, required=False)
 @click.argument("run_b", type=int, required=False)
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.1, show_default=True, help="Least prevalence change shown.")
+@click.option(
+    "--threshold", type=click.FloatRange(0, 1), default=0.1, show_default=True, help="Least prevalence change shown."
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "md"]), default="table", show_default=True)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
 @click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")

@@ -341,12 +341,16 @@ def _retention(path: Path, raw: Any, sources: Sequence[SourceSpec]) -> tuple[Ret
         if column is not None and (not isinstance(column, str) or not column):
             raise _fail(path, f"{where}.date_column must be a column name", "date_column")
         if bool(column) == mtime:
-            raise _fail(path, f"{where} needs either date_column (a table) or mtime: true (files), not both", "retention")
+            raise _fail(
+                path, f"{where} needs either date_column (a table) or mtime: true (files), not both", "retention"
+            )
         is_files = url_scheme(by_name[source].url) in ("file", "s3")
         if mtime and url_scheme(by_name[source].url) != "file":
             raise _fail(path, f"{where}: mtime: true needs a local file source; {source!r} is not one", "mtime")
         if column and is_files:
-            raise _fail(path, f"{where}: source {source!r} holds files; use mtime: true instead of date_column", "date_column")
+            raise _fail(
+                path, f"{where}: source {source!r} holds files; use mtime: true instead of date_column", "date_column"
+            )
         try:
             max_age = MaxAge.parse(str(item["max_age"]))
         except ConfigError as exc:

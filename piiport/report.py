@@ -51,7 +51,8 @@ h3 { font-size: 15px; margin: 18px 0 6px; }
 h4 { font-size: 14px; margin: 12px 0 4px; color: var(--mute); }
 .meta { color: var(--mute); margin: 0 0 16px; }
 .tiles { display: flex; flex-wrap: wrap; gap: 10px; margin: 12px 0; }
-.tile { flex: 1 1 140px; border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; background: var(--soft); }
+.tile { flex: 1 1 140px; border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px;
+  background: var(--soft); }
 .tile b { display: block; font-size: 22px; }
 .tile.bad { background: var(--badbg); border-color: #f5c2bd; }
 .tile.bad b { color: var(--bad); }
@@ -60,6 +61,7 @@ th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line
   overflow-wrap: anywhere; }
 th { background: var(--soft); font-weight: 600; }
 td.num, th.num { text-align: right; white-space: nowrap; }
+.nowrap { white-space: nowrap; }
 tr.bad td { background: var(--badbg); }
 .bar { display: inline-block; height: 8px; background: var(--accent); border-radius: 2px; vertical-align: middle; }
 .bar-wrap { display: inline-block; width: 60px; height: 8px; background: var(--line); border-radius: 2px;
@@ -157,7 +159,7 @@ def _chart(history: Sequence[Snapshot]) -> str:
             + '"/>'
         )
     label_every = max(1, len(points) // 12)
-    for i, ((run_id, value), (x, y)) in enumerate(zip(points, coords)):
+    for i, ((run_id, value), (x, y)) in enumerate(zip(points, coords, strict=True)):
         svg.append(
             f'<circle cx="{x}" cy="{y}" r="3.5" fill="#2f5bd3"><title>run {e(run_id)}: {e(f"{value:,}")} records'
             "</title></circle>"
@@ -241,12 +243,12 @@ def _retention(report: RetentionReport | None) -> str:
         else:
             status = '<span class="none">within the limit</span>'
         rows.append(
-            f'<tr{" class=bad" if r.breached or r.error else ""}><td>{e(r.source)} / {e(r.container)}</td>'
-            f"<td>{e(r.max_age)}</td><td>{e(r.basis)}</td><td>{status}</td>"
+            f"<tr{' class=bad' if r.breached or r.error else ''}><td>{e(r.source)} / {e(r.container)}</td>"
+            f'<td class="nowrap">{e(r.max_age)}</td><td>{e(r.basis)}</td><td>{status}</td>'
             f'<td class="num">{r.expired:,}</td><td>{e(r.oldest or "")}</td><td class="num">{r.in_index:,}</td></tr>'
         )
     return (
-        "<table><thead><tr><th>Source / container</th><th>Limit</th><th>Basis</th><th>Status</th>"
+        '<table><thead><tr><th>Source / container</th><th class="nowrap">Limit</th><th>Basis</th><th>Status</th>'
         '<th class="num">Past the limit</th><th>Oldest date</th><th class="num">Records in the index</th></tr>'
         "</thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
@@ -280,9 +282,12 @@ def _inventory(rows: Sequence[InventoryRow], containers: Sequence[dict[str, obje
         for container, fields in by_container.items():
             n = records.get((source, container))
             stale = ' <span class="stale">(stale: the last scan of it failed)</span>' if fields[0].stale else ""
-            out.append(f"<h4>{e(container)}" + (f" &middot; {int(n):,} records" if n is not None else "") + f"{stale}</h4>")
+            count = f" &middot; {n:,} records" if isinstance(n, int) else ""
+            out.append(f"<h4>{e(container)}{count}{stale}</h4>")
             head = "<th>Field</th><th>Entity type</th><th>Found</th><th class=num>Records</th><th>Prevalence</th>"
-            out.append(f"<table><thead><tr>{head}" + ("<th>Masked examples</th>" if examples else "") + "</tr></thead><tbody>")
+            if examples:
+                head += "<th>Masked examples</th>"
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>")
             for r in fields:
                 width = round(60 * max(0.0, min(1.0, r.prevalence)))
                 ex = f'<td class="ex">{e(", ".join(r.examples))}</td>' if examples else ""

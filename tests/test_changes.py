@@ -87,7 +87,9 @@ def test_diff_reports_every_change_between_two_runs(backend: str, runner: CliRun
         assert d["began_failing"] == [] and d["stopped_failing"] == []
 
         # A higher threshold hides the prevalence change; md and table name the same changes.
-        high = json.loads(runner.invoke(main, ["diff", "1", "2", "--config", cfg, "--format", "json", "--threshold", "0.3"]).output)
+        high = json.loads(
+            runner.invoke(main, ["diff", "1", "2", "--config", cfg, "--format", "json", "--threshold", "0.3"]).output
+        )
         assert high["prevalence_changes"] == []
         md = runner.invoke(main, ["diff", "--config", cfg, "--format", "md"]).output
         assert "### New personal-data fields" in md and "- crm/leads.contact\\_email: EMAIL\\_ADDRESS" in md

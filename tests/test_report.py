@@ -53,12 +53,15 @@ def hostile(runner: CliRunner, tmp_path: Path, detector) -> str:
     files = tmp_path / "files"
     files.mkdir()
     (files / f"{EVIL}.csv").write_text("email\nlea.simon@example.net\n", encoding="utf-8")
-    extra = (
-        "retention:\n"
-        f"  - {{source: files, container: '*.csv', mtime: true, max_age: 30d, basis: '{EVIL}'}}\n"
+    extra = f"retention:\n  - {{source: files, container: '*.csv', mtime: true, max_age: 30d, basis: '{EVIL}'}}\n"
+    cfg = str(
+        write_config(
+            tmp_path / "piiport.yaml",
+            tmp_path / "idx" / "index.db",
+            {"shop": f"sqlite:///{tmp_path / 'shop.db'}", "files": str(files)},
+            extra,
+        )
     )
-    cfg = str(write_config(tmp_path / "piiport.yaml", tmp_path / "idx" / "index.db",
-                           {"shop": f"sqlite:///{tmp_path / 'shop.db'}", "files": str(files)}, extra))
     assert runner.invoke(main, ["scan", "--config", cfg]).exit_code == 0
     (files / "<svg onload=alert(2)>.json").write_text('[{"email": ', encoding="utf-8")  # fails
     (files / "<i>new.csv").write_text("contact\nmarc.petit@example.com\n", encoding="utf-8")
@@ -92,7 +95,7 @@ def test_every_value_is_escaped_and_the_page_is_self_contained(runner: CliRunner
     assert "img" not in tags and "script" not in tags and "i" not in tags
     assert tags.count("svg") == 1  # the trend chart, nothing injected
     for el in _elements(tree):
-        for name, value in el.attrib.items():
+        for name in el.attrib:
             attr = name[1] if isinstance(name, tuple) else name
             assert not attr.lower().startswith("on"), (el.tag, attr)
             assert attr not in ("src", "href"), (el.tag, attr)  # no external asset, no link out
@@ -141,7 +144,9 @@ def test_the_report_renders_in_headless_chromium(runner: CliRunner, tmp_path: Pa
     png = tmp_path / "report.png"
     subprocess.run(
         [*base, f"--screenshot={png}", "--window-size=1200,1600", "--hide-scrollbars", out.as_uri()],
-        capture_output=True, timeout=120, check=True,
+        capture_output=True,
+        timeout=120,
+        check=True,
     )
     width, height, colours = _png_size_and_colours(png.read_bytes())
     assert (width, height) == (1200, 1600)
