@@ -65,10 +65,14 @@ class IndexBusyError(PiiportError):
 class ExportError(PiiportError):
     """A subject cannot be exported (ambiguous identifier, existing request id, write error)."""
 
-    def __init__(self, message: str, *, request_id: str | None = None, reason: str | None = None):
+    def __init__(
+        self, message: str, *, request_id: str | None = None, reason: str | None = None, matched: int | None = None
+    ):
         super().__init__(message)
         self.request_id = request_id
         self.reason = reason
+        #: With ``reason="ambiguous"``: how many subjects the identifiers matched.
+        self.matched = matched
 
 
 def wrong_password(detail: str) -> bool:

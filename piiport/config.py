@@ -22,7 +22,18 @@ ENV_INDEX = "PIIPORT_INDEX"
 ENV_CONFIG = "PIIPORT_CONFIG"
 ENV_WORKERS = "PIIPORT_WORKERS"
 
-_TOP_KEYS = {"index", "workers", "batch_size", "sample_size", "detection", "sources", "export", "s3", "retention"}
+_TOP_KEYS = {
+    "index",
+    "workers",
+    "batch_size",
+    "sample_size",
+    "detection",
+    "sources",
+    "export",
+    "s3",
+    "service",
+    "retention",
+}
 _RETENTION_KEYS = {"source", "container", "date_column", "mtime", "max_age", "basis"}
 _DETECTION_KEYS = {"language", "entities", "phone_regions", "score_threshold", "models"}
 _SOURCE_KEYS = {
@@ -49,7 +60,11 @@ _EXPORT_KEYS = {
     "ignore_relations",
     "references",
     "reference_depth",
+    "package_ttl",
 }
+_SERVICE_KEYS = {"callback_hosts", "callback_secret", "callback_retries", "callback_backoff"}
+ENV_CALLBACK_SECRET = "PIIPORT_CALLBACK_SECRET"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,21 @@ class ExportSettings:
     references: bool = True
     #: How many foreign-key hops from the subject's rows reference rows are followed.
     reference_depth: int = 2
+    #: Seconds a package of ``piiport serve`` is kept before the server deletes it (30 days).
+    package_ttl: float = 30 * 86400
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """``piiport serve``: where callbacks may go and how they are signed and retried."""
+
+    #: Host names (or ``*.example.com``) a callback_url may name; none: callbacks are refused.
+    callback_hosts: tuple[str, ...] = ()
+    #: HMAC-SHA256 key of the callback signature (or the environment's PIIPORT_CALLBACK_SECRET).
+    callback_secret: str | None = field(default=None, repr=False)
+    callback_retries: int = 5
+    #: Seconds before the first retry; each next one waits twice as long.
+    callback_backoff: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +126,7 @@ class Config:
     scan: ScanSettings = field(default_factory=ScanSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     s3: S3Settings = field(default_factory=S3Settings)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
     retention: tuple[RetentionRule, ...] = ()
     path: Path | None = None
 
@@ -289,6 +320,47 @@ def _export(path: Path, raw: Any) -> ExportSettings:
         ignore_relations=_str_list(path, "ignore_relations", raw.get("ignore_relations")),
         references=references,
         reference_depth=reference_depth,
+        package_ttl=_duration(path, raw, "package_ttl", ExportSettings.package_ttl),
+    )
+
+
+def _duration(path: Path, data: Mapping[str, Any], key: str, default: float) -> float:
+    """A duration: a number of days, or a string with a unit (``90s``, ``12h``, ``30d``)."""
+    if key not in data:
+        return default
+    value = data[key]
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", value) if isinstance(value, str) else None
+    if match:
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value) * 86400
+    else:
+        raise _fail(path, f"{key} must be a number of days or a duration such as 12h or 30d", key)
+    if seconds <= 0:
+        raise _fail(path, f"{key} must be more than zero", key)
+    return seconds
+
+
+def _service(path: Path, raw: Any) -> ServiceSettings:
+    secret = os.environ.get(ENV_CALLBACK_SECRET)
+    if raw is None:
+        return ServiceSettings(callback_secret=secret)
+    if not isinstance(raw, dict):
+        raise _fail(path, "service must be a mapping", "service")
+    _check_keys(path, "in service: ", raw, _SERVICE_KEYS)
+    if raw.get("callback_secret") is not None and not isinstance(raw["callback_secret"], str):
+        raise _fail(path, "service.callback_secret must be a string", "callback_secret")
+    retries = _number(path, raw, "callback_retries", int, 5)
+    backoff = _number(path, raw, "callback_backoff", float, 2.0)
+    if retries < 1 or backoff < 0:
+        raise _fail(
+            path, "service.callback_retries must be 1 or more and callback_backoff 0 or more", "callback_retries"
+        )
+    return ServiceSettings(
+        callback_hosts=tuple(h.lower() for h in _str_list(path, "callback_hosts", raw.get("callback_hosts"))),
+        callback_secret=secret or raw.get("callback_secret"),
+        callback_retries=retries,
+        callback_backoff=backoff,
     )
 
 
@@ -433,5 +505,6 @@ def load_config(
         scan=scan_settings,
         export=_export(where, data.get("export")),
         s3=s3,
+        service=_service(where, data.get("service")),
         path=file_path,
     )

@@ -156,7 +156,7 @@ def test_help_is_instant_and_imports_nothing_heavy(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, piiport.cli; print(sorted(m for m in ('spacy','presidio_analyzer','sqlalchemy','pyarrow') if m in sys.modules))",
+            "import sys, piiport.cli; print(sorted(m for m in ('spacy','presidio_analyzer','sqlalchemy','pyarrow','fastapi','uvicorn','prometheus_client') if m in sys.modules))",
         ],
         capture_output=True,
         text=True,
@@ -193,6 +193,12 @@ def test_demo_in_a_fresh_folder(tmp_path: Path) -> None:
     assert "employees" not in {f["container"] for f in manifest["files"]}
     again = _piiport("demo", cwd=tmp_path)  # running it twice gives the same result
     assert again.returncode == 0 and again.stdout == out
+    # From inside the demo folder (where `piiport serve` runs), the index still finds the sources.
+    inside = _piiport(
+        "export", "--email", "alice.martin@example.com", "--request-id", "in", "--json", cwd=tmp_path / "piiport-demo"
+    )
+    assert inside.returncode == 0, inside.stderr
+    assert json.loads(inside.stdout)["errors"] == [] and json.loads(inside.stdout)["records"] > 0
 
 
 def test_scan_then_export_parquet_as_a_new_user_would(runner: CliRunner, tmp_path: Path, detector) -> None:
