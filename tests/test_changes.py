@@ -173,3 +173,19 @@ def test_unknown_run_and_bad_threshold_are_usage_errors(runner: CliRunner, tmp_p
     assert result.exit_code == 2
     assert result.output == "Error: there is no scan run 9 in the index (it has runs 1 to 1)\n"
     assert runner.invoke(main, ["diff", "--threshold", "2"]).exit_code == 2
+
+
+def test_a_run_without_a_snapshot_is_named(runner: CliRunner, tmp_path: Path, detector) -> None:
+    """Runs scanned by an earlier piiport have no snapshot: the diff says so instead of guessing."""
+    import sqlite3
+
+    (tmp_path / "a.csv").write_text("email\nx.y@example.com\n", encoding="utf-8")
+    for _ in range(2):
+        assert runner.invoke(main, ["scan", "a.csv"]).exit_code == 0
+    with sqlite3.connect(tmp_path / ".piiport" / "index.db") as db:
+        db.execute("DELETE FROM run_snapshots WHERE run_id = 1")
+    result = runner.invoke(main, ["diff", "1", "2"])
+    assert result.exit_code == 2
+    assert "scan run 1 has no inventory snapshot" in result.output
+    # By default the diff looks for the last two runs that have one.
+    assert runner.invoke(main, ["diff"]).output.startswith("Error: the index has no finished scan run before run 2")
