@@ -189,3 +189,22 @@ def test_a_run_without_a_snapshot_is_named(runner: CliRunner, tmp_path: Path, de
     assert "scan run 1 has no inventory snapshot" in result.output
     # By default the diff looks for the last two runs that have one.
     assert runner.invoke(main, ["diff"]).output.startswith("Error: the index has no finished scan run before run 2")
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_snapshots_and_diff_in_an_index_kept_on_a_server(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detector
+) -> None:
+    from piiport.api import diff_runs, scan_sources
+
+    monkeypatch.setenv("PIIPORT_INDEX_KEY", "00112233445566778899aabbccddeeff")
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "a.csv").write_text("email\nx.y@example.com\n", encoding="utf-8")
+    with sql_source(server, tmp_path) as url, Index(url) as idx:
+        scan_sources([str(files)], index=idx, detector=detector)
+        (files / "b.csv").write_text("phone\n+33 6 12 34 56 78\n", encoding="utf-8")
+        scan_sources([str(files)], index=idx, detector=detector)
+        d = diff_runs(index=idx)
+    assert (d.run_a, d.run_b) == (1, 2)
+    assert [(f.container, f.field, f.entity_types) for f in d.new_fields] == [("b.csv", "phone", ("PHONE_NUMBER",))]
