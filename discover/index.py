@@ -329,6 +329,28 @@ class Index:
         )
         return [dict(r) for r in conn.execute(stmt).mappings()]
 
+    def records_known(self, source: str, name: str, keys: Iterable[str]) -> int:
+        """How many of these record keys of one container hold findings in the index.
+
+        Memory: one chunk of keys and the blocks they point at."""
+        from sqlalchemy import select
+
+        c = self.t["containers"]
+        with self.engine.connect() as conn:
+            cid = conn.execute(select(c.c.id).where(c.c.source == source, c.c.name == name)).scalar()
+        if cid is None:
+            return 0
+        known = 0
+        chunk: list[RecordRef] = []
+        for key in keys:
+            chunk.append(RecordRef(cid, key))
+            if len(chunk) >= _LOOKUP_CHUNK * 5:
+                known += len({f["record_key"] for f in self.findings_in(chunk)})
+                chunk = []
+        if chunk:
+            known += len({f["record_key"] for f in self.findings_in(chunk)})
+        return known
+
     def container_record_counts(self, source: str, name: str) -> int:
         """Records of one container that the index holds personal data for."""
         from sqlalchemy import select

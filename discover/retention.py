@@ -18,6 +18,7 @@ from connectors.base import SourceSpec, url_scheme
 from connectors.errors import ConfigError, PiiportError
 
 if TYPE_CHECKING:
+    from connectors.sql import SqlConnector
     from discover.index import Index
 
 _AGE = re.compile(r"^\s*(\d+)\s*(y|mo|w|d)\s*$")
@@ -87,9 +88,9 @@ class RetentionResult:
     unit: str
     #: The oldest date found (the whole container, not only what is past the limit).
     oldest: str | None
-    #: Records of the container(s) that the index holds personal data for; for a file rule,
-    #: those of the files past the limit.
-    in_index: int
+    #: Of the records past the limit, those the index holds personal data for (for a file rule,
+    #: the records of the files past the limit); None for a table without a key (row hash).
+    in_index: int | None
     #: Values of the date column that are not dates (text columns in SQLite), not counted.
     unreadable: int = 0
     error: str | None = None
@@ -226,8 +227,9 @@ def _check_table(
             # SQLite keeps dates as text (ISO 8601, with T or a space, or a bare date) or numbers:
             # julianday() reads the texts, and is NULL for what is not a date.
             params["cutoff"] = cutoff.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            past = f"julianday({col}) < julianday(:cutoff)"
             sql = (
-                f"SELECT SUM(CASE WHEN julianday({col}) < julianday(:cutoff) THEN 1 ELSE 0 END), "
+                f"SELECT SUM(CASE WHEN {past} THEN 1 ELSE 0 END), "
                 f"datetime(MIN(julianday({col}))), "
                 f"SUM(CASE WHEN {col} IS NOT NULL AND julianday({col}) IS NULL THEN 1 ELSE 0 END) "
                 f"FROM {qualified}"
@@ -239,9 +241,13 @@ def _check_table(
                 params["cutoff"] = cutoff
             else:  # MySQL/MariaDB compare DATETIME values without a zone: in UTC
                 params["cutoff"] = cutoff.astimezone(timezone.utc).replace(tzinfo=None)
-            sql = f"SELECT SUM(CASE WHEN {expr} < :cutoff THEN 1 ELSE 0 END), MIN({expr}), 0 FROM {qualified}"
+            past = f"{expr} < :cutoff"
+            sql = f"SELECT SUM(CASE WHEN {past} THEN 1 ELSE 0 END), MIN({expr}), 0 FROM {qualified}"
         with connector.translate_errors(rule.container), engine.connect() as conn:
             expired, oldest, unreadable = conn.execute(text(sql), params).one()
+        in_index: int | None = 0
+        if index is not None and expired:
+            in_index = _expired_in_index(connector, rule, index, past, params)
     finally:
         connector.close()
     if dialect == "sqlite" and isinstance(oldest, str):  # datetime() gives "YYYY-MM-DD HH:MM:SS", in UTC
@@ -251,9 +257,30 @@ def _check_table(
         expired=int(expired or 0),
         unit="records",
         oldest=_iso(oldest),
-        in_index=index.container_record_counts(spec.name, rule.container) if index is not None else 0,
+        in_index=in_index,
         unreadable=int(unreadable or 0),
     )
+
+
+def _expired_in_index(
+    connector: SqlConnector, rule: RetentionRule, index: Index, past: str, params: dict[str, Any]
+) -> int | None:
+    """How many of the records past the limit the index holds personal data for: their keys (only
+    the key columns are read) looked up in the index. None for a table located by row hash,
+    whose key is the whole row."""
+    from sqlalchemy import select, text
+
+    from connectors.base import ContainerRef, encode_key
+    from connectors.sql import SqlTableReader
+
+    reader = connector.open(ContainerRef(rule.source, rule.container, "table"))
+    if not isinstance(reader, SqlTableReader) or reader.key_kind == "row_hash":
+        return None
+    width = len(reader.key_columns)
+    stmt = select(*reader.key_columns).select_from(reader.table).where(text(past).bindparams(**params))
+    with connector.translate_errors(rule.container), connector.engine.connect() as conn:
+        rows = conn.execution_options(stream_results=True, yield_per=2000).execute(stmt)
+        return index.records_known(rule.source, rule.container, (encode_key(list(row[:width])) for row in rows))
 
 
 def _has_python_type(table: Any, rule: RetentionRule) -> bool:

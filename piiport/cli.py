@@ -231,10 +231,13 @@ def retention(as_json: bool, config_path: str | None, index_url: str | None) -> 
             state = "BREACH " if r.breached else "ok     "
             oldest = f"; oldest {r.oldest}" if r.oldest else ""
             unreadable = f"; {r.unreadable:,} value(s) are not dates" if r.unreadable else ""
-            click.echo(
-                f"{state} {where}: {r.expired:,} {r.unit} older than {r.cutoff}{oldest}; "
-                f"{r.in_index:,} record(s) in the index{unreadable}"
-            )
+            if r.in_index is None:
+                known = "the index cannot tell which of them it holds (the table has no key)"
+            elif r.unit == "files":
+                known = f"{r.in_index:,} of their records in the index"
+            else:
+                known = f"{r.in_index:,} of them in the index"
+            click.echo(f"{state} {where}: {r.expired:,} {r.unit} older than {r.cutoff}{oldest}; {known}{unreadable}")
     if report.breached:
         sys.exit(EXIT_POLICY)
     if report.errors:

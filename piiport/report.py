@@ -242,14 +242,15 @@ def _retention(report: RetentionReport | None) -> str:
             status = f'<span class="err">breached: {r.expired:,} {e(r.unit)} past the limit</span>'
         else:
             status = '<span class="none">within the limit</span>'
+        known = "n/a" if r.in_index is None else f"{r.in_index:,}"
         rows.append(
             f"<tr{' class=bad' if r.breached or r.error else ''}><td>{e(r.source)} / {e(r.container)}</td>"
             f'<td class="nowrap">{e(r.max_age)}</td><td>{e(r.basis)}</td><td>{status}</td>'
-            f'<td class="num">{r.expired:,}</td><td>{e(r.oldest or "")}</td><td class="num">{r.in_index:,}</td></tr>'
+            f'<td class="num">{r.expired:,}</td><td>{e(r.oldest or "")}</td><td class="num">{known}</td></tr>'
         )
     return (
         '<table><thead><tr><th>Source / container</th><th class="nowrap">Limit</th><th>Basis</th><th>Status</th>'
-        '<th class="num">Past the limit</th><th>Oldest date</th><th class="num">Records in the index</th></tr>'
+        '<th class="num">Past the limit</th><th>Oldest date</th><th class="num">Of them in the index</th></tr>'
         "</thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
 

@@ -67,6 +67,9 @@ def _populate(backend: str, url: str) -> None:
         + ")"
         for i, value in enumerate(created)
     )
+    # Past the limit, but with no personal data: the index holds nothing of it.
+    old = ago(days=4 * 365 + 10).strftime("%Y-%m-%d" if backend == "sqlite" else "%Y-%m-%d 00:00:00")
+    rows += f";\nINSERT INTO prospects VALUES (6, NULL, '{old}')"
     execute(
         url,
         f"""
@@ -94,23 +97,25 @@ def test_retention_counts_records_past_the_limit_in_the_source(
         report = json.loads(result.output)
         assert report["breached"] is True
         prospects, consent = report["rules"]
-        assert (prospects["expired"], prospects["unit"], prospects["breached"]) == (2, "records", True)
+        assert (prospects["expired"], prospects["unit"], prospects["breached"]) == (3, "records", True)
         assert prospects["oldest"].startswith(ago(days=5 * 365 + 3).strftime("%Y-%m-%d"))
-        assert prospects["in_index"] == 5  # every prospect row holds an e-mail
+        assert prospects["in_index"] == 2  # the two expired prospects with an e-mail, not row 6
         assert prospects["unreadable"] == (1 if backend == "sqlite" else 0)
         assert prospects["basis"] == "prospects, charter: 3 years" and prospects["max_age"] == "3y"
-        assert (consent["expired"], consent["in_index"], consent["error"]) == (1, 3, None)
+        assert (consent["expired"], consent["in_index"], consent["error"]) == (1, 1, None)
         assert consent["oldest"].startswith(ago(days=730).strftime("%Y-%m-%d"))
 
         text = runner.invoke(main, ["retention", "--config", cfg])
         assert text.exit_code == 3
         first = text.output.splitlines()[0]
-        assert first.startswith("BREACH  crm/prospects (max 3y, prospects, charter: 3 years): 2 records older than ")
-        assert "5 record(s) in the index" in first
+        assert first.startswith("BREACH  crm/prospects (max 3y, prospects, charter: 3 years): 3 records older than ")
+        assert first.endswith(
+            "; 2 of them in the index; 1 value(s) are not dates" if backend == "sqlite" else "; 2 of them in the index"
+        )
         assert "prospect0" not in text.output and "81.12" not in text.output
 
         # Within the limits: exit 0.
-        execute(url, "DELETE FROM prospects WHERE id IN (1, 2);\nDELETE FROM consent_log WHERE id = 1")
+        execute(url, "DELETE FROM prospects WHERE id IN (1, 2, 6);\nDELETE FROM consent_log WHERE id = 1")
         ok = runner.invoke(main, ["retention", "--config", cfg, "--json"])
         assert ok.exit_code == 0, ok.output
         assert [r["expired"] for r in json.loads(ok.output)["rules"]] == [0, 0]
@@ -204,3 +209,23 @@ def test_max_age_is_calendar_arithmetic() -> None:
     assert MaxAge.parse(" 2w ").cutoff(end_of_march) == datetime(2026, 3, 17, 12, 0, tzinfo=timezone.utc)
     with pytest.raises(Exception, match="not an age"):
         MaxAge.parse("0d")
+
+
+def test_a_table_without_a_key_says_the_index_cannot_tell(runner: CliRunner, tmp_path: Path, detector) -> None:
+    with sql_source("postgresql", tmp_path) as url:
+        old = ago(days=800).strftime("%Y-%m-%d %H:%M:%S")
+        execute(
+            url,
+            f"CREATE TABLE consent_log (visitor_ip VARCHAR(40), ts TIMESTAMP);\n"
+            f"INSERT INTO consent_log VALUES ('81.12.200.7', '{old}')",
+        )
+        extra = "retention:\n  - {source: crm, container: consent_log, date_column: ts, max_age: 13mo}\n"
+        cfg = str(write_config(tmp_path / "piiport.yaml", tmp_path / "idx" / "index.db", {"crm": url}, extra))
+        assert runner.invoke(main, ["scan", "--config", cfg]).exit_code == 0
+        result = runner.invoke(main, ["retention", "--config", cfg])
+    assert result.exit_code == 3
+    assert result.output.rstrip().endswith(
+        "1 records older than "
+        + result.output.split("older than ")[1].split(";")[0]
+        + f"; oldest {old.replace(' ', 'T')}Z; the index cannot tell which of them it holds (the table has no key)"
+    )
