@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 # Re-exported for test modules that still import them from conftest; new code imports from fixtures.
 from fixtures import CUSTOMERS, EMPLOYEES, make_shop, raw_bytes_of_index  # noqa: F401
@@ -33,6 +34,15 @@ def _run_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ``s3://`` URL mistaken for a path) never writes into the checkout. Paths to the repository's
     own files are relative to the test file, never to the working directory."""
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """The CLI in-process, in the test's own folder, untouched by the caller's PIIPORT_* settings."""
+    monkeypatch.chdir(tmp_path)
+    for var in ("PIIPORT_INDEX", "PIIPORT_CONFIG", "PIIPORT_INDEX_KEY", "PIIPORT_WORKERS"):
+        monkeypatch.delenv(var, raising=False)
+    return CliRunner()
 
 
 @pytest.fixture(scope="session")

@@ -18,14 +18,6 @@ from piiport.cli import main
 
 
 @pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)
-    for var in ("PIIPORT_INDEX", "PIIPORT_CONFIG", "PIIPORT_INDEX_KEY"):
-        monkeypatch.delenv(var, raising=False)
-    return CliRunner()
-
-
-@pytest.fixture
 def scanned(runner: CliRunner, tmp_path: Path, detector) -> Path:
     make_shop(tmp_path / "shop.db")
     assert runner.invoke(main, ["scan", "sqlite:///shop.db", "--json"]).exit_code == 0

@@ -44,14 +44,6 @@ INSERT INTO customers VALUES (8, 'karim.dupont@example.com', 'Karim Dupont', 'Ca
 """
 
 
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)
-    for var in ("PIIPORT_INDEX", "PIIPORT_CONFIG", "PIIPORT_INDEX_KEY"):
-        monkeypatch.delenv(var, raising=False)
-    return CliRunner()
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_diff_reports_every_change_between_two_runs(backend: str, runner: CliRunner, tmp_path: Path, detector) -> None:
     with sql_source(backend, tmp_path) as url:

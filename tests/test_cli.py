@@ -10,20 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from fixtures import make_shop
 
 from piiport.cli import main
-
-
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("PIIPORT_INDEX", raising=False)
-    monkeypatch.delenv("PIIPORT_CONFIG", raising=False)
-    monkeypatch.delenv("PIIPORT_INDEX_KEY", raising=False)
-    return CliRunner()
 
 
 def test_scan_then_inventory_in_every_format(runner: CliRunner, tmp_path: Path, detector) -> None:

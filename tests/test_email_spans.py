@@ -66,14 +66,6 @@ def _spans(text: str, wanted: list[str]) -> list[dict[str, object]]:
     return out
 
 
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)
-    for var in ("PIIPORT_INDEX", "PIIPORT_CONFIG", "PIIPORT_INDEX_KEY", "PIIPORT_WORKERS"):
-        monkeypatch.delenv(var, raising=False)
-    return CliRunner()
-
-
 def test_detect_gives_the_address_alone_for_every_shape(runner: CliRunner, detector) -> None:
     texts = [t for t, _ in SHAPES] + OTHERS
     payload = "".join(json.dumps({"text": t}) + "\n" for t in texts)

@@ -316,14 +316,6 @@ def test_reference_depth_and_switch(rental: Index, tmp_path: Path) -> None:
 # -- an honest "not found" ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)
-    for name in ("PIIPORT_INDEX", "PIIPORT_CONFIG", "PIIPORT_INDEX_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    return CliRunner()
-
-
 def _index(tmp_path: Path) -> list[str]:
     """The CLI option that opens the ``index`` fixture's database."""
     return ["--index", f"sqlite:///{tmp_path / 'idx' / 'index.db'}"]

@@ -212,14 +212,6 @@ def test_the_export_side_parses_phones_with_the_scan_function() -> None:
 # --- end to end: scan, then export by the number written another way ---------------------------
 
 
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)
-    for name in ("PIIPORT_INDEX", "PIIPORT_CONFIG", "PIIPORT_INDEX_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    return CliRunner()
-
-
 def _rows(db: Path, sql: str) -> list[dict[str, Any]]:
     with sqlite3.connect(db) as conn:
         conn.row_factory = sqlite3.Row

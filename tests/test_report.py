@@ -34,14 +34,6 @@ FLAGS = [
 
 
 @pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)
-    for var in ("PIIPORT_INDEX", "PIIPORT_CONFIG", "PIIPORT_INDEX_KEY"):
-        monkeypatch.delenv(var, raising=False)
-    return CliRunner()
-
-
-@pytest.fixture
 def hostile(runner: CliRunner, tmp_path: Path, detector) -> str:
     """An index of two runs over a table, a field and files named like markup, one file failing."""
     with sqlite3.connect(tmp_path / "shop.db") as db:

@@ -34,14 +34,6 @@ def ago(**kw: float) -> datetime:
     return NOW - timedelta(**kw)
 
 
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)
-    for var in ("PIIPORT_INDEX", "PIIPORT_CONFIG", "PIIPORT_INDEX_KEY"):
-        monkeypatch.delenv(var, raising=False)
-    return CliRunner()
-
-
 def _populate(backend: str, url: str) -> None:
     kind = {"sqlite": "TEXT", "postgresql": "TIMESTAMP", "mariadb": "DATETIME"}[backend]
     iso = "%Y-%m-%dT%H:%M:%S"
