@@ -20,6 +20,8 @@ _LAZY = {
     "build_detector": "piiport.api",
     "run_demo": "piiport.api",
     "export_subject": "piiport.api",
+    "locate": "piiport.api",
+    "missing_processing": "piiport.api",
     "ExportResult": "export",
     "load_config": "piiport.config",
     "Config": "piiport.config",
