@@ -3,7 +3,9 @@
 The same detector that scanned the text finds the spans again; a span whose normalised value
 hashes (with the index key) to one of the subject's identifiers is theirs and stays, and so
 does a name made only of words of the subject's own names ("Alice" for Alice Martin).
-Everything else becomes ``[PERSON]``, ``[EMAIL_ADDRESS]``, ``[PHONE_NUMBER]`` or ``[IP_ADDRESS]``.
+Everything else becomes ``[PERSON]``, ``[EMAIL_ADDRESS]``, ``[PHONE_NUMBER]`` or ``[IP_ADDRESS]``,
+except an IP address in a text that names no one else (the subject's own log line): that is
+taken as the subject's connection data.
 Rows are changed in memory before any file is written, so no unredacted copy reaches the disk.
 """
 
@@ -14,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from discover.identifiers import PERSON, fold_name, normalise_found
+from discover.identifiers import IP, PERSON, fold_name, normalise_found
 from discover.index import Index
 from export.formats import Table
 
@@ -66,10 +68,15 @@ class Redactor:
         return self._apply(text, entities, counts)
 
     def _apply(self, text: str, entities: Sequence[Any], counts: Counter[str]) -> str:
+        others = [e for e in entities if not self.is_own(e.type, text[e.start : e.end])]
+        # An IP in a text of the subject's that names nobody else (their own log line, a note on
+        # their account) is their connection data; beside another person it may be that person's.
+        if not any(e.type != IP for e in others):
+            others = []
         out = text
         last = len(text) + 1
-        for e in sorted(entities, key=lambda e: e.start, reverse=True):
-            if e.end > last or self.is_own(e.type, text[e.start : e.end]):
+        for e in sorted(others, key=lambda e: e.start, reverse=True):
+            if e.end > last:
                 continue
             out = out[: e.start] + placeholder(e.type) + out[e.end :]
             counts[e.type] += 1

@@ -57,6 +57,10 @@ def shop(tmp_path: Path, index: Index, detector) -> Index:
     with sqlite3.connect(db) as conn:
         conn.execute("INSERT INTO tickets VALUES (5, 1, ?)", (NOTE,))
         conn.execute("INSERT INTO tickets VALUES (6, 1, ?)", (XSS,))
+        conn.execute("INSERT INTO tickets VALUES (7, 1, ?)", ("Connection from 203.0.113.77 was blocked.",))
+        conn.execute(
+            "INSERT INTO tickets VALUES (8, 1, ?)", ("Bruno Dubois logged in from 198.51.100.23 on her account.",)
+        )
     assert scan([SourceSpec(name="shop", url=f"sqlite:///{db}")], index=index, detector=detector).ok
     return index
 
@@ -343,7 +347,7 @@ def test_portability_keeps_consent_and_contract_data_without_inferred_fields(
         {
             "source": "shop",
             "container": "tickets",
-            "records": 4,
+            "records": 6,
             "reason": "legal_basis",
             "legal_basis": "legitimate_interests",
         },
@@ -394,9 +398,11 @@ def test_redaction_replaces_other_peoples_identifiers_and_keeps_the_subjects(
         5: "Alice asked us to stop writing to her neighbour [PERSON] ([EMAIL_ADDRESS]); her own address is "
         "alice.martin@example.com.",
         6: XSS,
+        7: "Connection from 203.0.113.77 was blocked.",  # on her account, naming nobody else: her connection
+        8: "[PERSON] logged in from [IP_ADDRESS] on her account.",  # beside another person: maybe theirs
     }
     tickets = next(f for f in result.manifest["files"] if f["container"] == "tickets")
-    assert tickets["redactions"] == {"EMAIL_ADDRESS": 2, "PERSON": 1}
+    assert tickets["redactions"] == {"EMAIL_ADDRESS": 2, "IP_ADDRESS": 1, "PERSON": 2}
     assert next(f for f in result.manifest["files"] if f["container"] == "customers")["redactions"] == {}
     assert result.manifest["redaction"] == {"enabled": True}
     # No unredacted copy anywhere the export wrote: the package, and the folder it was staged in.
@@ -404,6 +410,7 @@ def test_redaction_replaces_other_peoples_identifiers_and_keeps_the_subjects(
         if path.is_file():
             data = path.read_bytes()
             assert b"bruno.dubois@example.org" not in data and b"Bruno Dubois" not in data, path
+            assert b"198.51.100.23" not in data, path
     assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == [result.request_id]
 
 
