@@ -40,7 +40,12 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     converted = to_json_value(value)
-    text = converted if isinstance(converted, str) else json.dumps(converted, ensure_ascii=False)
+    if isinstance(converted, str):
+        text = converted
+    elif isinstance(converted, (dict, list, bool, int, float)):
+        text = json.dumps(converted, ensure_ascii=False, default=str)
+    else:  # inet and other driver types: their text form, as the data files write them
+        text = str(converted)
     if len(text) > CELL_CHARS:
         text = text[:CELL_CHARS] + " […]"
     return escape(text)

@@ -41,8 +41,11 @@ def missing() -> str | None:
 
 
 @contextmanager
-def chromium(width: int = 1200, height: int = 900) -> Iterator[Any]:
-    """A headless Chromium WebDriver with a fresh profile, closed and removed afterwards."""
+def chromium(width: int = 1200, height: int = 900, *, downloads: Path | None = None) -> Iterator[Any]:
+    """A headless Chromium WebDriver with a fresh profile, closed and removed afterwards.
+
+    ``downloads``: the folder downloads land in, without a prompt.
+    """
     reason = missing()
     if reason:
         pytest.skip(reason)
@@ -56,8 +59,14 @@ def chromium(width: int = 1200, height: int = 900) -> Iterator[Any]:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={width},{height}")
+    if downloads is not None:
+        options.add_experimental_option(
+            "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+        )
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
+        if downloads is not None:
+            driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
         yield driver
     finally:
         driver.quit()
