@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -19,6 +20,14 @@ from connectors.errors import SourceError
 
 #: Logical field types, shared by every connector. ``bytes`` fields are never scanned.
 FIELD_TYPES = ("text", "int", "float", "decimal", "bool", "date", "datetime", "json", "bytes", "other")
+
+
+#: Why a listing passes over an entry, as the summary says it.
+SKIP_REASONS: Mapping[str, str] = {
+    "hidden": "hidden files and folders (names starting with a dot)",
+    "symlinked_folder": "symbolic links to folders (not followed)",
+    "unknown_format": "files of an unknown format",
+}
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,9 @@ class ContainerReader(ABC):
         self.skipped_records = 0
         #: Fields that are present but not scanned (binary columns).
         self.skipped_fields: list[str] = []
+        #: What the summary should say about values that were read, not skipped (a number
+        #: column's text read as text).
+        self.notes: list[str] = []
 
     def __enter__(self) -> ContainerReader:
         return self
@@ -188,6 +200,10 @@ class Connector(ABC):
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
+        #: What ``containers`` passed over without reading, by reason (``SKIP_REASONS``).
+        self.skipped: Counter[str] = Counter()
+        #: Parts of the source that could not be listed (an unreadable folder); the rest is listed.
+        self.listing_errors: list[SourceError] = []
 
     def __enter__(self) -> Connector:
         return self

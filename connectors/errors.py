@@ -53,10 +53,31 @@ class DetectionError(PiiportError):
         self.model = model
 
 
+class IndexBusyError(PiiportError):
+    """Another scan is writing the index (``run_id`` and ``since`` when known)."""
+
+    def __init__(self, message: str, *, run_id: int | None = None, since: str | None = None):
+        super().__init__(message)
+        self.run_id = run_id
+        self.since = since
+
+
 class ExportError(PiiportError):
     """A subject cannot be exported (ambiguous identifier, existing request id, write error)."""
 
-    def __init__(self, message: str, *, request_id: str | None = None, reason: str | None = None):
+    def __init__(
+        self, message: str, *, request_id: str | None = None, reason: str | None = None, matched: int | None = None
+    ):
         super().__init__(message)
         self.request_id = request_id
         self.reason = reason
+        #: With ``reason="ambiguous"``: how many subjects the identifiers matched.
+        self.matched = matched
+
+
+def wrong_password(detail: str) -> bool:
+    """Whether a driver's message says the login failed (PostgreSQL, MySQL/MariaDB): the fix is the
+    password, not a grant. MySQL's "Access denied for user" is a login failure only with
+    "(using password"; without it, it is a missing grant."""
+    lowered = detail.lower()
+    return any(s in lowered for s in ("password authentication failed", "no password supplied", "(using password"))

@@ -34,7 +34,8 @@ from connectors.base import (
     register,
 )
 from connectors.errors import SourceError
-from connectors.flatten import flatten
+from connectors.flatten import MAX_DEPTH, TooDeep, flatten, join_path, path_at_depth
+from connectors.flatten import loads as json_loads
 
 logger = logging.getLogger(__name__)
 
@@ -162,9 +163,12 @@ class JsonLinesFormat(FileFormat):
                 if not raw.strip():
                     continue
                 try:
-                    doc = json.loads(raw.decode("utf-8-sig"))
+                    doc = json_loads(raw.decode("utf-8-sig"))
                 except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                     reader.warn(f"line {number}: not valid JSON ({type(exc).__name__}); skipped")
+                    continue
+                except TooDeep as exc:
+                    reader.warn(f"line {number}: {exc.message}; skipped")
                     continue
                 yield str(number), doc if isinstance(doc, dict) else {"value": doc}
 
@@ -224,9 +228,11 @@ class JsonFormat(FileFormat):
             while fill():
                 pass
             try:
-                doc = json.loads(buf[pos:])
+                doc = json_loads(buf[pos:])
             except json.JSONDecodeError as exc:
                 raise bad(exc.msg) from exc
+            except TooDeep as exc:
+                raise SourceError(f"{name}: {exc.message}", container=name) from None
             yield "0", doc
             return
         if first != "[":
@@ -242,6 +248,10 @@ class JsonFormat(FileFormat):
             while True:
                 try:
                     doc, end = decoder.raw_decode(buf, pos)
+                except RecursionError:
+                    # Python's decoder gave up inside this element, so where it ends is unknown.
+                    path = join_path(f"[{index}]", path_at_depth(buf[pos:], MAX_DEPTH - 1))
+                    raise SourceError(f"{name}: {TooDeep(path).message}", container=name) from None
                 except json.JSONDecodeError as exc:
                     if not eof and fill():
                         continue
@@ -385,19 +395,34 @@ class FileReader(ContainerReader):
         reservoir: list[Record] = []
         for seen, (key, doc) in enumerate(self._documents()):
             if seen < size:
-                reservoir.append(Record(key, flatten(doc)))
+                record = self._record(key, doc)
+                if record is not None:
+                    reservoir.append(record)
             else:
                 slot = rng.randint(0, seen)
                 if slot < size:
-                    reservoir[slot] = Record(key, flatten(doc))
+                    record = self._record(key, doc)
+                    if record is not None:
+                        reservoir[slot] = record
         return reservoir
+
+    def _record(self, key: str, doc: Any) -> Record | None:
+        """The flattened record; a record nested too deep is skipped and counted."""
+        try:
+            return Record(key, flatten(doc))
+        except TooDeep as exc:
+            self.warn(f"record {key}: {exc.message}; skipped")
+            return None
 
     def batches(self, batch_size: int) -> Iterator[list[Record]]:
         # The full pass is the one whose malformed records are reported; the sample's are not.
         self.warnings, self.skipped_records = [], 0
         batch: list[Record] = []
         for key, doc in self._documents():
-            batch.append(Record(key, flatten(doc)))
+            record = self._record(key, doc)
+            if record is None:
+                continue
+            batch.append(record)
             if len(batch) >= batch_size:
                 yield batch
                 batch = []
@@ -470,16 +495,44 @@ class FileConnector(Connector):
                 )
             yield self._ref(self.root, self.root.name, found[0])
             return
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        # Followed links could loop or leave the tree; hidden entries are tool state (.git, .piiport).
+        for dirpath, dirnames, filenames in os.walk(self.root, onerror=self._unlisted):
+            here = Path(dirpath)
+            kept = []
+            for d in sorted(dirnames):
+                if d.startswith("."):
+                    self.skipped["hidden"] += 1
+                elif (here / d).is_symlink():
+                    self.skipped["symlinked_folder"] += 1
+                else:
+                    kept.append(d)
+            dirnames[:] = kept
             for filename in sorted(filenames):
-                path = Path(dirpath) / filename
-                found = format_for(path)
-                if found is None or filename.startswith("."):
+                path = here / filename
+                if filename.startswith("."):
+                    self.skipped["hidden"] += 1
                     continue
+                found = format_for(path)
                 name = path.relative_to(self.root).as_posix()
-                if self.spec.selects(name):
-                    yield self._ref(path, name, found[0])
+                if not self.spec.selects(name):
+                    continue
+                if found is None:
+                    self.skipped["unknown_format"] += 1
+                    continue
+                yield self._ref(path, name, found[0])
+
+    def _unlisted(self, exc: OSError) -> None:
+        """A folder that cannot be listed is an error of its own; the rest of the tree is listed."""
+        where = Path(exc.filename or self.root)
+        rel = "" if where == self.root else where.relative_to(self.root).as_posix() + "/"
+        self.listing_errors.append(
+            SourceError(
+                f"source {self.spec.name!r}: cannot list the folder {rel or where} ({exc.strerror}); give the "
+                "scanning user read and execute access to it, or exclude it",
+                source=self.spec.name,
+                container=rel,
+            )
+        )
 
     def _ref(self, path: Path, name: str, fmt: FileFormat) -> ContainerRef:
         return ContainerRef(self.spec.name, name, fmt.kind, file_version(path))

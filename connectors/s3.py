@@ -168,7 +168,10 @@ class S3Connector(Connector):
                     key = obj["Key"]
                     name = key[len(self.prefix) :]
                     found = format_for(PurePosixPath(name))
-                    if key.endswith("/") or found is None or not self.spec.selects(name):
+                    if key.endswith("/") or not self.spec.selects(name):
+                        continue
+                    if found is None:
+                        self.skipped["unknown_format"] += 1
                         continue
                     version = {"bucket": self.bucket, "key": key, "etag": obj["ETag"], "size": obj["Size"]}
                     yield ContainerRef(self.spec.name, name, found[0].kind, version)

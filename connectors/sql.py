@@ -19,7 +19,8 @@ import random
 import sqlite3
 import time
 import warnings
-from collections.abc import Collection, Iterator, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -37,8 +38,9 @@ from connectors.base import (
     encode_key,
     register,
 )
-from connectors.errors import SourceError
+from connectors.errors import SourceError, wrong_password
 from connectors.flatten import flatten
+from connectors.flatten import loads as json_loads
 from connectors.redact import mask_url
 
 if TYPE_CHECKING:
@@ -60,6 +62,9 @@ _FETCH_CHUNK = 500
 
 def _logical_type(sa_type: Any) -> str:
     from sqlalchemy import types as t
+
+    if isinstance(sa_type, t.TypeDecorator):
+        sa_type = sa_type.impl_instance  # a SQLite column read leniently (_lenient_types) keeps its type
 
     checks: list[tuple[type, str]] = [
         (t.LargeBinary, "bytes"),
@@ -87,6 +92,54 @@ def _logical_type(sa_type: Any) -> str:
     return "other"
 
 
+def _lenient_types(tables: Iterable[Table], counts: Counter[tuple[str, str]]) -> None:
+    """SQLite keeps any value in any column: a NUMERIC or DATE column may hold ``'abc'``, which
+    SQLAlchemy's converters reject, failing the whole table. Such values are read as text, and
+    counted in ``counts``."""
+    from sqlalchemy import types as t
+
+    for table in tables:
+        for column in table.columns:
+            if isinstance(column.type, (t.Numeric, t.Date, t.DateTime, t.Time)):
+                column.type = _lenient_type()(column.type, counts, (table.name, column.name))
+
+
+@functools.cache
+def _lenient_type() -> type:
+    """The column type of ``_lenient_types`` (a class made on first use: SQLAlchemy loads lazily)."""
+    from sqlalchemy import types as t
+
+    class Lenient(t.TypeDecorator[Any]):
+        impl = t.NullType
+        cache_ok = False  # holds a counter: statements with it are not cached, which costs little here
+
+        def __init__(self, inner: Any, counts: Counter[tuple[str, str]], where: tuple[str, str]) -> None:
+            super().__init__()
+            self.impl = inner
+            self.counts = counts
+            self.where = where
+
+        def load_dialect_impl(self, dialect: Any) -> Any:
+            return self.impl_instance.dialect_impl(dialect)
+
+        def result_processor(self, dialect: Any, coltype: Any) -> Any:
+            convert = self.load_dialect_impl(dialect).result_processor(dialect, coltype)
+            if convert is None:
+                return None
+            counts, where = self.counts, self.where
+
+            def process(value: Any) -> Any:
+                try:
+                    return convert(value)
+                except (TypeError, ValueError, ArithmeticError):
+                    counts[where] += 1
+                    return value if isinstance(value, str) else str(value)
+
+            return process
+
+    return Lenient
+
+
 @register("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle")
 class SqlConnector(Connector):
     """A database reached by a SQLAlchemy URL. The connection is opened read-only where the driver allows."""
@@ -96,6 +149,9 @@ class SqlConnector(Connector):
         self._engine: Engine | None = None
         self._tables: dict[str, Table] | None = None
         self._native: dict[tuple[str, str], str] = {}
+        #: SQLite values that did not fit their column's declared type and were read as text,
+        #: by ``(table, column)`` (this process's reads).
+        self.text_values: Counter[tuple[str, str]] = Counter()
 
     # -- connection ---------------------------------------------------------------------------
     @property
@@ -183,6 +239,9 @@ class SqlConnector(Connector):
         lowered = detail.lower()
         if "locked" in lowered:
             hint = "another program holds a write lock; retry when it is done"
+        elif wrong_password(detail):
+            # Before "access denied": MySQL says that of a wrong password too, and SELECT is not the fix.
+            hint = "check the user and password (in the URL, PGPASSWORD or ~/.pgpass, MYSQL_PWD)"
         elif "permission denied" in lowered or "access denied" in lowered or "command denied" in lowered:
             hint = "grant the scanning user SELECT on it, or exclude it"
         elif "connect" in lowered or "refused" in lowered or "unable to open" in lowered:
@@ -239,6 +298,8 @@ class SqlConnector(Connector):
             if self._selected(table_schema, table.name, default) and not table.name.startswith("sqlite_"):
                 tables[self._display(table_schema, table.name, default)] = table
         self._native = self._native_types(list(tables.values()), default)
+        if self.engine.dialect.name == "sqlite":
+            _lenient_types(tables.values(), self.text_values)
         return dict(sorted(tables.items()))
 
     def _selected(self, schema: str | None, table: str, default: str | None) -> bool:
@@ -352,6 +413,9 @@ def _tidy_decimal(value: decimal.Decimal) -> decimal.Decimal:
     return tidy.quantize(decimal.Decimal(1)) if isinstance(exponent, int) and exponent > 0 else tidy
 
 
+_KIND_WORDS = {"decimal": "numbers", "float": "numbers", "date": "dates", "datetime": "dates with a time"}
+
+
 class SqlTableReader(ContainerReader):
     """Reads one table.
 
@@ -429,7 +493,7 @@ class SqlTableReader(ContainerReader):
             if isinstance(value, str) and value[:1] in "{[" and value[-1:] in "}]":
                 # JSON kept as text (MariaDB's JSON is LONGTEXT): profile it per JSON path too.
                 with contextlib.suppress(ValueError):
-                    value = json.loads(value)
+                    value = json_loads(value, col.name)
             if isinstance(value, (dict, list)):
                 values.update(flatten(value, col.name))
             else:
@@ -444,11 +508,20 @@ class SqlTableReader(ContainerReader):
 
         Memory: the sample (see ``_sample_by_key``).
         """
+        before = Counter(self.connector.text_values)
         with self.connector.translate_errors(self.ref.name), self.connector.engine.connect() as conn:
             rows = self._sample_by_key(conn, size, seed)
             if rows is None:
                 rows = list(conn.execute(self._sample_statement(conn, size)))
-            return [self._record(row) for row in rows]
+        self._note_text_values(before, "of the profiling sample")
+        return [self._record(row) for row in rows]
+
+    def _note_text_values(self, before: Counter[tuple[str, str]], where: str) -> None:
+        """Say how many values since ``before`` did not fit their column's declared type (SQLite)."""
+        for (table, column), n in sorted((self.connector.text_values - before).items()):
+            if table == self.table.name:
+                declared = _KIND_WORDS.get(self.types.get(column, ""), "of the column's declared type")
+                self.notes.append(f"column {column}: {n:,} value(s) {where} are not {declared}; read as text")
 
     def _sample_by_key(self, conn: Any, size: int, seed: int) -> list[Any] | None:
         """Rows at random values of an integer key; None without one, for a small table, or where
@@ -575,6 +648,11 @@ class SqlTableReader(ContainerReader):
 
         Falls back to whole records when a wanted field is a JSON path inside a column.
         """
+        before = Counter(self.connector.text_values)
+        yield from self._column_batches(batch_size, fields, unit)
+        self._note_text_values(before, "read")
+
+    def _column_batches(self, batch_size: int, fields: Sequence[str], unit: Any) -> Iterator[Columns]:
         plain = {c.name: c for c in self.columns if self.types[c.name] not in {"json", "other"}}
         if self.key_kind == "row_hash" or not all(f in plain for f in fields):
             for batch in self._unit_batches(batch_size, unit):

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,10 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import ContainerRef
-from connectors.errors import ConfigError
+from connectors.errors import ConfigError, IndexBusyError, PiiportError, wrong_password
 from connectors.redact import mask_url
 from discover.extract import FIELD
-from discover.hashing import IdentifierHasher, load_key
+from discover.hashing import KEY_ENV, IdentifierHasher, load_key
 from discover.identifiers import STRONG as _STRONG
 from discover.packing import DecodedBlock, Finding, Part, bucket_codes, search
 from discover.sealing import SEALED_PREFIX, KeySealer
@@ -190,6 +191,8 @@ class Index:
                 raise ConfigError(f"no index at {self.path}; run `piiport scan` first or pass --index", setting="index")
             self.path.parent.mkdir(parents=True, exist_ok=True)
         key_file = self.path.with_name(self.path.stem + ".key") if self.path else None
+        if key_file is not None and self.path is not None:
+            _check_local_index(self.path, key_file, self.url, key_given=key is not None)
         self.hasher = IdentifierHasher(key if key is not None else load_key(key_file=key_file, create=create))
         self.engine: Engine = create_engine(self.url)
         # WAL lets readers (inventory, export) work beside a scan; a first load into an empty
@@ -210,17 +213,15 @@ class Index:
         try:
             self._migrate()
         except SQLAlchemyError as exc:
-            raise ConfigError(
-                f"cannot open index {mask_url(self.url)}: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}; "
-                "check the URL and that the database is reachable",
-                setting="index",
-            ) from exc
+            raise _open_error(self.url, exc) from exc
 
     def _migrate(self) -> None:
         from sqlalchemy import inspect, select
 
         with self.engine.begin() as conn:
             existing = set(inspect(conn).get_table_names())
+            if existing and "meta" not in existing:
+                raise ConfigError(_NOT_AN_INDEX.format(url=mask_url(self.url)), setting="index")
             self.md.create_all(conn)
             meta = self.t["meta"]
             rows: dict[str, str] = {k: v for k, v in conn.execute(select(meta.c.k, meta.c.v)).all()}
@@ -277,6 +278,114 @@ class Index:
                 .where(runs.c.id == run_id)
                 .values(finished_at=utcnow(), status=status, summary=json.dumps(summary, default=str))
             )
+
+    @contextlib.contextmanager
+    def scan_lock(self) -> Iterator[None]:
+        """Hold the index for one scan: a second scan is refused with the run that holds it.
+
+        The lock dies with its process (a ``flock`` on a file beside a SQLite index, an advisory
+        lock on PostgreSQL, ``GET_LOCK`` on MySQL/MariaDB), so a run still marked "running" when
+        the lock is taken belongs to a scan that was killed: it is marked "interrupted".
+        """
+        with self._exclusive() as held:
+            if not held:
+                raise self._busy()
+            runs = self.t["runs"]
+            with self.engine.begin() as conn:
+                conn.execute(runs.update().where(runs.c.status == "running").values(status="interrupted"))
+            yield
+
+    def scan_in_progress(self) -> bool:
+        """Whether a scan holds the index now (see :meth:`scan_lock`)."""
+        if self.path is not None and not _lock_path(self.path).exists():
+            return False  # no scan has ever locked this index; never create the lock file here
+        with self._exclusive() as held:
+            return not held
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[bool]:
+        """Try to take the scan lock without waiting; yields whether it was taken."""
+        dialect = self.engine.dialect.name
+        if self.path is not None:
+            try:
+                import fcntl
+            except ImportError:  # not a POSIX system: no lock between scans
+                yield True
+                return
+            fd = os.open(_lock_path(self.path), os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    yield False
+                    return
+                yield True
+            finally:
+                os.close(fd)  # closing the file releases the lock
+            return
+        if dialect not in {"postgresql", "mysql", "mariadb"}:
+            yield True
+            return
+        from sqlalchemy import text
+
+        if dialect == "postgresql":  # advisory locks are per database
+            take = text("SELECT pg_try_advisory_lock(:k)").bindparams(k=_PG_LOCK_KEY)
+            release = text("SELECT pg_advisory_unlock(:k)").bindparams(k=_PG_LOCK_KEY)
+        else:  # GET_LOCK names are per server: name the database
+            name = f"piiport-scan-{self.engine.url.database}"[:64]
+            take = text("SELECT GET_LOCK(:n, 0)").bindparams(n=name)
+            release = text("SELECT RELEASE_LOCK(:n)").bindparams(n=name)
+        with self.engine.connect() as conn:
+            held = bool(conn.execute(take).scalar())
+            conn.commit()
+            try:
+                yield held
+            finally:
+                if held:
+                    conn.execute(release)
+                    conn.commit()
+
+    def _busy(self) -> IndexBusyError:
+        from sqlalchemy import select
+        from sqlalchemy.exc import SQLAlchemyError
+
+        runs = self.t["runs"]
+        row = None
+        with contextlib.suppress(SQLAlchemyError), self.engine.connect() as conn:
+            row = conn.execute(
+                select(runs.c.id, runs.c.started_at)
+                .where(runs.c.status == "running")
+                .order_by(runs.c.id.desc())
+                .limit(1)
+            ).first()
+        held_by = f" (run {row.id}, running since {row.started_at})" if row is not None else ""
+        return IndexBusyError(
+            f"another scan holds the index {mask_url(self.url)}{held_by}; wait for it to finish, "
+            "or scan into another index with --index",
+            run_id=row.id if row is not None else None,
+            since=row.started_at if row is not None else None,
+        )
+
+    def interrupted_runs(self) -> list[dict[str, Any]]:
+        """Runs that stopped before they finished (a killed scan), unless a later run that finished
+        scanned all their sources again."""
+        runs = self.runs()
+        live = self.scan_in_progress()
+        latest_running = max((r["id"] for r in runs if r["status"] == "running"), default=None)
+        out = []
+        for run in runs:
+            orphan = run["status"] == "running" and not (live and run["id"] == latest_running)
+            if run["status"] != "interrupted" and not orphan:
+                continue
+            redone = any(
+                later["id"] > run["id"]
+                and later["status"] in ("ok", "errors")
+                and set(run["sources"]) <= set(later["sources"])
+                for later in runs
+            )
+            if not redone:
+                out.append({**run, "status": "interrupted"})
+        return out
 
     def runs(self) -> list[dict[str, Any]]:
         from sqlalchemy import select
@@ -346,15 +455,34 @@ class Index:
         except SQLAlchemyError as exc:  # busy: the mode stays as it was, which is only slower
             logger.debug("index journal mode not changed to %s: %s", mode, exc)
 
-    def prune(self, source: str, keep: Iterable[str]) -> int:
-        """Forget the containers of a source that its listing no longer has."""
+    def container_names(self, source: str) -> list[str]:
+        from sqlalchemy import select
+
+        c = self.t["containers"]
+        with self.engine.connect() as conn:
+            return [name for (name,) in conn.execute(select(c.c.name).where(c.c.source == source))]
+
+    def prune(
+        self, source: str, keep: Iterable[str], *, spare: Sequence[str] = (), only: Iterable[str] | None = None
+    ) -> int:
+        """Forget the containers of a source that its listing no longer has, except those whose
+        names start with a ``spare`` prefix (under a folder that could not be listed); with
+        ``only``, just those of these names."""
         from sqlalchemy import select
 
         c = self.t["containers"]
         keep_set = set(keep)
+        prefixes = tuple(spare)
+        among = None if only is None else set(only)
         with self.engine.begin() as conn:
             rows = conn.execute(select(c.c.id, c.c.name).where(c.c.source == source)).all()
-            gone = [cid for cid, name in rows if name not in keep_set]
+            gone = [
+                cid
+                for cid, name in rows
+                if name not in keep_set
+                and not (prefixes and name.startswith(prefixes))
+                and (among is None or name in among)
+            ]
             for cid in gone:
                 self._clear(conn, cid)
                 conn.execute(c.delete().where(c.c.id == cid))
@@ -519,6 +647,70 @@ class Index:
             "span_start": f.span_start,
             "span_end": f.span_end,
         }
+
+
+#: The PostgreSQL advisory lock a scan holds (a constant: advisory locks are per database).
+_PG_LOCK_KEY = 0x7069_6970_6F72_74  # "piiport"
+
+
+def _lock_path(index_path: Path) -> Path:
+    return index_path.with_name(index_path.name + ".lock")
+
+
+def _check_local_index(path: Path, key_file: Path, url: str, *, key_given: bool) -> None:
+    """Refuse, before any key is read or created, a file that is not a piiport index, and a
+    missing key file beside an index that holds data (a new key would only be refused later)."""
+    if not path.is_file():
+        return
+    if path.stat().st_size == 0:
+        # SQLite would take an empty file as a new, empty index and report no personal data.
+        raise ConfigError(
+            f"{path} is empty, so it is not a piiport index (was it truncated?); restore it from "
+            "backup, or delete it to start a new index",
+            setting="index",
+        )
+    import sqlite3
+    from urllib.parse import quote
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)) as db:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            keyed = "meta" in tables and db.execute("SELECT 1 FROM meta WHERE k = 'key_fingerprint'").fetchone()
+    except sqlite3.Error:
+        return  # damaged or locked: opening it says which
+    if tables and "meta" not in tables:
+        raise ConfigError(_NOT_AN_INDEX.format(url=mask_url(url)), setting="index")
+    if keyed and not key_given and not os.environ.get(KEY_ENV) and not key_file.exists():
+        raise ConfigError(
+            f"key file {key_file} is missing, but the index {path} already holds data written with a key; "
+            f"restore the key file from backup (or set {KEY_ENV} to the key); a new key cannot read this index",
+            path=str(key_file),
+        )
+
+
+_NOT_AN_INDEX = (
+    "{url} is not a piiport index (it holds other tables); give the URL of a piiport index, "
+    "or of an empty database for a new one"
+)
+
+
+def _open_error(url: str, exc: Exception) -> PiiportError:
+    """Advice that fits why the index could not be opened."""
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    lowered = detail.lower()
+    where = f"cannot open index {mask_url(url)}: {mask_url(detail)}"
+    if "not a database" in lowered or "malformed" in lowered or "file is encrypted" in lowered:
+        return ConfigError(f"{where}; the index file is damaged: restore it from backup, or scan into a new index")
+    if "locked" in lowered or "busy" in lowered:
+        return IndexBusyError(f"{where}; another piiport process is writing it: wait for it to finish and try again")
+    if wrong_password(detail):
+        return ConfigError(
+            f"{where}; check the user and password of the index URL (or PGPASSWORD, ~/.pgpass, MYSQL_PWD)",
+            setting="index",
+        )
+    if "permission denied" in lowered or "readonly" in lowered or "read-only" in lowered:
+        return ConfigError(f"{where}; give this user read and write access to the index", setting="index")
+    return ConfigError(f"{where}; check the URL and that the database is reachable", setting="index")
 
 
 class _StoredBlock(DecodedBlock):

@@ -51,6 +51,22 @@ def inventory(index: Index) -> list[InventoryRow]:
     ]
 
 
+def notes(index: Index) -> list[str]:
+    """What a reader of the inventory should know about the scans behind it: a scan running
+    now, and scans that were interrupted (killed) and not done again since."""
+    out = []
+    for run in index.interrupted_runs():
+        out.append(
+            f"scan run {run['id']} (started {run['started_at']}) was interrupted before it finished; containers "
+            f"it had not reached are missing or from an earlier scan: scan {', '.join(run['sources'])} again"
+        )
+    if index.scan_in_progress():
+        running = [r for r in index.runs() if r["status"] == "running"]
+        since = f" (run {running[-1]['id']}, since {running[-1]['started_at']})" if running else ""
+        out.append(f"a scan is running{since}; this inventory shows the containers it has finished so far")
+    return out
+
+
 def render(rows: Sequence[InventoryRow], fmt: str) -> str:
     """Render as ``table``, ``json``, ``csv`` or ``md``."""
     if fmt == "json":

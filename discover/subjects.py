@@ -187,6 +187,7 @@ def resolve(index: Index, identifiers: Sequence[Identifier], *, expand: bool = T
                 f"{ident.entity_type.lower().replace('_', ' ')} {ident.masked} is shared by {n} subjects "
                 "(an office line or a team address); ask for an identifier that is the person's own, such as --email",
                 reason="ambiguous",
+                matched=n,
             )
     seeds = [(h, i.entity_type) for h, i in strong_given]
     if not seeds:
@@ -227,6 +228,7 @@ def _seeds_from_weak(graph: _Graph, weak_given: Sequence[tuple[bytes, Identifier
                 f"{ident.entity_type.lower().replace('_', ' ')} {ident.masked} matches {len(components)} subjects; "
                 "ask for an identifier that is the person's own, such as --email or --phone",
                 reason="ambiguous",
+                matched=len(components),
             )
     return seeds
 

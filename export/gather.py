@@ -196,7 +196,15 @@ class _SourceGatherer:
         wanted = self.subject.records[cid]
         ref = ContainerRef(self.spec.name, name, c["kind"], c["version"])
         with conn.open(ref) as reader:
-            if c["version"] and reader.current_version() != c["version"]:
+            current = reader.current_version() if c["version"] else None
+            if c["version"] and current is None:
+                self._stale(
+                    name,
+                    f"deleted since the scan; its {len(wanted)} record(s) were not exported: run the export again "
+                    "with --rescan to drop it from the index",
+                )
+                return
+            if c["version"] and current != c["version"]:
                 self._stale(
                     name,
                     f"changed since the scan (size or modification time differ); its {len(wanted)} "

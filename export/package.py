@@ -51,6 +51,16 @@ def package_path(out: Path, request_id: str, *, as_zip: bool) -> Path:
     return out / (f"{request_id}.zip" if as_zip else request_id)
 
 
+def package_sha256(path: Path) -> str:
+    """The zip's SHA-256, or for a folder that of its ``manifest.json``, which holds each data file's."""
+    target = path if path.is_file() else path / "manifest.json"
+    sha = hashlib.sha256()
+    with open(target, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
 def _existing(out: Path, request_id: str) -> list[Path]:
     return [p for p in (out / request_id, out / f"{request_id}.zip") if p.exists()]
 

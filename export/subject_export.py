@@ -19,7 +19,7 @@ from discover.subjects import REVIEW, Identifier, resolve
 from export.deliver import S3Delivery, existing_package, upload
 from export.formats import MATCH, Table
 from export.gather import Gathered, GatherOptions, gather
-from export.package import FORMAT_VERSION, check_request_id, write_package
+from export.package import FORMAT_VERSION, check_request_id, package_sha256, write_package
 from export.page import render_page
 from export.page_text import LANGUAGES
 from export.portability import PORTABILITY, PURPOSES, portable
@@ -56,6 +56,8 @@ class ExportResult:
     missing_processing: list[str] = field(default_factory=list)
     #: ``access`` (Art. 15) or ``portability`` (Art. 20).
     purpose: str = "access"
+    #: SHA-256 of the zip, or of ``manifest.json`` for a folder (it holds every data file's sha256).
+    sha256: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -68,6 +70,7 @@ class ExportResult:
         # --json keeps its documented keys; the manifest has the purpose and the missing processing entries.
         d.pop("missing_processing")
         d.pop("purpose")
+        d.pop("sha256")
         if self.download_url is None:
             d.pop("download_url")
         return d
@@ -195,6 +198,7 @@ def export_subject(
                 documents=documents,
                 page=page,
             )
+            digest = package_sha256(written.path)
             delivered = upload(written.path, destination, s3 or S3Delivery())
         package, download_url = delivered.url, delivered.download_url
     else:
@@ -211,6 +215,7 @@ def export_subject(
             page=page,
         )
         package = str(written.path)
+        digest = package_sha256(written.path)
     masked = ", ".join(i.masked for i in identifiers)
     logger.info("exported subject %s as %s", masked, rid)
     return ExportResult(
@@ -227,6 +232,7 @@ def export_subject(
         download_url=download_url,
         missing_processing=missing,
         purpose=purpose,
+        sha256=digest,
     )
 
 

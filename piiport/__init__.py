@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from piiport.errors import ConfigError, DetectionError, ExportError, PiiportError, SourceError
+from piiport.errors import ConfigError, DetectionError, ExportError, IndexBusyError, PiiportError, SourceError
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "scan_sources": "piiport.api",
     "get_inventory": "piiport.api",
+    "inventory_notes": "piiport.api",
     "detect_texts": "piiport.api",
     "open_index": "piiport.api",
     "build_detector": "piiport.api",
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigError",
     "DetectionError",
     "ExportError",
+    "IndexBusyError",
     "PiiportError",
     "SourceError",
     "__version__",

@@ -134,6 +134,13 @@ def _print_summary(result: Any) -> None:
             click.echo(f"  {c.source}/{c.container}: skipped {c.skipped_records} malformed records")
         if c.skipped_fields:
             click.echo(f"  {c.source}/{c.container}: binary fields not scanned: {', '.join(c.skipped_fields)}")
+        for note in c.notes:
+            click.echo(f"  {c.source}/{c.container}: {note}")
+    from connectors.base import SKIP_REASONS
+
+    for source, skipped in result.skipped.items():
+        counts = ", ".join(f"{SKIP_REASONS.get(reason, reason)} {n:,}" for reason, n in skipped.items())
+        click.echo(f"  {source}: not scanned: {counts}")
     if result.errors:
         click.echo(f"{len(result.errors)} error(s):", err=True)
         for e in result.errors:
@@ -149,11 +156,14 @@ def _print_summary(result: Any) -> None:
 def inventory(config_path: str | None, index_url: str | None, fmt: str) -> None:
     """Where personal data lives: per field, entity type, records and prevalence."""
     from discover.inventory import render
-    from piiport.api import get_inventory
+    from piiport.api import get_inventory, inventory_notes
     from piiport.config import load_config
 
-    rows = get_inventory(config=load_config(config_path, index=index_url))
+    cfg = load_config(config_path, index=index_url)
+    rows = get_inventory(config=cfg)
     click.echo(render(rows, fmt), nl=False)
+    for note in inventory_notes(config=cfg):
+        click.echo(f"note: {note}", err=True)
 
 
 @main.command()
@@ -428,6 +438,120 @@ def demo(root: str, lang: str) -> None:
         click.echo(f"\nExported the subject {result.export.masked_subject} to {result.export.package}")
     if not result.scan.ok:
         sys.exit(1)
+
+
+def _store(config_path: str | None, index_url: str | None) -> Any:
+    from piiport.config import load_config
+    from piiport.service.store import Store, store_url
+
+    return Store(store_url(load_config(config_path, index=index_url).index))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Exports that run at once.")
+@click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@handle_errors
+def serve(host: str, port: int, workers: int, index_url: str | None, config_path: str | None) -> None:
+    """Run the access-request HTTP API (OpenAPI at /openapi.json)."""
+    from piiport.config import load_config
+    from piiport.service.serve import run_server
+
+    run_server(
+        load_config(config_path, index=index_url),
+        host=host,
+        port=port,
+        workers=workers,
+        config_path=config_path,
+        index_url=index_url,
+    )
+
+
+@main.group()
+def token() -> None:
+    """API tokens for `piiport serve`: create, list, revoke."""
+
+
+@token.command("create")
+@click.argument("name")
+@click.option("--scope", "scopes", required=True, help="Comma-separated: requests:write,requests:read,...")
+@click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@handle_errors
+def token_create(name: str, scopes: str, index_url: str | None, config_path: str | None) -> None:
+    """Create token NAME and print it, once: only its hash is kept."""
+    from piiport.service.audit import AuditLog, os_actor
+    from piiport.service.tokens import TokenStore, parse_scopes
+
+    wanted = parse_scopes(scopes)
+    with _store(config_path, index_url) as store:
+        secret = TokenStore(store, AuditLog(store)).create(name, wanted, actor=os_actor())
+    click.echo(secret)
+    click.echo(f"Token {name!r} ({', '.join(wanted)}): store it now, it is not shown again.", err=True)
+
+
+@token.command("list")
+@click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@handle_errors
+def token_list(index_url: str | None, config_path: str | None) -> None:
+    """List tokens: name, scopes, created, revoked."""
+    from piiport.service.audit import AuditLog
+    from piiport.service.tokens import TokenStore
+
+    with _store(config_path, index_url) as store:
+        rows = TokenStore(store, AuditLog(store)).all()
+    for t in rows:
+        state = f"revoked {t.revoked_at}" if t.revoked_at else "active"
+        click.echo(f"{t.name}\t{','.join(t.scopes)}\tcreated {t.created_at}\t{state}")
+
+
+@token.command("revoke")
+@click.argument("name")
+@click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@handle_errors
+def token_revoke(name: str, index_url: str | None, config_path: str | None) -> None:
+    """Revoke token NAME; it stops working at once."""
+    from piiport.service.audit import AuditLog, os_actor
+    from piiport.service.tokens import TokenStore
+
+    with _store(config_path, index_url) as store:
+        TokenStore(store, AuditLog(store)).revoke(name, actor=os_actor())
+    click.echo(f"Revoked token {name!r}.")
+
+
+@main.command()
+@click.option("--since", help="Entries at or after this UTC time (ISO-8601, e.g. 2026-11-30 or 2026-11-30T14:00).")
+@click.option("--verify", is_flag=True, help="Check the hash chain; exit 1 if an entry was edited or deleted.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per entry.")
+@click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@handle_errors
+def audit(since: str | None, verify: bool, as_json: bool, index_url: str | None, config_path: str | None) -> None:
+    """The audit trail: exports, token changes, reads of personal data."""
+    from piiport.service.audit import AuditLog
+
+    with _store(config_path, index_url) as store:
+        log = AuditLog(store)
+        if verify:
+            result = log.verify()
+            if not result.ok:
+                click.echo(
+                    f"audit trail broken: {result.problem} ({result.entries} entries verified before it)", err=True
+                )
+                sys.exit(1)
+            click.echo(f"audit trail intact: {result.entries} entries")
+            return
+        for e in log.entries(since=since):
+            if as_json:
+                click.echo(json.dumps(e, sort_keys=True))
+            else:
+                extra = f" package {e['package_sha256'][:12]}" if e["package_sha256"] else ""
+                rid = f" {e['request_id']}" if e["request_id"] else ""
+                click.echo(f"{e['seq']:>6} {e['at']} {e['actor']} {e['action']}{rid} {e['outcome']}{extra}")
 
 
 if __name__ == "__main__":

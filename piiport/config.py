@@ -15,7 +15,7 @@ from typing import Any
 from connectors.base import SourceSpec, url_scheme
 from connectors.errors import ConfigError
 from discover.index import DEFAULT_INDEX
-from discover.settings import DEFAULT_MODELS, DEFAULT_REGIONS, DetectionSettings, ScanSettings
+from discover.settings import DEFAULT_MODELS, DEFAULT_REGIONS, DetectionSettings, ScanSettings, default_workers
 from export.page_text import LANGUAGES
 from export.processing import LEGAL_BASES, SUBJECT_ORIGIN, THIRD_PARTY, Processing, ProcessingEntry
 
@@ -23,7 +23,18 @@ ENV_INDEX = "PIIPORT_INDEX"
 ENV_CONFIG = "PIIPORT_CONFIG"
 ENV_WORKERS = "PIIPORT_WORKERS"
 
-_TOP_KEYS = {"index", "workers", "batch_size", "sample_size", "detection", "sources", "export", "s3", "processing"}
+_TOP_KEYS = {
+    "index",
+    "workers",
+    "batch_size",
+    "sample_size",
+    "detection",
+    "sources",
+    "export",
+    "s3",
+    "processing",
+    "service",
+}
 _DETECTION_KEYS = {"language", "entities", "phone_regions", "score_threshold", "models"}
 _SOURCE_KEYS = {
     "name",
@@ -51,6 +62,7 @@ _EXPORT_KEYS = {
     "reference_depth",
     "lang",
     "redact",
+    "package_ttl",
 }
 _PROCESSING_KEYS = {
     "source",
@@ -65,6 +77,9 @@ _PROCESSING_KEYS = {
     "portability",
     "fields",
 }
+_SERVICE_KEYS = {"callback_hosts", "callback_secret", "callback_retries", "callback_backoff"}
+ENV_CALLBACK_SECRET = "PIIPORT_CALLBACK_SECRET"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -88,6 +103,21 @@ class ExportSettings:
     lang: str = "en"
     #: Replace other people's identifiers in exported free text (``--no-redact`` turns it off).
     redact: bool = True
+    #: Seconds a package of ``piiport serve`` is kept before the server deletes it (30 days).
+    package_ttl: float = 30 * 86400
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """``piiport serve``: where callbacks may go and how they are signed and retried."""
+
+    #: Host names (or ``*.example.com``) a callback_url may name; none: callbacks are refused.
+    callback_hosts: tuple[str, ...] = ()
+    #: HMAC-SHA256 key of the callback signature (or the environment's PIIPORT_CALLBACK_SECRET).
+    callback_secret: str | None = field(default=None, repr=False)
+    callback_retries: int = 5
+    #: Seconds before the first retry; each next one waits twice as long.
+    callback_backoff: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -116,6 +146,7 @@ class Config:
     export: ExportSettings = field(default_factory=ExportSettings)
     s3: S3Settings = field(default_factory=S3Settings)
     processing: Processing = field(default_factory=Processing)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
     path: Path | None = None
 
 
@@ -316,6 +347,47 @@ def _export(path: Path, raw: Any) -> ExportSettings:
         reference_depth=reference_depth,
         lang=lang,
         redact=redact,
+        package_ttl=_duration(path, raw, "package_ttl", ExportSettings.package_ttl),
+    )
+
+
+def _duration(path: Path, data: Mapping[str, Any], key: str, default: float) -> float:
+    """A duration: a number of days, or a string with a unit (``90s``, ``12h``, ``30d``)."""
+    if key not in data:
+        return default
+    value = data[key]
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", value) if isinstance(value, str) else None
+    if match:
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value) * 86400
+    else:
+        raise _fail(path, f"{key} must be a number of days or a duration such as 12h or 30d", key)
+    if seconds <= 0:
+        raise _fail(path, f"{key} must be more than zero", key)
+    return seconds
+
+
+def _service(path: Path, raw: Any) -> ServiceSettings:
+    secret = os.environ.get(ENV_CALLBACK_SECRET)
+    if raw is None:
+        return ServiceSettings(callback_secret=secret)
+    if not isinstance(raw, dict):
+        raise _fail(path, "service must be a mapping", "service")
+    _check_keys(path, "in service: ", raw, _SERVICE_KEYS)
+    if raw.get("callback_secret") is not None and not isinstance(raw["callback_secret"], str):
+        raise _fail(path, "service.callback_secret must be a string", "callback_secret")
+    retries = _number(path, raw, "callback_retries", int, 5)
+    backoff = _number(path, raw, "callback_backoff", float, 2.0)
+    if retries < 1 or backoff < 0:
+        raise _fail(
+            path, "service.callback_retries must be 1 or more and callback_backoff 0 or more", "callback_retries"
+        )
+    return ServiceSettings(
+        callback_hosts=tuple(h.lower() for h in _str_list(path, "callback_hosts", raw.get("callback_hosts"))),
+        callback_secret=secret or raw.get("callback_secret"),
+        callback_retries=retries,
+        callback_backoff=backoff,
     )
 
 
@@ -462,8 +534,7 @@ def load_config(
             workers = int(env[ENV_WORKERS])
         except ValueError as exc:
             raise ConfigError(f"{ENV_WORKERS} must be a whole number", setting=ENV_WORKERS) from exc
-    # Out of the box, one worker per core: scanning is CPU-bound.
-    chosen_workers = workers if workers is not None else _number(where, data, "workers", int, os.cpu_count() or 1)
+    chosen_workers = workers if workers is not None else _number(where, data, "workers", int, default_workers())
     if chosen_workers < 1:
         raise ConfigError("workers must be at least 1", setting="workers")
 
@@ -488,5 +559,6 @@ def load_config(
         export=_export(where, data.get("export")),
         s3=s3,
         processing=_processing(where, data.get("processing")),
+        service=_service(where, data.get("service")),
         path=file_path,
     )

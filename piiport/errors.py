@@ -1,5 +1,5 @@
 """piiport's exception tree: every error it raises on purpose is a :class:`PiiportError`."""
 
-from connectors.errors import ConfigError, DetectionError, ExportError, PiiportError, SourceError
+from connectors.errors import ConfigError, DetectionError, ExportError, IndexBusyError, PiiportError, SourceError
 
-__all__ = ["ConfigError", "DetectionError", "ExportError", "PiiportError", "SourceError"]
+__all__ = ["ConfigError", "DetectionError", "ExportError", "IndexBusyError", "PiiportError", "SourceError"]

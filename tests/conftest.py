@@ -10,6 +10,7 @@ import pytest
 
 from discover.detector import Detector
 from discover.index import Index
+from discover.settings import ScanSettings, default_workers
 from piiport.api import build_detector
 
 
@@ -17,6 +18,17 @@ from piiport.api import build_detector
 def detector() -> Detector:
     # The same cached instance the CLI uses in-process, so CLI tests do not rebuild it.
     return build_detector()
+
+
+@pytest.fixture(params=["1", "default"], ids=lambda w: f"workers={w}")
+def workers(request: pytest.FixtureRequest) -> int:
+    """Fault tests run with one worker and with the default count the CLI uses (one per core)."""
+    return 1 if request.param == "1" else default_workers()
+
+
+@pytest.fixture
+def settings(workers: int) -> ScanSettings:
+    return ScanSettings(workers=workers)
 
 
 @pytest.fixture

@@ -63,9 +63,11 @@ def test_human_summary(runner: CliRunner, tmp_path: Path, detector) -> None:
     assert "shop/customers: 4 records, personal data in first_name, last_name, email, phone, last_ip" in result.output
 
 
-def test_scan_errors_exit_1_with_one_line_and_the_rest_is_scanned(runner: CliRunner, tmp_path: Path, detector) -> None:
+def test_scan_errors_exit_1_with_one_line_and_the_rest_is_scanned(
+    runner: CliRunner, tmp_path: Path, detector, workers: int
+) -> None:
     make_shop(tmp_path / "shop.db")
-    result = runner.invoke(main, ["scan", "sqlite:///missing.db", "sqlite:///shop.db"])
+    result = runner.invoke(main, ["scan", "sqlite:///missing.db", "sqlite:///shop.db", "--workers", str(workers)])
     assert result.exit_code == 1
     assert "missing: source 'missing': SQLite file" in result.output and "not found; check the path" in result.output
     assert "Traceback" not in result.output
@@ -154,7 +156,7 @@ def test_help_is_instant_and_imports_nothing_heavy(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, piiport.cli; print(sorted(m for m in ('spacy','presidio_analyzer','sqlalchemy','pyarrow') if m in sys.modules))",
+            "import sys, piiport.cli; print(sorted(m for m in ('spacy','presidio_analyzer','sqlalchemy','pyarrow','fastapi','uvicorn','prometheus_client') if m in sys.modules))",
         ],
         capture_output=True,
         text=True,
@@ -194,6 +196,12 @@ def test_demo_in_a_fresh_folder(tmp_path: Path) -> None:
     assert '<html lang="en">' in (package / "index.html").read_text(encoding="utf-8")
     again = _piiport("demo", cwd=tmp_path)  # running it twice gives the same result
     assert again.returncode == 0 and again.stdout == out
+    # From inside the demo folder (where `piiport serve` runs), the index still finds the sources.
+    inside = _piiport(
+        "export", "--email", "alice.martin@example.com", "--request-id", "in", "--json", cwd=tmp_path / "piiport-demo"
+    )
+    assert inside.returncode == 0, inside.stderr
+    assert json.loads(inside.stdout)["errors"] == [] and json.loads(inside.stdout)["records"] > 0
 
 
 def test_scan_then_export_parquet_as_a_new_user_would(runner: CliRunner, tmp_path: Path, detector) -> None:

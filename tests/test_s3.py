@@ -218,10 +218,12 @@ def test_kms_encryption_and_multipart_upload(s3, tmp_path: Path, index: Index, d
     assert hashlib.sha256(body).hexdigest() == result.manifest["files"][0]["sha256"]
 
 
-def test_missing_bucket_and_deleted_object(s3, index: Index, detector) -> None:
+def test_missing_bucket_deleted_and_corrupt_objects(s3, index: Index, detector, settings) -> None:
     client, bucket = s3
     for name in ("a.csv", "b.csv", "c.csv"):
-        client.put_object(Bucket=bucket, Key=f"d/{name}", Body=b"email\nx@example.com\n")
+        client.put_object(Bucket=bucket, Key=f"d/{name}", Body=f"email\n{name[0]}@example.com\n".encode())
+    client.put_object(Bucket=bucket, Key="d/broken.jsonl.gz", Body=b"\x1f\x8b\x08\x00 not gzip at all")
+    client.put_object(Bucket=bucket, Key="d/empty.json", Body=b"")
 
     def progress(event: str, data: dict) -> None:
         if event == "container" and data["container"] == "a.csv":
@@ -235,27 +237,38 @@ def test_missing_bucket_and_deleted_object(s3, index: Index, detector) -> None:
         index=index,
         detector=detector,
         progress=progress,
+        settings=settings,
     )
     errors = {(e["source"], e["container"]): e["error"] for e in result.errors}
     assert errors[("nobucket", "")] == (
         "source 'nobucket': bucket no-such-bucket-piiport does not exist; check the URL and region"
     )
     assert errors[("s", "b.csv")] == (f"s3://{bucket}/d/b.csv: the object was deleted after it was listed; scan again")
-    assert [c.records for c in result.containers if c.container != "b.csv"] == [1, 1]
+    assert errors[("s", "broken.jsonl.gz")].startswith("broken.jsonl.gz: corrupt or truncated gzip data")
+    assert errors[("s", "empty.json")].startswith("empty.json: not valid JSON")
+    assert len(errors) == 4
+    assert {c.container: c.records for c in result.containers if not c.error} == {"a.csv": 1, "c.csv": 1}
+    # The good objects' findings are in the index, and every failed one is recorded there.
+    assert index.findings_for([index.ident("EMAIL_ADDRESS", "c@example.com")])
+    stored = {c["name"]: c for c in index.containers()}
+    assert {n for n, c in stored.items() if c["error"]} == {"b.csv", "broken.jsonl.gz", "empty.json"}
 
 
-def test_throttling_and_5xx_are_retried(s3, s3_endpoint: str, index: Index, detector, monkeypatch) -> None:
+def test_throttling_and_5xx_are_retried(s3, s3_endpoint: str, index: Index, detector, monkeypatch, settings) -> None:
     client, bucket = s3
     client.put_object(Bucket=bucket, Key="t/people.csv", Body=b"email\nslow@example.com\n")
     with FaultProxy(s3_endpoint, fail=3) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        result = scan([SourceSpec(name="s", url=f"s3://{bucket}/t")], index=index, detector=detector)
+        result = scan([SourceSpec(name="s", url=f"s3://{bucket}/t")], index=index, detector=detector, settings=settings)
         assert proxy.failed == 3
     assert result.ok and result.containers[0].records == 1
     with FaultProxy(s3_endpoint, fail=10_000) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         down = scan(
-            [SourceSpec(name="s", url=f"s3://{bucket}/t", options={"max_attempts": 3})], index=index, detector=detector
+            [SourceSpec(name="s", url=f"s3://{bucket}/t", options={"max_attempts": 3})],
+            index=index,
+            detector=detector,
+            settings=settings,
         )
     assert down.errors[0]["error"] == "source 's': the store kept answering SlowDown after retries; try again later"
 

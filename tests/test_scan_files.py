@@ -133,7 +133,9 @@ def test_include_exclude_patterns(tmp_path: Path, index: Index, detector) -> Non
     assert sorted(c.container for c in result.containers) == ["bom.csv", "sub/server.log", "utf8.csv"]
 
 
-def test_bad_inputs_are_reported_per_container_and_the_scan_goes_on(tmp_path: Path, index: Index, detector) -> None:
+def test_bad_inputs_are_reported_per_container_and_the_scan_goes_on(
+    tmp_path: Path, index: Index, detector, settings
+) -> None:
     root = tmp_path / "bad"
     root.mkdir()
     (root / "good.csv").write_text(_csv_text(), encoding="utf-8")
@@ -150,7 +152,7 @@ def test_bad_inputs_are_reported_per_container_and_the_scan_goes_on(tmp_path: Pa
         fh.write(b'{"email": "a@example.com"}\n' * 2000)
     (root / "truncated.jsonl.gz").write_bytes((root / "truncated.jsonl.gz").read_bytes()[:-30])
 
-    result = scan([SourceSpec(name="files", url=str(root))], index=index, detector=detector)
+    result = scan([SourceSpec(name="files", url=str(root))], index=index, detector=detector, settings=settings)
     errors = {e["container"]: e["error"] for e in result.errors}
     assert set(errors) == {"binary.txt", "bad_utf8.json", "truncated.parquet", "truncated.jsonl.gz"}
     assert (
@@ -168,6 +170,10 @@ def test_bad_inputs_are_reported_per_container_and_the_scan_goes_on(tmp_path: Pa
     assert index.findings_for([index.ident("EMAIL_ADDRESS", "eve@example.com")])  # rows after the bad one
     (run,) = index.runs()
     assert {e["container"] for e in run["summary"]["errors"]} == set(errors)
+    stored = {c["name"]: c for c in index.containers()}
+    assert {n for n, c in stored.items() if c["error"]} == set(errors)  # every error recorded in the index
+    assert stored["good.csv"]["records"] == 3 and not stored["good.csv"]["stale"]
+    assert index.findings_for([index.ident("EMAIL_ADDRESS", PEOPLE[0][1])])
 
 
 def test_containers_gone_from_the_source_are_forgotten(tmp_path: Path, index: Index, detector) -> None:
@@ -186,22 +192,24 @@ def test_containers_gone_from_the_source_are_forgotten(tmp_path: Path, index: In
     assert [c["name"] for c in index.containers()] == ["other.csv"]
 
 
-def test_stale_findings_survive_a_failed_rescan(tmp_path: Path, index: Index, detector) -> None:
+def test_stale_findings_survive_a_failed_rescan(tmp_path: Path, index: Index, detector, settings) -> None:
     root = tmp_path / "d"
     root.mkdir()
     path = root / "people.json"
     path.write_text(json.dumps([{"email": "keep@example.com"}]), encoding="utf-8")
+    (root / "zz.csv").write_text(_csv_text(), encoding="utf-8")  # a container after the failing one
     spec = SourceSpec(name="files", url=str(root))
-    scan([spec], index=index, detector=detector)
+    scan([spec], index=index, detector=detector, settings=settings)
     path.write_text('[{"email": "keep@example.com"}, {"email": ', encoding="utf-8")
-    result = scan([spec], index=index, detector=detector)
+    result = scan([spec], index=index, detector=detector, settings=settings)
     assert result.errors and "truncated" in result.errors[0]["error"]
     assert index.findings_for([index.ident("EMAIL_ADDRESS", "keep@example.com")])
-    (container,) = index.containers()
+    assert index.findings_for([index.ident("EMAIL_ADDRESS", PEOPLE[0][1])])
+    container = next(c for c in index.containers() if c["name"] == "people.json")
     assert container["stale"] == 1 and "truncated" in container["error"]
 
 
-def test_file_that_disappears_mid_scan(tmp_path: Path, index: Index, detector) -> None:
+def test_file_that_disappears_mid_scan(tmp_path: Path, index: Index, detector, settings) -> None:
     root = tmp_path / "d"
     root.mkdir()
     (root / "a.csv").write_text(_csv_text(), encoding="utf-8")
@@ -212,13 +220,16 @@ def test_file_that_disappears_mid_scan(tmp_path: Path, index: Index, detector) -
         if event == "container" and data["container"] == "a.csv":
             (root / "b.csv").unlink()  # listed, then gone before it is read
 
-    result = scan([SourceSpec(name="files", url=str(root))], index=index, detector=detector, progress=progress)
+    result = scan(
+        [SourceSpec(name="files", url=str(root))], index=index, detector=detector, progress=progress, settings=settings
+    )
     assert [e["container"] for e in result.errors] == ["b.csv"]
     assert result.errors[0]["error"] == "b.csv: the file disappeared during the scan; scan again when it is back"
     assert [c.records for c in result.containers if c.container != "b.csv"] == [3, 3]
+    assert {c["name"]: c["records"] for c in index.containers()} == {"a.csv": 3, "b.csv": None, "c.csv": 3}
 
 
-def test_missing_and_locked_sqlite(tmp_path: Path, index: Index, detector, shop_db: Path) -> None:
+def test_missing_and_locked_sqlite(tmp_path: Path, index: Index, detector, shop_db: Path, settings) -> None:
     locker = sqlite3.connect(shop_db, timeout=0)
     locker.execute("PRAGMA locking_mode=EXCLUSIVE")
     locker.execute("BEGIN EXCLUSIVE")
@@ -231,6 +242,7 @@ def test_missing_and_locked_sqlite(tmp_path: Path, index: Index, detector, shop_
             ],
             index=index,
             detector=detector,
+            settings=settings,
         )
     finally:
         locker.rollback()

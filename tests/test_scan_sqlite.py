@@ -168,7 +168,7 @@ def test_wrong_key_is_refused(shop_db: Path, tmp_path: Path, detector) -> None:
 
 
 def test_first_load_ends_in_wal_and_an_interrupted_scan_leaves_a_usable_index(
-    shop_db: Path, tmp_path: Path, detector
+    shop_db: Path, tmp_path: Path, detector, settings
 ) -> None:
     import pytest
 
@@ -185,7 +185,8 @@ def test_first_load_ends_in_wal_and_an_interrupted_scan_leaves_a_usable_index(
 
     broken = Index(f"sqlite:///{tmp_path / 'b' / 'index.db'}")
     with pytest.raises(KeyboardInterrupt):
-        scan([_spec(shop_db)], index=broken, detector=detector, progress=stop)
+        scan([_spec(shop_db)], index=broken, detector=detector, progress=stop, settings=settings)
+    assert [r["status"] for r in broken.runs()] == ["interrupted"]
     broken.close()
     again = Index(f"sqlite:///{tmp_path / 'b' / 'index.db'}")
     with again.engine.connect() as conn:
