@@ -3,7 +3,7 @@
     python benchmarks/run.py            # W1 at 1,000,000 rows, W2 at 100,000 notes
     python benchmarks/run.py --quick    # W1 at 100,000 rows, W2 at 10,000 notes
 
-Figures (see the throughput issue for the targets):
+Figures (the targets are in the README's Performance section):
 - W1 ratio: wall time of `piiport scan` (fresh index, the CLI as a user runs it) / a plain full
   read of the same table (SELECT * fetched in Python); rows/s. Both are the best of
   ``--repeat`` interleaved runs (default 5), and each run's own ratio is printed too.

@@ -341,6 +341,22 @@ class SqlConnector(Connector):
             yield ContainerRef(self.spec.name, name, "table", None)
 
     def open(self, ref: ContainerRef) -> ContainerReader:
+        if self._tables is None and self.engine.dialect.name != "sqlite":
+            # A worker reflects its table when it opens a unit: mid-scan, a dropped connection
+            # there is the same fault as during a read, and gets the same retries.
+            options = self.spec.options
+
+            def reflect() -> dict[str, Table]:
+                self._tables = self._reflect()
+                return self._tables
+
+            with_retry(
+                self,
+                ref.name,
+                reflect,
+                retries=int(options.get("retries", 4)),
+                delay=float(options.get("retry_delay", 0.5)),
+            )
         table = self.tables().get(ref.name)
         if table is None:
             raise SourceError(
@@ -754,37 +770,7 @@ class SqlTableReader(ContainerReader):
 
     def _with_retry(self, call: Any) -> Any:
         """Run a read; on a dropped connection wait (0.5 s, 1 s, 2 s, …) and try again."""
-        from sqlalchemy.exc import DBAPIError, OperationalError
-
-        # A file database does not drop connections; a server may, and mid-scan a failed
-        # reconnect is as transient as the drop itself.
-        server = self.connector.engine.dialect.name != "sqlite"
-        attempt = 0
-        with self.connector.translate_errors(self.ref.name):
-            while True:
-                try:
-                    return call()
-                except DBAPIError as exc:
-                    lost = server and (exc.connection_invalidated or isinstance(exc, OperationalError))
-                    if not lost or attempt >= self.retries:
-                        if lost:
-                            raise SourceError(
-                                f"source {self.connector.spec.name!r}, table {self.ref.name}: the connection was "
-                                f"lost and {attempt} retries failed; check the server and scan again",
-                                source=self.connector.spec.name,
-                                container=self.ref.name,
-                            ) from exc
-                        raise
-                    delay = self.retry_delay * (2**attempt)
-                    attempt += 1
-                    logger.warning(
-                        "source %s, table %s: connection lost; retry %d in %.1fs",
-                        self.connector.spec.name,
-                        self.ref.name,
-                        attempt,
-                        delay,
-                    )
-                    time.sleep(delay)
+        return with_retry(self.connector, self.ref.name, call, retries=self.retries, delay=self.retry_delay)
 
     def _streamed(self, batch_size: int) -> Iterator[list[Record]]:
         engine = self.connector.engine
@@ -892,3 +878,39 @@ class SqlTableReader(ContainerReader):
             for c in self.table.columns
             if self.types[c.name] == "decimal" and getattr(c.type, "scale", None) is None
         ]
+
+
+def with_retry(connector: SqlConnector, container: str, call: Any, *, retries: int, delay: float) -> Any:
+    """Run ``call`` (a read of ``container``); on a dropped connection wait (``delay``, twice
+    that, …) and try again, up to ``retries`` times, then raise one SourceError saying so."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    # A file database does not drop connections; a server may, and mid-scan a failed
+    # reconnect is as transient as the drop itself.
+    server = connector.engine.dialect.name != "sqlite"
+    attempt = 0
+    with connector.translate_errors(container):
+        while True:
+            try:
+                return call()
+            except DBAPIError as exc:
+                lost = server and (exc.connection_invalidated or isinstance(exc, OperationalError))
+                if not lost or attempt >= retries:
+                    if lost:
+                        raise SourceError(
+                            f"source {connector.spec.name!r}, table {container}: the connection was "
+                            f"lost and {attempt} retries failed; check the server and scan again",
+                            source=connector.spec.name,
+                            container=container,
+                        ) from exc
+                    raise
+                wait = delay * (2**attempt)
+                attempt += 1
+                logger.warning(
+                    "source %s, table %s: connection lost; retry %d in %.1fs",
+                    connector.spec.name,
+                    container,
+                    attempt,
+                    wait,
+                )
+                time.sleep(wait)

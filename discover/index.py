@@ -155,6 +155,14 @@ def _schema() -> Any:
         Index("ix_postings_code", "code"),
         Index("ix_postings_container", "container_id"),
     )
+    # What the index knew when each run finished (``discover.changes``): counts and statuses,
+    # no identifiers, so two runs can be compared after later scans replaced the rows above.
+    Table(
+        "run_snapshots",
+        md,
+        Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
+        Column("data", long_blob, nullable=False),
+    )
     return md
 
 
@@ -276,13 +284,89 @@ class Index:
             return _new_id(result)
 
     def finish_run(self, run_id: int, *, status: str, summary: dict[str, Any]) -> None:
-        runs = self.t["runs"]
+        """Close a run and keep a snapshot of the inventory as it stands (see ``discover.changes``)."""
+        from discover.changes import encode_snapshot
+
+        runs, snaps = self.t["runs"], self.t["run_snapshots"]
         with self.engine.begin() as conn:
             conn.execute(
                 runs.update()
                 .where(runs.c.id == run_id)
                 .values(finished_at=utcnow(), status=status, summary=json.dumps(summary, default=str))
             )
+            data = encode_snapshot(self.containers_in(conn), self.field_counts_in(conn))
+            conn.execute(snaps.delete().where(snaps.c.run_id == run_id))
+            conn.execute(snaps.insert().values(run_id=run_id, data=data))
+
+    def snapshot_data(self, run_id: int) -> bytes | None:
+        """The stored snapshot of a run (``discover.changes.decode_snapshot`` reads it), if any."""
+        from sqlalchemy import select
+
+        snaps = self.t["run_snapshots"]
+        with self.engine.connect() as conn:
+            data = conn.execute(select(snaps.c.data).where(snaps.c.run_id == run_id)).scalar()
+        return bytes(data) if data is not None else None
+
+    def containers_in(self, conn: Connection) -> list[dict[str, Any]]:
+        from sqlalchemy import select
+
+        c = self.t["containers"]
+        stmt = select(c.c.source, c.c.name, c.c.kind, c.c.records, c.c.error, c.c.stale).order_by(c.c.source, c.c.name)
+        return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def field_counts_in(self, conn: Connection) -> list[dict[str, Any]]:
+        from sqlalchemy import select
+
+        c, h = self.t["containers"], self.t["field_hits"]
+        stmt = (
+            select(
+                c.c.source,
+                c.c.name.label("container"),
+                h.c.field,
+                h.c.entity_type,
+                h.c.origin,
+                h.c.records,
+                h.c.non_null,
+                h.c.prevalence,
+            )
+            .join(h, h.c.container_id == c.c.id)
+            .order_by(c.c.source, c.c.name, h.c.field, h.c.entity_type)
+        )
+        return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def records_known(self, source: str, name: str, keys: Iterable[str]) -> int:
+        """How many of these record keys of one container hold findings in the index.
+
+        Memory: one chunk of keys and the blocks they point at."""
+        from sqlalchemy import select
+
+        c = self.t["containers"]
+        with self.engine.connect() as conn:
+            cid = conn.execute(select(c.c.id).where(c.c.source == source, c.c.name == name)).scalar()
+        if cid is None:
+            return 0
+        known = 0
+        chunk: list[RecordRef] = []
+        for key in keys:
+            chunk.append(RecordRef(cid, key))
+            if len(chunk) >= _LOOKUP_CHUNK * 5:
+                known += len({f["record_key"] for f in self.findings_in(chunk)})
+                chunk = []
+        if chunk:
+            known += len({f["record_key"] for f in self.findings_in(chunk)})
+        return known
+
+    def container_record_counts(self, source: str, name: str) -> int:
+        """Records of one container that the index holds personal data for."""
+        from sqlalchemy import select
+
+        b, c = self.t["blocks"], self.t["containers"]
+        with self.engine.connect() as conn:
+            cid = conn.execute(select(c.c.id).where(c.c.source == source, c.c.name == name)).scalar()
+            if cid is None:
+                return 0
+            metas = conn.execute(select(b.c.meta).where(b.c.container_id == cid)).scalars()
+            return sum(len(json.loads(m)["keys"]) for m in metas)
 
     @contextlib.contextmanager
     def scan_lock(self) -> Iterator[None]:

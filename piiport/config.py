@@ -15,6 +15,7 @@ from typing import Any
 from connectors.base import SourceSpec, url_scheme
 from connectors.errors import ConfigError
 from discover.index import DEFAULT_INDEX
+from discover.retention import MaxAge, RetentionRule
 from discover.settings import DEFAULT_MODELS, DEFAULT_REGIONS, DetectionSettings, ScanSettings, default_workers
 from export.page_text import LANGUAGES
 from export.processing import LEGAL_BASES, SUBJECT_ORIGIN, THIRD_PARTY, Processing, ProcessingEntry
@@ -34,7 +35,9 @@ _TOP_KEYS = {
     "s3",
     "processing",
     "service",
+    "retention",
 }
+_RETENTION_KEYS = {"source", "container", "date_column", "mtime", "max_age", "basis"}
 _DETECTION_KEYS = {"language", "entities", "phone_regions", "score_threshold", "models"}
 _SOURCE_KEYS = {
     "name",
@@ -147,6 +150,7 @@ class Config:
     s3: S3Settings = field(default_factory=S3Settings)
     processing: Processing = field(default_factory=Processing)
     service: ServiceSettings = field(default_factory=ServiceSettings)
+    retention: tuple[RetentionRule, ...] = ()
     path: Path | None = None
 
 
@@ -528,6 +532,62 @@ def _s3(path: Path, raw: Any) -> S3Settings:
     )
 
 
+def _retention(path: Path, raw: Any, sources: Sequence[SourceSpec]) -> tuple[RetentionRule, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _fail(path, "retention must be a list of rules {source, container, date_column or mtime, max_age}")
+    by_name = {s.name: s for s in sources}
+    out = []
+    for i, item in enumerate(raw):
+        where = f"retention[{i}]"
+        if not isinstance(item, dict):
+            raise _fail(path, f"{where} must be a mapping with source, container, date_column and max_age", "retention")
+        _check_keys(path, f"in {where}: ", item, _RETENTION_KEYS)
+        for key in ("source", "container", "max_age"):
+            if not isinstance(item.get(key), (str, int)) or isinstance(item.get(key), bool) or item.get(key) == "":
+                raise _fail(path, f"{where} needs {key}", key)
+        source = str(item["source"])
+        if source not in by_name:
+            known = ", ".join(sorted(by_name)) or "none: add a sources list"
+            raise _fail(path, f"{where}: no source is named {source!r}; sources: {known}", "source")
+        mtime = item.get("mtime", False)
+        if not isinstance(mtime, bool):
+            raise _fail(path, f"{where}.mtime must be true or false", "mtime")
+        column = item.get("date_column")
+        if column is not None and (not isinstance(column, str) or not column):
+            raise _fail(path, f"{where}.date_column must be a column name", "date_column")
+        if bool(column) == mtime:
+            raise _fail(
+                path, f"{where} needs either date_column (a table) or mtime: true (files), not both", "retention"
+            )
+        is_files = url_scheme(by_name[source].url) in ("file", "s3")
+        if mtime and url_scheme(by_name[source].url) != "file":
+            raise _fail(path, f"{where}: mtime: true needs a local file source; {source!r} is not one", "mtime")
+        if column and is_files:
+            raise _fail(
+                path, f"{where}: source {source!r} holds files; use mtime: true instead of date_column", "date_column"
+            )
+        try:
+            max_age = MaxAge.parse(str(item["max_age"]))
+        except ConfigError as exc:
+            raise _fail(path, f"{where}: {exc.message}", "max_age") from exc
+        basis = item.get("basis", "")
+        if not isinstance(basis, str):
+            raise _fail(path, f"{where}.basis must be text", "basis")
+        out.append(
+            RetentionRule(
+                source=source,
+                container=str(item["container"]),
+                max_age=max_age,
+                date_column=column,
+                mtime=mtime,
+                basis=basis,
+            )
+        )
+    return tuple(out)
+
+
 def load_config(
     path: str | Path | None = None,
     *,
@@ -585,6 +645,7 @@ def load_config(
     return Config(
         index=chosen_index,
         sources=sources,
+        retention=_retention(where, data.get("retention"), sources),
         detection=detection,
         scan=scan_settings,
         export=_export(where, data.get("export")),

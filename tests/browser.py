@@ -1,7 +1,8 @@
 """Headless Chromium for the tests that need a real browser (Debian's chromium + chromedriver).
 
 ``.ci/run`` installs them when missing (``apt-get install -y chromium chromium-driver``); a
-machine without them skips these tests, with the reason.
+machine without them skips these tests with the reason, or fails them under
+``PIIPORT_REQUIRE_SERVICES=1`` (tests/services.py), as CI does.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
+from services import service_missing
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -48,7 +49,7 @@ def chromium(width: int = 1200, height: int = 900, *, downloads: Path | None = N
     """
     reason = missing()
     if reason:
-        pytest.skip(reason)
+        service_missing(reason)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

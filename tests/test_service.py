@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-from conftest import make_shop
+from fixtures import make_shop
 from hypothesis import HealthCheck, given, settings
 
 from discover.index import Index
@@ -268,6 +268,9 @@ def test_413_over_64_kb_422_over_20_identifiers_and_no_echo(served) -> None:
         assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "formt"
         assert client.post("/v1/requests", json={"identifiers": {}}).json()["error"]["field"] == "identifiers"
         assert client.get("/v1/requests", params={"status": "bogus"}).status_code == 422
+        reserved = client.post("/v1/requests", json={"identifiers": {"email": [ALICE]}, "request_id": "com1.zip"})
+        assert reserved.status_code == 422 and reserved.json()["error"]["field"] == "request_id"
+        assert "reserved file name on Windows" in reserved.json()["error"]["message"]
     assert "jeanne.secret" not in server.log.read_text()
 
 
@@ -645,6 +648,7 @@ def test_background_scans_run_one_at_a_time(crashable, tmp_path: Path) -> None:
 # --- a team: two servers sharing one PostgreSQL index and store ------------------------------------
 
 
+@pytest.mark.servers
 def test_two_servers_share_a_postgresql_store_and_run_each_job_once(
     tmp_path: Path, detector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -689,6 +693,7 @@ def test_two_servers_share_a_postgresql_store_and_run_each_job_once(
     assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == sorted(f"TEAM-{n}.zip" for n in range(12))
 
 
+@pytest.mark.s3
 def test_packages_on_s3_redirect_to_the_presigned_url_and_delete_removes_the_object(crashable, tmp_path: Path) -> None:
     import boto3
     from s3server import moto_server
