@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,9 +65,12 @@ def scan_sources(
     detector: Detector | None = None,
     progress: Progress | None = None,
     prune: bool = True,
+    full: bool | None = None,
 ) -> ScanResult:
     """Scan sources (URLs, paths or specs; none: the config's) into the index.
 
+    Only what changed since a container's last successful scan is read again; ``full=True``
+    reads everything (default: the config's ``incremental: false``, else incremental).
     ``prune=False`` keeps what the index knows of containers a (filtered) source does not list.
     """
     from connectors.errors import ConfigError
@@ -93,7 +96,7 @@ def scan_sources(
             index=idx,
             detector=detector or build_detector(cfg),
             detection=cfg.detection,
-            settings=cfg.scan,
+            settings=cfg.scan if full is None else replace(cfg.scan, full=full),
             progress=progress,
             prune=prune,
         )

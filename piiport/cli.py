@@ -97,6 +97,7 @@ def main(debug: bool) -> None:
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes (env PIIPORT_WORKERS).")
 @click.option("--language", help="Language of free text (default en).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--full", is_flag=True, help="Read everything, even what is unchanged since the last scan.")
 @click.option(
     "--fail-on",
     "fail_on",
@@ -112,13 +113,14 @@ def scan(
     workers: int | None,
     language: str | None,
     as_json: bool,
+    full: bool,
     fail_on: tuple[str, ...],
 ) -> None:
     """Scan SOURCES (database URLs, files, directories) into the index."""
     from piiport.api import changes_of_run, scan_sources
     from piiport.config import load_config
 
-    cfg = load_config(config_path, index=index_url, workers=workers, language=language)
+    cfg = load_config(config_path, index=index_url, workers=workers, language=language, full=full or None)
     progress = Progress(sys.stderr.isatty() and not as_json)
     try:
         result = scan_sources(sources, config=cfg, progress=progress)
@@ -148,6 +150,16 @@ def _print_summary(result: Any) -> None:
         f"{totals['findings']:,} findings"
         + (f" ({', '.join(f'{k} {v:,}' for k, v in totals['entities'].items())})" if totals["entities"] else "")
     )
+    unchanged = [c for c in result.containers if c.read == "unchanged" and c.error is None]
+    ranged = [c for c in result.containers if c.read == "ranges" and c.error is None]
+    if unchanged or ranged:
+        said = [f"{len(unchanged)} container(s) unchanged since their last scan, not read"] if unchanged else []
+        if ranged:
+            said.append(
+                f"{sum(c.ranges_read for c in ranged):,} of {sum(c.ranges_total for c in ranged):,} key ranges "
+                f"of {len(ranged)} table(s) read again"
+            )
+        click.echo(f"  incremental: {'; '.join(said)} (--full reads everything)")
     for c in result.containers:
         if c.error is None and c.pii_fields:
             click.echo(f"  {c.source}/{c.container}: {c.records:,} records, personal data in {', '.join(c.pii_fields)}")

@@ -29,6 +29,7 @@ _TOP_KEYS = {
     "workers",
     "batch_size",
     "sample_size",
+    "incremental",
     "detection",
     "sources",
     "export",
@@ -51,6 +52,7 @@ _SOURCE_KEYS = {
     "retries",
     "retry_delay",
     "connect_timeout",
+    "changed_column",
 }
 _S3_KEYS = {"region", "endpoint_url", "profile", "sse", "kms_key_id", "url_expiry", "multipart_threshold_mb"}
 _EXPORT_KEYS = {
@@ -251,6 +253,8 @@ def _parse_sources(path: Path, raw: Any, language: str) -> tuple[SourceSpec, ...
         for key in ("region", "endpoint_url", "profile"):
             if item.get(key) is not None:
                 options[key] = str(item[key])
+        if item.get("changed_column") is not None:
+            options["changed_column"] = _changed_column(path, i, item["changed_column"])
         out.append(
             SourceSpec(
                 name=name,
@@ -262,6 +266,20 @@ def _parse_sources(path: Path, raw: Any, language: str) -> tuple[SourceSpec, ...
             )
         )
     return tuple(out)
+
+
+def _changed_column(path: Path, i: int, value: Any) -> str | dict[str, str]:
+    """``changed_column``: one column name for every table, or a mapping of table to column."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, dict) and value and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return dict(value)
+    raise _fail(
+        path,
+        f"sources[{i}].changed_column must be a column name (changed_column: updated_at) or a mapping of "
+        "table to column ({orders: updated_at})",
+        "changed_column",
+    )
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -293,6 +311,14 @@ def _number(path: Path, data: Mapping[str, Any], key: str, kind: type, default: 
     if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
         raise _fail(path, f"{key} must be a {'number' if kind is float else 'whole number'}", key)
     return kind(value)
+
+
+def _flag(path: Path, data: Mapping[str, Any], key: str, default: bool) -> bool:
+    if key not in data:
+        return default
+    if not isinstance(data[key], bool):
+        raise _fail(path, f"{key} must be true or false", key)
+    return bool(data[key])
 
 
 # The allowed range of each bounded number setting: (low, high, whether low itself is allowed).
@@ -594,6 +620,7 @@ def load_config(
     index: str | None = None,
     workers: int | None = None,
     language: str | None = None,
+    full: bool | None = None,
 ) -> Config:
     """Build the configuration. Arguments are command-line values and win over everything."""
     env = os.environ
@@ -634,6 +661,7 @@ def load_config(
             sample_size=_number(where, data, "sample_size", int, 100),
             batch_size=_number(where, data, "batch_size", int, 1000),
             workers=chosen_workers,
+            full=full if full is not None else not _flag(where, data, "incremental", True),
         )
     except ConfigError as exc:
         raise _fail(where, exc.message, exc.setting) from exc
