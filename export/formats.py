@@ -37,6 +37,8 @@ class Table:
     keys: list[str] = field(default_factory=list)  # each row's record key, as the index stores it
     #: ``subject``: the subject's records; ``reference``: catalogue rows they point at, for context.
     role: str = "subject"
+    #: Other people's identifiers replaced in this table's free text, per entity type (None: redaction off).
+    redactions: dict[str, int] | None = None
 
 
 def to_json_value(value: Any) -> Any:

@@ -16,7 +16,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,10 +103,15 @@ def write_package(
     as_zip: bool,
     overwrite: bool,
     csv_raw: bool = False,
+    documents: Sequence[tuple[str, bytes]] = (),
+    page: Callable[[dict[str, Any], Sequence[Table]], str] | None = None,
 ) -> WrittenPackage:
-    """Write the data files and the manifest. Memory: one container's records at a time.
+    """Write the data files, the documents (``processing.json``), the page and the manifest.
 
-    CSV cells that a spreadsheet would run as a formula are neutralised unless ``csv_raw``.
+    Memory: one container's records at a time. CSV cells that a spreadsheet would run as a
+    formula are neutralised unless ``csv_raw``. ``files`` in the manifest lists the data files
+    only; ``documents`` and ``page`` carry the checksums of the others (``manifest.json``
+    cannot hold its own).
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}", reason="format")
@@ -136,12 +141,16 @@ def write_package(
             manifest = {
                 **manifest,
                 "files": files,
+                "documents": [_write_bytes(name, body, staging, archive) for name, body in documents],
                 "totals": {
                     "records": sum(f["records"] for f in files if not f.get("reference")),
                     "reference_records": sum(f["records"] for f in files if f.get("reference")),
                     "files": len(files),
                 },
             }
+            if page is not None:
+                html = page(manifest, tables).encode("utf-8")
+                manifest["page"] = {**_write_bytes(PAGE, html, staging, archive), "lang": manifest.get("lang")}
             body = (json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n").encode()
             if archive is not None:
                 archive.writestr("manifest.json", body)
@@ -164,6 +173,18 @@ def write_package(
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+PAGE = "index.html"
+
+
+def _write_bytes(name: str, body: bytes, staging: Path, archive: zipfile.ZipFile | None) -> dict[str, Any]:
+    if archive is not None:
+        archive.writestr(name, body)
+    else:
+        with open_private(staging / name) as fh:  # personal data: 0600 like the data files
+            fh.write(body)
+    return {"path": name, "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}
 
 
 def _staging_folder(out: Path, request_id: str) -> Path:
@@ -217,6 +238,8 @@ def _write_member(
         "bytes": hashing.size,
         "fields": [{"name": n, "type": t} for n, t in table.fields],
     }
+    if table.redactions is not None:
+        entry["redactions"] = dict(sorted(table.redactions.items()))
     if table.role != "subject":
         entry["reference"] = True  # context rows that hold nobody's personal data, not the subject's records
     return entry

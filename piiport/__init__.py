@@ -21,6 +21,8 @@ _LAZY = {
     "build_detector": "piiport.api",
     "run_demo": "piiport.api",
     "export_subject": "piiport.api",
+    "locate": "piiport.api",
+    "missing_processing": "piiport.api",
     "diff_runs": "piiport.api",
     "changes_of_run": "piiport.api",
     "check_retention": "piiport.api",

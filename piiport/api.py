@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from discover.detector import Detector, Entity
     from discover.index import Index
     from discover.inventory import InventoryRow
+    from discover.locate import LocateResult
     from discover.retention import RetentionReport
     from discover.scan import Progress, ScanResult
     from export import ExportResult
@@ -241,6 +242,9 @@ def export_subject(
     csv_raw: bool = False,
     references: bool | None = None,
     reference_depth: int | None = None,
+    purpose: str = "access",
+    lang: str | None = None,
+    redact: bool | None = None,
     actor: str | None = None,
 ) -> ExportResult:
     """Export one subject's portability package; returns where it is and what it holds.
@@ -253,6 +257,12 @@ def export_subject(
     subject's rows point at come as context (``references``, ``reference_depth``; default:
     the config's ``export`` section). CSV cells that could run as formulas are neutralised
     unless ``csv_raw``.
+
+    ``purpose``: ``access`` (Art. 15, everything) or ``portability`` (Art. 20: sources and
+    containers processed on consent or contract, without fields marked ``portability: false``).
+    ``lang`` is the language of ``index.html`` (default: the config's ``export.lang``).
+    ``redact`` (default: the config's ``export.redact``, on) replaces other people's
+    identifiers in free text with ``[PERSON]`` and the like, using ``detector``.
 
     An identifier that matches nothing still gives a package (empty, ``found`` false;
     ``complete`` says whether every container could be read).
@@ -326,6 +336,12 @@ def export_subject(
                 rescan=do_rescan if rescan else None,
                 generator_version=__version__,
                 csv_raw=csv_raw,
+                processing=cfg.processing,
+                purpose=purpose,
+                lang=lang or cfg.export.lang,
+                detector=(detector or build_detector(cfg))
+                if (cfg.export.redact if redact is None else redact)
+                else None,
                 s3=S3Delivery(
                     sse=cfg.s3.sse,
                     kms_key_id=cfg.s3.kms_key_id,
@@ -342,6 +358,42 @@ def export_subject(
     finally:
         if owns_index:
             idx.close()
+
+
+def locate(
+    *,
+    emails: Sequence[str] = (),
+    phones: Sequence[str] = (),
+    ips: Sequence[str] = (),
+    names: Sequence[str] = (),
+    config: Config | None = None,
+    index: Index | None = None,
+    expand: bool = True,
+) -> LocateResult:
+    """Where a subject's data lives (source, container, field, records, match kinds, last scan); no values.
+
+    Same resolution as ``export_subject``: raises ``ExportError`` when the identifiers are ambiguous.
+    """
+    from discover.locate import locate as run_locate
+    from discover.subjects import parse_identifiers
+
+    cfg = _config(config)
+    identifiers = parse_identifiers(
+        emails=emails, phones=phones, ips=ips, names=names, regions=cfg.detection.phone_regions
+    )
+    if index is not None:
+        return run_locate(index, identifiers, expand=expand)
+    with open_index(cfg.index, create=False) as idx:
+        return run_locate(idx, identifiers, expand=expand)
+
+
+def missing_processing(*, config: Config | None = None, index: Index | None = None) -> list[str]:
+    """Scanned sources (in the index) that have no entry in the config's ``processing`` list."""
+    cfg = _config(config)
+    if index is not None:
+        return cfg.processing.missing(c["source"] for c in index.containers())
+    with open_index(cfg.index, create=False) as idx:
+        return cfg.processing.missing(c["source"] for c in idx.containers())
 
 
 class _ExportAudit:
@@ -403,18 +455,26 @@ class DemoResult:
 
 
 def run_demo(
-    root: str | Path = "piiport-demo", *, detector: Detector | None = None, progress: Progress | None = None
+    root: str | Path = "piiport-demo",
+    *,
+    detector: Detector | None = None,
+    progress: Progress | None = None,
+    lang: str = "en",
 ) -> DemoResult:
-    """Build the demo dataset in ``root``, scan it into its own index, and export one subject."""
+    """Build the demo dataset in ``root``, scan it into its own index, and export one subject.
+
+    The package's ``index.html`` is in ``lang``; the demo's ``piiport.yaml`` holds the sources'
+    processing information.
+    """
     from piiport import demo_data
-    from piiport.config import Config
+    from piiport.config import load_config
 
     base = Path(root)
     data = demo_data.build(base)
     index_path = base / ".piiport" / "index.db"
     for stale in (index_path, index_path.with_name("index.db-wal"), index_path.with_name("index.db-shm")):
         stale.unlink(missing_ok=True)
-    cfg = Config(index=f"sqlite:///{index_path}")
+    cfg = load_config(data.config, index=f"sqlite:///{index_path}")
     specs = [
         # Absolute, so that `piiport serve` or `piiport export` run from inside the demo folder find them.
         SourceSpec(name="crm", url=f"sqlite:///{data.crm.resolve()}"),
@@ -430,5 +490,7 @@ def run_demo(
             out=base / "exports",
             request_id="demo-request",
             overwrite=True,
+            lang=lang,
+            detector=detector,
         )
     return DemoResult(root=base, scan=result, inventory=rows, export=exported)

@@ -361,6 +361,15 @@ def _text_line(raw: bytes, number: int, name: str) -> str:
 )
 @click.option("--csv-raw", is_flag=True, help="Write CSV cells as they are, without neutralising formulas.")
 @click.option(
+    "--purpose",
+    type=click.Choice(["access", "portability"]),
+    default="access",
+    show_default=True,
+    help="access: all the subject's data (Art. 15); portability: consent/contract data, no inferred fields (Art. 20).",
+)
+@click.option("--lang", type=click.Choice(["en", "fr"]), help="Language of index.html (default export.lang, or en).")
+@click.option("--no-redact", is_flag=True, help="Keep other people's identifiers in free text (default: redacted).")
+@click.option(
     "--url-expiry", type=click.IntRange(1, 604800), help="Seconds the S3 download URL lasts (default 7 days)."
 )
 @click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
@@ -387,6 +396,9 @@ def export(
     max_depth: int | None,
     include_review: bool,
     csv_raw: bool,
+    purpose: str,
+    lang: str | None,
+    no_redact: bool,
     url_expiry: int | None,
     index_url: str | None,
     config_path: str | None,
@@ -413,6 +425,9 @@ def export(
         url_expiry=url_expiry,
         include_review=include_review,
         csv_raw=csv_raw,
+        purpose=purpose,
+        lang=lang,
+        redact=False if no_redact else None,
     )
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
@@ -433,11 +448,97 @@ def export(
             )
         for error in result.errors:
             click.echo(f"warning: {error}", err=True)
+        for source in result.missing_processing:
+            click.echo(
+                f"warning: source {source} contributed records but has no processing entry in the config "
+                "(purposes, legal_basis, …); the manifest lists it in notes",
+                err=True,
+            )
         click.echo(result.package)
         if result.download_url:
             click.echo(result.download_url)
     if not result.ok:
         sys.exit(1)
+
+
+@main.command()
+@click.option("--email", "emails", multiple=True, help="E-mail address of the subject (repeatable).")
+@click.option("--phone", "phones", multiple=True, help="Phone number of the subject (repeatable).")
+@click.option("--ip", "ips", multiple=True, help="IP address of the subject (repeatable).")
+@click.option("--name", "names", multiple=True, help="Full name of the subject (repeatable).")
+@click.option("--no-expand", is_flag=True, help="Do not follow links to the subject's other identifiers.")
+@click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--json", "as_json", is_flag=True, help="Print {subject, found, locations: [...]} as JSON.")
+@handle_errors
+def locate(
+    emails: tuple[str, ...],
+    phones: tuple[str, ...],
+    ips: tuple[str, ...],
+    names: tuple[str, ...],
+    no_expand: bool,
+    index_url: str | None,
+    config_path: str | None,
+    as_json: bool,
+) -> None:
+    """Where a subject's data lives: source, container, field, records, match kinds, last scan. No values."""
+    from piiport.api import locate as run_locate
+    from piiport.config import load_config
+
+    result = run_locate(
+        emails=emails,
+        phones=phones,
+        ips=ips,
+        names=names,
+        config=load_config(config_path, index=index_url),
+        expand=not no_expand,
+    )
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    if not result.found:
+        click.echo(f"No record holds {result.subject}.", err=True)
+        return
+    header = ("source", "container", "field", "types", "records", "matches", "last scanned")
+    rows = [
+        (
+            x.source,
+            x.container,
+            x.field,
+            ",".join(x.entity_types),
+            str(x.records),
+            ",".join(x.matches),
+            (x.scanned_at or "never") + (" (failed)" if x.stale else ""),
+        )
+        for x in result.locations
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+
+
+@main.group()
+def processing() -> None:
+    """Processing information (purposes, legal basis, retention) of the config's sources."""
+
+
+@processing.command("check")
+@click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@handle_errors
+def processing_check(index_url: str | None, config_path: str | None) -> None:
+    """List the scanned sources that have no processing entry; exit 1 if there is any."""
+    from piiport.api import missing_processing
+    from piiport.config import load_config
+
+    missing = missing_processing(config=load_config(config_path, index=index_url))
+    if not missing:
+        click.echo("Every scanned source has a processing entry.")
+        return
+    click.echo(f"{len(missing)} scanned source(s) without a processing entry (purposes, legal_basis, …):")
+    for source in missing:
+        click.echo(f"  {source}")
+    sys.exit(1)
 
 
 @main.command()
@@ -449,8 +550,11 @@ def export(
     type=click.Path(file_okay=False),
     help="Folder for the demo data, index and package.",
 )
+@click.option(
+    "--lang", type=click.Choice(["en", "fr"]), default="en", show_default=True, help="Language of index.html."
+)
 @handle_errors
-def demo(root: str) -> None:
+def demo(root: str, lang: str) -> None:
     """Build a small demo dataset, scan it, show the inventory and export one subject."""
     from discover.inventory import render
     from piiport.api import run_demo
@@ -458,7 +562,7 @@ def demo(root: str) -> None:
     click.echo(f"Building the demo dataset in {root}/ and scanning it (loading the NLP model takes a few seconds)...")
     progress = Progress(sys.stderr.isatty())
     try:
-        result = run_demo(root, progress=progress)
+        result = run_demo(root, progress=progress, lang=lang)
     finally:
         progress.done()
     _print_summary(result.scan)

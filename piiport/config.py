@@ -17,6 +17,8 @@ from connectors.errors import ConfigError
 from discover.index import DEFAULT_INDEX
 from discover.retention import MaxAge, RetentionRule
 from discover.settings import DEFAULT_MODELS, DEFAULT_REGIONS, DetectionSettings, ScanSettings, default_workers
+from export.page_text import LANGUAGES
+from export.processing import LEGAL_BASES, SUBJECT_ORIGIN, THIRD_PARTY, Processing, ProcessingEntry
 
 ENV_INDEX = "PIIPORT_INDEX"
 ENV_CONFIG = "PIIPORT_CONFIG"
@@ -32,6 +34,7 @@ _TOP_KEYS = {
     "sources",
     "export",
     "s3",
+    "processing",
     "service",
     "retention",
 }
@@ -62,7 +65,22 @@ _EXPORT_KEYS = {
     "ignore_relations",
     "references",
     "reference_depth",
+    "lang",
+    "redact",
     "package_ttl",
+}
+_PROCESSING_KEYS = {
+    "source",
+    "container",
+    "purposes",
+    "legal_basis",
+    "categories",
+    "recipients",
+    "retention",
+    "origin",
+    "automated_decisions",
+    "portability",
+    "fields",
 }
 _SERVICE_KEYS = {"callback_hosts", "callback_secret", "callback_retries", "callback_backoff"}
 ENV_CALLBACK_SECRET = "PIIPORT_CALLBACK_SECRET"
@@ -86,6 +104,10 @@ class ExportSettings:
     references: bool = True
     #: How many foreign-key hops from the subject's rows reference rows are followed.
     reference_depth: int = 2
+    #: Language of the package's index.html (en, fr).
+    lang: str = "en"
+    #: Replace other people's identifiers in exported free text (``--no-redact`` turns it off).
+    redact: bool = True
     #: Seconds a package of ``piiport serve`` is kept before the server deletes it (30 days).
     package_ttl: float = 30 * 86400
 
@@ -128,6 +150,7 @@ class Config:
     scan: ScanSettings = field(default_factory=ScanSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     s3: S3Settings = field(default_factory=S3Settings)
+    processing: Processing = field(default_factory=Processing)
     service: ServiceSettings = field(default_factory=ServiceSettings)
     retention: tuple[RetentionRule, ...] = ()
     path: Path | None = None
@@ -367,6 +390,12 @@ def _export(path: Path, raw: Any) -> ExportSettings:
     reference_depth = _number(path, raw, "reference_depth", int, 2)
     if reference_depth < 0:
         raise _fail(path, "export.reference_depth must be 0 or more", "reference_depth")
+    lang = str(raw.get("lang", "en"))
+    if lang not in LANGUAGES:
+        raise _fail(path, f"export.lang {lang!r} is not one of {', '.join(LANGUAGES)}", "lang")
+    redact = raw.get("redact", True)
+    if not isinstance(redact, bool):
+        raise _fail(path, "export.redact must be true or false", "redact")
     return ExportSettings(
         out=out,
         format=fmt,
@@ -377,6 +406,8 @@ def _export(path: Path, raw: Any) -> ExportSettings:
         ignore_relations=_str_list(path, "ignore_relations", raw.get("ignore_relations")),
         references=references,
         reference_depth=reference_depth,
+        lang=lang,
+        redact=redact,
         package_ttl=_duration(path, raw, "package_ttl", ExportSettings.package_ttl),
     )
 
@@ -419,6 +450,89 @@ def _service(path: Path, raw: Any) -> ServiceSettings:
         callback_retries=retries,
         callback_backoff=backoff,
     )
+
+
+def _origin(path: Path, where: str, value: Any) -> str | None:
+    """``subject``, ``"third_party: Acme"`` or ``{third_party: Acme}``."""
+    if value is None:
+        return None
+    if isinstance(value, dict) and set(value) == {THIRD_PARTY} and str(value[THIRD_PARTY]).strip():
+        return f"{THIRD_PARTY}: {str(value[THIRD_PARTY]).strip()}"
+    if isinstance(value, str):
+        head, _, name = value.partition(":")
+        if value == SUBJECT_ORIGIN or (head.strip() == THIRD_PARTY and name.strip()):
+            return value if value == SUBJECT_ORIGIN else f"{THIRD_PARTY}: {name.strip()}"
+    raise _fail(path, f"{where}.origin must be subject or 'third_party: <name>'", "origin")
+
+
+def _processing(path: Path, raw: Any) -> Processing:
+    if raw is None:
+        return Processing()
+    if not isinstance(raw, list):
+        raise _fail(path, "processing must be a list of entries with source, purposes and legal_basis", "processing")
+    entries: list[ProcessingEntry] = []
+    seen: set[tuple[str, str | None]] = set()
+    for i, item in enumerate(raw):
+        where = f"processing[{i}]"
+        if not isinstance(item, dict):
+            raise _fail(path, f"{where} must be a mapping with source, purposes and legal_basis", "processing")
+        _check_keys(path, f"in {where}: ", item, _PROCESSING_KEYS)
+        source = item.get("source")
+        if not isinstance(source, str) or not source:
+            raise _fail(path, f"{where} needs a source (the name of a source)", "source")
+        container = item.get("container")
+        if container is not None and not isinstance(container, str):
+            raise _fail(path, f"{where}.container must be a container name or glob", "container")
+        if (source, container) in seen:
+            raise _fail(path, f"{where} repeats the entry for {source}{'/' + container if container else ''}")
+        seen.add((source, container))
+        basis = item.get("legal_basis")
+        if basis is not None and basis not in LEGAL_BASES:
+            raise _fail(path, f"{where}.legal_basis {basis!r} is not one of {', '.join(LEGAL_BASES)}", "legal_basis")
+        if container is None and (basis is None or not item.get("purposes")):
+            raise _fail(path, f"{where} ({source}) needs purposes and a legal_basis", "legal_basis")
+        for key in ("automated_decisions", "portability"):
+            if key in item and not isinstance(item[key], bool):
+                raise _fail(path, f"{where}.{key} must be true or false", key)
+        retention = item.get("retention")
+        if retention is not None and not isinstance(retention, (str, int)):
+            raise _fail(path, f'{where}.retention must be text ("3 years after the contract ends")', "retention")
+        fields = item.get("fields") or {}
+        if container is None and fields:
+            raise _fail(path, f"{where}.fields needs a container: fields belong to one container", "fields")
+        if not isinstance(fields, dict) or not all(
+            isinstance(v, dict) and set(v) == {"portability"} and isinstance(v["portability"], bool)
+            for v in fields.values()
+        ):
+            raise _fail(path, f"{where}.fields must map a field name to {{portability: false}}", "fields")
+
+        def strings(key: str, item: dict[str, Any] = item, where: str = where) -> tuple[str, ...] | None:
+            return _str_list(path, f"{where}.{key}", item[key]) if key in item else None
+
+        entries.append(
+            ProcessingEntry(
+                source=source,
+                container=container,
+                purposes=strings("purposes"),
+                legal_basis=basis,
+                categories=strings("categories"),
+                recipients=strings("recipients"),
+                retention=None if retention is None else str(retention),
+                origin=_origin(path, where, item.get("origin")),
+                automated_decisions=item.get("automated_decisions"),
+                portability=item.get("portability"),
+                not_portable_fields=tuple(sorted(str(k) for k, v in fields.items() if not v["portability"])),
+            )
+        )
+    for i, e in enumerate(entries):
+        if e.container is not None and (e.source, None) not in seen and (e.legal_basis is None or not e.purposes):
+            raise _fail(
+                path,
+                f"processing[{i}] ({e.source}/{e.container}) needs purposes and a legal_basis, "
+                f"or an entry for the whole source {e.source}",
+                "legal_basis",
+            )
+    return Processing(tuple(entries))
 
 
 def _s3(path: Path, raw: Any) -> S3Settings:
@@ -564,6 +678,7 @@ def load_config(
         scan=scan_settings,
         export=_export(where, data.get("export")),
         s3=s3,
+        processing=_processing(where, data.get("processing")),
         service=_service(where, data.get("service")),
         path=file_path,
     )

@@ -64,11 +64,58 @@ PRODUCTS = [
 ]
 
 
+#: The demo's config file: its sources and the processing information of each (GDPR Art. 15(1)).
+CONFIG = """\
+# piiport demo config: written by `piiport demo`.
+sources:
+  - name: crm
+    url: sqlite:///crm.db
+  - name: files
+    path: files
+processing:
+  - source: crm
+    purposes: ["customer account management", "order fulfilment and billing"]
+    legal_basis: contract
+    categories: ["identity", "contact details", "orders", "connection data"]
+    recipients: ["payment processor (EU)", "parcel carrier"]
+    retention: "3 years after your last order; invoices 10 years (accounting law)"
+    origin: subject
+    automated_decisions: false
+  - source: crm
+    container: customers
+    fields:
+      support_rep_id: {portability: false}   # assigned by us, not provided by the customer
+  - source: crm
+    container: tickets
+    purposes: ["customer support", "service quality"]
+    legal_basis: legitimate_interests
+    categories: ["support requests"]
+    recipients: ["support staff"]
+    retention: "2 years after the ticket is closed"
+  - source: files
+    purposes: ["newsletter", "website security"]
+    legal_basis: consent
+    categories: ["contact details", "connection logs"]
+    recipients: []
+    retention: "until you withdraw your consent; access logs 12 months"
+    origin: subject
+    automated_decisions: false
+  - source: files
+    container: access.jsonl
+    purposes: ["website security"]
+    legal_basis: legitimate_interests
+    categories: ["connection logs"]
+    retention: "12 months"
+"""
+
+
 @dataclass(frozen=True)
 class DemoData:
     root: Path
     crm: Path
     files: Path
+    #: The demo's config file (sources and processing information).
+    config: Path
     #: The e-mail address of the customer the demo exports.
     subject_email: str
 
@@ -212,7 +259,9 @@ def build(root: Path) -> DemoData:
         fh.write(f"{people[6][0]} {people[6][1]} wants invoices sent to {people[6][2]} from now on.\n")
         fh.write("Nothing else to report this week.\n")
 
-    return DemoData(root=root, crm=crm, files=files, subject_email=people[0][2])
+    config = root / "piiport.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    return DemoData(root=root, crm=crm, files=files, config=config, subject_email=people[0][2])
 
 
 def change_for_nightly(root: Path) -> None:

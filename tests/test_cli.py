@@ -180,6 +180,9 @@ def test_demo_in_a_fresh_folder(tmp_path: Path) -> None:
         "newsletter_signups.csv",
     }
     assert "employees" not in {f["container"] for f in manifest["files"]}
+    package = tmp_path / "piiport-demo/exports/demo-request"
+    assert manifest["processing"] == "processing.json" and (package / "processing.json").is_file()
+    assert '<html lang="en">' in (package / "index.html").read_text(encoding="utf-8")
     again = _piiport("demo", cwd=tmp_path)  # running it twice gives the same result
     assert again.returncode == 0 and again.stdout == out
     # From inside the demo folder (where `piiport serve` runs), the index still finds the sources.
@@ -195,7 +198,7 @@ def test_scan_then_export_parquet_as_a_new_user_would(runner: CliRunner, tmp_pat
     assert runner.invoke(main, ["scan", "sqlite:///shop.db"]).exit_code == 0
     result = runner.invoke(main, ["export", "--email", "alice.martin@example.com", "--format", "parquet"])
     assert result.exit_code == 0, result.output
-    package = Path(result.output.strip())
+    package = Path(result.stdout.strip())  # warnings (no processing entry) go to stderr
     assert package.resolve().parent == tmp_path / "exports" and (package / "manifest.json").exists()
     import pyarrow.parquet as pq
 

@@ -465,7 +465,8 @@ def test_index_and_packages_are_private_under_umask_022(tmp_path: Path) -> None:
     assert modes.pop("R-zip.zip") == "0o600"
     assert {m for n, m in modes.items() if (tmp_path / "exports" / n).is_dir()} == {"0o700"}
     files = {n: m for n, m in modes.items() if (tmp_path / "exports" / n).is_file()}
-    assert set(files.values()) == {"0o600"} and len(files) == 4  # two packages: a manifest and a data file each
+    # Two packages: a manifest, a data file, index.html and processing.json each.
+    assert set(files.values()) == {"0o600"} and len(files) == 8
     assert oct((tmp_path / "exports").stat().st_mode & 0o777) == "0o700"
 
 

@@ -11,7 +11,6 @@ import hmac
 import io
 import json
 import os
-import shutil
 import signal
 import socket
 import sqlite3
@@ -29,7 +28,6 @@ import pytest
 import schemathesis
 from fixtures import make_shop
 from hypothesis import HealthCheck, given, settings
-from services import service_missing
 
 from discover.index import Index
 from piiport.api import scan_sources
@@ -576,37 +574,15 @@ def test_console_cookies_csrf_and_no_external_assets(served) -> None:
 
 @pytest.mark.browser
 def test_console_in_a_real_browser(served, tmp_path: Path) -> None:
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        service_missing("needs Debian's chromium and chromium-driver (.ci/run installs them)")
-    from selenium import webdriver
+    from browser import chromium
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-    from selenium.webdriver.chrome.service import Service as DriverService
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     server, tokens = served
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or ""
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1200,900",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(flag)
-    options.add_experimental_option(
-        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
-    )
-    driver = webdriver.Chrome(service=DriverService(shutil.which("chromedriver")), options=options)
-    try:
-        driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    with chromium(1200, 900, downloads=downloads) as driver:
         # The request page reloads itself every 2 s until the job ends: an element can go stale mid-check.
         wait = WebDriverWait(
             driver, 90, poll_frequency=0.3, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
@@ -626,8 +602,6 @@ def test_console_in_a_real_browser(served, tmp_path: Path) -> None:
         driver.save_screenshot(str(tmp_path / "console.png"))
         driver.find_element(By.ID, "download").click()
         wait.until(lambda d: (downloads / "CONSOLE-1.zip").exists())
-    finally:
-        driver.quit()
     with zipfile.ZipFile(downloads / "CONSOLE-1.zip") as zf:
         manifest = json.loads(zf.read("manifest.json"))
         for f in manifest["files"]:
