@@ -242,7 +242,10 @@ def _collect_records(index: Index, graph: _Graph, subject: Subject, *, given_wea
             matches.setdefault(row["record_key"], MENTION)
     if not subject.weak:
         return
-    weak_rows = index.findings_for(subject.weak)
+    # A weak identifier in a field of a record that holds an e-mail or phone field is either on
+    # one of the subject's records (matched above) or on someone else's (a namesake): skipping
+    # those entries in the postings keeps this from reading a block per namesake.
+    weak_rows = index.findings_for(subject.weak, skip_owned=True)
     refs = sorted(
         {RecordRef(r["container_id"], r["record_key"]) for r in weak_rows if r["origin"] == FIELD},
         key=lambda r: (r.container_id, r.record_key),
