@@ -170,34 +170,47 @@ def inventory(config_path: str | None, index_url: str | None, fmt: str) -> None:
 @click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
 @click.option("--jsonl", is_flag=True, help='Each input line is a JSON object with a "text" field.')
 @click.option("--language", default=None, help="Language of the texts (en, fr; default en).")
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Worker processes (default one per core; env PIIPORT_WORKERS)."
+)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
 @handle_errors
-def detect(file: Any, jsonl: bool, language: str | None, config_path: str | None) -> None:
-    """Detect personal data in texts: one text per line in, one JSON line of entities out."""
+def detect(file: Any, jsonl: bool, language: str | None, workers: int | None, config_path: str | None) -> None:
+    """Detect personal data in texts: one text per line in, one JSON line of entities out, in input order."""
     from piiport.api import detect_texts
     from piiport.config import load_config
     from piiport.errors import ConfigError
 
-    cfg = load_config(config_path, language=language)
+    cfg = load_config(config_path, language=language, workers=workers)
+    name = getattr(file, "name", "-")
+    where = "standard input" if name in ("-", "<stdin>") else name
 
     def texts() -> Any:
-        for number, line in enumerate(file, start=1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not jsonl:
-                yield line
-                continue
-            if not line.strip():
-                yield ""
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"input line {number}: not valid JSON; with --jsonl each line is an object") from exc
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                raise ConfigError(f'input line {number}: needs a "text" string field')
-            yield obj["text"]
+        number = 0
+        try:
+            for number, line in enumerate(file, start=1):
+                line = line.rstrip("\n").rstrip("\r")
+                if not jsonl:
+                    yield line
+                    continue
+                if not line.strip():
+                    yield ""
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(
+                        f"{where}: input line {number}: not valid JSON; with --jsonl each line is an object"
+                    ) from exc
+                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                    raise ConfigError(f'{where}: input line {number}: needs a "text" string field')
+                yield obj["text"]
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{where}: input line {number + 1}: not UTF-8 text (a binary file?); give UTF-8 text, one text per line"
+            ) from exc
 
-    for entities in detect_texts(texts(), language=cfg.detection.language, config=cfg):
+    for entities in detect_texts(texts(), language=cfg.detection.language, config=cfg, workers=cfg.scan.workers):
         click.echo(json.dumps({"entities": [e.as_dict() for e in entities]}))
 
 

@@ -57,7 +57,6 @@ def big_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detector, workers
 def test_a_container_of_many_units_is_stored_in_few_parts_and_every_record_is_found(big_index: Index) -> None:
     with sqlite3.connect(big_index.path) as db:  # type: ignore[arg-type]
         parts = db.execute("SELECT count(*) FROM parts").fetchone()[0]
-        blocks_per_part = dict(db.execute("SELECT part_id, count(*) FROM blocks GROUP BY part_id").fetchall())
     # About 15 parts of about 800 entries (units of 200 rows, or parts of 600 findings), merged
     # up to 3,000 entries a stored part.
     assert 4 <= parts <= 8
