@@ -306,7 +306,7 @@ class DecodedBlock:
         raise IndexError(index)
 
     def of_record(self, record: int) -> list[Finding]:
-        out = []
+        out: list[Finding] = []
         if self._ordered is None:
             self._ordered = [all(a <= b for a, b in pairwise(p)) for _, _, _, p in self.groups]
         for (header, _, offset, positions), ordered in zip(self.groups, self._ordered, strict=True):
