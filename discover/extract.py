@@ -21,10 +21,12 @@ from discover.identifiers import (
     IP,
     PERSON,
     PHONE,
+    PHONE_DIGITS,
     fold_name,
     normalise_email,
     normalise_found,
     normalise_ip,
+    phone_digits,
     phone_normaliser,
 )
 from discover.masking import mask
@@ -139,6 +141,7 @@ class Extractor:
         self.regions = tuple(regions)
         self.language = language
         self.typed = {str(f): p.entity_type for f, p in profiles.items() if p.entity_type and p.entity_type != PERSON}
+        self.phone_digits = {str(f) for f, p in profiles.items() if p.entity_type == PHONE and p.phone_digits}
         self.names = {str(f): p.name_part or "full" for f, p in profiles.items() if p.entity_type == PERSON}
         self.free_text = [str(f) for f, p in profiles.items() if p.free_text]
         self.origins = origins_of(profiles)
@@ -150,6 +153,17 @@ class Extractor:
             IP: normalise_ip,
             PHONE: phone_normaliser(self.regions),
         }
+        e164 = self._normalisers[PHONE]
+        self._digits_made = 0
+
+        def e164_or_digits(value: str) -> str | None:
+            found = e164(value)
+            if found is None:
+                found = phone_digits(value)
+                self._digits_made += found is not None
+            return found
+
+        self._phone_or_digits = e164_or_digits
 
     @property
     def needs_detector(self) -> bool:
@@ -175,7 +189,34 @@ class Extractor:
         return [g for g in out if g.keys]
 
     def _typed(self, cols: Columns, fname: str, etype: str, out: list[FindingGroup]) -> None:
-        norm = self._normalisers[etype]
+        if fname in self.phone_digits:
+            # Phone numbers that fit no region by their digits, as their own type: a value is
+            # E.164 when it starts with "+", digits otherwise.
+            found: list[FindingGroup] = []
+            made = self._digits_made
+            self._typed_values(cols, fname, etype, self._phone_or_digits, found)
+            for group in found:
+                if self._digits_made == made:  # every value was E.164 (the common case)
+                    out.append(group)
+                    continue
+                digits = [not v.startswith("+") for v in group.values]
+                e164 = [not d for d in digits]
+                out.append(
+                    group._replace(keys=list(compress(group.keys, e164)), values=list(compress(group.values, e164)))
+                )
+                out.append(
+                    group._replace(
+                        entity_type=PHONE_DIGITS,
+                        keys=list(compress(group.keys, digits)),
+                        values=list(compress(group.values, digits)),
+                    )
+                )
+            return
+        self._typed_values(cols, fname, etype, self._normalisers[etype], out)
+
+    def _typed_values(
+        self, cols: Columns, fname: str, etype: str, norm: Callable[[str], str | None], out: list[FindingGroup]
+    ) -> None:
         raws = cols.values[fname]
         if set(map(type, raws)) <= _STR_OR_NONE:
             self._typed_texts(cols.keys, raws, fname, etype, norm, out)

@@ -1,8 +1,11 @@
 """Normalise identifier values so that the same person's value always hashes the same.
 
-E-mail: lower-cased. Phone: E.164, parsed with the configured default regions. IP:
-canonical ``ipaddress`` text. Name: case- and accent-folded, whitespace collapsed.
-E-mail and phone are strong (they link records into one subject); names and IPs are weak.
+E-mail: lower-cased. Phone: E.164, parsed as libphonenumber parses it with the configured
+default regions (``discover.e164``); in a phone column, a number that fits no region: its
+digits (``PHONE_DIGITS``). IP: canonical ``ipaddress`` text. Name: case- and accent-folded,
+whitespace collapsed. E-mail and E.164 phone are strong (they link records into one subject);
+names, IPs and digits-only phones are weak: the same digits may be two people's numbers in
+two numbering plans.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
+from discover.e164 import digits_only, is_valid, phone_parser
 from discover.emails import decode_email
 
 EMAIL = "EMAIL_ADDRESS"
@@ -20,12 +24,16 @@ PHONE = "PHONE_NUMBER"
 IP = "IP_ADDRESS"
 PERSON = "PERSON"
 ENTITY_TYPES = (PERSON, EMAIL, PHONE, IP)
+#: A phone number that fits no configured region, by its digits: found in phone columns only,
+#: hashed apart from E.164 numbers (its own type), never linking two subjects.
+PHONE_DIGITS = "PHONE_DIGITS"
+#: The types of the identifiers the index holds.
+INDEXED_TYPES = (*ENTITY_TYPES, PHONE_DIGITS)
 STRONG = frozenset({EMAIL, PHONE})
 
 # Labels then a TLD, with no backtracking into the local part: the same language as the usual
 # "label(.label)*.tld", about a quarter faster. Inputs are stripped, so \Z (not $) ends them.
 _EMAIL_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]++@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63}\Z")
-_PHONE_CHARS = re.compile(r"^[+(]?[0-9][0-9 ().\-/]{5,22}[0-9](?:\s*(?:x|ext\.?)\s*\d{1,6})?$", re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
 _NAME_CHARS = re.compile(r"^[^\W\d_]+(?:[ '’.\-][^\W\d_]*)*\.?$")
 
@@ -55,94 +63,30 @@ def normalise_email(value: str) -> str | None:
     return candidate.lower()
 
 
-_NOT_DIGITS = re.compile(r"\D+")
-_EXTENSION = re.compile(r"\s*(?:x|ext\.?)\s*\d{1,6}$", re.IGNORECASE)
-
-
-_NON_DIGIT_BYTES = bytes(b for b in range(128) if not 48 <= b <= 57)
-
-
-def _digits(text: str) -> str:
-    """The digits of a text; a byte translation when the text is ASCII (the common case)."""
-    if text.isascii():
-        return text.encode().translate(None, _NON_DIGIT_BYTES).decode()
-    return _NOT_DIGITS.sub("", text)
-
-
-@lru_cache(maxsize=256)
-def _region_rules(region: str) -> tuple[str, str, frozenset[int]]:
-    """Country calling code, trunk prefix and possible national-number lengths of a region."""
-    from phonenumbers import PhoneMetadata
-
-    meta = PhoneMetadata.metadata_for_region(region)
-    if meta is None:
-        return "", "", frozenset()
-    desc = meta.general_desc
-    lengths = frozenset((desc.possible_length or ()) if desc is not None else ())
-    return str(meta.country_code), meta.national_prefix or "", lengths
-
-
-@lru_cache(maxsize=1)
-def _country_codes() -> frozenset[str]:
-    import phonenumbers
-
-    return frozenset(str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
-
-
 @lru_cache(maxsize=64)
 def phone_normaliser(regions: tuple[str, ...]) -> Callable[[str], str | None]:
-    """``normalise_phone`` for fixed regions, as a function of the value: the regions' rules
-    and the calling codes are looked up once, not per value (the hot path of a scan)."""
-    rules = tuple(_region_rules(region) for region in regions)
-    codes = _country_codes()
-    shape = _PHONE_CHARS.match
-    digits_of = _digits
-
-    def e164(value: str) -> str | None:
-        if type(value) is not str:
-            return None
-        text = value.strip()
-        if not shape(text):
-            return None
-        if "x" in text or "X" in text:
-            text = _EXTENSION.sub("", text)
-        if text[:1] == "+" or (text[:2] == "00" and text[:3] != "000"):
-            digits = digits_of(text.replace("(0)", "") if "(0)" in text else text)  # "+44 (0)20": 0 not dialled
-            if text[:1] == "0":
-                digits = digits[2:]
-            if not 8 <= len(digits) <= 15:
-                return None
-            return "+" + digits if (digits[:1] in codes or digits[:2] in codes or digits[:3] in codes) else None
-        digits = digits_of(text)
-        size = len(digits)
-        for code, trunk, lengths in rules:
-            if trunk and digits.startswith(trunk) and size - len(trunk) in lengths:
-                return f"+{code}{digits[len(trunk) :]}"
-            if trunk != "0" and size in lengths:  # "0" trunk prefixes are always written (FR, GB, DE)
-                return f"+{code}{digits}"
-        return None
-
-    return e164
+    """``normalise_phone`` for fixed regions, as a function of the value: the regions' metadata
+    is compiled once, not per value (the hot path of a scan)."""
+    return phone_parser(regions)
 
 
 def normalise_phone(value: str, regions: Sequence[str], *, strict: bool = False) -> str | None:
-    """E.164 form of a phone number.
+    """E.164 form of a phone number, as libphonenumber parses it (``discover.e164`` has the rules).
 
-    International numbers (``+33 …``, ``0033 …``) keep their digits. National numbers take the
-    first default region, in order, whose trunk prefix and number length fit: ``06 12 34 56 78``
-    is French with FR first, ``(415) 555-2671`` American. This costs a few dictionary look-ups,
-    not a full parse, so typed columns and free text normalise alike and fast. ``strict`` also
-    asks libphonenumber whether the number is valid (profiling columns with no name hint).
+    A number valid in one of the default regions, in order, gets libphonenumber's E.164: ``06 12
+    34 56 78`` and ``+33 06 12 34 56 78`` are French with FR first, ``(415) 555-2671`` American.
+    A number libphonenumber deems only possible still gets one (fictional ranges), unless
+    ``strict``: profiling columns with no name hint takes valid numbers only.
     """
-    e164 = phone_normaliser(regions if type(regions) is tuple else tuple(regions))(value)
-    if e164 is None or not strict:
-        return e164
-    import phonenumbers
-
-    try:
-        return e164 if phonenumbers.is_valid_number(phonenumbers.parse(e164)) else None
-    except phonenumbers.NumberParseException:
+    e164 = phone_parser(regions if type(regions) is tuple else tuple(regions))(value)
+    if e164 is None or (strict and not is_valid(e164)):
         return None
+    return e164
+
+
+def phone_digits(value: str) -> str | None:
+    """The digits-only form of a phone number that fits no configured region (``discover.e164``)."""
+    return digits_only(value) if type(value) is str else None
 
 
 _CANONICAL_IPV4 = re.compile(r"^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$")
@@ -209,4 +153,6 @@ def normalise(entity_type: str, value: str, regions: Sequence[str]) -> str | Non
         return normalise_ip(value)
     if entity_type == PERSON:
         return normalise_name(value)
+    if entity_type == PHONE_DIGITS:
+        return phone_digits(value)
     return None

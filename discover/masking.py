@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from discover.identifiers import EMAIL, IP, PHONE
+from discover.identifiers import EMAIL, IP, PHONE, PHONE_DIGITS
 
 
 def _mask_word(word: str) -> str:
@@ -39,7 +39,7 @@ def mask(entity_type: str, value: str) -> str:
     """``j***@e***.com``, ``+33***78``, ``192.168.*.*``, ``J*** S***``."""
     if entity_type == EMAIL:
         return mask_email(value)
-    if entity_type == PHONE:
+    if entity_type in (PHONE, PHONE_DIGITS):
         return mask_phone(value)
     if entity_type == IP:
         return mask_ip(value)

@@ -8,12 +8,15 @@ are taken as names, free-text fields go through Presidio in full.
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from connectors.base import FieldInfo, Record
 from discover.detector import Detector
+from discover.e164 import digits_only, phone_shaped
 from discover.identifiers import (
     EMAIL,
     IP,
@@ -30,7 +33,13 @@ _DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}|^\d{1,2}/\d{1,2}/\d{2,4}$|^\d{1,2}\
 
 _HINTS: list[tuple[str, re.Pattern[str]]] = [
     ("email", re.compile(r"(^|_)(e_?mail|mail|courriel|email_address)(_|$)")),
-    ("phone", re.compile(r"(^|_)(phone|tel|telephone|mobile|cell|cellphone|fax|gsm|portable|msisdn)(_|$)")),
+    (
+        "phone",
+        re.compile(
+            r"(^|_)(phone|phones|phone_?number|tel|tels|telephone|telefon|telefono|telefone|mobile|mobil|"
+            r"cell|cellphone|cell_?phone|fax|gsm|portable|msisdn)(_|$)"
+        ),
+    ),
     (
         "ip",
         re.compile(r"(^|_)(ip|ipv4|ipv6|ip_address|ipaddr|ip_addr|remote_addr|client_addr|remote_ip|client_ip)(_|$)"),
@@ -45,6 +54,12 @@ _HINTS: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
 ]
+_ZIP4 = re.compile(r"^\d{5}-\d{4}$")
+# Phone-named columns that hold something else about the phone: never indexed by digits alone.
+_NOT_A_PHONE = re.compile(
+    r"(^|_)(count|cnt|nb|num_of|id|ids|type|kind|status|verified|validated|confirmed|flag|consent|opt_?in|"
+    r"opt_?out|ext|extension|country|prefix|code|area_?code|at|date|time|ts|updated|created)(_|$)"
+)
 # Names of things that are not people, even when the column is called "name".
 _NOT_A_PERSON = re.compile(
     r"(product|company|business|org|organi[sz]ation|brand|item|sku|file|city|town|country|street|"
@@ -66,19 +81,33 @@ class FieldProfile:
     null_share: float = 0.0
     distinct_share: float = 0.0
     reason: str = ""
+    #: A phone column whose numbers that fit no configured region are indexed by their digits
+    #: (``PHONE_DIGITS``). The index keeps it in ``reason``, not in a column of its own.
+    phone_digits: bool = False
 
     @property
     def is_pii(self) -> bool:
         return self.entity_type is not None or self.free_text
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The row the index stores."""
+        row = asdict(self)
+        del row["phone_digits"]
+        return row
+
+
+def _field_name(field: str) -> str:
+    """A field's leaf name in snake case, accents removed (``téléphone`` → ``telephone``)."""
+    leaf = field.rsplit(".", 1)[-1].replace("[]", "")
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", leaf).lower().replace("-", "_").replace(" ", "_")
+    if not name.isascii():
+        name = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    return name
 
 
 def hint_for(field: str) -> str | None:
     """The kind of identifier a field's name suggests, or ``None``."""
-    leaf = field.rsplit(".", 1)[-1].replace("[]", "")
-    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", leaf).lower().replace("-", "_").replace(" ", "_")
+    name = _field_name(field)
     for kind, pattern in _HINTS:
         if pattern.search(name):
             if kind in {"full", "last", "first"} and _NOT_A_PERSON.search(name):
@@ -155,10 +184,22 @@ class Profiler:
             return replace(base, reason=f"{ftype} values")
 
         decided = self._typed(values, hint)
+        digits = hint == "phone" and PHONE in self.entities and phone_digits_column(field, ftype, values)
+        if decided is None and digits:
+            rate = sum(1 for v in values if digits_only(v)) / len(values)
+            decided = PHONE, rate, "phone-shaped values and column name; numbers that fit no phone region by digits"
+        elif decided is not None and decided[0] == PHONE and digits:
+            decided = (*decided[:2], decided[2] + "; numbers that fit no phone region by digits")
         if decided is not None:
             entity, rate, reason = decided
             if entity in self.entities:
-                return replace(base, entity_type=entity, hit_rate=round(rate, 4), reason=reason)
+                return replace(
+                    base,
+                    entity_type=entity,
+                    hit_rate=round(rate, 4),
+                    reason=reason,
+                    phone_digits=entity == PHONE and digits,
+                )
         if is_free_text(values):
             return replace(base, free_text=True, reason="free text")
         if PERSON in self.entities:
@@ -176,6 +217,8 @@ class Profiler:
         if ip >= (0.5 if hint == "ip" else 0.8) and (hint == "ip" or _address_like(values)):
             return IP, ip, "IP values" + (" and column name" if hint == "ip" else "")
         not_dates = [v for v in values if not _DATE_LIKE.match(v)]
+        if _counted_up(values):
+            return None  # ids and order numbers, however valid as phone numbers their digits are
         if hint == "phone":
             rate = (
                 _rate(not_dates, lambda v: normalise_phone(v, self.regions) is not None) * len(not_dates) / len(values)
@@ -183,7 +226,13 @@ class Profiler:
             if rate >= 0.5:
                 return PHONE, rate, "phone values and column name"
         else:
-            formatted = [v for v in not_dates if re.search(r"[+\s().\-]", v) or v.startswith("0")]
+            # With no name hint only numbers written as numbers count (libphonenumber also reads
+            # "ORD-2026-00123" as a number, after its letters), and not US ZIP+4 codes.
+            formatted = [
+                v
+                for v in not_dates
+                if (re.search(r"[+\s().\-]", v) or v.startswith("0")) and phone_shaped(v) and not _ZIP4.match(v)
+            ]
             strict = _rate(formatted, lambda v: normalise_phone(v, self.regions, strict=True) is not None)
             rate = strict * len(formatted) / len(values)
             if rate >= 0.8:
@@ -211,6 +260,27 @@ class Profiler:
         if ner >= (0.4 if hint == "full" else 0.6):
             return "full", ner, "person names" + (" and column name" if hint else "")
         return None
+
+
+def phone_digits_column(field: str, ftype: str, values: Sequence[str]) -> bool:
+    """A phone-named column whose values are phone numbers even where they fit no configured
+    region: nearly all digit groups of 7 to 15 digits (``digits_only``: not dates or amounts), of
+    a few lengths only, not a dense run of integers (ids), and the name says nothing else
+    (``phone_count``)."""
+    if ftype in {"float", "decimal"} or _NOT_A_PHONE.search(_field_name(field)) or not values:
+        return False
+    lengths = Counter(len(d) for v in values if (d := digits_only(v)) is not None)
+    shaped = sum(lengths.values())
+    if shaped < 0.8 * len(values) or sum(n for _, n in lengths.most_common(3)) < 0.9 * shaped:
+        return False
+    return not _counted_up(values)
+
+
+def _counted_up(values: Sequence[str]) -> bool:
+    """Ids and order numbers counted up: integers whose spread is about their count (a sample
+    of phone numbers spreads over millions)."""
+    integers = sorted({int(v) for v in values if v.isdigit()})
+    return len(integers) >= 0.8 * len(values) and integers[-1] - integers[0] < 10 * len(integers)
 
 
 def _address_like(values: Sequence[str]) -> bool:

@@ -19,7 +19,7 @@ from connectors.redact import mask_url
 from discover.detector import Detector
 from discover.extract import Extractor, FieldStats, origins_of
 from discover.hashing import IdentifierHasher
-from discover.identifiers import ENTITY_TYPES
+from discover.identifiers import INDEXED_TYPES
 from discover.index import ContainerWrite, Index, utcnow
 from discover.packing import Part, PartBuilder
 from discover.profile import FieldProfile, Profiler
@@ -216,7 +216,7 @@ def run_unit(
     held = 0
     spill: Any = None
     entities: Counter[str] = Counter()
-    digesters = {etype: hasher.digester(etype) for etype in ENTITY_TYPES}
+    digesters = {etype: hasher.digester(etype) for etype in INDEXED_TYPES}
 
     def emit(part: Part | None) -> None:
         nonlocal held, spill

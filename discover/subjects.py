@@ -8,13 +8,15 @@ Rules (DESIGN.md, "Identifier"):
   an e-mail on records with two different phones and two different full names
   (``info@company``). A shared identifier links nothing, and a request by it alone is
   refused as ambiguous.
-- Names and IPs are weak: they attach to a subject but never merge two subjects. A request
-  by a name (or IP) alone is refused when it matches more than one subject.
+- Names, IPs and digits-only phone numbers (``PHONE_DIGITS``: a phone column's number that
+  fits no configured region) are weak: they attach to a subject but never merge two subjects.
+  A request by one of them alone is refused when it matches more than one subject.
 - Only identifiers in typed or name columns link. Identifiers inside free text find the
   record (a note that mentions the subject) but never link it to anyone.
 - A name is no proof of identity: a record that matches the subject by a name alone (a
   namesake in a catalogue, a note that only names them) is not theirs but for review, and
-  so is a record matched only by an IP address that other subjects' records also hold.
+  so is a record matched only by an IP address, or a digits-only phone number, that other
+  subjects' records also hold.
 """
 
 from __future__ import annotations
@@ -26,7 +28,17 @@ from typing import Any
 
 from connectors.errors import ConfigError, ExportError
 from discover.extract import FIELD, TEXT
-from discover.identifiers import EMAIL, IP, PERSON, PHONE, STRONG, normalise, normalise_found
+from discover.identifiers import (
+    EMAIL,
+    IP,
+    PERSON,
+    PHONE,
+    PHONE_DIGITS,
+    STRONG,
+    normalise,
+    normalise_found,
+    phone_digits,
+)
 from discover.index import Index, RecordRef
 from discover.masking import mask
 
@@ -43,6 +55,9 @@ REVIEW = "review"
 NAME_ONLY = "matches the subject by name only"
 NAME_IN_TEXT_ONLY = "names the subject in free text, and nothing else ties it to them"
 SHARED_IP = "matches by an IP address that other subjects' records also hold"
+SHARED_DIGITS = "matches by a phone number's digits that other subjects' records also hold"
+#: Weak identifiers that tie a record to the subject unless other subjects hold them too.
+_TELLING = (IP, PHONE_DIGITS)
 
 
 @dataclass(frozen=True)
@@ -65,7 +80,11 @@ def parse_identifiers(
     names: Iterable[str] = (),
     regions: Sequence[str],
 ) -> list[Identifier]:
-    """Normalise request identifiers; a value that is not valid for its type is a usage error."""
+    """Normalise request identifiers; a value that is not valid for its type is a usage error.
+
+    A phone number is normalised by the function the scan uses: its E.164 form, or, when it
+    fits no configured region, its digits (``PHONE_DIGITS``), as phone columns index such numbers.
+    """
     out: list[Identifier] = []
     for entity_type, values, option in (
         (EMAIL, emails, "--email"),
@@ -75,6 +94,9 @@ def parse_identifiers(
     ):
         for raw in values:
             value = normalise(entity_type, raw, regions)
+            if value is None and entity_type == PHONE and (digits := phone_digits(raw)) is not None:
+                out.append(Identifier(PHONE_DIGITS, digits))
+                continue
             if value is None:
                 raise ConfigError(
                     f"{option} {mask(entity_type, raw.strip())} is not a valid {entity_type.lower().replace('_', ' ')}"
@@ -143,13 +165,43 @@ class _Graph:
                 out[f["entity_type"]].add(f["ident"])
         return out
 
+    def co_groups(self, ident: bytes) -> dict[str, int]:
+        """How many distinct holders the co-identifiers of ``ident`` point to, by type.
+
+        Identifiers of one type that sit on the same record belong to one holder (a customer row
+        with a login e-mail and a newsletter e-mail is one person), so they count once; the groups
+        are joined across records that share one of them."""
+        parent: dict[bytes, bytes] = {}
+
+        def find(x: bytes) -> bytes:
+            while parent.setdefault(x, x) != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        per_record: dict[tuple[RecordRef, str], list[bytes]] = defaultdict(list)
+        types: dict[bytes, str] = {}
+        for ref in self.records_with(ident):
+            for f in self.findings_of([ref]):
+                if f["ident"] != ident and (f["entity_type"] != PERSON or f["score"] >= FULL_NAME_SCORE):
+                    per_record[(ref, f["entity_type"])].append(f["ident"])
+                    types[f["ident"]] = f["entity_type"]
+        for members in per_record.values():
+            for other in members[1:]:
+                parent[find(other)] = find(members[0])
+        counts: dict[str, int] = defaultdict(int)
+        for member, etype in types.items():
+            if find(member) == member:
+                counts[etype] += 1
+        return counts
+
     def sharers(self, ident: bytes, entity_type: str) -> int:
         """How many people a strong identifier seems to belong to (1 when it is not shared)."""
-        co = self.co_identifiers(ident)
+        co = self.co_groups(ident)
         if entity_type == PHONE:
-            return max(1, len(co[EMAIL]), len(co[PERSON]))
-        if entity_type == EMAIL and len(co[PHONE]) >= 2 and len(co[PERSON]) >= 2:
-            return max(len(co[PHONE]), len(co[PERSON]))
+            return max(1, co[EMAIL], co[PERSON])
+        if entity_type == EMAIL and co[PHONE] >= 2 and co[PERSON] >= 2:
+            return max(co[PHONE], co[PERSON])
         return 1
 
     def component(self, seeds: Iterable[tuple[bytes, str]], *, expand: bool) -> tuple[set[bytes], dict[bytes, str]]:
@@ -187,10 +239,13 @@ def resolve(index: Index, identifiers: Sequence[Identifier], *, expand: bool = T
                 f"{ident.entity_type.lower().replace('_', ' ')} {ident.masked} is shared by {n} subjects "
                 "(an office line or a team address); ask for an identifier that is the person's own, such as --email",
                 reason="ambiguous",
+                matched=n,
             )
     seeds = [(h, i.entity_type) for h, i in strong_given]
     if not seeds:
         seeds = _seeds_from_weak(graph, weak_given)
+        if not expand:
+            return _by_weak_only(index, graph, subject, seeds, weak_given)
     subject.strong, subject.types = graph.component(seeds, expand=expand)
 
     # Weak identifiers: those given, and those on the subject's own records.
@@ -204,6 +259,26 @@ def resolve(index: Index, identifiers: Sequence[Identifier], *, expand: bool = T
         subject.types[h] = i.entity_type
 
     _collect_records(index, graph, subject, given_weak={h for h, _ in weak_given})
+    return subject
+
+
+def _by_weak_only(
+    index: Index,
+    graph: _Graph,
+    subject: Subject,
+    seeds: Sequence[tuple[bytes, str]],
+    weak_given: Sequence[tuple[bytes, Identifier]],
+) -> Subject:
+    """A request by names or IPs without expansion: the records that hold them, nothing more.
+
+    The e-mails and phones on those records still say whose records they are (a record with
+    someone else's e-mail is not the subject's), but they pull in no record of their own.
+    """
+    subject.strong, subject.types = graph.component(seeds, expand=False)
+    for h, i in weak_given:
+        subject.weak.add(h)
+        subject.types[h] = i.entity_type
+    _collect_records(index, graph, subject, given_weak={h for h, _ in weak_given}, by_strong=False)
     return subject
 
 
@@ -227,13 +302,16 @@ def _seeds_from_weak(graph: _Graph, weak_given: Sequence[tuple[bytes, Identifier
                 f"{ident.entity_type.lower().replace('_', ' ')} {ident.masked} matches {len(components)} subjects; "
                 "ask for an identifier that is the person's own, such as --email or --phone",
                 reason="ambiguous",
+                matched=len(components),
             )
     return seeds
 
 
-def _collect_records(index: Index, graph: _Graph, subject: Subject, *, given_weak: set[bytes]) -> None:
-    """Every record with the subject's data, and how it matched."""
-    strong_rows = index.findings_for(subject.strong) if subject.strong else []
+def _collect_records(
+    index: Index, graph: _Graph, subject: Subject, *, given_weak: set[bytes], by_strong: bool = True
+) -> None:
+    """Every record with the subject's data, and how it matched (``by_strong=False``: by weak identifiers only)."""
+    strong_rows = index.findings_for(subject.strong) if subject.strong and by_strong else []
     for row in strong_rows:
         matches = subject.records[row["container_id"]]
         if row["origin"] == FIELD:
@@ -254,7 +332,7 @@ def _collect_records(index: Index, graph: _Graph, subject: Subject, *, given_wea
     for f in graph.findings_of(refs):
         if f["entity_type"] in STRONG:
             strong_on[RecordRef(f["container_id"], f["record_key"])].add(f["ident"])
-    shared_ips = {i for i in subject.weak if subject.types.get(i) == IP and _held_by_others(graph, i, subject)}
+    shared = {i for i in subject.weak if subject.types.get(i) in _TELLING and _held_by_others(graph, i, subject)}
     in_field: dict[RecordRef, set[bytes]] = defaultdict(set)
     in_text: dict[RecordRef, set[bytes]] = defaultdict(set)
     for row in weak_rows:
@@ -268,18 +346,23 @@ def _collect_records(index: Index, graph: _Graph, subject: Subject, *, given_wea
         elif row["origin"] == TEXT and row["ident"] in given_weak:
             in_text[ref].add(row["ident"])
     for ref, idents in in_field.items():
-        own_ips = {i for i in idents if subject.types.get(i) == IP and i not in shared_ips}
-        if own_ips:
+        if any(subject.types.get(i) in _TELLING and i not in shared for i in idents):
             subject.records[ref.container_id][ref.record_key] = WEAK_MATCH
         else:
-            _for_review(subject, ref, SHARED_IP if idents & shared_ips else NAME_ONLY)
+            _for_review(subject, ref, _shared_reason(subject, idents & shared) or NAME_ONLY)
     for ref, idents in in_text.items():
         if ref in in_field:
             continue
-        if any(subject.types.get(i) == IP and i not in shared_ips for i in idents):
+        if any(subject.types.get(i) in _TELLING and i not in shared for i in idents):
             subject.records[ref.container_id][ref.record_key] = MENTION
         else:
-            _for_review(subject, ref, SHARED_IP if idents & shared_ips else NAME_IN_TEXT_ONLY)
+            _for_review(subject, ref, _shared_reason(subject, idents & shared) or NAME_IN_TEXT_ONLY)
+
+
+def _shared_reason(subject: Subject, shared: set[bytes]) -> str | None:
+    if not shared:
+        return None
+    return SHARED_IP if any(subject.types.get(i) == IP for i in shared) else SHARED_DIGITS
 
 
 def _for_review(subject: Subject, ref: RecordRef, reason: str) -> None:

@@ -18,7 +18,7 @@ from discover.subjects import REVIEW, Identifier, resolve
 from export.deliver import S3Delivery, existing_package, upload
 from export.formats import MATCH
 from export.gather import Gathered, GatherOptions, gather
-from export.package import FORMAT_VERSION, check_request_id, write_package
+from export.package import FORMAT_VERSION, check_request_id, package_sha256, write_package
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ class ExportResult:
     masked_subject: str = ""
     #: A presigned HTTPS URL of the package (zip) or its manifest, when delivered to S3.
     download_url: str | None = None
+    #: SHA-256 of the zip, or of ``manifest.json`` for a folder (it holds every data file's sha256).
+    sha256: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -50,6 +52,7 @@ class ExportResult:
         d = asdict(self)
         d.pop("manifest")
         d.pop("masked_subject")
+        d.pop("sha256")
         if self.download_url is None:
             d.pop("download_url")
         return d
@@ -138,6 +141,7 @@ def export_subject(
                 overwrite=True,
                 csv_raw=csv_raw,
             )
+            digest = package_sha256(written.path)
             delivered = upload(written.path, destination, s3 or S3Delivery())
         package, download_url = delivered.url, delivered.download_url
     else:
@@ -152,6 +156,7 @@ def export_subject(
             csv_raw=csv_raw,
         )
         package = str(written.path)
+        digest = package_sha256(written.path)
     masked = ", ".join(i.masked for i in identifiers)
     logger.info("exported subject %s as %s", masked, rid)
     return ExportResult(
@@ -166,6 +171,7 @@ def export_subject(
         manifest=written.manifest,
         masked_subject=masked,
         download_url=download_url,
+        sha256=digest,
     )
 
 

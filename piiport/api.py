@@ -159,6 +159,7 @@ def export_subject(
     csv_raw: bool = False,
     references: bool | None = None,
     reference_depth: int | None = None,
+    actor: str | None = None,
 ) -> ExportResult:
     """Export one subject's portability package; returns where it is and what it holds.
 
@@ -175,12 +176,19 @@ def export_subject(
     ``complete`` says whether every container could be read).
     Raises ``ExportError`` when the identifiers are ambiguous (a shared phone, a name that
     matches several people) or the request id already has a package.
+
+    Every attempt goes into the audit trail (``piiport audit``) twice: ``export.started`` before
+    anything is read, then ``export`` with the outcome and the package's sha256. ``actor`` names
+    who asked (the service passes its token's name); the default is the OS user.
     """
     from discover.subjects import parse_identifiers
     from export import GatherOptions
     from export import export_subject as run_export
     from export.deliver import S3Delivery
+    from export.package import check_request_id
+    from export.subject_export import new_request_id
     from piiport import __version__
+    from piiport.service.audit import os_actor
 
     cfg = _config(config)
     identifiers = parse_identifiers(
@@ -198,8 +206,10 @@ def export_subject(
         reference_depth=cfg.export.reference_depth if reference_depth is None else reference_depth,
         include_review=include_review,
     )
+    rid = check_request_id(request_id or new_request_id())
     owns_index = index is None
     idx = index or open_index(cfg.index, create=False)
+    trail = _ExportAudit(idx, actor or os_actor(), rid, identifiers)
 
     def do_rescan(stale: list[tuple[str, str]]) -> None:
 
@@ -218,31 +228,88 @@ def export_subject(
         scan_sources(targets, config=cfg, index=idx, detector=detector, prune=False)
 
     try:
-        return run_export(
-            identifiers,
-            index=idx,
-            specs=specs,
-            options=options,
-            fmt=fmt or cfg.export.format,
-            out=out or cfg.export.out,  # a folder or s3://…, which Path() would mangle
-            as_zip=as_zip,
-            request_id=request_id,
-            overwrite=overwrite,
-            expand=expand,
-            rescan=do_rescan if rescan else None,
-            generator_version=__version__,
-            csv_raw=csv_raw,
-            s3=S3Delivery(
-                sse=cfg.s3.sse,
-                kms_key_id=cfg.s3.kms_key_id,
-                url_expiry=url_expiry or cfg.s3.url_expiry,
-                multipart_threshold=cfg.s3.multipart_threshold_mb * 1024 * 1024,
-                options=cfg.s3.client_options(),
-            ),
-        )
+        trail.started()
+        try:
+            result = run_export(
+                identifiers,
+                index=idx,
+                specs=specs,
+                options=options,
+                fmt=fmt or cfg.export.format,
+                out=out or cfg.export.out,  # a folder or s3://…, which Path() would mangle
+                as_zip=as_zip,
+                request_id=rid,
+                overwrite=overwrite,
+                expand=expand,
+                rescan=do_rescan if rescan else None,
+                generator_version=__version__,
+                csv_raw=csv_raw,
+                s3=S3Delivery(
+                    sse=cfg.s3.sse,
+                    kms_key_id=cfg.s3.kms_key_id,
+                    url_expiry=url_expiry or cfg.s3.url_expiry,
+                    multipart_threshold=cfg.s3.multipart_threshold_mb * 1024 * 1024,
+                    options=cfg.s3.client_options(),
+                ),
+            )
+        except BaseException as exc:
+            trail.failed(exc)
+            raise
+        trail.finished(result)
+        return result
     finally:
         if owns_index:
             idx.close()
+
+
+class _ExportAudit:
+    """The audit entries of one export attempt; identifiers go in as keyed hashes under the index key."""
+
+    def __init__(self, index: Index, actor: str, request_id: str, identifiers: Sequence[Any]) -> None:
+        from piiport.service.audit import AuditLog
+        from piiport.service.store import Store, store_url
+
+        self.log = AuditLog(Store(store_url(index.url)))
+        self.actor = actor
+        self.request_id = request_id
+        self.hashes = [index.ident(i.entity_type, i.value).hex() for i in identifiers]
+
+    def _append(self, action: str, outcome: str, **extra: Any) -> None:
+        try:
+            self.log.append(
+                actor=self.actor,
+                action=action,
+                request_id=self.request_id,
+                identifiers=self.hashes,
+                outcome=outcome,
+                **extra,
+            )
+        finally:
+            if action == "export":
+                self.log.store.close()
+
+    def started(self) -> None:
+        self._append("export.started", "started")
+
+    def finished(self, result: ExportResult) -> None:
+        self._append(
+            "export",
+            "done" if result.ok else "incomplete",
+            package_sha256=result.sha256,
+            detail={
+                "package": result.package,
+                "files": result.files,
+                "records": result.records,
+                "errors": len(result.errors),
+            },
+        )
+
+    def failed(self, exc: BaseException) -> None:
+        from connectors.errors import ExportError
+
+        refused = isinstance(exc, ExportError) and exc.reason == "ambiguous"
+        reason = exc.reason if isinstance(exc, ExportError) else type(exc).__name__
+        self._append("export", "refused" if refused else "failed", detail={"reason": reason})
 
 
 @dataclass(frozen=True)
@@ -267,8 +334,9 @@ def run_demo(
         stale.unlink(missing_ok=True)
     cfg = Config(index=f"sqlite:///{index_path}")
     specs = [
-        SourceSpec(name="crm", url=f"sqlite:///{data.crm}"),
-        SourceSpec(name="files", url=str(data.files)),
+        # Absolute, so that `piiport serve` or `piiport export` run from inside the demo folder find them.
+        SourceSpec(name="crm", url=f"sqlite:///{data.crm.resolve()}"),
+        SourceSpec(name="files", url=str(data.files.resolve())),
     ]
     with open_index(cfg.index) as idx:
         result = scan_sources(specs, config=cfg, index=idx, detector=detector, progress=progress)

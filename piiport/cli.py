@@ -167,7 +167,7 @@ def inventory(config_path: str | None, index_url: str | None, fmt: str) -> None:
 
 
 @main.command()
-@click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True), default="-")
 @click.option("--jsonl", is_flag=True, help='Each input line is a JSON object with a "text" field.')
 @click.option("--language", default=None, help="Language of the texts (en, fr; default en).")
 @click.option(
@@ -175,43 +175,62 @@ def inventory(config_path: str | None, index_url: str | None, fmt: str) -> None:
 )
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
 @handle_errors
-def detect(file: Any, jsonl: bool, language: str | None, workers: int | None, config_path: str | None) -> None:
+def detect(file: str, jsonl: bool, language: str | None, workers: int | None, config_path: str | None) -> None:
     """Detect personal data in texts: one text per line in, one JSON line of entities out, in input order."""
     from piiport.api import detect_texts
     from piiport.config import load_config
     from piiport.errors import ConfigError
 
     cfg = load_config(config_path, language=language, workers=workers)
-    name = getattr(file, "name", "-")
-    where = "standard input" if name in ("-", "<stdin>") else name
+
+    try:
+        source = click.open_file(file, "rb")
+    except OSError as exc:
+        raise ConfigError(f"{file} cannot be read ({exc.strerror}); check the path and its permissions") from exc
 
     def texts() -> Any:
-        number = 0
-        try:
-            for number, line in enumerate(file, start=1):
-                line = line.rstrip("\n").rstrip("\r")
-                if not jsonl:
-                    yield line
-                    continue
-                if not line.strip():
-                    yield ""
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ConfigError(
-                        f"{where}: input line {number}: not valid JSON; with --jsonl each line is an object"
-                    ) from exc
-                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                    raise ConfigError(f'{where}: input line {number}: needs a "text" string field')
-                yield obj["text"]
-        except UnicodeDecodeError as exc:
-            raise ConfigError(
-                f"{where}: input line {number + 1}: not UTF-8 text (a binary file?); give UTF-8 text, one text per line"
-            ) from exc
+        with source:
+            yield from _texts(source)
+
+    def _texts(lines: Any) -> Any:
+        for number, raw in enumerate(lines, start=1):
+            line = _text_line(raw, number, file)
+            if not jsonl:
+                yield line
+                continue
+            if not line.strip():
+                yield ""
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"input line {number}: not valid JSON; with --jsonl each line is an object") from exc
+            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                raise ConfigError(f'input line {number}: needs a "text" string field')
+            yield obj["text"]
 
     for entities in detect_texts(texts(), language=cfg.detection.language, config=cfg, workers=cfg.scan.workers):
         click.echo(json.dumps({"entities": [e.as_dict() for e in entities]}))
+
+
+def _text_line(raw: bytes, number: int, name: str) -> str:
+    """One input line of ``piiport detect`` as text; binary input is a usage error, not a traceback."""
+    from piiport.errors import ConfigError
+
+    where = "standard input" if name in ("-", "<stdin>") else name
+    if b"\x00" in raw:
+        raise ConfigError(
+            f"{where}, line {number}: holds NUL bytes, so it is a binary file; piiport detect reads UTF-8 text",
+            setting="FILE",
+        )
+    try:
+        return raw.decode("utf-8").rstrip("\n").rstrip("\r")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{where}, line {number}: byte {raw[exc.start]:#04x} is not UTF-8; convert the file to UTF-8 "
+            "(e.g. iconv -f latin1 -t utf-8)",
+            setting="FILE",
+        ) from exc
 
 
 @main.command()
@@ -347,6 +366,120 @@ def demo(root: str) -> None:
         click.echo(f"\nExported the subject {result.export.masked_subject} to {result.export.package}")
     if not result.scan.ok:
         sys.exit(1)
+
+
+def _store(config_path: str | None, index_url: str | None) -> Any:
+    from piiport.config import load_config
+    from piiport.service.store import Store, store_url
+
+    return Store(store_url(load_config(config_path, index=index_url).index))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Exports that run at once.")
+@click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@handle_errors
+def serve(host: str, port: int, workers: int, index_url: str | None, config_path: str | None) -> None:
+    """Run the access-request HTTP API (OpenAPI at /openapi.json)."""
+    from piiport.config import load_config
+    from piiport.service.serve import run_server
+
+    run_server(
+        load_config(config_path, index=index_url),
+        host=host,
+        port=port,
+        workers=workers,
+        config_path=config_path,
+        index_url=index_url,
+    )
+
+
+@main.group()
+def token() -> None:
+    """API tokens for `piiport serve`: create, list, revoke."""
+
+
+@token.command("create")
+@click.argument("name")
+@click.option("--scope", "scopes", required=True, help="Comma-separated: requests:write,requests:read,...")
+@click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@handle_errors
+def token_create(name: str, scopes: str, index_url: str | None, config_path: str | None) -> None:
+    """Create token NAME and print it, once: only its hash is kept."""
+    from piiport.service.audit import AuditLog, os_actor
+    from piiport.service.tokens import TokenStore, parse_scopes
+
+    wanted = parse_scopes(scopes)
+    with _store(config_path, index_url) as store:
+        secret = TokenStore(store, AuditLog(store)).create(name, wanted, actor=os_actor())
+    click.echo(secret)
+    click.echo(f"Token {name!r} ({', '.join(wanted)}): store it now, it is not shown again.", err=True)
+
+
+@token.command("list")
+@click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@handle_errors
+def token_list(index_url: str | None, config_path: str | None) -> None:
+    """List tokens: name, scopes, created, revoked."""
+    from piiport.service.audit import AuditLog
+    from piiport.service.tokens import TokenStore
+
+    with _store(config_path, index_url) as store:
+        rows = TokenStore(store, AuditLog(store)).all()
+    for t in rows:
+        state = f"revoked {t.revoked_at}" if t.revoked_at else "active"
+        click.echo(f"{t.name}\t{','.join(t.scopes)}\tcreated {t.created_at}\t{state}")
+
+
+@token.command("revoke")
+@click.argument("name")
+@click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@handle_errors
+def token_revoke(name: str, index_url: str | None, config_path: str | None) -> None:
+    """Revoke token NAME; it stops working at once."""
+    from piiport.service.audit import AuditLog, os_actor
+    from piiport.service.tokens import TokenStore
+
+    with _store(config_path, index_url) as store:
+        TokenStore(store, AuditLog(store)).revoke(name, actor=os_actor())
+    click.echo(f"Revoked token {name!r}.")
+
+
+@main.command()
+@click.option("--since", help="Entries at or after this UTC time (ISO-8601, e.g. 2026-11-30 or 2026-11-30T14:00).")
+@click.option("--verify", is_flag=True, help="Check the hash chain; exit 1 if an entry was edited or deleted.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per entry.")
+@click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@handle_errors
+def audit(since: str | None, verify: bool, as_json: bool, index_url: str | None, config_path: str | None) -> None:
+    """The audit trail: exports, token changes, reads of personal data."""
+    from piiport.service.audit import AuditLog
+
+    with _store(config_path, index_url) as store:
+        log = AuditLog(store)
+        if verify:
+            result = log.verify()
+            if not result.ok:
+                click.echo(
+                    f"audit trail broken: {result.problem} ({result.entries} entries verified before it)", err=True
+                )
+                sys.exit(1)
+            click.echo(f"audit trail intact: {result.entries} entries")
+            return
+        for e in log.entries(since=since):
+            if as_json:
+                click.echo(json.dumps(e, sort_keys=True))
+            else:
+                extra = f" package {e['package_sha256'][:12]}" if e["package_sha256"] else ""
+                rid = f" {e['request_id']}" if e["request_id"] else ""
+                click.echo(f"{e['seq']:>6} {e['at']} {e['actor']} {e['action']}{rid} {e['outcome']}{extra}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ ENV_INDEX = "PIIPORT_INDEX"
 ENV_CONFIG = "PIIPORT_CONFIG"
 ENV_WORKERS = "PIIPORT_WORKERS"
 
-_TOP_KEYS = {"index", "workers", "batch_size", "sample_size", "detection", "sources", "export", "s3"}
+_TOP_KEYS = {"index", "workers", "batch_size", "sample_size", "detection", "sources", "export", "s3", "service"}
 _DETECTION_KEYS = {"language", "entities", "phone_regions", "score_threshold", "models"}
 _SOURCE_KEYS = {
     "name",
@@ -47,7 +47,11 @@ _EXPORT_KEYS = {
     "ignore_relations",
     "references",
     "reference_depth",
+    "package_ttl",
 }
+_SERVICE_KEYS = {"callback_hosts", "callback_secret", "callback_retries", "callback_backoff"}
+ENV_CALLBACK_SECRET = "PIIPORT_CALLBACK_SECRET"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,21 @@ class ExportSettings:
     references: bool = True
     #: How many foreign-key hops from the subject's rows reference rows are followed.
     reference_depth: int = 2
+    #: Seconds a package of ``piiport serve`` is kept before the server deletes it (30 days).
+    package_ttl: float = 30 * 86400
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """``piiport serve``: where callbacks may go and how they are signed and retried."""
+
+    #: Host names (or ``*.example.com``) a callback_url may name; none: callbacks are refused.
+    callback_hosts: tuple[str, ...] = ()
+    #: HMAC-SHA256 key of the callback signature (or the environment's PIIPORT_CALLBACK_SECRET).
+    callback_secret: str | None = field(default=None, repr=False)
+    callback_retries: int = 5
+    #: Seconds before the first retry; each next one waits twice as long.
+    callback_backoff: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,7 @@ class Config:
     scan: ScanSettings = field(default_factory=ScanSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     s3: S3Settings = field(default_factory=S3Settings)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
     path: Path | None = None
 
 
@@ -190,7 +210,7 @@ def _parse_sources(path: Path, raw: Any, language: str) -> tuple[SourceSpec, ...
             options["views"] = item["views"]
         for key, kind in (("retries", int), ("retry_delay", float), ("connect_timeout", int)):
             if key in item:
-                options[key] = _number(path, item, key, kind, None)
+                options[key] = _bounded(path, item, key, kind, None, where=f"sources[{i}].")
         for key in ("region", "endpoint_url", "profile"):
             if item.get(key) is not None:
                 options[key] = str(item[key])
@@ -238,6 +258,31 @@ def _number(path: Path, data: Mapping[str, Any], key: str, kind: type, default: 
     return kind(value)
 
 
+# The allowed range of each bounded number setting: (low, high, whether low itself is allowed).
+# Zero is refused for all of them: zero retries, delay or timeout, a zero-megabyte upload part
+# or a zero depth are typos, and a negative max_depth silently dropped every related row.
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    "retries": (1, 100, True),
+    "retry_delay": (0, 300, False),
+    "connect_timeout": (1, 3600, True),
+    "multipart_threshold_mb": (5, 5120, True),  # S3 upload parts are 5 MiB to 5 GiB
+    "max_depth": (1, 100, True),
+}
+
+
+def _bounded(path: Path, data: Mapping[str, Any], key: str, kind: type, default: Any, where: str = "") -> Any:
+    """A number setting within its range (``_RANGES``); out of range is a ConfigError naming it."""
+    value = _number(path, data, key, kind, default)
+    if key not in data:
+        return value
+    low, high, low_ok = _RANGES[key]
+    if (value < low if low_ok else value <= low) or value > high:
+        what = "a whole number" if kind is int else "a number of seconds"
+        bounds = f"from {low} to {high}" if low_ok else f"greater than {low} and at most {high}"
+        raise _fail(path, f"{where}{key} is {value}; it must be {what} {bounds}", key)
+    return value
+
+
 def _detection(path: Path, raw: Any) -> DetectionSettings:
     if raw is None:
         return DetectionSettings()
@@ -270,6 +315,12 @@ def _export(path: Path, raw: Any) -> ExportSettings:
     fmt = str(raw.get("format", "json"))
     if fmt not in {"json", "csv", "parquet"}:
         raise _fail(path, f"export.format {fmt!r} is not one of json, csv, parquet", "format")
+    out = raw.get("out", "exports")
+    if not isinstance(out, str) or not out:
+        raise _fail(path, "export.out must be a folder or s3://bucket/prefix", "out")
+    if "out" in raw and not out.startswith("s3://"):
+        folder = Path(out).expanduser()
+        out = str(folder if folder.is_absolute() else path.parent / folder)  # relative to the config file
     references = raw.get("references", True)
     if not isinstance(references, bool):
         raise _fail(path, "export.references must be true or false", "references")
@@ -277,15 +328,56 @@ def _export(path: Path, raw: Any) -> ExportSettings:
     if reference_depth < 0:
         raise _fail(path, "export.reference_depth must be 0 or more", "reference_depth")
     return ExportSettings(
-        out=str(raw.get("out", "exports")),
+        out=out,
         format=fmt,
-        max_depth=_number(path, raw, "max_depth", int, 3),
+        max_depth=_bounded(path, raw, "max_depth", int, 3, where="export."),
         include_tables=_str_list(path, "include_tables", raw.get("include_tables")),
         exclude_tables=_str_list(path, "exclude_tables", raw.get("exclude_tables")),
         force_relations=_str_list(path, "force_relations", raw.get("force_relations")),
         ignore_relations=_str_list(path, "ignore_relations", raw.get("ignore_relations")),
         references=references,
         reference_depth=reference_depth,
+        package_ttl=_duration(path, raw, "package_ttl", ExportSettings.package_ttl),
+    )
+
+
+def _duration(path: Path, data: Mapping[str, Any], key: str, default: float) -> float:
+    """A duration: a number of days, or a string with a unit (``90s``, ``12h``, ``30d``)."""
+    if key not in data:
+        return default
+    value = data[key]
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", value) if isinstance(value, str) else None
+    if match:
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value) * 86400
+    else:
+        raise _fail(path, f"{key} must be a number of days or a duration such as 12h or 30d", key)
+    if seconds <= 0:
+        raise _fail(path, f"{key} must be more than zero", key)
+    return seconds
+
+
+def _service(path: Path, raw: Any) -> ServiceSettings:
+    secret = os.environ.get(ENV_CALLBACK_SECRET)
+    if raw is None:
+        return ServiceSettings(callback_secret=secret)
+    if not isinstance(raw, dict):
+        raise _fail(path, "service must be a mapping", "service")
+    _check_keys(path, "in service: ", raw, _SERVICE_KEYS)
+    if raw.get("callback_secret") is not None and not isinstance(raw["callback_secret"], str):
+        raise _fail(path, "service.callback_secret must be a string", "callback_secret")
+    retries = _number(path, raw, "callback_retries", int, 5)
+    backoff = _number(path, raw, "callback_backoff", float, 2.0)
+    if retries < 1 or backoff < 0:
+        raise _fail(
+            path, "service.callback_retries must be 1 or more and callback_backoff 0 or more", "callback_retries"
+        )
+    return ServiceSettings(
+        callback_hosts=tuple(h.lower() for h in _str_list(path, "callback_hosts", raw.get("callback_hosts"))),
+        callback_secret=secret or raw.get("callback_secret"),
+        callback_retries=retries,
+        callback_backoff=backoff,
     )
 
 
@@ -308,7 +400,7 @@ def _s3(path: Path, raw: Any) -> S3Settings:
         sse=sse,
         kms_key_id=raw.get("kms_key_id"),
         url_expiry=expiry,
-        multipart_threshold_mb=_number(path, raw, "multipart_threshold_mb", int, 8),
+        multipart_threshold_mb=_bounded(path, raw, "multipart_threshold_mb", int, 8, where="s3."),
     )
 
 
@@ -373,5 +465,6 @@ def load_config(
         scan=scan_settings,
         export=_export(where, data.get("export")),
         s3=s3,
+        service=_service(where, data.get("service")),
         path=file_path,
     )

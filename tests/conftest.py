@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,15 @@ from discover.detector import Detector
 from discover.index import Index
 from discover.settings import ScanSettings, default_workers
 from piiport.api import build_detector
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Hypothesis caches what it learns of the code under ./.hypothesis: not in the checkout.
+    try:
+        from hypothesis.configuration import set_hypothesis_home_dir
+    except ImportError:  # an environment from before the test extra had it: test_phones.py says so
+        return
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / f"piiport-hypothesis-{os.getuid()}")
 
 
 @pytest.fixture(scope="session")

@@ -192,13 +192,13 @@ def test_detect_bad_input_is_one_line_after_the_answers_before_it(runner: CliRun
     assert result.exit_code == 2
     *answers, error = result.output.splitlines()
     assert len(answers) == 200 and all(json.loads(a)["entities"][0]["type"] == "EMAIL_ADDRESS" for a in answers)
-    assert error == "Error: bad.jsonl: input line 201: not valid JSON; with --jsonl each line is an object"
+    assert error == "Error: input line 201: not valid JSON; with --jsonl each line is an object"
 
     (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + bytes(range(256)) * 4)
     binary = runner.invoke(main, ["detect", "--workers", "2", "photo.jpg"])
     assert binary.exit_code == 2 and "Traceback" not in binary.output
     assert binary.output.splitlines() == [
-        "Error: photo.jpg: input line 1: not UTF-8 text (a binary file?); give UTF-8 text, one text per line"
+        "Error: photo.jpg, line 1: holds NUL bytes, so it is a binary file; piiport detect reads UTF-8 text"
     ]
 
 
@@ -217,7 +217,7 @@ def test_help_is_instant_and_imports_nothing_heavy(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, piiport.cli; print(sorted(m for m in ('spacy','presidio_analyzer','sqlalchemy','pyarrow') if m in sys.modules))",
+            "import sys, piiport.cli; print(sorted(m for m in ('spacy','presidio_analyzer','sqlalchemy','pyarrow','fastapi','uvicorn','prometheus_client') if m in sys.modules))",
         ],
         capture_output=True,
         text=True,
@@ -254,6 +254,12 @@ def test_demo_in_a_fresh_folder(tmp_path: Path) -> None:
     assert "employees" not in {f["container"] for f in manifest["files"]}
     again = _piiport("demo", cwd=tmp_path)  # running it twice gives the same result
     assert again.returncode == 0 and again.stdout == out
+    # From inside the demo folder (where `piiport serve` runs), the index still finds the sources.
+    inside = _piiport(
+        "export", "--email", "alice.martin@example.com", "--request-id", "in", "--json", cwd=tmp_path / "piiport-demo"
+    )
+    assert inside.returncode == 0, inside.stderr
+    assert json.loads(inside.stdout)["errors"] == [] and json.loads(inside.stdout)["records"] > 0
 
 
 def test_scan_then_export_parquet_as_a_new_user_would(runner: CliRunner, tmp_path: Path, detector) -> None:
