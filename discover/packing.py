@@ -7,11 +7,13 @@ the bottleneck of a scan: one writer process, millions of rows. So the index sto
   records' keys and, per group (field, entity type, origin), its score and size; ``data``
   holds, per group, the record positions, the 16-byte identifier hashes and, for findings
   inside free text, their scores and spans.
-- **postings**: for each *part* (up to ``ScanSettings.unit_findings_in_memory`` findings of
-  one work unit), sorted entries ``(hash prefix, block number, position)`` split into
-  buckets by the prefix's leading bits. An entry points to a finding (identifier hashes)
-  or to a record (the keyed hash of its source, container and key), so both "where is this
-  identifier" and "what is in this record" are a few indexed look-ups.
+- **postings**: for each *part* (a worker builds one from up to
+  ``ScanSettings.unit_findings_in_memory`` findings of one work unit; the writing process
+  merges consecutive parts of a container, ``discover.index.MERGED_PART_ENTRIES``), sorted
+  entries ``(hash prefix, block number, position)`` split into buckets by the prefix's
+  leading bits. An entry points to a finding (identifier hashes) or to a record (the keyed
+  hash of its source, container and key), so both "where is this identifier" and "what is in
+  this record" are a few indexed look-ups.
 
 An entry for a finding in a typed or name field of a record that also holds an e-mail or a
 phone in such a field carries ``OWNED`` in its position's top bit: that record is somebody's
