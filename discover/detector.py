@@ -172,7 +172,9 @@ class Detector:
                 # context words ("phone", "call") match lemmas: use the lower-cased token instead.
                 artifacts = super()._doc_to_nlp_artifact(doc, language)
                 artifacts.lemmas = [lemma or token.lower_ for lemma, token in zip(artifacts.lemmas, doc, strict=True)]
-                artifacts.keywords = Keywords(artifacts.keywords)
+                # Presidio derived the keywords from the empty lemmas; derive them again from these,
+                # or no context word ever matches (and each match's look-back walks the whole text).
+                artifacts.keywords = Keywords(artifacts.set_keywords(self, artifacts.lemmas, language))
                 return artifacts
 
         nlp_engine = _NlpEngine(models=[{"lang_code": language, "model_name": model}])

@@ -82,6 +82,8 @@ class ScanSettings:
     unit_findings_in_memory: int = 250_000
     #: Where those temporary files go (default: the system's temporary folder).
     spill_dir: str | None = None
+    #: Read every container whole, even those unchanged since their last successful scan.
+    full: bool = False
 
     def __post_init__(self) -> None:
         if self.sample_size < 1 or self.batch_size < 1 or self.unit_rows < 1 or self.unit_findings_in_memory < 1:

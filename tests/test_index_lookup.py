@@ -54,12 +54,7 @@ def big_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detector, workers
     return index
 
 
-def test_a_container_of_many_units_is_stored_in_few_parts_and_every_record_is_found(big_index: Index) -> None:
-    with sqlite3.connect(big_index.path) as db:  # type: ignore[arg-type]
-        parts = db.execute("SELECT count(*) FROM parts").fetchone()[0]
-    # About 15 parts of about 800 entries (units of 200 rows, or parts of 600 findings), merged
-    # up to 3,000 entries a stored part.
-    assert 4 <= parts <= 8
+def test_a_container_of_many_parts_finds_every_record(big_index: Index) -> None:
     for i in (1, 2, 150, 199, 200, 201, 1_234, 2_999, 3_000):
         found = big_index.findings_for([big_index.ident(EMAIL, f"user{i}@example.com")])
         assert [(f["record_key"], f["field"]) for f in found] == [(f"[{i}]", "email")]
