@@ -31,7 +31,17 @@ from connectors.redact import mask_url, quote_password
 from discover.extract import FIELD
 from discover.hashing import KEY_ENV, IdentifierHasher, load_key
 from discover.identifiers import STRONG as _STRONG
-from discover.packing import DecodedBlock, Finding, Part, bucket_codes, search
+from discover.packing import (
+    ENTRY_SIZE,
+    DecodedBlock,
+    Finding,
+    Part,
+    bucket_codes,
+    merge_entries,
+    part_entries,
+    postings_rows,
+    search,
+)
 from discover.sealing import SEALED_PREFIX, KeySealer
 
 if TYPE_CHECKING:
@@ -41,10 +51,14 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_INDEX = "sqlite:///.piiport/index.db"
 SCHEMA_VERSION = "3"
-#: Versions this piiport opens: version 2 lacks only the tables of incremental rescans, which
-#: opening it adds (its containers then get a full read on their next scan).
+#: Versions this piiport opens: version 2 lacks the tables of incremental rescans, which opening
+#: it adds (its containers then get a full read on their next scan), and the ``OWNED`` flag of
+#: postings entries, which only makes exports skip namesakes' records without reading them.
 _UPGRADABLE = {"2"}
 _LOOKUP_CHUNK = 400
+#: Postings entries the writing process merges into one part (16 bytes each; about 2.5 times
+#: that while sorting): a container of many work units is looked up in a few parts, not one per unit.
+MERGED_PART_ENTRIES = 1_000_000
 
 
 def utcnow() -> str:
@@ -724,11 +738,18 @@ class Index:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(select(p).where(p.c.container_id == container_id)).mappings()]
 
-    def findings_for(self, idents: Iterable[bytes], *, origin: str | None = None) -> list[dict[str, Any]]:
-        """Findings whose identifier hash is one of ``idents``."""
+    def findings_for(
+        self, idents: Iterable[bytes], *, origin: str | None = None, skip_owned: bool = False
+    ) -> list[dict[str, Any]]:
+        """Findings whose identifier hash is one of ``idents``.
+
+        With ``skip_owned``, not those in a typed or name field of a record that holds an e-mail
+        or a phone in such a field (``discover.packing.OWNED``; an index written before that flag
+        existed returns them all).
+        """
         wanted = set(idents)
         out: list[dict[str, Any]] = []
-        for block, positions in self._lookup(wanted):
+        for block, positions in self._lookup(wanted, skip_owned=skip_owned):
             for pos in positions:
                 f = block.finding(pos)
                 if f.ident in wanted and (origin is None or f.origin == origin):
@@ -751,7 +772,7 @@ class Index:
             if ref.container_id in names
         }
         out: list[dict[str, Any]] = []
-        for block, positions in self._lookup(hashes):
+        for block, positions in self._lookup(hashes, containers={ref.container_id for ref in refs}):
             for pos in positions:
                 if pos >= len(block.keys):
                     continue  # a finding's entry whose hash prefix equals a record's: not a record
@@ -798,11 +819,14 @@ class Index:
         ]
 
     # -- look-ups in the packed findings ------------------------------------------------------
-    def _lookup(self, hashes: set[bytes]) -> list[tuple[_StoredBlock, list[int]]]:
+    def _lookup(
+        self, hashes: set[bytes], *, skip_owned: bool = False, containers: set[int] | None = None
+    ) -> list[tuple[_StoredBlock, list[int]]]:
         """The blocks that postings entries of ``hashes`` point to, each with the positions
-        pointed at (findings, or records for record hashes). Callers check what they find:
-        entries are matched by an 8-byte prefix. Memory: the blocks pointed at."""
-        from sqlalchemy import select, tuple_
+        pointed at (findings, or records for record hashes), in ``containers`` only if given.
+        Callers check what they find: entries are matched by an 8-byte prefix.
+        Memory: the blocks pointed at."""
+        from sqlalchemy import select
 
         by_code: dict[int, list[bytes]] = {}
         for h in hashes:
@@ -814,21 +838,29 @@ class Index:
         out: list[tuple[_StoredBlock, list[int]]] = []
         with self.engine.connect() as conn:
             for start in range(0, len(codes), _LOOKUP_CHUNK):
-                stmt = select(p.c.part_id, p.c.code, p.c.entries).where(
+                # By code alone: SQLite would rather scan the container's whole postings than
+                # combine the two indexes, so other containers' rows are skipped here.
+                stmt = select(p.c.part_id, p.c.container_id, p.c.code, p.c.entries).where(
                     p.c.code.in_(codes[start : start + _LOOKUP_CHUNK])
                 )
-                for part, code, entries in conn.execute(stmt):
+                for part, cid, code, entries in conn.execute(stmt):
+                    if containers is not None and cid not in containers:
+                        continue
                     for h in by_code[code]:
-                        for block_no, pos in search(entries, h):
+                        for block_no, pos in search(entries, h, skip_owned=skip_owned):
                             positions.setdefault((part, block_no), {})[pos] = None
-            wanted = sorted(positions)
-            for start in range(0, len(wanted), _LOOKUP_CHUNK):
-                stmt = select(b.c.part_id, b.c.block_no, b.c.container_id, b.c.meta, b.c.data).where(
-                    tuple_(b.c.part_id, b.c.block_no).in_(wanted[start : start + _LOOKUP_CHUNK])
-                )
-                for row in conn.execute(stmt):
-                    block = _StoredBlock(row.container_id, row.meta, row.data)
-                    out.append((block, list(positions[(row.part_id, row.block_no)])))
+            by_part: dict[int, list[int]] = {}
+            for part, block_no in sorted(positions):
+                by_part.setdefault(part, []).append(block_no)
+            # Per part: SQLite answers ``(part_id, block_no) IN (...)`` by scanning every block.
+            for part, block_nos in by_part.items():
+                for start in range(0, len(block_nos), _LOOKUP_CHUNK):
+                    stmt = select(b.c.part_id, b.c.block_no, b.c.container_id, b.c.meta, b.c.data).where(
+                        b.c.part_id == part, b.c.block_no.in_(block_nos[start : start + _LOOKUP_CHUNK])
+                    )
+                    for row in conn.execute(stmt):
+                        block = _StoredBlock(row.container_id, row.meta, row.data)
+                        out.append((block, list(positions[(row.part_id, row.block_no)])))
         return out
 
     def _open_key(self, stored: str) -> str:
@@ -956,25 +988,38 @@ class ContainerWrite:
             self.conn.execute(c.update().where(c.c.id == cid).values(**values))
         self.container_id = cid
         self.findings = 0
+        # The stored part that incoming parts are merged into: its id, blocks so far, entries held.
+        self._part_id: int | None = None
+        self._blocks = 0
+        self._runs: list[Any] = []
+        self._held = 0
 
     def add_part(self, part: Part, range_no: int | None = None) -> None:
-        """Insert a packed part (``discover.packing``): a few rows, whatever its size.
+        """Insert a packed part (``discover.packing``): its blocks now, its postings merged with
+        those of the parts before it into one stored part of up to ``MERGED_PART_ENTRIES``
+        entries, so that a look-up reads one bucket row per stored part, not per work unit.
+        A part of a key range (``range_no``, incremental rescans) is stored alone, so that a
+        rescan can replace that range's parts.
 
-        Memory: the part given.
+        Memory: the part given, and the entries held for the merge.
         """
         from sqlalchemy import insert
 
         if not part.blocks:
             return
         t = self.index.t
-        part_id = _new_id(self.conn.execute(insert(t["parts"]).values(container_id=self.container_id)))
-        cid = self.container_id
+        incoming = sum(len(e) for _, e in part.postings) // ENTRY_SIZE
+        if self._part_id is not None and (range_no is not None or self._held + incoming > MERGED_PART_ENTRIES):
+            self._flush()
+        if self._part_id is None:
+            self._part_id = _new_id(self.conn.execute(insert(t["parts"]).values(container_id=self.container_id)))
+        cid, offset = self.container_id, self._blocks
         self.conn.execute(
             insert(t["blocks"]),
             [
                 {
-                    "part_id": part_id,
-                    "block_no": b.block_no,
+                    "part_id": self._part_id,
+                    "block_no": b.block_no + offset,
                     "container_id": cid,
                     "findings": b.findings,
                     "meta": b.meta,
@@ -983,16 +1028,32 @@ class ContainerWrite:
                 for b in part.blocks
             ],
         )
+        self._blocks += max(b.block_no for b in part.blocks) + 1
+        self._runs.append(part_entries(part, offset))
+        self._held += incoming
+        self.findings += part.findings
+        if range_no is not None:
+            self.conn.execute(
+                insert(t["range_parts"]).values(part_id=self._part_id, container_id=cid, range_no=range_no)
+            )
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the held entries as the current stored part's postings."""
+        from sqlalchemy import insert
+
+        if self._part_id is None:
+            return
+        entries = self._runs[0] if len(self._runs) == 1 else merge_entries(self._runs)
+        self._runs, self._held = [], 0
         self.conn.execute(
-            insert(t["postings"]),
+            insert(self.index.t["postings"]),
             [
-                {"part_id": part_id, "container_id": cid, "code": code, "entries": entries}
-                for code, entries in part.postings
+                {"part_id": self._part_id, "container_id": self.container_id, "code": code, "entries": data}
+                for code, data in postings_rows(entries)
             ],
         )
-        if range_no is not None:
-            self.conn.execute(insert(t["range_parts"]).values(part_id=part_id, container_id=cid, range_no=range_no))
-        self.findings += part.findings
+        self._part_id, self._blocks = None, 0
 
     def commit(
         self,
@@ -1009,6 +1070,7 @@ class ContainerWrite:
         """``state`` and ``ranges`` (number: fingerprint, summary; only those (re)written now)
         are what the next incremental rescan compares against."""
         t = self.index.t
+        self._flush()
         if state is not None:
             self.conn.execute(t["scan_state"].insert().values(container_id=self.container_id, state=json.dumps(state)))
         if ranges:

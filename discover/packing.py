@@ -7,11 +7,18 @@ the bottleneck of a scan: one writer process, millions of rows. So the index sto
   records' keys and, per group (field, entity type, origin), its score and size; ``data``
   holds, per group, the record positions, the 16-byte identifier hashes and, for findings
   inside free text, their scores and spans.
-- **postings**: for each *part* (up to ``ScanSettings.unit_findings_in_memory`` findings of
-  one work unit), sorted entries ``(hash prefix, block number, position)`` split into
-  buckets by the prefix's leading bits. An entry points to a finding (identifier hashes)
-  or to a record (the keyed hash of its source, container and key), so both "where is this
-  identifier" and "what is in this record" are a few indexed look-ups.
+- **postings**: for each *part* (a worker builds one from up to
+  ``ScanSettings.unit_findings_in_memory`` findings of one work unit; the writing process
+  merges consecutive parts of a container, ``discover.index.MERGED_PART_ENTRIES``), sorted
+  entries ``(hash prefix, block number, position)`` split into buckets by the prefix's
+  leading bits. An entry points to a finding (identifier hashes) or to a record (the keyed
+  hash of its source, container and key), so both "where is this identifier" and "what is in
+  this record" are a few indexed look-ups.
+
+An entry for a finding in a typed or name field of a record that also holds an e-mail or a
+phone in such a field carries ``OWNED`` in its position's top bit: that record is somebody's
+own, so a look-up for a name or an IP can skip it (a namesake's record) without reading its
+block. The flag is only ever an optimisation: an entry without it is read as before.
 
 A part of ``n`` entries uses ``bits = log2(n / 256)`` leading bits (0 to 16), so a bucket row
 holds about 256 to 512 entries (4 to 8 KB) whatever the part's size. Its bucket code is
@@ -31,10 +38,14 @@ from dataclasses import dataclass, field
 from itertools import chain, pairwise
 from typing import Any, NamedTuple
 
-from discover.extract import FindingGroup
+from discover.extract import FIELD, FindingGroup
+from discover.identifiers import STRONG
 
 HASH_SIZE = 16
 ENTRY_SIZE = 16  # 8-byte hash prefix, block number, position: all big-endian
+#: In an entry's position: the finding is in a field of a record with an e-mail or phone field.
+OWNED = 1 << 31
+_POSITION = OWNED - 1
 _MAX_BITS = 16
 _ROW_TARGET = 256
 _U32 = "I" if array("I").itemsize == 4 else "L"
@@ -91,6 +102,7 @@ class PartBuilder:
         # which sort fast and in the order of their big-endian bytes; 8 bytes each, not 16.
         self._prefixes: list[Any] = []
         self._block_of: list[tuple[int, int, int]] = []  # per chunk: block number, first position, count
+        self._flags: list[Any] = []  # per chunk: OWNED or 0 per entry, or one int for the whole chunk
 
     def add(self, groups: Sequence[FindingGroup]) -> None:
         """One batch's groups (values already hashed) become one block."""
@@ -98,20 +110,36 @@ class PartBuilder:
         if not groups:
             return
         block_no = len(self.blocks)
-        keys = list(dict.fromkeys(chain.from_iterable(g.keys for g in groups)))
+        # The largest group first: usually it holds every record, in the batch's order, so each
+        # group's positions grow (a sparse group first would put the records it lacks last).
+        keys = list(dict.fromkeys(chain.from_iterable(g.keys for g in sorted(groups, key=lambda g: -len(g.keys)))))
         positions = dict(zip(keys, range(len(keys)), strict=True))
         header = []
         chunks: list[bytes] = []
         n_total = 0
+        seqs = []
+        owners: set[int] | None = set()  # positions of records with an e-mail or phone field; None: all
         for g in groups:
+            n = len(g.keys)
+            # Most groups hold every record of the batch, in order: their positions are 0..n-1.
+            full = n == len(keys) and g.keys == keys
+            seq = array(_U32, range(n) if full else map(positions.__getitem__, g.keys))
+            seqs.append((full, seq))
+            if g.origin == FIELD and g.entity_type in STRONG and owners is not None:
+                owners = None if full else owners.union(seq)
+        for g, (_, seq) in zip(groups, seqs, strict=True):
             n = len(g.keys)
             per_score = isinstance(g.score, list)
             spans = g.starts is not None and g.ends is not None
             header.append([g.field, g.entity_type, g.origin, None if per_score else g.score, n, spans])
             hashes = b"".join(g.values)
-            # Most groups hold every record of the batch, in order: their positions are 0..n-1.
-            seq = range(n) if n == len(keys) and g.keys == keys else map(positions.__getitem__, g.keys)
-            chunks.append(array(_U32, seq).tobytes())
+            chunks.append(seq.tobytes())
+            if g.origin != FIELD or owners == set():
+                self._flags.append(0)
+            elif owners is None:
+                self._flags.append(OWNED)
+            else:
+                self._flags.append(array(_U32, [OWNED if i in owners else 0 for i in seq]))
             chunks.append(hashes)
             if per_score:
                 chunks.append(array("d", g.score).tobytes())  # type: ignore[arg-type]
@@ -127,6 +155,7 @@ class PartBuilder:
         # Record identities: position i in this block is record i.
         self._prefixes.append(_prefixes(b"".join(map(self.record_digest, keys))))
         self._block_of.append((block_no, -1, len(keys)))
+        self._flags.append(0)
         self.findings += n_total
 
     def take(self) -> Part | None:
@@ -139,31 +168,68 @@ class PartBuilder:
         prefixes = np.concatenate(self._prefixes)
         self._prefixes.clear()
         order = np.argsort(prefixes)
-        prefixes = prefixes[order]
         size = len(prefixes)
-        bits = _bits_for(size)
-        # Where each bucket starts: buckets are the ranges of the prefixes' leading ``bits`` bits.
-        lows = [0]
-        if bits:
-            lows = np.searchsorted(prefixes, np.arange(1 << bits, dtype=np.uint64) << np.uint64(64 - bits)).tolist()
-        entries = np.empty(size, dtype=[("p", ">u8"), ("b", ">u4"), ("i", ">u4")])
-        entries["p"] = prefixes
+        entries = np.empty(size, dtype=ENTRY_DTYPE)
+        entries["p"] = prefixes[order]
         del prefixes
         block_nos, firsts, counts = (np.array(c, dtype=np.int64) for c in zip(*self._block_of, strict=True))
         entries["b"] = np.repeat(block_nos, counts)[order]
         # A finding's position is its index in the block; a record's, its index in the block's keys:
         # within each chunk, ``first`` + 0, 1, 2, ...
         starts = np.cumsum(counts) - counts
-        entries["i"] = (np.arange(size) - np.repeat(starts - np.maximum(firsts, 0), counts))[order]
+        flags = np.concatenate(
+            [
+                np.full(n, f, dtype=np.int64) if isinstance(f, int) else np.frombuffer(f, dtype=np.uint32)
+                for f, n in zip(self._flags, counts.tolist(), strict=True)
+            ]
+        )
+        entries["i"] = (np.arange(size) - np.repeat(starts - np.maximum(firsts, 0), counts) + flags)[order]
         del order
-        postings = [
-            ((1 << bits) | bucket, entries[lo:hi].tobytes())
-            for bucket, (lo, hi) in enumerate(zip(lows, [*lows[1:], size], strict=True))
-            if hi > lo
-        ]
-        part = Part(self.blocks, postings)
+        part = Part(self.blocks, postings_rows(entries))
         self._reset()
         return part
+
+
+#: A postings entry as numpy reads it: hash prefix, block number, position (with ``OWNED``).
+ENTRY_DTYPE = [("p", ">u8"), ("b", ">u4"), ("i", ">u4")]
+
+
+def postings_rows(entries: Any) -> list[tuple[int, bytes]]:
+    """Sorted entries (``ENTRY_DTYPE``) cut into bucket rows ``(code, entries)``."""
+    import numpy as np
+
+    size = len(entries)
+    bits = _bits_for(size)
+    # Where each bucket starts: buckets are the ranges of the prefixes' leading ``bits`` bits.
+    lows = [0]
+    if bits:
+        lows = np.searchsorted(entries["p"], np.arange(1 << bits, dtype=np.uint64) << np.uint64(64 - bits)).tolist()
+    return [
+        ((1 << bits) | bucket, entries[lo:hi].tobytes())
+        for bucket, (lo, hi) in enumerate(zip(lows, [*lows[1:], size], strict=True))
+        if hi > lo
+    ]
+
+
+def merge_entries(runs: Sequence[Any]) -> Any:
+    """Sorted entry arrays merged into one sorted array (each run is sorted: a stable sort
+    finds the runs and merges them)."""
+    import numpy as np
+
+    # ``concatenate`` would turn the big-endian fields native.
+    merged = np.concatenate(runs).astype(ENTRY_DTYPE, copy=False)
+    return merged[np.argsort(merged["p"], kind="stable")]
+
+
+def part_entries(part: Part, block_offset: int) -> Any:
+    """A part's entries, sorted, with block numbers moved up by ``block_offset``."""
+    import numpy as np
+
+    # A part's rows are its buckets in order, so their concatenation is its sorted entries.
+    entries = np.frombuffer(b"".join(e for _, e in part.postings), dtype=ENTRY_DTYPE).copy()
+    if block_offset:
+        entries["b"] += block_offset
+    return entries
 
 
 def _prefixes(hashes: bytes) -> Any:
@@ -176,15 +242,19 @@ def _prefixes(hashes: bytes) -> Any:
 # -- reading ---------------------------------------------------------------------------------
 
 
-def search(entries: bytes, ident: bytes) -> Iterator[tuple[int, int]]:
-    """``(block number, position)`` of every entry for ``ident`` in a bucket's sorted entries."""
+def search(entries: bytes, ident: bytes, *, skip_owned: bool = False) -> Iterator[tuple[int, int]]:
+    """``(block number, position)`` of every entry for ``ident`` in a bucket's sorted entries;
+    with ``skip_owned``, not those flagged ``OWNED``."""
     prefix = ident[:8]
     size = len(entries) // ENTRY_SIZE
     prefixes = _Prefixes(entries, size)
     lo, hi = bisect_left(prefixes, prefix), bisect_right(prefixes, prefix)
     for i in range(lo, hi):
         at = i * ENTRY_SIZE + 8
-        yield int.from_bytes(entries[at : at + 4], "big"), int.from_bytes(entries[at + 4 : at + 8], "big")
+        pos = int.from_bytes(entries[at + 4 : at + 8], "big")
+        if skip_owned and pos & OWNED:
+            continue
+        yield int.from_bytes(entries[at : at + 4], "big"), pos & _POSITION
 
 
 class _Prefixes(Sequence[bytes]):
@@ -220,6 +290,7 @@ class DecodedBlock:
         self.keys: list[str] = parsed["keys"]
         self.data = data
         self.groups: list[tuple[list[Any], int, int, array[int]]] = []  # header, first index, offset, positions
+        self._ordered: list[bool] | None = None  # per group: positions never decrease
         offset = first = 0
         for header in parsed["groups"]:
             n = header[4]
@@ -237,17 +308,15 @@ class DecodedBlock:
         raise IndexError(index)
 
     def of_record(self, record: int) -> list[Finding]:
-        out = []
-        for header, _, offset, positions in self.groups:
-            # Records are numbered by first appearance across groups, so a later group's positions
-            # are not always ascending (a record with no e-mail but a phone is numbered after the
-            # e-mail group's records); bisect only where they are.
-            if all(a <= b for a, b in pairwise(positions)):
+        out: list[Finding] = []
+        if self._ordered is None:
+            self._ordered = [all(a <= b for a, b in pairwise(p)) for _, _, _, p in self.groups]
+        for (header, _, offset, positions), ordered in zip(self.groups, self._ordered, strict=True):
+            if ordered:  # a record's findings are one run
                 hits: Iterable[int] = range(bisect_left(positions, record), bisect_right(positions, record))
-            else:
+            else:  # written before keys were ordered by the largest group: a sparse group came first
                 hits = [i for i, p in enumerate(positions) if p == record]
-            for i in hits:
-                out.append(self._at(header, offset, positions, i))
+            out.extend(self._at(header, offset, positions, i) for i in hits)
         return out
 
     def all(self) -> list[Finding]:

@@ -320,7 +320,11 @@ def _collect_records(
             matches.setdefault(row["record_key"], MENTION)
     if not subject.weak:
         return
-    weak_rows = index.findings_for(subject.weak)
+    # With the strong records matched above, a weak identifier in a field of a record that holds
+    # an e-mail or phone field is on one of those or on someone else's (a namesake): skipping
+    # such entries in the postings keeps this from reading a block per namesake. Without them
+    # (``by_strong=False``) such a record of the subject's is for review, so it must be read.
+    weak_rows = index.findings_for(subject.weak, skip_owned=by_strong)
     refs = sorted(
         {RecordRef(r["container_id"], r["record_key"]) for r in weak_rows if r["origin"] == FIELD},
         key=lambda r: (r.container_id, r.record_key),

@@ -207,17 +207,17 @@ def detect_texts(
     detector: Detector | None = None,
     config: Config | None = None,
     batch_size: int = 256,
+    workers: int = 1,
 ) -> Iterator[list[Entity]]:
-    """Entities in each text, streamed in input order. Memory: one batch of texts."""
+    """Entities in each text, streamed in input order, with ``workers`` processes.
+
+    Memory: one batch of ``batch_size`` texts and their entities with one worker; with more, at
+    most ``4 * workers + 1`` batches of up to 64 texts (``discover.textpool.detect_stream``).
+    """
+    from discover.textpool import detect_stream
+
     det = detector or build_detector(config)
-    batch: list[str] = []
-    for text in texts:
-        batch.append(text)
-        if len(batch) >= batch_size:
-            yield from det.analyze(batch, language=language)
-            batch = []
-    if batch:
-        yield from det.analyze(batch, language=language)
+    yield from detect_stream(texts, detector=det, language=language, workers=workers, batch_size=batch_size)
 
 
 def export_subject(

@@ -275,15 +275,18 @@ def report(out: str, no_examples: bool, config_path: str | None, index_url: str 
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True), default="-")
 @click.option("--jsonl", is_flag=True, help='Each input line is a JSON object with a "text" field.')
 @click.option("--language", default=None, help="Language of the texts (en, fr; default en).")
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Worker processes (default one per core; env PIIPORT_WORKERS)."
+)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
 @handle_errors
-def detect(file: str, jsonl: bool, language: str | None, config_path: str | None) -> None:
-    """Detect personal data in texts: one text per line in, one JSON line of entities out."""
+def detect(file: str, jsonl: bool, language: str | None, workers: int | None, config_path: str | None) -> None:
+    """Detect personal data in texts: one text per line in, one JSON line of entities out, in input order."""
     from piiport.api import detect_texts
     from piiport.config import load_config
     from piiport.errors import ConfigError
 
-    cfg = load_config(config_path, language=language)
+    cfg = load_config(config_path, language=language, workers=workers)
 
     try:
         source = click.open_file(file, "rb")
@@ -311,7 +314,7 @@ def detect(file: str, jsonl: bool, language: str | None, config_path: str | None
                 raise ConfigError(f'input line {number}: needs a "text" string field')
             yield obj["text"]
 
-    for entities in detect_texts(texts(), language=cfg.detection.language, config=cfg):
+    for entities in detect_texts(texts(), language=cfg.detection.language, config=cfg, workers=cfg.scan.workers):
         click.echo(json.dumps({"entities": [e.as_dict() for e in entities]}))
 
 

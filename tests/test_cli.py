@@ -131,6 +131,67 @@ def test_detect_lines_and_jsonl(runner: CliRunner, tmp_path: Path, detector) -> 
     assert de.exit_code == 2 and "no spaCy model configured for language 'de'" in de.output
 
 
+def _mixed_texts() -> list[str]:
+    """A few hundred texts as a ticket export holds them: names, e-mails, phones and IPs, texts
+    with nothing, empty ones, one with newlines, and long ones."""
+    texts: list[str] = []
+    for i in range(300):
+        kind = i % 7
+        if kind == 0:
+            texts.append(f"Spoke with Maria Rossi about order {i}; she asked for a refund.")
+        elif kind == 1:
+            texts.append(f"Reply to jules.kim{i}@example.org before Friday.")
+        elif kind == 2:
+            texts.append(f"Call back on +44 20 7946 {i:04d} or 06 12 34 {i % 100:02d} 78.")
+        elif kind == 3:
+            texts.append(f"login from 81.12.{i % 256}.7 failed")
+        elif kind == 4:
+            texts.append("" if i % 2 else "   ")
+        elif kind == 5:
+            texts.append("the box arrived damaged and the customer wants a replacement")
+        else:
+            texts.append(f"Line one\nJANE DOE wrote: jane{i}@example.com\n\nThanks, Hugo Martin")
+    filler = "the order was shipped late and the customer asked for a refund because the box arrived damaged. "
+    texts[10] = filler * 40 + "Write to Karen Brown at karen.brown@example.org or +44 20 7946 0958."
+    texts[250] = filler * 25 + "\n" + filler * 15  # about 4,000 characters, nothing personal
+    return texts
+
+
+def test_detect_with_two_workers_answers_line_by_line_as_one(runner: CliRunner, tmp_path: Path, detector) -> None:
+    texts = _mixed_texts()
+    (tmp_path / "texts.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    one = runner.invoke(main, ["detect", "--jsonl", "--workers", "1", "texts.jsonl"])
+    two = runner.invoke(main, ["detect", "--jsonl", "--workers", "2", "texts.jsonl"])
+    assert one.exit_code == 0 and two.exit_code == 0, two.output
+    assert two.output.splitlines() == one.output.splitlines()
+    lines = [json.loads(line)["entities"] for line in two.output.splitlines()]
+    assert len(lines) == len(texts)
+    assert [e["type"] for e in lines[1]] == ["EMAIL_ADDRESS"] and lines[4] == [] and lines[5] == []
+    assert [e["type"] for e in lines[10]] == ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER"] and lines[250] == []
+    # Plain lines too (one text per line), with the default worker count.
+    (tmp_path / "texts.txt").write_text("\n".join(t.replace("\n", " ") for t in texts[:80]) + "\n", encoding="utf-8")
+    plain_one = runner.invoke(main, ["detect", "--workers", "1", "texts.txt"])
+    plain_default = runner.invoke(main, ["detect", "texts.txt"])
+    assert plain_default.exit_code == 0 and plain_default.output.splitlines() == plain_one.output.splitlines()
+
+
+def test_detect_bad_input_is_one_line_after_the_answers_before_it(runner: CliRunner, tmp_path: Path, detector) -> None:
+    good = [json.dumps({"text": f"Reply to jules.kim{i}@example.org"}) for i in range(200)]
+    (tmp_path / "bad.jsonl").write_text("\n".join([*good, "{not json", *good]) + "\n", encoding="utf-8")
+    result = runner.invoke(main, ["detect", "--jsonl", "--workers", "2", "bad.jsonl"])
+    assert result.exit_code == 2
+    *answers, error = result.output.splitlines()
+    assert len(answers) == 200 and all(json.loads(a)["entities"][0]["type"] == "EMAIL_ADDRESS" for a in answers)
+    assert error == "Error: input line 201: not valid JSON; with --jsonl each line is an object"
+
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + bytes(range(256)) * 4)
+    binary = runner.invoke(main, ["detect", "--workers", "2", "photo.jpg"])
+    assert binary.exit_code == 2 and "Traceback" not in binary.output
+    assert binary.output.splitlines() == [
+        "Error: photo.jpg, line 1: holds NUL bytes, so it is a binary file; piiport detect reads UTF-8 text"
+    ]
+
+
 def _piiport(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("piiport")
     return subprocess.run(

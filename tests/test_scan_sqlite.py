@@ -198,12 +198,16 @@ def test_first_load_ends_in_wal_and_an_interrupted_scan_leaves_a_usable_index(
 
 
 def test_a_large_table_in_many_parts_is_found_by_identifier_and_by_record(
-    tmp_path: Path, index: Index, detector
+    tmp_path: Path, index: Index, detector, monkeypatch
 ) -> None:
-    """Thousands of rows in parts of a few thousand findings: bucketed postings, several rows per
-    look-up, each identifier and each record found exactly, through a pool and a rescan."""
+    """Thousands of rows in parts of a few thousand findings, merged by the writer into parts of
+    6,000 entries: bucketed postings, several rows per look-up, each identifier and each record
+    found exactly, through a pool and a rescan."""
+    import discover.index as index_module
     from discover.index import RecordRef
     from discover.settings import ScanSettings
+
+    monkeypatch.setattr(index_module, "MERGED_PART_ENTRIES", 6_000)
 
     db = tmp_path / "big.db"
     with sqlite3.connect(db) as conn:
@@ -221,7 +225,8 @@ def test_a_large_table_in_many_parts_is_found_by_identifier_and_by_record(
     with index.engine.connect() as conn:
         parts = conn.exec_driver_sql("SELECT count(*) FROM parts").scalar()
         codes = [c for (c,) in conn.exec_driver_sql("SELECT code FROM postings")]
-    assert parts is not None and parts >= 6 and max(codes) > 2  # several parts, bucketed by leading bits
+    # 32,000 entries in stored parts of at most 6,000, bucketed by leading bits
+    assert parts is not None and parts >= 6 and max(codes) > 2
     cid = index.containers()[0]["id"]
     for i in (1, 2999, 3000, 3001, 4567, 8000):
         hits = index.findings_for([index.ident("EMAIL_ADDRESS", f"member{i}@example.org")])
