@@ -82,6 +82,15 @@ class ScanSettings:
     unit_findings_in_memory: int = 250_000
     #: Where those temporary files go (default: the system's temporary folder).
     spill_dir: str | None = None
+    #: Where units run: ``local`` (a process pool) or ``dask`` (``discover.executors``).
+    executor: str = "local"
+    #: A Dask scheduler address (``tcp://`` or ``tls://``); none: a LocalCluster of ``workers``.
+    scheduler: str | None = None
+
+    @property
+    def parallel(self) -> bool:
+        """Whether units run in other processes (split into units, results sent back)."""
+        return self.workers > 1 or self.executor != "local"
 
     def __post_init__(self) -> None:
         if self.sample_size < 1 or self.batch_size < 1 or self.unit_rows < 1 or self.unit_findings_in_memory < 1:
@@ -90,3 +99,6 @@ class ScanSettings:
             )
         if self.workers < 1:
             raise ConfigError("workers must be at least 1", setting="workers")
+        from discover.executors import check_executor
+
+        check_executor(self.executor, self.scheduler)

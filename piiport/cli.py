@@ -92,6 +92,8 @@ def main(debug: bool) -> None:
 @click.option("--index", "index_url", help="Index URL (default sqlite:///.piiport/index.db; env PIIPORT_INDEX).")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes (env PIIPORT_WORKERS).")
 @click.option("--language", help="Language of free text (default en).")
+@click.option("--executor", type=click.Choice(["local", "dask"]), help="Where units run (default local).")
+@click.option("--scheduler", help="Dask scheduler address, tcp://host:8786 or tls://... (default: a LocalCluster).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @handle_errors
 def scan(
@@ -100,13 +102,17 @@ def scan(
     index_url: str | None,
     workers: int | None,
     language: str | None,
+    executor: str | None,
+    scheduler: str | None,
     as_json: bool,
 ) -> None:
     """Scan SOURCES (database URLs, files, directories) into the index."""
     from piiport.api import scan_sources
     from piiport.config import load_config
 
-    cfg = load_config(config_path, index=index_url, workers=workers, language=language)
+    cfg = load_config(
+        config_path, index=index_url, workers=workers, language=language, executor=executor, scheduler=scheduler
+    )
     progress = Progress(sys.stderr.isatty() and not as_json)
     try:
         result = scan_sources(sources, config=cfg, progress=progress)

@@ -21,7 +21,7 @@ ENV_INDEX = "PIIPORT_INDEX"
 ENV_CONFIG = "PIIPORT_CONFIG"
 ENV_WORKERS = "PIIPORT_WORKERS"
 
-_TOP_KEYS = {"index", "workers", "batch_size", "sample_size", "detection", "sources", "export", "s3", "service"}
+_TOP_KEYS = {"index", "workers", "executor", "scheduler", "batch_size", "sample_size", "detection", "sources", "export", "s3", "service"}
 _DETECTION_KEYS = {"language", "entities", "phone_regions", "score_threshold", "models"}
 _SOURCE_KEYS = {
     "name",
@@ -35,6 +35,7 @@ _SOURCE_KEYS = {
     "retries",
     "retry_delay",
     "connect_timeout",
+    "max_concurrency",
 }
 _S3_KEYS = {"region", "endpoint_url", "profile", "sse", "kms_key_id", "url_expiry", "multipart_threshold_mb"}
 _EXPORT_KEYS = {
@@ -211,6 +212,11 @@ def _parse_sources(path: Path, raw: Any, language: str) -> tuple[SourceSpec, ...
         for key, kind in (("retries", int), ("retry_delay", float), ("connect_timeout", int)):
             if key in item:
                 options[key] = _number(path, item, key, kind, None)
+        if item.get("max_concurrency") is not None:
+            cap = _number(path, item, "max_concurrency", int, None)
+            if cap is None or cap < 1:
+                raise _fail(path, f"sources[{i}].max_concurrency must be a whole number of at least 1", "max_concurrency")
+            options["max_concurrency"] = cap
         for key in ("region", "endpoint_url", "profile"):
             if item.get(key) is not None:
                 options[key] = str(item[key])
@@ -373,12 +379,21 @@ def _s3(path: Path, raw: Any) -> S3Settings:
     )
 
 
+def _text(path: Path, data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _fail(path, f"{key} must be a string", key)
+    return value
+
+
 def load_config(
     path: str | Path | None = None,
     *,
     index: str | None = None,
     workers: int | None = None,
     language: str | None = None,
+    executor: str | None = None,
+    scheduler: str | None = None,
 ) -> Config:
     """Build the configuration. Arguments are command-line values and win over everything."""
     env = os.environ
@@ -419,6 +434,8 @@ def load_config(
             sample_size=_number(where, data, "sample_size", int, 100),
             batch_size=_number(where, data, "batch_size", int, 1000),
             workers=chosen_workers,
+            executor=executor or _text(where, data, "executor") or "local",
+            scheduler=scheduler or _text(where, data, "scheduler"),
         )
     except ConfigError as exc:
         raise _fail(where, exc.message, exc.setting) from exc
