@@ -2,6 +2,7 @@
 
     python benchmarks/run.py            # W1 at 1,000,000 rows, W2 at 100,000 notes
     python benchmarks/run.py --quick    # W1 at 100,000 rows, W2 at 10,000 notes
+    python benchmarks/run.py --quick --executor dask   # W1 and W2: Dask LocalCluster vs the local pool
 
 Figures (see the throughput issue for the targets):
 - W1 ratio: wall time of `piiport scan` (fresh index, the CLI as a user runs it) / a plain full
@@ -15,6 +16,9 @@ Figures (see the throughput issue for the targets):
   machine's own ceiling: throughput of two copies of a CPU-bound Python loop (keyed BLAKE2b)
   run at once / of one copy alone, interleaved with the W1 runs. On a shared virtual machine two
   busy vCPUs often give less than twice the work of one.
+- Executor (``--executor dask``, instead of the figures above): wall time of `piiport scan
+  --executor dask` (a LocalCluster of ``--workers`` processes, started by the scan, start-up
+  included) / the local pool's, on W1 and on W2, interleaved, best of ``--repeat``.
 """
 
 from __future__ import annotations
@@ -112,11 +116,21 @@ def plain_read(db: Path, table: str) -> float:
     return time.perf_counter() - start
 
 
-def scan(db: Path, work: Path, workers: int, tag: str) -> tuple[float, int, Path]:
+def scan(db: Path, work: Path, workers: int, tag: str, executor: str = "local") -> tuple[float, int, Path]:
     index = work / f"index-{tag}"
     shutil.rmtree(index, ignore_errors=True)
     elapsed, peak = run_cli(
-        ["scan", f"sqlite:///{db}", "--index", f"sqlite:///{index}/index.db", "--workers", str(workers)], cwd=work
+        [
+            "scan",
+            f"sqlite:///{db}",
+            "--index",
+            f"sqlite:///{index}/index.db",
+            "--workers",
+            str(workers),
+            "--executor",
+            executor,
+        ],
+        cwd=work,
     )
     return elapsed, peak, index / "index.db"
 
@@ -195,6 +209,9 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the workloads and indexes in this folder")
     parser.add_argument("--only", choices=("w1", "w2"), help="run one workload's figures only")
     parser.add_argument(
+        "--executor", choices=("local", "dask"), default="local", help="dask: Dask vs the local pool on W1 and W2"
+    )
+    parser.add_argument(
         "--repeat", type=int, default=5, help="W1 runs; each figure takes the best (default 5; the read too)"
     )
     args = parser.parse_args()
@@ -209,9 +226,11 @@ def main() -> None:
         f"machine: {os.cpu_count()} cores; W1 {rows:,} rows, W2 {notes:,} notes (vanilla on {vanilla_notes:,})",
         flush=True,
     )
-    if args.only != "w2":
+    if args.only != "w2" and args.executor == "local":
         report += w1_figures(work, rows, args.workers, args.repeat)
-    if args.only != "w1":
+    if args.executor == "dask":
+        report += executor_figures(work, rows, notes, args.workers, args.repeat, args.only)
+    elif args.only != "w1":
         report += w2_figures(work, notes, vanilla_notes, args.workers)
 
     width = max(len(r[0]) for r in report)
@@ -292,6 +311,34 @@ def w2_figures(work: Path, notes: int, vanilla_notes: int, workers: int) -> list
         ("W2 texts/s", f"{notes / t_full:,.0f}", f"{notes:,} notes; vanilla {vanilla_notes / t_vanilla:,.0f}/s"),
         ("W2 workers 2 vs 1", f"{t_full_one / t_full:.2f}x" if workers == 2 else "n/a", ">= 1.6x"),
     ]
+
+
+def executor_figures(
+    work: Path, rows: int, notes: int, workers: int, repeat: int, only: str | None
+) -> list[tuple[str, str, str]]:
+    """Dask (a LocalCluster the scan starts) against the local pool, same workers, interleaved."""
+    workloads = []
+    if only != "w2":
+        workloads.append(("W1", build_w1(work / "w1.db", rows), rows, "rows"))
+    if only != "w1":
+        workloads.append(("W2", build_w2(work / "w2.db", notes)[0], notes, "notes"))
+    out = []
+    for name, db, size, unit in workloads:
+        local, dask = [], []
+        for _ in range(repeat):
+            local.append(scan(db, work, workers, f"{name}-local")[0])
+            dask.append(scan(db, work, workers, f"{name}-dask", executor="dask")[0])
+        best_local, best_dask = min(local), min(dask)
+        out.append(
+            (
+                f"{name} dask overhead",
+                f"{(best_dask / best_local - 1) * 100:+.0f}%",
+                f"<= 15%  ({best_dask:.1f}s vs {best_local:.1f}s local, --workers {workers}, {size:,} {unit}; "
+                f"best of {repeat}; dask runs: {', '.join(f'{t:.1f}s' for t in dask)}; "
+                f"local runs: {', '.join(f'{t:.1f}s' for t in local)})",
+            )
+        )
+    return out
 
 
 if __name__ == "__main__":

@@ -141,9 +141,7 @@ class DaskExecutor:
         if source not in self._semaphores:
             from distributed import Semaphore
 
-            self._semaphores[source] = Semaphore(
-                max_leases=leases, name=f"piiport-{os.getpid()}-{source}"
-            )
+            self._semaphores[source] = Semaphore(max_leases=leases, name=f"piiport-{os.getpid()}-{source}")
         return self._semaphores[source]
 
     def submit(self, fn: Callable[[Any], Any], task: Any) -> Any:

@@ -459,9 +459,9 @@ class _Runner:
             from discover.executors import open_executor
 
             detector = _WORKER.get("detector")
-            if self.settings.executor == "local" and detector is not None:
-                if any(p.free_text for p in job.profiles.values()):
-                    detector.engine(job.spec.language)
+            local = self.settings.executor == "local"
+            if local and detector is not None and any(p.free_text for p in job.profiles.values()):
+                detector.engine(job.spec.language)
             self.pool = open_executor(
                 self.settings.executor, workers=self.settings.workers, scheduler=self.settings.scheduler, key=key
             )

@@ -21,7 +21,19 @@ ENV_INDEX = "PIIPORT_INDEX"
 ENV_CONFIG = "PIIPORT_CONFIG"
 ENV_WORKERS = "PIIPORT_WORKERS"
 
-_TOP_KEYS = {"index", "workers", "executor", "scheduler", "batch_size", "sample_size", "detection", "sources", "export", "s3", "service"}
+_TOP_KEYS = {
+    "index",
+    "workers",
+    "executor",
+    "scheduler",
+    "batch_size",
+    "sample_size",
+    "detection",
+    "sources",
+    "export",
+    "s3",
+    "service",
+}
 _DETECTION_KEYS = {"language", "entities", "phone_regions", "score_threshold", "models"}
 _SOURCE_KEYS = {
     "name",
@@ -215,7 +227,9 @@ def _parse_sources(path: Path, raw: Any, language: str) -> tuple[SourceSpec, ...
         if item.get("max_concurrency") is not None:
             cap = _number(path, item, "max_concurrency", int, None)
             if cap is None or cap < 1:
-                raise _fail(path, f"sources[{i}].max_concurrency must be a whole number of at least 1", "max_concurrency")
+                raise _fail(
+                    path, f"sources[{i}].max_concurrency must be a whole number of at least 1", "max_concurrency"
+                )
             options["max_concurrency"] = cap
         for key in ("region", "endpoint_url", "profile"):
             if item.get(key) is not None:

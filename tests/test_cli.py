@@ -254,7 +254,8 @@ def test_the_readme_config_example_is_valid(tmp_path: Path) -> None:
     path.write_text(block, encoding="utf-8")
     cfg = load_config(path)
     assert [s.name for s in cfg.sources] == ["crm", "billing", "files"]
-    assert cfg.sources[1].options == {"views": False, "retries": 4}
+    assert cfg.sources[1].options == {"views": False, "retries": 4, "max_concurrency": 4}
+    assert cfg.scan.executor == "local" and cfg.scan.scheduler is None
     assert cfg.sources[0].url == f"sqlite:///{tmp_path / 'crm.db'}"  # relative to the config file
     assert cfg.detection.phone_regions == ("FR", "GB", "DE", "US") and cfg.export.max_depth == 3
 

@@ -64,7 +64,9 @@ def _sources(tmp_path: Path) -> list[SourceSpec]:
 
 def _answers(index: Index, out: Path) -> dict[str, Any]:
     """What a user sees: the inventory rows, and each subject's exported records."""
-    rows = sorted((r.source, r.container, r.field, r.entity_type, r.origin, r.records, r.non_null) for r in inventory(index))
+    rows = sorted(
+        (r.source, r.container, r.field, r.entity_type, r.origin, r.records, r.non_null) for r in inventory(index)
+    )
     packages = {}
     for email in SUBJECTS:
         result = export_subject(emails=[email], config=Config(), index=index, out=out, request_id=email.split("@")[0])
