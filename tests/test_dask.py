@@ -100,14 +100,42 @@ def test_a_dask_scan_answers_exactly_as_a_local_scan(tmp_path: Path, detector, s
     assert alice[0] is True and alice[1] > 0
 
 
-def test_a_source_cap_on_concurrent_units_still_scans_everything(tmp_path: Path, detector, scheduler: str) -> None:
-    sources = _sources(tmp_path)
-    capped = [SourceSpec(name=s.name, url=s.url, options={"max_concurrency": 1}) for s in sources]
-    local = _scan(tmp_path, "local", sources, detector, ScanSettings(workers=1))
-    on_dask = _scan(
+def _one_at_a_time(task: Any) -> Any:
+    """A unit that notes when another unit of its source runs at the same moment."""
+    import time
+
+    from discover.scan import run_unit
+
+    folder = Path(task.spec.options["marker"])
+    try:
+        fd = os.open(folder / "running", os.O_CREAT | os.O_EXCL)
+    except FileExistsError:
+        (folder / "overlapped").touch()
+        return run_unit(task)
+    try:
+        time.sleep(0.3)  # long enough that an uncapped second worker starts a unit meanwhile
+        return run_unit(task)
+    finally:
+        os.close(fd)
+        os.unlink(folder / "running")
+
+
+@pytest.mark.parametrize("cap", [1, None])
+def test_max_concurrency_caps_the_units_of_a_source_that_run_at_once(
+    tmp_path: Path, detector, scheduler: str, monkeypatch: pytest.MonkeyPatch, cap: int | None
+) -> None:
+    sources = [s for s in _sources(tmp_path) if s.name == "shop"]
+    expected = _scan(tmp_path, "local", sources, detector, ScanSettings(workers=1))
+    options: dict[str, Any] = {"marker": str(tmp_path)}
+    if cap is not None:
+        options["max_concurrency"] = cap
+    capped = [SourceSpec(name=s.name, url=s.url, options=options) for s in sources]
+    monkeypatch.setattr(sys.modules["discover.scan"], "run_unit", _one_at_a_time)
+    got = _scan(
         tmp_path, "dask", capped, detector, ScanSettings(workers=2, unit_rows=50, executor="dask", scheduler=scheduler)
     )
-    assert on_dask == local
+    assert got == expected
+    assert (tmp_path / "overlapped").exists() is (cap is None)
 
 
 def _dies_once(task: Any) -> Any:
