@@ -63,7 +63,12 @@ class IndexBusyError(PiiportError):
 
 
 class ExportError(PiiportError):
-    """A subject cannot be exported (ambiguous identifier, existing request id, write error)."""
+    """A subject cannot be exported (ambiguous identifier, existing request id, write error).
+
+    A bad request id is a usage error (exit 2), as any other bad option is.
+    """
+
+    USAGE_REASONS = frozenset({"request_id"})
 
     def __init__(
         self, message: str, *, request_id: str | None = None, reason: str | None = None, matched: int | None = None
@@ -71,6 +76,7 @@ class ExportError(PiiportError):
         super().__init__(message)
         self.request_id = request_id
         self.reason = reason
+        self.exit_code = 2 if reason in self.USAGE_REASONS else 1
         #: With ``reason="ambiguous"``: how many subjects the identifiers matched.
         self.matched = matched
 

@@ -41,7 +41,7 @@ from connectors.base import (
 from connectors.errors import SourceError, wrong_password
 from connectors.flatten import flatten
 from connectors.flatten import loads as json_loads
-from connectors.redact import mask_url
+from connectors.redact import mask_url, quote_password
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -166,10 +166,11 @@ class SqlConnector(Connector):
         from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
         try:
-            url = make_url(self.spec.url)
-        except ArgumentError as exc:
+            url = make_url(quote_password(self.spec.url))
+        except (ArgumentError, ValueError) as exc:
             raise SourceError(
-                f"source {self.spec.name!r}: {mask_url(self.spec.url)} is not a valid database URL",
+                f"source {self.spec.name!r}: {mask_url(self.spec.url)} is not a valid database URL; "
+                "check its form (dialect+driver://user:password@host:port/database)",
                 source=self.spec.name,
             ) from exc
         backend = url.get_backend_name()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.errors import DetectionError
+from discover.chunking import Keywords, iter_chunked
 from discover.gazetteer import gazetteer_names, has_lower_case_name
 from discover.identifiers import EMAIL, IP, PERSON, PHONE
 from discover.names import extra_names, repeated_names, trim_name
@@ -171,6 +172,9 @@ class Detector:
                 # context words ("phone", "call") match lemmas: use the lower-cased token instead.
                 artifacts = super()._doc_to_nlp_artifact(doc, language)
                 artifacts.lemmas = [lemma or token.lower_ for lemma, token in zip(artifacts.lemmas, doc, strict=True)]
+                # Presidio derived the keywords from the empty lemmas; derive them again from these,
+                # or no context word ever matches (and each match's look-back walks the whole text).
+                artifacts.keywords = Keywords(artifacts.set_keywords(self, artifacts.lemmas, language))
                 return artifacts
 
         nlp_engine = _NlpEngine(models=[{"lang_code": language, "model_name": model}])
@@ -200,10 +204,15 @@ class Detector:
         return list(self.iter_analyze(texts, language=language))
 
     def iter_analyze(self, texts: Sequence[str], *, language: str | None = None) -> Iterator[list[Entity]]:
-        """Entities per text. Each text runs only the recognizers that could find something in it.
+        """Entities per text; a long text is analysed in overlapping chunks (``discover.chunking``).
 
         Memory: the texts' spaCy docs, one ``nlp.pipe`` batch at a time.
         """
+        return iter_chunked(texts, lambda pieces: self._iter_pieces(pieces, language=language))
+
+    def _iter_pieces(self, texts: Sequence[str], *, language: str | None = None) -> Iterator[list[Entity]]:
+        """Entities per text (each at most a chunk long). Each text runs only the recognizers
+        that could find something in it."""
         lang = language or self.settings.language
         engine = self.engine(lang)
         nlp = engine.nlp_engine.nlp[lang]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from connectors.errors import ConfigError
+from connectors.private import private_dir
 
 KEY_ENV = "PIIPORT_INDEX_KEY"
 _DIGEST_SIZE = 16
@@ -86,7 +87,7 @@ def load_key(*, key_file: Path | None, create: bool) -> bytes:
         raise ConfigError(
             f"key file {key_file} not found; run `piiport scan` first or set {KEY_ENV}", path=str(key_file)
         )
-    key_file.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(key_file.parent)
     key = secrets.token_bytes(32)
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:

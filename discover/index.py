@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.base import ContainerRef
 from connectors.errors import ConfigError, IndexBusyError, PiiportError, wrong_password
-from connectors.redact import mask_url
+from connectors.private import create_private_file, private_dir
+from connectors.redact import mask_url, quote_password
 from discover.extract import FIELD
 from discover.hashing import KEY_ENV, IdentifierHasher, load_key
 from discover.identifiers import STRONG as _STRONG
@@ -181,20 +182,22 @@ class Index:
 
         self.url = url or DEFAULT_INDEX
         try:
-            parsed = make_url(self.url)
-        except ArgumentError as exc:
+            parsed = make_url(quote_password(self.url))
+        except (ArgumentError, ValueError) as exc:
             raise ConfigError(f"index URL {mask_url(self.url)} is not a SQLAlchemy URL", setting="index") from exc
         self.path: Path | None = None
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             self.path = Path(parsed.database).expanduser()
             if not self.path.exists() and not create:
                 raise ConfigError(f"no index at {self.path}; run `piiport scan` first or pass --index", setting="index")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
         key_file = self.path.with_name(self.path.stem + ".key") if self.path else None
         if key_file is not None and self.path is not None:
             _check_local_index(self.path, key_file, self.url, key_given=key is not None)
         self.hasher = IdentifierHasher(key if key is not None else load_key(key_file=key_file, create=create))
-        self.engine: Engine = create_engine(self.url)
+        # SQLite gives the -wal, -shm and -journal files the mode of the database file.
+        created = self.path is not None and create_private_file(self.path)
+        self.engine: Engine = create_engine(parsed)
         # WAL lets readers (inventory, export) work beside a scan; a first load into an empty
         # index uses a rollback journal instead, which writes each page once (see bulk_load).
         self._journal = "WAL"
@@ -213,6 +216,8 @@ class Index:
         try:
             self._migrate()
         except SQLAlchemyError as exc:
+            if created and self.path is not None and self.path.stat().st_size == 0:
+                self.path.unlink()  # an empty file left behind would later read as a truncated index
             raise _open_error(self.url, exc) from exc
 
     def _migrate(self) -> None:

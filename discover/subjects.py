@@ -244,6 +244,8 @@ def resolve(index: Index, identifiers: Sequence[Identifier], *, expand: bool = T
     seeds = [(h, i.entity_type) for h, i in strong_given]
     if not seeds:
         seeds = _seeds_from_weak(graph, weak_given)
+        if not expand:
+            return _by_weak_only(index, graph, subject, seeds, weak_given)
     subject.strong, subject.types = graph.component(seeds, expand=expand)
 
     # Weak identifiers: those given, and those on the subject's own records.
@@ -257,6 +259,26 @@ def resolve(index: Index, identifiers: Sequence[Identifier], *, expand: bool = T
         subject.types[h] = i.entity_type
 
     _collect_records(index, graph, subject, given_weak={h for h, _ in weak_given})
+    return subject
+
+
+def _by_weak_only(
+    index: Index,
+    graph: _Graph,
+    subject: Subject,
+    seeds: Sequence[tuple[bytes, str]],
+    weak_given: Sequence[tuple[bytes, Identifier]],
+) -> Subject:
+    """A request by names or IPs without expansion: the records that hold them, nothing more.
+
+    The e-mails and phones on those records still say whose records they are (a record with
+    someone else's e-mail is not the subject's), but they pull in no record of their own.
+    """
+    subject.strong, subject.types = graph.component(seeds, expand=False)
+    for h, i in weak_given:
+        subject.weak.add(h)
+        subject.types[h] = i.entity_type
+    _collect_records(index, graph, subject, given_weak={h for h, _ in weak_given}, by_strong=False)
     return subject
 
 
@@ -285,9 +307,11 @@ def _seeds_from_weak(graph: _Graph, weak_given: Sequence[tuple[bytes, Identifier
     return seeds
 
 
-def _collect_records(index: Index, graph: _Graph, subject: Subject, *, given_weak: set[bytes]) -> None:
-    """Every record with the subject's data, and how it matched."""
-    strong_rows = index.findings_for(subject.strong) if subject.strong else []
+def _collect_records(
+    index: Index, graph: _Graph, subject: Subject, *, given_weak: set[bytes], by_strong: bool = True
+) -> None:
+    """Every record with the subject's data, and how it matched (``by_strong=False``: by weak identifiers only)."""
+    strong_rows = index.findings_for(subject.strong) if subject.strong and by_strong else []
     for row in strong_rows:
         matches = subject.records[row["container_id"]]
         if row["origin"] == FIELD:

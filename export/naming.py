@@ -11,12 +11,17 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX = 120
 
 
+def windows_reserved(name: str) -> bool:
+    """Whether Windows refuses ``name`` as a file name (``CON``, ``nul.txt``, ``Com1.zip``)."""
+    return name.split(".", 1)[0].upper() in _RESERVED
+
+
 def safe_component(name: str) -> str:
     """``Clients/2026 été.csv`` → ``Clients__2026_ete.csv``; never empty, reserved, or dot-ended."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     ascii_name = ascii_name.replace("/", "__").replace("\\", "__")
     cleaned = _UNSAFE.sub("_", ascii_name).strip(" ._") or "unnamed"
-    if cleaned.split(".", 1)[0].upper() in _RESERVED:
+    if windows_reserved(cleaned):
         cleaned = "_" + cleaned
     if len(cleaned) > _MAX or cleaned != name:
         digest = hashlib.sha1(name.encode()).hexdigest()[:8]

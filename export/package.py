@@ -21,19 +21,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from connectors.errors import ExportError
+from connectors.errors import ConfigError, ExportError
+from connectors.private import open_private, private_dir
 from export.formats import FORMATS, WRITERS, Table, write_csv
-from export.naming import unique_names
+from export.naming import unique_names, windows_reserved
 
 FORMAT_VERSION = "1"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def check_request_id(request_id: str) -> str:
-    if not _REQUEST_ID.match(request_id):
+    """The request id names the package, so it must be a file name on every system (exit 2 if not)."""
+    if not _REQUEST_ID.match(request_id) or request_id.endswith("."):
         raise ExportError(
             f"request id {request_id!r} is not usable as a file name; use letters, digits, '.', '_' and '-' "
-            "(at most 100 characters)",
+            "(at most 100 characters, not ending in '.')",
+            request_id=request_id,
+            reason="request_id",
+        )
+    if windows_reserved(request_id):
+        raise ExportError(
+            f"request id {request_id!r} is a reserved file name on Windows (CON, PRN, AUX, NUL, COM1-9, LPT1-9); "
+            "choose another --request-id",
             request_id=request_id,
             reason="request_id",
         )
@@ -110,14 +119,15 @@ def write_package(
             request_id=request_id,
             reason="exists",
         )
-    out.mkdir(parents=True, exist_ok=True)
+    staging = _staging_folder(out, request_id)
     names = unique_names([_member_key(t, tables) for t in tables], fmt)
     final = package_path(out, request_id, as_zip=as_zip)
-    staging = Path(tempfile.mkdtemp(prefix=f".{request_id}.", dir=out))
     try:
         files: list[dict[str, Any]] = []
+        # mkdtemp makes the staging folder 0700; every file in it is created 0600.
+        zip_file = open_private(staging / "package.zip") if as_zip else None
         archive = (
-            zipfile.ZipFile(staging / "package.zip", "w", zipfile.ZIP_DEFLATED, allowZip64=True) if as_zip else None
+            zipfile.ZipFile(zip_file, "w", zipfile.ZIP_DEFLATED, allowZip64=True) if zip_file is not None else None
         )
         try:
             for table in tables:
@@ -136,10 +146,13 @@ def write_package(
             if archive is not None:
                 archive.writestr("manifest.json", body)
             else:
-                (staging / "manifest.json").write_bytes(body)
+                with open_private(staging / "manifest.json") as fh:
+                    fh.write(body)
         finally:
             if archive is not None:
                 archive.close()
+            if zip_file is not None:
+                zip_file.close()  # a ZipFile leaves open a file object it was given
         for old in existing:
             shutil.rmtree(old) if old.is_dir() else old.unlink()
         if as_zip:
@@ -151,6 +164,23 @@ def write_package(
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _staging_folder(out: Path, request_id: str) -> Path:
+    """A new 0700 folder in ``out`` to build the package in; ``out`` must be a folder we may write to."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder; give a folder for the package", setting="--out")
+    try:
+        private_dir(out)
+        return Path(tempfile.mkdtemp(prefix=f".{request_id}.", dir=out))
+    except NotADirectoryError as exc:
+        raise ConfigError(f"--out {out} is inside a file, not a folder; give a folder", setting="--out") from exc
+    except OSError as exc:
+        raise ExportError(
+            f"cannot write a package in {out} ({exc.strerror}); choose another --out or fix its permissions",
+            request_id=request_id,
+            reason="destination",
+        ) from exc
 
 
 def _member_key(table: Table, tables: Sequence[Table]) -> tuple[str, str]:
@@ -173,8 +203,8 @@ def _write_member(
                 writer(table, fh)
     else:
         path = staging / member
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as target:
+        private_dir(path.parent)
+        with open_private(path) as target:
             hashing = _HashingWriter(target)
             with io.BufferedWriter(hashing) as fh:
                 writer(table, fh)

@@ -173,12 +173,12 @@ def inventory(config_path: str | None, index_url: str | None, fmt: str) -> None:
 
 
 @main.command()
-@click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True), default="-")
 @click.option("--jsonl", is_flag=True, help='Each input line is a JSON object with a "text" field.')
 @click.option("--language", default=None, help="Language of the texts (en, fr; default en).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
 @handle_errors
-def detect(file: Any, jsonl: bool, language: str | None, config_path: str | None) -> None:
+def detect(file: str, jsonl: bool, language: str | None, config_path: str | None) -> None:
     """Detect personal data in texts: one text per line in, one JSON line of entities out."""
     from piiport.api import detect_texts
     from piiport.config import load_config
@@ -186,9 +186,18 @@ def detect(file: Any, jsonl: bool, language: str | None, config_path: str | None
 
     cfg = load_config(config_path, language=language)
 
+    try:
+        source = click.open_file(file, "rb")
+    except OSError as exc:
+        raise ConfigError(f"{file} cannot be read ({exc.strerror}); check the path and its permissions") from exc
+
     def texts() -> Any:
-        for number, line in enumerate(file, start=1):
-            line = line.rstrip("\n").rstrip("\r")
+        with source:
+            yield from _texts(source)
+
+    def _texts(lines: Any) -> Any:
+        for number, raw in enumerate(lines, start=1):
+            line = _text_line(raw, number, file)
             if not jsonl:
                 yield line
                 continue
@@ -205,6 +214,26 @@ def detect(file: Any, jsonl: bool, language: str | None, config_path: str | None
 
     for entities in detect_texts(texts(), language=cfg.detection.language, config=cfg):
         click.echo(json.dumps({"entities": [e.as_dict() for e in entities]}))
+
+
+def _text_line(raw: bytes, number: int, name: str) -> str:
+    """One input line of ``piiport detect`` as text; binary input is a usage error, not a traceback."""
+    from piiport.errors import ConfigError
+
+    where = "standard input" if name in ("-", "<stdin>") else name
+    if b"\x00" in raw:
+        raise ConfigError(
+            f"{where}, line {number}: holds NUL bytes, so it is a binary file; piiport detect reads UTF-8 text",
+            setting="FILE",
+        )
+    try:
+        return raw.decode("utf-8").rstrip("\n").rstrip("\r")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{where}, line {number}: byte {raw[exc.start]:#04x} is not UTF-8; convert the file to UTF-8 "
+            "(e.g. iconv -f latin1 -t utf-8)",
+            setting="FILE",
+        ) from exc
 
 
 @main.command()

@@ -223,7 +223,7 @@ def _parse_sources(path: Path, raw: Any, language: str) -> tuple[SourceSpec, ...
             options["views"] = item["views"]
         for key, kind in (("retries", int), ("retry_delay", float), ("connect_timeout", int)):
             if key in item:
-                options[key] = _number(path, item, key, kind, None)
+                options[key] = _bounded(path, item, key, kind, None, where=f"sources[{i}].")
         if item.get("max_concurrency") is not None:
             cap = _number(path, item, "max_concurrency", int, None)
             if cap is None or cap < 1:
@@ -278,6 +278,31 @@ def _number(path: Path, data: Mapping[str, Any], key: str, kind: type, default: 
     return kind(value)
 
 
+# The allowed range of each bounded number setting: (low, high, whether low itself is allowed).
+# Zero is refused for all of them: zero retries, delay or timeout, a zero-megabyte upload part
+# or a zero depth are typos, and a negative max_depth silently dropped every related row.
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    "retries": (1, 100, True),
+    "retry_delay": (0, 300, False),
+    "connect_timeout": (1, 3600, True),
+    "multipart_threshold_mb": (5, 5120, True),  # S3 upload parts are 5 MiB to 5 GiB
+    "max_depth": (1, 100, True),
+}
+
+
+def _bounded(path: Path, data: Mapping[str, Any], key: str, kind: type, default: Any, where: str = "") -> Any:
+    """A number setting within its range (``_RANGES``); out of range is a ConfigError naming it."""
+    value = _number(path, data, key, kind, default)
+    if key not in data:
+        return value
+    low, high, low_ok = _RANGES[key]
+    if (value < low if low_ok else value <= low) or value > high:
+        what = "a whole number" if kind is int else "a number of seconds"
+        bounds = f"from {low} to {high}" if low_ok else f"greater than {low} and at most {high}"
+        raise _fail(path, f"{where}{key} is {value}; it must be {what} {bounds}", key)
+    return value
+
+
 def _detection(path: Path, raw: Any) -> DetectionSettings:
     if raw is None:
         return DetectionSettings()
@@ -310,6 +335,12 @@ def _export(path: Path, raw: Any) -> ExportSettings:
     fmt = str(raw.get("format", "json"))
     if fmt not in {"json", "csv", "parquet"}:
         raise _fail(path, f"export.format {fmt!r} is not one of json, csv, parquet", "format")
+    out = raw.get("out", "exports")
+    if not isinstance(out, str) or not out:
+        raise _fail(path, "export.out must be a folder or s3://bucket/prefix", "out")
+    if "out" in raw and not out.startswith("s3://"):
+        folder = Path(out).expanduser()
+        out = str(folder if folder.is_absolute() else path.parent / folder)  # relative to the config file
     references = raw.get("references", True)
     if not isinstance(references, bool):
         raise _fail(path, "export.references must be true or false", "references")
@@ -317,9 +348,9 @@ def _export(path: Path, raw: Any) -> ExportSettings:
     if reference_depth < 0:
         raise _fail(path, "export.reference_depth must be 0 or more", "reference_depth")
     return ExportSettings(
-        out=str(raw.get("out", "exports")),
+        out=out,
         format=fmt,
-        max_depth=_number(path, raw, "max_depth", int, 3),
+        max_depth=_bounded(path, raw, "max_depth", int, 3, where="export."),
         include_tables=_str_list(path, "include_tables", raw.get("include_tables")),
         exclude_tables=_str_list(path, "exclude_tables", raw.get("exclude_tables")),
         force_relations=_str_list(path, "force_relations", raw.get("force_relations")),
@@ -389,7 +420,7 @@ def _s3(path: Path, raw: Any) -> S3Settings:
         sse=sse,
         kms_key_id=raw.get("kms_key_id"),
         url_expiry=expiry,
-        multipart_threshold_mb=_number(path, raw, "multipart_threshold_mb", int, 8),
+        multipart_threshold_mb=_bounded(path, raw, "multipart_threshold_mb", int, 8, where="s3."),
     )
 
 

@@ -151,3 +151,11 @@ def test_title_case_prose_and_noun_phrases_are_not_names(detector: Detector, tex
 )
 def test_names_in_title_case_and_after_articles_are_still_found(detector: Detector, text: str, names: set[str]) -> None:
     assert {v for t, v in _found(detector, text) if t == "PERSON"} == names
+
+
+def test_presidio_context_words_raise_the_score(detector: Detector) -> None:
+    # The context step matches words next to a finding ("ip address") against keywords that
+    # Presidio derives from lemmas; this model has no lemmatizer, so the detector supplies them.
+    with_context, without = detector.analyze(["the ip address is 81.12.200.7 today", "the value 81.12.200.7 today"])
+    assert [(e.type, e.score) for e in with_context] == [("IP_ADDRESS", 0.95)]
+    assert [(e.type, e.score) for e in without] == [("IP_ADDRESS", 0.6)]

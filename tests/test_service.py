@@ -269,6 +269,9 @@ def test_413_over_64_kb_422_over_20_identifiers_and_no_echo(served) -> None:
         assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "formt"
         assert client.post("/v1/requests", json={"identifiers": {}}).json()["error"]["field"] == "identifiers"
         assert client.get("/v1/requests", params={"status": "bogus"}).status_code == 422
+        reserved = client.post("/v1/requests", json={"identifiers": {"email": [ALICE]}, "request_id": "com1.zip"})
+        assert reserved.status_code == 422 and reserved.json()["error"]["field"] == "request_id"
+        assert "reserved file name on Windows" in reserved.json()["error"]["message"]
     assert "jeanne.secret" not in server.log.read_text()
 
 

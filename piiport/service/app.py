@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from connectors.errors import ConfigError
+from connectors.errors import ConfigError, ExportError
 from piiport.config import Config
 from piiport.service import schemas
 from piiport.service.audit import AuditLog
@@ -160,6 +160,7 @@ class Service:
     def submit(self, body: schemas.AccessRequest, *, actor: str) -> tuple[Job, bool]:
         """Validate and persist a request (before anyone is told it was accepted); ApiError if refused."""
         from discover.subjects import parse_identifiers
+        from export.package import check_request_id
         from export.subject_export import new_request_id
 
         given = body.identifiers
@@ -188,6 +189,11 @@ class Service:
                 message,
                 f"identifiers.{_OPTION_FIELD.get(exc.setting or '', '')}".rstrip("."),
             ) from exc
+        if body.request_id is not None:
+            try:
+                check_request_id(body.request_id)
+            except ExportError as exc:
+                raise ApiError(422, "invalid", exc.message, "request_id") from exc
         if body.callback_url is not None:
             refused = check_callback_url(body.callback_url, self.config.service)
             if refused:
