@@ -81,7 +81,8 @@ def test_config_errors_exit_2(runner: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.output.strip() == (
         f"Error: config {bad}: unknown setting in sources[0]: 'colour'; "
-        "allowed: connect_timeout, exclude, include, language, name, path, retries, retry_delay, schemas, url, views"
+        "allowed: connect_timeout, exclude, include, language, max_concurrency, name, path, retries, retry_delay, schemas, url, "
+        "views"
     )
     uk = tmp_path / "uk.yaml"
     uk.write_text("detection:\n  phone_regions: [FR, UK]\n", encoding="utf-8")
