@@ -1,6 +1,6 @@
 """Detection quality of `piiport detect` against a labelled file in the presidio-research format.
 
-    python benchmarks/accuracy.py                                  # ../shared/eval/synth_dataset_v2.json
+    python benchmarks/accuracy.py --data synth_dataset_v2.json     # or PIIPORT_EVAL_DATA=...
     python benchmarks/accuracy.py --vanilla                        # also vanilla Presidio, same model
     python benchmarks/accuracy.py --data fr_set.json --language fr
     python benchmarks/accuracy.py --columns                        # column profiling confusion table
@@ -9,12 +9,18 @@ The file is a JSON list of {"full_text", "spans": [{"entity_type", "start_positi
 "end_position"}]}. Matching is lenient: same entity type and overlapping character ranges;
 each labelled span and each prediction counts once. Only PERSON, EMAIL_ADDRESS,
 PHONE_NUMBER and IP_ADDRESS are scored; spans of other types are ignored.
+
+The English development set is presidio-research's synth_dataset_v2.json (MIT licence), not
+shipped with piiport: get it from https://github.com/microsoft/presidio-research (data/) and
+pass --data PATH, set PIIPORT_EVAL_DATA, or put it at benchmarks/data/synth_dataset_v2.json
+(ignored by git).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from collections import defaultdict
@@ -22,8 +28,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ENTITIES = ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS")
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "eval" / "synth_dataset_v2.json"
+DATA_ENV = "PIIPORT_EVAL_DATA"
+LOCAL_DATA = Path(__file__).resolve().parent / "data" / "synth_dataset_v2.json"
+GET_DATA = (
+    "presidio-research's synth_dataset_v2.json (MIT licence; https://github.com/microsoft/presidio-research, data/)"
+)
 Span = tuple[str, int, int]
+
+
+def data_path(given: Path | None) -> Path:
+    """The labelled file: --data, else $PIIPORT_EVAL_DATA, else benchmarks/data/; exits with one line if absent."""
+    path = given or (Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else LOCAL_DATA)
+    if not path.is_file():
+        where = "--data" if given else (DATA_ENV if os.environ.get(DATA_ENV) else str(LOCAL_DATA))
+        sys.exit(f"accuracy.py: no labelled file at {path} ({where}); pass --data PATH or set {DATA_ENV} to {GET_DATA}")
+    return path
 
 
 def load(path: Path) -> tuple[list[str], list[list[Span]]]:
@@ -164,7 +183,7 @@ def columns_report() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, help=f"labelled file (default: ${DATA_ENV}, then {LOCAL_DATA})")
     parser.add_argument("--language", default="en")
     parser.add_argument("--model", default=None, help="spaCy model for vanilla (default: piiport's for the language)")
     parser.add_argument("--vanilla", action="store_true", help="also score vanilla Presidio with the same model")
@@ -174,6 +193,7 @@ def main() -> None:
     if args.columns:
         columns_report()
         return
+    args.data = data_path(args.data)
     texts, gold = load(args.data)
     results = {"piiport": score(piiport_detect(texts, args.language), gold)}
     if args.vanilla:

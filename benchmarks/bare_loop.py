@@ -1,4 +1,4 @@
-"""The throughput issue's reference point, re-measured: a bare single-process loop over W1.
+"""A reference point for W1: a bare single-process loop that stores a row per identifier.
 
     python benchmarks/bare_loop.py              # 1,000,000 rows
     python benchmarks/bare_loop.py --rows 100000

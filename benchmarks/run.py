@@ -4,7 +4,7 @@
     python benchmarks/run.py --quick    # W1 at 100,000 rows, W2 at 10,000 notes
     python benchmarks/run.py --quick --executor dask   # W1 and W2: Dask LocalCluster vs the local pool
 
-Figures (see the throughput issue for the targets):
+Figures (the targets are in the README's Performance section):
 - W1 ratio: wall time of `piiport scan` (fresh index, the CLI as a user runs it) / a plain full
   read of the same table (SELECT * fetched in Python); rows/s. Both are the best of
   ``--repeat`` interleaved runs (default 5), and each run's own ratio is printed too.
@@ -12,6 +12,10 @@ Figures (see the throughput issue for the targets):
   vanilla Presidio (AnalyzerEngine with its default recognizers, BatchAnalyzerEngine, same spaCy
   model, one process) on the same texts; precision and recall of both on the planted entities.
 - Memory: peak RSS (the whole process tree) of W1 at N rows / at N/10 rows; index bytes per record.
+- Incremental rescans (``--only incremental``): wall time of a rescan of W1 / a full scan of it in
+  the same run: unchanged (the SQLite file not written since), unchanged but the file written
+  (another table changed: the key ranges are fingerprinted), 1% of rows updated at random, 1% of
+  rows updated in one key span. ``--postgres URL`` runs the same on a PostgreSQL database.
 - Parallelism: wall time with --workers 1 / with --workers 2, on W1 and on W2. Beside it, the
   machine's own ceiling: throughput of two copies of a CPU-bound Python loop (keyed BLAKE2b)
   run at once / of one copy alone, interleaved with the W1 runs. On a shared virtual machine two
@@ -34,6 +38,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from workloads import build_w1, build_w2
@@ -207,7 +212,8 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="the default worker count")
     parser.add_argument("--keep", type=Path, help="keep the workloads and indexes in this folder")
-    parser.add_argument("--only", choices=("w1", "w2"), help="run one workload's figures only")
+    parser.add_argument("--only", choices=("w1", "w2", "incremental"), help="run one workload's figures only")
+    parser.add_argument("--postgres", help="also measure incremental rescans on this PostgreSQL database URL")
     parser.add_argument(
         "--executor", choices=("local", "dask"), default="local", help="dask: Dask vs the local pool on W1 and W2"
     )
@@ -226,12 +232,14 @@ def main() -> None:
         f"machine: {os.cpu_count()} cores; W1 {rows:,} rows, W2 {notes:,} notes (vanilla on {vanilla_notes:,})",
         flush=True,
     )
-    if args.only != "w2" and args.executor == "local":
-        report += w1_figures(work, rows, args.workers, args.repeat)
     if args.executor == "dask":
         report += executor_figures(work, rows, notes, args.workers, args.repeat, args.only)
-    elif args.only != "w1":
+    if args.executor == "local" and args.only in (None, "w1"):
+        report += w1_figures(work, rows, args.workers, args.repeat)
+    if args.executor == "local" and args.only in (None, "w2"):
         report += w2_figures(work, notes, vanilla_notes, args.workers)
+    if args.executor == "local" and args.only in (None, "incremental"):
+        report += incremental_figures(work, rows, args.workers, min(args.repeat, 2), args.postgres)
 
     width = max(len(r[0]) for r in report)
     print(f"\n{'figure':<{width}}  {'measured':>14}  target / detail")
@@ -288,6 +296,96 @@ def w1_figures(work: Path, rows: int, workers: int, repeat: int) -> list[tuple[s
             + ")",
         ),
     ]
+
+
+def incremental_figures(
+    work: Path, rows: int, workers: int, repeat: int, postgres: str | None
+) -> list[tuple[str, str, str]]:
+    """Rescans of W1 against a full scan of it, in the same repeat; each figure the best of ``repeat``."""
+    import random
+
+    db = build_w1(work / "w1-inc.db", rows)
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE other (id INTEGER PRIMARY KEY, note TEXT)")
+    targets: list[tuple[str, str, Any]] = [("SQLite", f"sqlite:///{db}", lambda: sqlite3.connect(db))]
+    if postgres:
+        targets.append(("PostgreSQL", postgres, lambda: _pg_load(postgres, db)))
+    out: list[tuple[str, str, str]] = []
+    for label, url, connect in targets:
+        times: dict[str, list[float]] = {k: [] for k in ("full", "same", "written", "random", "span")}
+        conn = connect()
+        mark = "?" if label == "SQLite" else "%s"
+        for r in range(repeat):
+            rng = random.Random(r)
+            index = work / f"index-inc-{label}"
+            shutil.rmtree(index, ignore_errors=True)
+            args = ["scan", url, "--index", f"sqlite:///{index}/index.db", "--workers", str(workers)]
+            _age(db)
+            times["full"].append(run_cli(args, cwd=work)[0])
+            times["same"].append(run_cli(args, cwd=work)[0])
+            conn.execute(f"INSERT INTO other (id, note) VALUES ({mark}, 'x')", (r + 1,))
+            conn.commit()
+            times["written"].append(run_cli(args, cwd=work)[0])
+            ids = rng.sample(range(rows), rows // 100)
+            conn.cursor().executemany(
+                f"UPDATE customers SET email = {mark} WHERE id = {mark}", [(f"new{r}.{i}@example.org", i) for i in ids]
+            )
+            conn.commit()
+            times["random"].append(run_cli(args, cwd=work)[0])
+            low = rng.randrange(rows - rows // 100)
+            conn.execute(
+                f"UPDATE customers SET email = {mark} WHERE id >= {mark} AND id < {mark}",
+                (f"span{r}@example.net", low, low + rows // 100),
+            )
+            conn.commit()
+            times["span"].append(run_cli(args, cwd=work)[0])
+        conn.close()
+        full = min(times["full"])
+
+        best = {k: f"{min(v) / full:.3f}" for k, v in times.items()}
+        each = {k: ", ".join(f"{t / f:.3f}" for t, f in zip(v, times["full"], strict=True)) for k, v in times.items()}
+        out += [
+            (f"{label} full scan of W1", f"{full:.1f}s", f"--workers {workers}; best of {repeat}"),
+            (f"{label} rescan, unchanged / full", best["same"], f"<= 0.10  (each run: {each['same']})"),
+            (
+                f"{label} rescan, file written, table unchanged / full",
+                best["written"],
+                f"fingerprints only (each run: {each['written']})",
+            ),
+            (
+                f"{label} rescan, 1% rows updated at random / full",
+                best["random"],
+                f"<= 0.25  (each run: {each['random']})",
+            ),
+            (f"{label} rescan, 1% rows updated in one key span / full", best["span"], f"(each run: {each['span']})"),
+        ]
+    return out
+
+
+def _age(db: Path) -> None:
+    """Date the SQLite file a minute back: a file written in the last seconds is never taken as unchanged."""
+    past = time.time() - 60
+    os.utime(db, (past, past))
+
+
+def _pg_load(url: str, db: Path) -> Any:
+    """W1's customers table (and an empty ``other``) in PostgreSQL; a psycopg connection to it."""
+    import psycopg
+
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    conn = psycopg.connect(dsn)
+    conn.execute("DROP TABLE IF EXISTS customers, other")
+    conn.execute(
+        "CREATE TABLE customers (id integer PRIMARY KEY, first_name text, last_name text, email text, phone text, "
+        "ip text, created_at text, amount numeric, status text)"
+    )
+    conn.execute("CREATE TABLE other (id integer PRIMARY KEY, note text)")
+    with sqlite3.connect(db) as src, conn.cursor().copy("COPY customers FROM STDIN") as copy:
+        for row in src.execute("SELECT * FROM customers"):
+            copy.write_row(row)
+    conn.commit()
+    conn.execute("ANALYZE customers")
+    return conn
 
 
 def w2_figures(work: Path, notes: int, vanilla_notes: int, workers: int) -> list[tuple[str, str, str]]:

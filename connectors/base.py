@@ -178,6 +178,20 @@ class ContainerReader(ABC):
         """
         return [None]
 
+    def range_step(self, rows_per_range: int) -> int | None:
+        """The key width of ranges of about ``rows_per_range`` records, for containers whose changes
+        can be found range by range (a table with one integer key); None for the others, which
+        an incremental rescan reads whole when their version changed (files) or always (tables)."""
+        return None
+
+    def range_fingerprints(
+        self, step: int, changed_column: str | None = None, fields: Sequence[str] | None = None
+    ) -> dict[int, str]:
+        """Per key range ``n`` (keys ``n * step`` to ``(n + 1) * step - 1``) that holds records, a
+        fingerprint of its records, computed where the records are (no record is read out).
+        With ``changed_column``, the range's row count and the column's highest value."""
+        raise NotImplementedError
+
     def fields(self) -> list[FieldInfo]:
         """The container's fields where they are known up front (tables, Parquet)."""
         return []
@@ -218,6 +232,11 @@ class Connector(ABC):
 
     def close(self) -> None:  # noqa: B027
         """Release connections."""
+
+    def source_version(self) -> Mapping[str, Any] | None:
+        """A version of the whole source that changes whenever any container does (a SQLite
+        file's size and mtime), so an incremental rescan can skip it unread; None if unknown."""
+        return None
 
     @abstractmethod
     def containers(self) -> Iterator[ContainerRef]:

@@ -40,7 +40,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_INDEX = "sqlite:///.piiport/index.db"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
+#: Versions this piiport opens: version 2 lacks only the tables of incremental rescans, which
+#: opening it adds (its containers then get a full read on their next scan).
+_UPGRADABLE = {"2"}
 _LOOKUP_CHUNK = 400
 
 
@@ -50,6 +53,7 @@ def utcnow() -> str:
 
 def _schema() -> Any:
     from sqlalchemy import (
+        BigInteger,
         Column,
         Float,
         ForeignKey,
@@ -155,6 +159,39 @@ def _schema() -> Any:
         Index("ix_postings_code", "code"),
         Index("ix_postings_container", "container_id"),
     )
+    # Incremental rescans (``discover.incremental``): what the last successful scan of a
+    # container saw, and, for a table read by key ranges, each range's fingerprint and counts.
+    Table(
+        "scan_state",
+        md,
+        Column("container_id", Integer, ForeignKey("containers.id", ondelete="CASCADE"), primary_key=True),
+        Column("state", Text, nullable=False),
+    )
+    Table(
+        "key_ranges",
+        md,
+        Column("container_id", Integer, ForeignKey("containers.id", ondelete="CASCADE"), primary_key=True),
+        Column("range_no", BigInteger, primary_key=True, autoincrement=False),
+        Column("fingerprint", String(200), nullable=False),
+        # Per range: records, counts per field, masked examples, warnings (no identifier).
+        Column("summary", long_text, nullable=False),
+    )
+    Table(
+        "range_parts",
+        md,
+        Column("part_id", Integer, ForeignKey("parts.id", ondelete="CASCADE"), primary_key=True),
+        Column("container_id", Integer, nullable=False),
+        Column("range_no", BigInteger, nullable=False),
+        Index("ix_range_parts_container", "container_id", "range_no"),
+    )
+    # What the index knew when each run finished (``discover.changes``): counts and statuses,
+    # no identifiers, so two runs can be compared after later scans replaced the rows above.
+    Table(
+        "run_snapshots",
+        md,
+        Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
+        Column("data", long_blob, nullable=False),
+    )
     return md
 
 
@@ -162,6 +199,17 @@ def _new_id(result: Any) -> int:
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+@dataclass(frozen=True)
+class LastScan:
+    """What the last successful scan of a container recorded (``Index.last_scans``)."""
+
+    container_id: int
+    version: dict[str, Any] | None
+    state: dict[str, Any]
+    #: Per key range: its fingerprint and its summary (JSON text).
+    ranges: dict[int, tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -242,6 +290,8 @@ class Index:
                     "file) to the key used when it was created",
                     setting="PIIPORT_INDEX_KEY",
                 )
+            elif rows.get("schema_version") in _UPGRADABLE:
+                conn.execute(meta.update().where(meta.c.k == "schema_version").values(v=SCHEMA_VERSION))
             elif rows.get("schema_version") != SCHEMA_VERSION and "meta" in existing:
                 raise ConfigError(
                     f"index schema version {rows.get('schema_version')} is not supported by this piiport; "
@@ -276,13 +326,89 @@ class Index:
             return _new_id(result)
 
     def finish_run(self, run_id: int, *, status: str, summary: dict[str, Any]) -> None:
-        runs = self.t["runs"]
+        """Close a run and keep a snapshot of the inventory as it stands (see ``discover.changes``)."""
+        from discover.changes import encode_snapshot
+
+        runs, snaps = self.t["runs"], self.t["run_snapshots"]
         with self.engine.begin() as conn:
             conn.execute(
                 runs.update()
                 .where(runs.c.id == run_id)
                 .values(finished_at=utcnow(), status=status, summary=json.dumps(summary, default=str))
             )
+            data = encode_snapshot(self.containers_in(conn), self.field_counts_in(conn))
+            conn.execute(snaps.delete().where(snaps.c.run_id == run_id))
+            conn.execute(snaps.insert().values(run_id=run_id, data=data))
+
+    def snapshot_data(self, run_id: int) -> bytes | None:
+        """The stored snapshot of a run (``discover.changes.decode_snapshot`` reads it), if any."""
+        from sqlalchemy import select
+
+        snaps = self.t["run_snapshots"]
+        with self.engine.connect() as conn:
+            data = conn.execute(select(snaps.c.data).where(snaps.c.run_id == run_id)).scalar()
+        return bytes(data) if data is not None else None
+
+    def containers_in(self, conn: Connection) -> list[dict[str, Any]]:
+        from sqlalchemy import select
+
+        c = self.t["containers"]
+        stmt = select(c.c.source, c.c.name, c.c.kind, c.c.records, c.c.error, c.c.stale).order_by(c.c.source, c.c.name)
+        return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def field_counts_in(self, conn: Connection) -> list[dict[str, Any]]:
+        from sqlalchemy import select
+
+        c, h = self.t["containers"], self.t["field_hits"]
+        stmt = (
+            select(
+                c.c.source,
+                c.c.name.label("container"),
+                h.c.field,
+                h.c.entity_type,
+                h.c.origin,
+                h.c.records,
+                h.c.non_null,
+                h.c.prevalence,
+            )
+            .join(h, h.c.container_id == c.c.id)
+            .order_by(c.c.source, c.c.name, h.c.field, h.c.entity_type)
+        )
+        return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def records_known(self, source: str, name: str, keys: Iterable[str]) -> int:
+        """How many of these record keys of one container hold findings in the index.
+
+        Memory: one chunk of keys and the blocks they point at."""
+        from sqlalchemy import select
+
+        c = self.t["containers"]
+        with self.engine.connect() as conn:
+            cid = conn.execute(select(c.c.id).where(c.c.source == source, c.c.name == name)).scalar()
+        if cid is None:
+            return 0
+        known = 0
+        chunk: list[RecordRef] = []
+        for key in keys:
+            chunk.append(RecordRef(cid, key))
+            if len(chunk) >= _LOOKUP_CHUNK * 5:
+                known += len({f["record_key"] for f in self.findings_in(chunk)})
+                chunk = []
+        if chunk:
+            known += len({f["record_key"] for f in self.findings_in(chunk)})
+        return known
+
+    def container_record_counts(self, source: str, name: str) -> int:
+        """Records of one container that the index holds personal data for."""
+        from sqlalchemy import select
+
+        b, c = self.t["blocks"], self.t["containers"]
+        with self.engine.connect() as conn:
+            cid = conn.execute(select(c.c.id).where(c.c.source == source, c.c.name == name)).scalar()
+            if cid is None:
+                return 0
+            metas = conn.execute(select(b.c.meta).where(b.c.container_id == cid)).scalars()
+            return sum(len(json.loads(m)["keys"]) for m in metas)
 
     @contextlib.contextmanager
     def scan_lock(self) -> Iterator[None]:
@@ -411,13 +537,81 @@ class Index:
         return conn.execute(select(c.c.id).where(c.c.source == source, c.c.name == name)).scalar()
 
     def _clear(self, conn: Connection, container_id: int) -> None:
-        for table in ("postings", "blocks", "parts", "field_hits", "profiles"):
+        for table in (
+            "range_parts",
+            "postings",
+            "blocks",
+            "parts",
+            "field_hits",
+            "profiles",
+            "key_ranges",
+            "scan_state",
+        ):
             t = self.t[table]
             conn.execute(t.delete().where(t.c.container_id == container_id))
 
-    def begin_container(self, ref: ContainerRef, *, run_id: int, url: str) -> ContainerWrite:
-        """Start replacing what the index knows of one container, in one transaction."""
-        return ContainerWrite(self, ref, run_id=run_id, url=url)
+    def _clear_ranges(self, conn: Connection, container_id: int, ranges: Iterable[int]) -> None:
+        """Forget the findings and summaries of some key ranges of a container; keep the others."""
+        from sqlalchemy import select
+
+        rp, k = self.t["range_parts"], self.t["key_ranges"]
+        wanted = sorted(set(ranges))
+        for start in range(0, len(wanted), _LOOKUP_CHUNK):
+            chunk = wanted[start : start + _LOOKUP_CHUNK]
+            parts = [
+                pid
+                for (pid,) in conn.execute(
+                    select(rp.c.part_id).where(rp.c.container_id == container_id, rp.c.range_no.in_(chunk))
+                )
+            ]
+            for table in ("range_parts", "postings", "blocks"):
+                t = self.t[table]
+                conn.execute(t.delete().where(t.c.part_id.in_(parts)))
+            conn.execute(self.t["parts"].delete().where(self.t["parts"].c.id.in_(parts)))
+            conn.execute(k.delete().where(k.c.container_id == container_id, k.c.range_no.in_(chunk)))
+
+    def last_scans(self, source: str) -> dict[str, LastScan]:
+        """What the last successful scan of each container of a source left for an incremental
+        rescan; a container that failed since (its findings are stale) has none.
+
+        Read before the source's containers are written: a reader beside an open write
+        transaction would wait on it (SQLite).
+        """
+        from sqlalchemy import select
+
+        c, st, k = self.t["containers"], self.t["scan_state"], self.t["key_ranges"]
+        out: dict[str, LastScan] = {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(c.c.id, c.c.name, c.c.version, c.c.error, c.c.stale, st.c.state)
+                .join(st, st.c.container_id == c.c.id)
+                .where(c.c.source == source)
+            ).all()
+            live = {row.id: row for row in rows if row.error is None and not row.stale}
+            ranges: dict[int, dict[int, tuple[str, str]]] = {cid: {} for cid in live}
+            stmt = (
+                select(k.c.container_id, k.c.range_no, k.c.fingerprint, k.c.summary)
+                .join(c, c.c.id == k.c.container_id)
+                .where(c.c.source == source)
+            )
+            for r in conn.execute(stmt):
+                if r.container_id in ranges:
+                    ranges[r.container_id][int(r.range_no)] = (r.fingerprint, r.summary)
+        for cid, row in live.items():
+            out[row.name] = LastScan(
+                container_id=cid,
+                version=json.loads(row.version) if row.version else None,
+                state=json.loads(row.state),
+                ranges=ranges[cid],
+            )
+        return out
+
+    def begin_container(
+        self, ref: ContainerRef, *, run_id: int, url: str, replace: Iterable[int] | None = None
+    ) -> ContainerWrite:
+        """Start replacing what the index knows of one container (with ``replace``, of those key
+        ranges only), in one transaction."""
+        return ContainerWrite(self, ref, run_id=run_id, url=url, replace=replace)
 
     def container_failed(self, ref: ContainerRef, *, run_id: int, url: str, error: str) -> None:
         """Record an error; findings from an earlier scan stay, marked stale."""
@@ -731,7 +925,11 @@ class ContainerWrite:
     what it knew of the container before.
     """
 
-    def __init__(self, index: Index, ref: ContainerRef, *, run_id: int, url: str) -> None:
+    def __init__(
+        self, index: Index, ref: ContainerRef, *, run_id: int, url: str, replace: Iterable[int] | None = None
+    ) -> None:
+        """With ``replace`` (key range numbers), only those ranges' findings are replaced; the
+        other ranges' stay (an incremental rescan). Profiles and counts are always rewritten."""
         self.index = index
         self.ref = ref
         self.conn = index.engine.connect()
@@ -747,13 +945,19 @@ class ContainerWrite:
         }
         if cid is None:
             cid = _new_id(self.conn.execute(c.insert().values(source=ref.source, name=ref.name, **values)))
-        else:
+        elif replace is None:
             index._clear(self.conn, cid)
+            self.conn.execute(c.update().where(c.c.id == cid).values(**values))
+        else:
+            for table in ("field_hits", "profiles", "scan_state"):
+                t = index.t[table]
+                self.conn.execute(t.delete().where(t.c.container_id == cid))
+            index._clear_ranges(self.conn, cid, replace)
             self.conn.execute(c.update().where(c.c.id == cid).values(**values))
         self.container_id = cid
         self.findings = 0
 
-    def add_part(self, part: Part) -> None:
+    def add_part(self, part: Part, range_no: int | None = None) -> None:
         """Insert a packed part (``discover.packing``): a few rows, whatever its size.
 
         Memory: the part given.
@@ -786,6 +990,8 @@ class ContainerWrite:
                 for code, entries in part.postings
             ],
         )
+        if range_no is not None:
+            self.conn.execute(insert(t["range_parts"]).values(part_id=part_id, container_id=cid, range_no=range_no))
         self.findings += part.findings
 
     def commit(
@@ -797,8 +1003,22 @@ class ContainerWrite:
         skipped_records: int,
         skipped_fields: Sequence[str],
         warnings: Sequence[str],
+        state: dict[str, Any] | None = None,
+        ranges: dict[int, tuple[str, str]] | None = None,
     ) -> None:
+        """``state`` and ``ranges`` (number: fingerprint, summary; only those (re)written now)
+        are what the next incremental rescan compares against."""
         t = self.index.t
+        if state is not None:
+            self.conn.execute(t["scan_state"].insert().values(container_id=self.container_id, state=json.dumps(state)))
+        if ranges:
+            self.conn.execute(
+                t["key_ranges"].insert(),
+                [
+                    {"container_id": self.container_id, "range_no": no, "fingerprint": fp, "summary": summary}
+                    for no, (fp, summary) in sorted(ranges.items())
+                ],
+            )
         if profiles:
             self.conn.execute(t["profiles"].insert(), [{**p, "container_id": self.container_id} for p in profiles])
         if hits:
@@ -828,4 +1048,4 @@ class ContainerWrite:
         self.conn.close()
 
 
-__all__ = ["DEFAULT_INDEX", "FIELD", "ContainerWrite", "Index", "RecordRef", "utcnow"]
+__all__ = ["DEFAULT_INDEX", "FIELD", "ContainerWrite", "Index", "LastScan", "RecordRef", "utcnow"]

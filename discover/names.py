@@ -60,6 +60,9 @@ HONORIFICS = (
 _HONORIFIC = re.compile(rf"\b(?:{'|'.join(HONORIFICS)})\.?\s+({_CAP}(?:\s+{_CAP})?)(?![\w])")
 
 
+_NOT_NAME_TOKEN = re.compile(r"[^\s\x00-\x1f]*[@\x00-\x08\x0b-\x1f]")
+
+
 def trim_name(text: str, start: int, end: int, *, designators: Collection[str] = DESIGNATORS) -> tuple[int, int] | None:
     """The part of a PERSON span that can be a name, or ``None``.
 
@@ -71,6 +74,11 @@ def trim_name(text: str, start: int, end: int, *, designators: Collection[str] =
     newline = text.find("\n", start, end)
     if newline != -1:
         end = newline
+    # NER also runs on into an address the e-mail recognizer did not take (a reserved TLD such
+    # as .example) and over control characters: a name stops before either.
+    stop = _NOT_NAME_TOKEN.search(text, start, end)
+    if stop:
+        end = stop.start()
     words = list(re.finditer(r"[^\W\d_]+", text[start:end]))
     while words and words[-1].group(0).lower() in UNITS:
         end = start + words[-1].start()

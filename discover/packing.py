@@ -26,9 +26,9 @@ from __future__ import annotations
 import json
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, pairwise
 from typing import Any, NamedTuple
 
 from discover.extract import FindingGroup
@@ -239,8 +239,14 @@ class DecodedBlock:
     def of_record(self, record: int) -> list[Finding]:
         out = []
         for header, _, offset, positions in self.groups:
-            # Positions grow with the batch's order, so a record's findings are one run.
-            for i in range(bisect_left(positions, record), bisect_right(positions, record)):
+            # Records are numbered by first appearance across groups, so a later group's positions
+            # are not always ascending (a record with no e-mail but a phone is numbered after the
+            # e-mail group's records); bisect only where they are.
+            if all(a <= b for a, b in pairwise(positions)):
+                hits: Iterable[int] = range(bisect_left(positions, record), bisect_right(positions, record))
+            else:
+                hits = [i for i, p in enumerate(positions) if p == record]
+            for i in hits:
                 out.append(self._at(header, offset, positions, i))
         return out
 

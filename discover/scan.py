@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import logging
 import os
 import pickle
@@ -20,7 +22,8 @@ from discover.detector import Detector
 from discover.extract import Extractor, FieldStats, origins_of
 from discover.hashing import IdentifierHasher
 from discover.identifiers import INDEXED_TYPES
-from discover.index import ContainerWrite, Index, utcnow
+from discover.incremental import RangeSummary, changed_column, merge, signature
+from discover.index import ContainerWrite, Index, LastScan, utcnow
 from discover.packing import Part, PartBuilder
 from discover.profile import FieldProfile, Profiler
 from discover.sealing import KeySealer
@@ -45,6 +48,11 @@ class ContainerResult:
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    #: How it was read: ``full``, ``unchanged`` (nothing read) or ``ranges`` (changed key ranges).
+    read: str = "full"
+    #: For ``ranges``: key ranges read again, and the table's ranges.
+    ranges_read: int = 0
+    ranges_total: int = 0
 
 
 @dataclass
@@ -122,6 +130,8 @@ class UnitTask:
     #: Hashed findings kept in memory before the rest go to a temporary file.
     in_memory: int = 250_000
     spill_dir: str | None = None
+    #: The key range this unit is (``discover.incremental``), when the container keeps ranges.
+    range_no: int | None = None
 
 
 @dataclass
@@ -135,6 +145,7 @@ class UnitResult:
     #: A temporary file with more parts (pickled), when the unit outgrew memory.
     spill: str | None = None
     notes: list[str] = field(default_factory=list)
+    range_no: int | None = None
 
     def all_parts(self) -> Iterator[Part]:
         """The unit's parts; ``discard`` removes the spill file after.
@@ -258,6 +269,7 @@ def run_unit(
                 reader.skipped_records,
                 spill.name if spill is not None else None,
                 list(reader.notes),
+                task.range_no,
             )
     except BaseException:
         if spill is not None:
@@ -368,10 +380,28 @@ def _scan_containers(
         result.source_errors.append({"source": spec.name, "container": folder, "error": unreadable.message})
         unlisted.append(folder)
     profiler = Profiler(detector, regions=detection.phone_regions, entities=detection.entities, language=spec.language)
+    # Taken before anything is read: a write during the scan makes the next one look again.
+    source_version = None if settings.full else connector.source_version()
+    pre = signature(detection, settings, spec.language)
+    lasts = {} if settings.full else index.last_scans(spec.name)
     for number, ref in enumerate(refs, start=1):
         if progress:
             progress("container", {"source": spec.name, "container": ref.name, "number": number, "total": len(refs)})
         job = _Job(ContainerResult(source=ref.source, container=ref.name, kind=ref.kind), ref, url, spec)
+        last = lasts.get(ref.name)
+        if ref.version is not None:
+            job.state = {"sig": pre}
+            if last is not None and _unchanged_version(last, ref, pre):
+                result.containers.append(_unchanged(job.result, last))
+                continue
+        elif (
+            source_version is not None
+            and last is not None
+            and last.state.get("pre") == pre
+            and last.state.get("source") == source_version
+        ):
+            result.containers.append(_unchanged(job.result, last))  # a SQLite file not written since
+            continue
         result.containers.append(job.result)
         try:
             with connector.open(ref) as reader:
@@ -384,9 +414,18 @@ def _scan_containers(
                 job.seal_keys = any(f in job.profiles and job.profiles[f].is_pii for f in reader.key_fields())
                 has_text = any(p.free_text for p in job.profiles.values())
                 rows_per_unit = settings.text_unit_rows if has_text else settings.unit_rows
-                units = reader.units(rows_per_unit) if settings.parallel else [None]
+                units = _plan_ranges(job, reader, last, detection, settings, rows_per_unit)
+                if source_version is not None:
+                    job.state.update(pre=pre, source=source_version)
+                if units is None:
+                    units = reader.units(rows_per_unit) if settings.parallel else [None]
         except Exception as exc:  # one bad container never loses the rest of a scan
             runner.reject(job, exc, run_id=result.run_id)
+            continue
+        if job.replace is not None and not job.replace:
+            # No range changed: what the index knows of the table stands.
+            assert last is not None
+            result.containers[-1] = _unchanged(job.result, last)
             continue
         runner.submit(job, units, detection=detection, key=index.hasher.key, run_id=result.run_id)
     runner.drain()
@@ -398,6 +437,65 @@ def _scan_containers(
         result.removed_containers += index.prune(
             spec.name, listed, spare=unlisted, only=[n for n in index.container_names(spec.name) if spec.selects(n)]
         )
+
+
+def _unchanged_version(last: LastScan, ref: ContainerRef, sig: str) -> bool:
+    """A file or object whose size and mtime (or ETag) are those of its last successful scan."""
+    seen = json.loads(json.dumps(dict(ref.version or {}), default=str))
+    return bool(seen) and last.version == seen and last.state.get("sig") == sig
+
+
+def _unchanged(r: ContainerResult, last: LastScan) -> ContainerResult:
+    """The result of a container not read again: its counts as the index has them."""
+    r.read = "unchanged"
+    r.records = int(last.state.get("records", 0))
+    r.entities = dict(last.state.get("entities", {}))
+    r.findings = sum(r.entities.values())
+    r.pii_fields = list(last.state.get("pii_fields", []))
+    r.ranges_total = len(last.ranges)
+    return r
+
+
+def _plan_ranges(
+    job: _Job,
+    reader: Any,
+    last: LastScan | None,
+    detection: DetectionSettings,
+    settings: ScanSettings,
+    rows_per_unit: int,
+) -> list[Any] | None:
+    """The key ranges to read, for a table whose changes can be found range by range; None
+    for other containers (read whole). Sets ``job.replace`` to the ranges whose findings are
+    replaced (None: all of them) and ``job.fingerprints`` to what to record for them."""
+    column = changed_column(job.spec.options, job.ref.name, [f.name for f in reader.fields()])
+    method = f"watermark:{column}" if column else "checksum"
+    sig = signature(
+        detection, settings, job.spec.language, profiles=job.profiles, seal_keys=job.seal_keys, method=method
+    )
+    fresh_step = reader.range_step(rows_per_unit)
+    if fresh_step is None:
+        return None  # no single integer key (or a file): read whole
+    job.state = {"sig": sig}
+    # Findings depend on the key and the personal-data fields only (the profile, which decides
+    # those, is drawn again each scan): a change elsewhere in the row is not a change here.
+    fields = [f for f, p in job.profiles.items() if p.is_pii]
+    job.sample_notes = list(job.notes)
+    if last is not None and last.state.get("sig") == sig and last.state.get("step"):
+        step = int(last.state["step"])  # the ranges of the full scan, kept
+        prints = reader.range_fingerprints(step, column, fields)
+        changed = {no for no, fp in prints.items() if last.ranges.get(no, ("",))[0] != fp}
+        job.replace = changed | (set(last.ranges) - set(prints))
+        job.kept = {no: summary for no, (_, summary) in last.ranges.items() if no in prints and no not in changed}
+    else:
+        step = fresh_step
+        prints = reader.range_fingerprints(step, column, fields)
+        changed = set(prints)
+    job.state["step"] = step
+    job.fingerprints = {no: prints[no] for no in changed}
+    job.result.read = "ranges" if job.replace is not None else "full"
+    job.result.ranges_read = len(changed)
+    job.result.ranges_total = len(prints)
+    return [(no * step, (no + 1) * step) for no in sorted(changed)]
 
 
 @dataclass
@@ -421,6 +519,15 @@ class _Job:
     skipped_records: int = 0
     started: float = field(default_factory=time.perf_counter)
     run_id: int = 0
+    #: Incremental rescans (``discover.incremental``): what the next scan compares against;
+    #: for a table kept by key ranges, the ranges replaced (None: the whole container), the
+    #: fingerprints of the ranges read now, the summaries of those read now and of those kept.
+    state: dict[str, Any] = field(default_factory=dict)
+    replace: set[int] | None = None
+    fingerprints: dict[int, str] | None = None
+    summaries: dict[int, RangeSummary] = field(default_factory=dict)
+    kept: dict[int, str] = field(default_factory=dict)
+    sample_notes: list[str] = field(default_factory=list)
 
     def drop_buffered(self) -> None:
         """Forget results waiting to be written, and their spill files."""
@@ -503,6 +610,7 @@ class _Runner:
                 seal_keys=job.seal_keys,
                 in_memory=self.settings.unit_findings_in_memory,
                 spill_dir=self.settings.spill_dir,
+                range_no=None if job.fingerprints is None else unit[0] // int(job.state["step"]),
             )
             if not self.settings.parallel:
                 # In process, the job is the head of the queue: its rows go straight into its transaction.
@@ -516,7 +624,8 @@ class _Runner:
     def _call(self, task: UnitTask, job: _Job) -> UnitResult | BaseException:
         write = job.write
         try:
-            return run_unit(task, sink=write.add_part if write is not None else None, on_batch=self._records)
+            sink = functools.partial(write.add_part, range_no=task.range_no) if write is not None else None
+            return run_unit(task, sink=sink, on_batch=self._records)
         except Exception as exc:
             return exc
 
@@ -533,7 +642,7 @@ class _Runner:
 
     def _open(self, job: _Job) -> None:
         if job.write is None and not job.failed:
-            job.write = self.index.begin_container(job.ref, run_id=job.run_id, url=job.url)
+            job.write = self.index.begin_container(job.ref, run_id=job.run_id, url=job.url, replace=job.replace)
 
     def _finished(self, job: _Job, *, task_result: UnitResult | BaseException) -> None:
         job.done += 1
@@ -552,9 +661,13 @@ class _Runner:
         assert job.write is not None
         try:
             for part in unit.all_parts():
-                job.write.add_part(part)
+                job.write.add_part(part, unit.range_no)
         finally:
             unit.discard()
+        if unit.range_no is not None:
+            job.summaries[unit.range_no] = RangeSummary(
+                unit.records, unit.stats, unit.entities, unit.warnings, unit.notes, unit.skipped_records
+            )
         job.stats.merge(unit.stats)
         job.entities.update(unit.entities)
         job.result.records += unit.records
@@ -589,6 +702,26 @@ class _Runner:
     def _commit(self, job: _Job) -> None:
         assert job.write is not None
         origins = origins_of(job.profiles)
+        ranges: dict[int, tuple[str, str]] = {}
+        if job.fingerprints is not None:
+            # The table's totals from every range, in range order: the same for a full scan
+            # and a rescan, and for one worker or many.
+            new = {no: (job.fingerprints[no], s.dumps()) for no, s in job.summaries.items()}
+            every = {no: RangeSummary.loads(text) for no, text in job.kept.items()}
+            every.update(job.summaries)
+            total = merge(every[no] for no in sorted(every))
+            job.stats, job.entities = total.stats, total.entities
+            job.warnings, job.skipped_records = total.warnings, total.skipped_records
+            job.notes = job.sample_notes + total.notes
+            job.result.records = total.records
+            ranges = new
+        pii_fields = [f for f, p in job.profiles.items() if p.is_pii]
+        state = {
+            **job.state,
+            "records": job.result.records,
+            "entities": dict(sorted(job.entities.items())),
+            "pii_fields": pii_fields,
+        }
         try:
             job.write.commit(
                 records=job.result.records,
@@ -597,6 +730,8 @@ class _Runner:
                 skipped_records=job.skipped_records,
                 skipped_fields=job.skipped_fields,
                 warnings=(job.notes + job.warnings)[:20],
+                state=state if job.state else None,
+                ranges=ranges,
             )
         except Exception as exc:
             self.fail(job, exc, run_id=job.run_id)  # already off the queue: recorded at once

@@ -82,6 +82,8 @@ class ScanSettings:
     unit_findings_in_memory: int = 250_000
     #: Where those temporary files go (default: the system's temporary folder).
     spill_dir: str | None = None
+    #: Read every container whole, even those unchanged since their last successful scan.
+    full: bool = False
     #: Where units run: ``local`` (a process pool) or ``dask`` (``discover.executors``).
     executor: str = "local"
     #: A Dask scheduler address (``tcp://`` or ``tls://``); none: a LocalCluster of ``workers``.

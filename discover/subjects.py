@@ -1,6 +1,6 @@
 """Who is who: resolve the identifiers a request gives to one subject and its records.
 
-Rules (DESIGN.md, "Identifier"):
+Rules (the README's "Exporting a subject" states them for users):
 - E-mail and phone are strong: records that share one belong to one subject, and the
   subject grows over such links (``expand``).
 - A strong identifier is *shared* when the records it joins belong to different people:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import SourceSpec
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from discover.changes import RunDiff
     from discover.detector import Detector, Entity
     from discover.index import Index
     from discover.inventory import InventoryRow
+    from discover.retention import RetentionReport
     from discover.scan import Progress, ScanResult
     from export import ExportResult
     from piiport.config import Config
@@ -60,9 +64,12 @@ def scan_sources(
     detector: Detector | None = None,
     progress: Progress | None = None,
     prune: bool = True,
+    full: bool | None = None,
 ) -> ScanResult:
     """Scan sources (URLs, paths or specs; none: the config's) into the index.
 
+    Only what changed since a container's last successful scan is read again; ``full=True``
+    reads everything (default: the config's ``incremental: false``, else incremental).
     ``prune=False`` keeps what the index knows of containers a (filtered) source does not list.
     """
     from connectors.errors import ConfigError
@@ -88,7 +95,7 @@ def scan_sources(
             index=idx,
             detector=detector or build_detector(cfg),
             detection=cfg.detection,
-            settings=cfg.scan,
+            settings=cfg.scan if full is None else replace(cfg.scan, full=full),
             progress=progress,
             prune=prune,
         )
@@ -115,6 +122,81 @@ def inventory_notes(*, config: Config | None = None, index: Index | None = None)
         return notes(index)
     with open_index(_config(config).index, create=False) as idx:
         return notes(idx)
+
+
+def diff_runs(
+    run_a: int | None = None,
+    run_b: int | None = None,
+    *,
+    threshold: float = 0.1,
+    config: Config | None = None,
+    index: Index | None = None,
+) -> RunDiff:
+    """What changed in the inventory between two scan runs (default: the last two finished).
+
+    ``threshold`` is the least change of prevalence (a share, 0 to 1) reported.
+    """
+    from discover.changes import diff_runs as compare_runs
+
+    if index is not None:
+        return compare_runs(index, run_a, run_b, threshold=threshold)
+    with open_index(_config(config).index, create=False) as idx:
+        return compare_runs(idx, run_a, run_b, threshold=threshold)
+
+
+def changes_of_run(run_id: int, *, config: Config | None = None, index: Index | None = None) -> RunDiff | None:
+    """What a run changed against the last finished run before it (None for a first run)."""
+    from discover.changes import previous_diff
+
+    if index is not None:
+        return previous_diff(index, run_id)
+    with open_index(_config(config).index, create=False) as idx:
+        return previous_diff(idx, run_id)
+
+
+def check_retention(
+    *, config: Config | None = None, index: Index | None = None, now: datetime | None = None
+) -> RetentionReport:
+    """Check the config's retention rules: records past each limit, counted in the source."""
+    from connectors.errors import ConfigError
+    from discover.retention import check
+
+    cfg = _config(config)
+    if not cfg.retention:
+        raise ConfigError(
+            "no retention rules: add a retention: list to the config file (see the README's Retention section)",
+            setting="retention",
+        )
+    specs = {s.name: s for s in cfg.sources}
+    if index is not None:
+        return check(list(cfg.retention), specs, index=index, now=now)
+    with open_index(cfg.index, create=False) as idx:
+        return check(list(cfg.retention), specs, index=idx, now=now)
+
+
+def write_report(
+    out: str | Path,
+    *,
+    config: Config | None = None,
+    index: Index | None = None,
+    examples: bool = True,
+    now: datetime | None = None,
+) -> Path:
+    """Write the self-contained HTML report (mode 0600) and return its path."""
+    from discover.retention import check
+    from piiport import report
+
+    cfg = _config(config)
+    owns_index = index is None
+    idx = index or open_index(cfg.index, create=False)
+    try:
+        specs = {s.name: s for s in cfg.sources}
+        retention = check(list(cfg.retention), specs, index=idx, now=now) if cfg.retention else None
+        data = report.build(idx, retention=retention, examples=examples, now=now)
+    finally:
+        if owns_index:
+            idx.close()
+    return report.write(Path(out), report.render(data))
 
 
 def detect_texts(

@@ -1,7 +1,8 @@
 """The command line: each command parses options, calls one library function, prints.
 
 Exit codes: 0 it worked; 2 usage or configuration error; 1 any other failure
-(including a scan that finished with errors in some containers).
+(including a scan that finished with errors in some containers); 3 a policy was breached
+(``scan --fail-on new-pii`` found a new personal-data field, ``retention`` found records past a limit).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import click
 from piiport.errors import PiiportError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: A policy was breached: new personal data (``scan --fail-on new-pii``), a retention limit.
+EXIT_POLICY = 3
 
 
 class PiiportClickError(click.ClickException):
@@ -95,6 +99,14 @@ def main(debug: bool) -> None:
 @click.option("--executor", type=click.Choice(["local", "dask"]), help="Where units run (default local).")
 @click.option("--scheduler", help="Dask scheduler address, tcp://host:8786 or tls://... (default: a LocalCluster).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--full", is_flag=True, help="Read everything, even what is unchanged since the last scan.")
+@click.option(
+    "--fail-on",
+    "fail_on",
+    type=click.Choice(["new-pii"]),
+    multiple=True,
+    help="Exit 3 when the run found a personal-data field the previous run did not have.",
+)
 @handle_errors
 def scan(
     sources: tuple[str, ...],
@@ -105,23 +117,40 @@ def scan(
     executor: str | None,
     scheduler: str | None,
     as_json: bool,
+    full: bool,
+    fail_on: tuple[str, ...],
 ) -> None:
     """Scan SOURCES (database URLs, files, directories) into the index."""
-    from piiport.api import scan_sources
+    from piiport.api import changes_of_run, scan_sources
     from piiport.config import load_config
 
     cfg = load_config(
-        config_path, index=index_url, workers=workers, language=language, executor=executor, scheduler=scheduler
+        config_path,
+        index=index_url,
+        workers=workers,
+        language=language,
+        full=full or None,
+        executor=executor,
+        scheduler=scheduler,
     )
     progress = Progress(sys.stderr.isatty() and not as_json)
     try:
         result = scan_sources(sources, config=cfg, progress=progress)
     finally:
         progress.done()
+    changes = changes_of_run(result.run_id, config=cfg) if "new-pii" in fail_on else None
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2, default=str))
+        summary = result.as_dict()
+        if changes is not None:
+            summary["new_pii_fields"] = [f"{f.source}/{f.container}.{f.field}" for f in changes.new_fields]
+        click.echo(json.dumps(summary, indent=2, default=str))
     else:
         _print_summary(result)
+    if changes is not None and changes.new_pii:
+        click.echo(f"new personal data since run {changes.run_a}:", err=True)
+        for f in changes.new_fields:
+            click.echo(f"  {f.source}/{f.container}.{f.field}: {', '.join(f.entity_types)}", err=True)
+        sys.exit(EXIT_POLICY)
     if not result.ok:
         sys.exit(1)
 
@@ -133,6 +162,16 @@ def _print_summary(result: Any) -> None:
         f"{totals['findings']:,} findings"
         + (f" ({', '.join(f'{k} {v:,}' for k, v in totals['entities'].items())})" if totals["entities"] else "")
     )
+    unchanged = [c for c in result.containers if c.read == "unchanged" and c.error is None]
+    ranged = [c for c in result.containers if c.read == "ranges" and c.error is None]
+    if unchanged or ranged:
+        said = [f"{len(unchanged)} container(s) unchanged since their last scan, not read"] if unchanged else []
+        if ranged:
+            said.append(
+                f"{sum(c.ranges_read for c in ranged):,} of {sum(c.ranges_total for c in ranged):,} key ranges "
+                f"of {len(ranged)} table(s) read again"
+            )
+        click.echo(f"  incremental: {'; '.join(said)} (--full reads everything)")
     for c in result.containers:
         if c.error is None and c.pii_fields:
             click.echo(f"  {c.source}/{c.container}: {c.records:,} records, personal data in {', '.join(c.pii_fields)}")
@@ -170,6 +209,78 @@ def inventory(config_path: str | None, index_url: str | None, fmt: str) -> None:
     click.echo(render(rows, fmt), nl=False)
     for note in inventory_notes(config=cfg):
         click.echo(f"note: {note}", err=True)
+
+
+@main.command()
+@click.argument("run_a", type=int, required=False)
+@click.argument("run_b", type=int, required=False)
+@click.option(
+    "--threshold", type=click.FloatRange(0, 1), default=0.1, show_default=True, help="Least prevalence change shown."
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "md"]), default="table", show_default=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
+@handle_errors
+def diff(
+    run_a: int | None, run_b: int | None, threshold: float, fmt: str, config_path: str | None, index_url: str | None
+) -> None:
+    """What changed between scan runs RUN_A and RUN_B (default: the last two)."""
+    from discover.changes import render
+    from piiport.api import diff_runs
+    from piiport.config import load_config
+
+    result = diff_runs(run_a, run_b, threshold=threshold, config=load_config(config_path, index=index_url))
+    click.echo(render(result, fmt), nl=False)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file with retention rules.")
+@click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
+@handle_errors
+def retention(as_json: bool, config_path: str | None, index_url: str | None) -> None:
+    """Check the retention rules: records kept past their limit (exit 3 when any is)."""
+    from piiport.api import check_retention
+    from piiport.config import load_config
+
+    report = check_retention(config=load_config(config_path, index=index_url))
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        for r in report.results:
+            where = f"{r.source}/{r.container} (max {r.max_age}" + (f", {r.basis}" if r.basis else "") + ")"
+            if r.error:
+                click.echo(f"ERROR   {where}: {r.error}")
+                continue
+            state = "BREACH " if r.breached else "ok     "
+            oldest = f"; oldest {r.oldest}" if r.oldest else ""
+            unreadable = f"; {r.unreadable:,} value(s) are not dates" if r.unreadable else ""
+            if r.in_index is None:
+                known = "the index cannot tell which of them it holds (the table has no key)"
+            elif r.unit == "files":
+                known = f"{r.in_index:,} of their records in the index"
+            else:
+                known = f"{r.in_index:,} of them in the index"
+            click.echo(f"{state} {where}: {r.expired:,} {r.unit} older than {r.cutoff}{oldest}; {known}{unreadable}")
+    if report.breached:
+        sys.exit(EXIT_POLICY)
+    if report.errors:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The HTML file to write (mode 0600).")
+@click.option("--no-examples", is_flag=True, help="Leave the masked examples out.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--index", "index_url", help="Index URL (env PIIPORT_INDEX).")
+@handle_errors
+def report(out: str, no_examples: bool, config_path: str | None, index_url: str | None) -> None:
+    """Write a self-contained HTML report: inventory, trend, changes, retention, failures."""
+    from piiport.api import write_report
+    from piiport.config import load_config
+
+    path = write_report(out, config=load_config(config_path, index=index_url), examples=not no_examples)
+    click.echo(str(path))
 
 
 @main.command()

@@ -15,6 +15,7 @@ from typing import Any
 from connectors.base import SourceSpec, url_scheme
 from connectors.errors import ConfigError
 from discover.index import DEFAULT_INDEX
+from discover.retention import MaxAge, RetentionRule
 from discover.settings import DEFAULT_MODELS, DEFAULT_REGIONS, DetectionSettings, ScanSettings, default_workers
 
 ENV_INDEX = "PIIPORT_INDEX"
@@ -28,12 +29,15 @@ _TOP_KEYS = {
     "scheduler",
     "batch_size",
     "sample_size",
+    "incremental",
     "detection",
     "sources",
     "export",
     "s3",
     "service",
+    "retention",
 }
+_RETENTION_KEYS = {"source", "container", "date_column", "mtime", "max_age", "basis"}
 _DETECTION_KEYS = {"language", "entities", "phone_regions", "score_threshold", "models"}
 _SOURCE_KEYS = {
     "name",
@@ -47,6 +51,7 @@ _SOURCE_KEYS = {
     "retries",
     "retry_delay",
     "connect_timeout",
+    "changed_column",
     "max_concurrency",
 }
 _S3_KEYS = {"region", "endpoint_url", "profile", "sse", "kms_key_id", "url_expiry", "multipart_threshold_mb"}
@@ -127,6 +132,7 @@ class Config:
     export: ExportSettings = field(default_factory=ExportSettings)
     s3: S3Settings = field(default_factory=S3Settings)
     service: ServiceSettings = field(default_factory=ServiceSettings)
+    retention: tuple[RetentionRule, ...] = ()
     path: Path | None = None
 
 
@@ -234,6 +240,8 @@ def _parse_sources(path: Path, raw: Any, language: str) -> tuple[SourceSpec, ...
         for key in ("region", "endpoint_url", "profile"):
             if item.get(key) is not None:
                 options[key] = str(item[key])
+        if item.get("changed_column") is not None:
+            options["changed_column"] = _changed_column(path, i, item["changed_column"])
         out.append(
             SourceSpec(
                 name=name,
@@ -245,6 +253,20 @@ def _parse_sources(path: Path, raw: Any, language: str) -> tuple[SourceSpec, ...
             )
         )
     return tuple(out)
+
+
+def _changed_column(path: Path, i: int, value: Any) -> str | dict[str, str]:
+    """``changed_column``: one column name for every table, or a mapping of table to column."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, dict) and value and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return dict(value)
+    raise _fail(
+        path,
+        f"sources[{i}].changed_column must be a column name (changed_column: updated_at) or a mapping of "
+        "table to column ({orders: updated_at})",
+        "changed_column",
+    )
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -276,6 +298,14 @@ def _number(path: Path, data: Mapping[str, Any], key: str, kind: type, default: 
     if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
         raise _fail(path, f"{key} must be a {'number' if kind is float else 'whole number'}", key)
     return kind(value)
+
+
+def _flag(path: Path, data: Mapping[str, Any], key: str, default: bool) -> bool:
+    if key not in data:
+        return default
+    if not isinstance(data[key], bool):
+        raise _fail(path, f"{key} must be true or false", key)
+    return bool(data[key])
 
 
 # The allowed range of each bounded number setting: (low, high, whether low itself is allowed).
@@ -431,12 +461,69 @@ def _text(path: Path, data: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
+def _retention(path: Path, raw: Any, sources: Sequence[SourceSpec]) -> tuple[RetentionRule, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _fail(path, "retention must be a list of rules {source, container, date_column or mtime, max_age}")
+    by_name = {s.name: s for s in sources}
+    out = []
+    for i, item in enumerate(raw):
+        where = f"retention[{i}]"
+        if not isinstance(item, dict):
+            raise _fail(path, f"{where} must be a mapping with source, container, date_column and max_age", "retention")
+        _check_keys(path, f"in {where}: ", item, _RETENTION_KEYS)
+        for key in ("source", "container", "max_age"):
+            if not isinstance(item.get(key), (str, int)) or isinstance(item.get(key), bool) or item.get(key) == "":
+                raise _fail(path, f"{where} needs {key}", key)
+        source = str(item["source"])
+        if source not in by_name:
+            known = ", ".join(sorted(by_name)) or "none: add a sources list"
+            raise _fail(path, f"{where}: no source is named {source!r}; sources: {known}", "source")
+        mtime = item.get("mtime", False)
+        if not isinstance(mtime, bool):
+            raise _fail(path, f"{where}.mtime must be true or false", "mtime")
+        column = item.get("date_column")
+        if column is not None and (not isinstance(column, str) or not column):
+            raise _fail(path, f"{where}.date_column must be a column name", "date_column")
+        if bool(column) == mtime:
+            raise _fail(
+                path, f"{where} needs either date_column (a table) or mtime: true (files), not both", "retention"
+            )
+        is_files = url_scheme(by_name[source].url) in ("file", "s3")
+        if mtime and url_scheme(by_name[source].url) != "file":
+            raise _fail(path, f"{where}: mtime: true needs a local file source; {source!r} is not one", "mtime")
+        if column and is_files:
+            raise _fail(
+                path, f"{where}: source {source!r} holds files; use mtime: true instead of date_column", "date_column"
+            )
+        try:
+            max_age = MaxAge.parse(str(item["max_age"]))
+        except ConfigError as exc:
+            raise _fail(path, f"{where}: {exc.message}", "max_age") from exc
+        basis = item.get("basis", "")
+        if not isinstance(basis, str):
+            raise _fail(path, f"{where}.basis must be text", "basis")
+        out.append(
+            RetentionRule(
+                source=source,
+                container=str(item["container"]),
+                max_age=max_age,
+                date_column=column,
+                mtime=mtime,
+                basis=basis,
+            )
+        )
+    return tuple(out)
+
+
 def load_config(
     path: str | Path | None = None,
     *,
     index: str | None = None,
     workers: int | None = None,
     language: str | None = None,
+    full: bool | None = None,
     executor: str | None = None,
     scheduler: str | None = None,
 ) -> Config:
@@ -479,6 +566,7 @@ def load_config(
             sample_size=_number(where, data, "sample_size", int, 100),
             batch_size=_number(where, data, "batch_size", int, 1000),
             workers=chosen_workers,
+            full=full if full is not None else not _flag(where, data, "incremental", True),
             executor=executor or _text(where, data, "executor") or "local",
             scheduler=scheduler or _text(where, data, "scheduler"),
         )
@@ -492,6 +580,7 @@ def load_config(
     return Config(
         index=chosen_index,
         sources=sources,
+        retention=_retention(where, data.get("retention"), sources),
         detection=detection,
         scan=scan_settings,
         export=_export(where, data.get("export")),

@@ -213,3 +213,35 @@ def build(root: Path) -> DemoData:
         fh.write("Nothing else to report this week.\n")
 
     return DemoData(root=root, crm=crm, files=files, subject_email=people[0][2])
+
+
+def change_for_nightly(root: Path) -> None:
+    """What a day of business does to the demo data in ``root`` (built by :func:`build`): a new
+    table of webinar sign-ups with e-mails, more customers (some older than the charter's three
+    years), and a support-notes file overwritten with binary garbage by a broken backup job."""
+    with sqlite3.connect(root / "crm.db") as db:
+        db.execute(
+            "CREATE TABLE webinar_signups (id INTEGER PRIMARY KEY, email TEXT NOT NULL, full_name TEXT, "
+            "signed_up_at TEXT NOT NULL)"
+        )
+        for i in range(8):
+            first, last = FIRST[(i * 3) % len(FIRST)], LAST[(i * 5 + 2) % len(LAST)]
+            email = f"{first.lower().replace('é', 'e').replace('è', 'e')}.{last.lower().replace('è', 'e')}@example.org"
+            db.execute(
+                "INSERT INTO webinar_signups VALUES (?,?,?,?)", (i + 1, email, f"{first} {last}", f"2026-11-2{i}")
+            )
+        start = db.execute("SELECT MAX(id) FROM customers").fetchone()[0]
+        for n in range(6):
+            first, last = FIRST[(n * 7 + 1) % len(FIRST)], LAST[(n * 11 + 3) % len(LAST)]
+            db.execute(
+                "INSERT INTO customers (id, first_name, last_name, email, city, created_at) VALUES (?,?,?,?,?,?)",
+                (
+                    start + n + 1,
+                    first,
+                    last,
+                    f"{first[0].lower()}.{last.lower().replace('è', 'e')}@{DOMAINS[n % 3]}",
+                    "Paris",
+                    f"20{19 + n % 3}-0{1 + n}-15" if n < 4 else "2026-11-29",
+                ),
+            )
+    (root / "files" / "call_notes.txt").write_bytes(b"\x00\x00\x1f\x8b" + bytes(range(256)) * 4)

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from services import service_missing
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -25,6 +27,8 @@ def moto_server() -> Iterator[str]:
     """``moto_server`` in its own process, so that its memory is not the scanner's."""
     port = free_port()
     exe = Path(sys.executable).with_name("moto_server")
+    if not exe.exists():
+        service_missing(f"moto's S3 server is not installed ({exe}); pip install -e '.[test]'")
     proc = subprocess.Popen(
         [str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -37,7 +41,7 @@ def moto_server() -> Iterator[str]:
             except OSError:
                 time.sleep(0.1)
         else:
-            raise RuntimeError("moto_server did not start")
+            service_missing(f"moto's S3 server did not start on 127.0.0.1:{port}")
         yield url
     finally:
         proc.terminate()

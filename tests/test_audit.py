@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import make_shop
+from fixtures import make_shop
 
 from discover.identifiers import EMAIL
 from discover.index import Index

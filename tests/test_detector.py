@@ -159,3 +159,13 @@ def test_presidio_context_words_raise_the_score(detector: Detector) -> None:
     with_context, without = detector.analyze(["the ip address is 81.12.200.7 today", "the value 81.12.200.7 today"])
     assert [(e.type, e.score) for e in with_context] == [("IP_ADDRESS", 0.95)]
     assert [(e.type, e.score) for e in without] == [("IP_ADDRESS", 0.6)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Alma Perez alma@x.example", "Alma Perez \x00\x00 alma@x.example"],
+)
+def test_a_name_stops_before_an_address_or_a_control_character(detector: Detector, text: str) -> None:
+    assert [(e.type, text[e.start : e.end]) for e in detector.analyze([text])[0] if e.type == "PERSON"] == [
+        ("PERSON", "Alma Perez")
+    ]

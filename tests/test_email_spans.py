@@ -19,7 +19,7 @@ from piiport.cli import main
 
 JANE = "jane.doe@example.com"
 
-# (text, the e-mail spans it holds). One line per shape the issue lists, and more of each class.
+# (text, the e-mail spans it holds). One line per shape an address is written in, and more of each class.
 SHAPES: list[tuple[str, list[str]]] = [
     ("2026-01-01 10:00:00 login ok user=jane.doe@example.com from 10.1.2.3", [JANE]),
     (

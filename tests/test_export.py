@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import CUSTOMERS, EMPLOYEES
+from fixtures import CUSTOMERS, EMPLOYEES
 
 from connectors.base import SourceSpec
 from connectors.errors import ExportError

@@ -1,4 +1,4 @@
-"""Packages that are right on data shaped like a real sample database (issue 13, the export side).
+"""Packages that are right on data shaped like a real sample database, the export side.
 
 A rental store (customer -> address -> city -> country; staff and store -> address; rental ->
 inventory -> film -> language; film_actor -> actor; payment -> customer, rental, staff) with a
@@ -371,6 +371,7 @@ def test_a_container_that_failed_to_scan_makes_not_found_incomplete(
     assert manifest["complete"] is True and manifest["notes"] == [EMPTY_NOTE]
 
 
+@pytest.mark.servers
 def test_a_source_whose_password_is_not_in_the_config_is_incomplete(runner: CliRunner, tmp_path: Path) -> None:
     with postgres_database() as pg:
         run_sql(pg, SCHEMA + ";\n" + _insert_sql())
@@ -389,6 +390,7 @@ def test_a_source_whose_password_is_not_in_the_config_is_incomplete(runner: CliR
     assert manifest["complete"] is False and EMPTY_NOTE not in manifest["notes"]
 
 
+@pytest.mark.servers
 def test_postgres_follows_the_same_rules_and_an_unreadable_table_is_reported(
     tmp_path: Path, index: Index, detector
 ) -> None:

@@ -1,4 +1,4 @@
-"""Scan-side faults (issue #14): each gives one line naming the container and the fix, the scan goes
+"""Scan-side faults: each gives one line naming the container and the fix, the scan goes
 on, the summary is printed and nothing already indexed is lost; with one worker and with the
 default count. CLI cases run as a subprocess: one error line on stderr, no traceback, the exit code."""
 
@@ -55,7 +55,9 @@ def scan_errors(proc: subprocess.CompletedProcess[str]) -> list[str]:
 # -- the headline bug: a failed container beside an open transaction ------------------------------
 
 
-def test_issue_repro_prints_the_summary_and_keeps_the_good_file(tmp_path: Path, workers: int) -> None:
+def test_a_corrupt_file_among_good_ones_prints_the_summary_and_keeps_the_good_file(
+    tmp_path: Path, workers: int
+) -> None:
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "a.csv").write_text(ALMA, encoding="utf-8")
     (tmp_path / "d" / "b.json").write_text("", encoding="utf-8")
@@ -450,6 +452,7 @@ def maria_user() -> Iterator[tuple[str, str]]:
             run_sql(admin, f"DROP USER '{user}'@'%';\nDROP USER '{user}'@'localhost'")
 
 
+@pytest.mark.servers
 def test_mariadb_table_the_user_may_not_select_beside_a_good_one(maria_user, index: Index, detector, settings):
     user, database = maria_user
     url = f"mysql+pymysql://{user}:right-pw@127.0.0.1:3306/{database}"
@@ -463,6 +466,7 @@ def test_mariadb_table_the_user_may_not_select_beside_a_good_one(maria_user, ind
     assert {c["name"]: bool(c["error"]) for c in index.containers()} == {"customers": False, "salaries": True}
 
 
+@pytest.mark.servers
 def test_wrong_password_gets_password_advice(maria_user, tmp_path: Path) -> None:
     user, database = maria_user
     (tmp_path / "a.csv").write_text(ALMA, encoding="utf-8")

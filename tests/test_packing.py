@@ -81,3 +81,22 @@ def test_record_keys_are_stored_sealed_and_looked_up_by_their_plain_form() -> No
     assert "alice@example.com" not in part.blocks[0].meta and "sealed:moc.elpmaxe@ecila" in part.blocks[0].meta
     ((_code, entries),) = part.postings
     assert list(search(entries, _record("alice@example.com"))) == [(0, 0)]
+
+
+def test_a_record_missing_from_the_first_group_keeps_its_own_findings() -> None:
+    """Records are numbered by first appearance: here [1] (no e-mail) comes after [0] and [2], so
+    the phone group's positions are 0, 2, 1. Each record must still get only its own findings."""
+    builder = PartBuilder(_record)
+    builder.add(
+        [
+            FindingGroup("email", "EMAIL_ADDRESS", FIELD, ["[0]", "[2]"], [_h("e0"), _h("e2")], 1.0),
+            FindingGroup("phone", "PHONE_NUMBER", FIELD, ["[0]", "[1]", "[2]"], [_h("p0"), _h("p1"), _h("p2")], 1.0),
+        ]
+    )
+    part = builder.take()
+    assert part is not None
+    [block] = [DecodedBlock(b.meta, b.data) for b in part.blocks]
+    for key, idents in {"[0]": {_h("e0"), _h("p0")}, "[1]": {_h("p1")}, "[2]": {_h("e2"), _h("p2")}}.items():
+        found = block.of_record(block.keys.index(key))
+        assert {f.ident for f in found} == idents
+        assert {block.keys[f.record] for f in found} == {key}

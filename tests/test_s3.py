@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fixtures import write_all_formats
 from s3server import FaultProxy, moto_server
-from test_scan_files import write_all_formats
 
 from connectors.base import SourceSpec, connect
 from discover.index import Index
@@ -23,6 +23,9 @@ from discover.scan import scan
 from discover.settings import ScanSettings
 from piiport.api import export_subject
 from piiport.config import Config, S3Settings
+from piiport.errors import ExportError
+
+pytestmark = pytest.mark.s3
 
 
 @pytest.fixture(scope="session")
@@ -190,7 +193,7 @@ def test_package_upload_presigned_download_and_checksums(
         key = "packages/REQ-7/manifest.json"
     assert manifest["totals"]["records"] == 7
     assert client.head_object(Bucket=bucket, Key=key)["ServerSideEncryption"] == "AES256"
-    with pytest.raises(Exception, match="already exists at s3://"):
+    with pytest.raises(ExportError, match=r"^a package for request id REQ-7 already exists at s3://"):
         export_subject(
             config=Config(),
             index=index,
@@ -276,14 +279,15 @@ def test_throttling_and_5xx_are_retried(s3, s3_endpoint: str, index: Index, dete
 def test_access_denied_at_the_client_boundary(s3, index: Index, detector) -> None:
     from botocore.stub import Stubber
 
-    from connectors.s3 import S3Connector
+    from connectors.s3 import S3Connector, S3Error
 
     _, bucket = s3
     connector = S3Connector(SourceSpec(name="s", url=f"s3://{bucket}/secret"))
     with Stubber(connector.client) as stub:
         stub.add_client_error("list_objects_v2", service_error_code="AccessDenied", http_status_code=403)
-        with pytest.raises(Exception) as err:
+        with pytest.raises(S3Error, match=r"^source 's': access denied") as err:
             list(connector.containers())
     assert str(err.value) == (
         f"source 's': access denied (AccessDenied); give the credentials s3:ListBucket and s3:GetObject on {bucket}"
     )
+    assert err.value.code == "AccessDenied"

@@ -10,62 +10,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fixtures import PEOPLE, csv_text, write_all_formats
 
 from connectors.base import SourceSpec, connect
 from discover.index import Index
 from discover.inventory import inventory
 from discover.scan import scan
-
-PEOPLE = [
-    ("Alice Martin", "alice.martin@example.com", "+33 6 12 34 56 78", "81.12.200.7"),
-    ("Bruno Dubois", "bruno.dubois@example.org", "+44 20 7946 0958", "92.168.10.20"),
-    ("Chloé Lefèvre", "chloe.lefevre@example.net", "+49 30 901820", "176.31.4.150"),
-]
-
-
-def _csv_text(delimiter: str = ",") -> str:
-    rows = [delimiter.join(["full_name", "email", "phone", "ip", "city"])]
-    rows += [delimiter.join([n, e, p, i, "Paris"]) for n, e, p, i in PEOPLE]
-    return "\n".join(rows) + "\n"
-
-
-def _records() -> list[dict[str, object]]:
-    return [
-        {"name": n, "contact": {"email": e, "phone": p}, "ip": i, "note": f"{n} wrote in."} for n, e, p, i in PEOPLE
-    ]
-
-
-def write_all_formats(root: Path) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "utf8.csv").write_text(_csv_text(), encoding="utf-8")
-    (root / "bom.csv").write_text(_csv_text(";"), encoding="utf-8-sig")
-    (root / "latin1.csv").write_bytes(_csv_text("\t").encode("latin-1"))
-    (root / "array.json").write_text(json.dumps(_records()), encoding="utf-8")
-    (root / "one.json").write_text(
-        json.dumps({"owner": {"email": PEOPLE[0][1], "name": PEOPLE[0][0]}}), encoding="utf-8"
-    )
-    (root / "lines.jsonl").write_text("\n".join(json.dumps(r) for r in _records()) + "\n", encoding="utf-8")
-    (root / "lines.ndjson").write_text("\n".join(json.dumps(r) for r in _records()) + "\n", encoding="utf-8")
-    pq.write_table(
-        pa.table({"full_name": [p[0] for p in PEOPLE], "email": [p[1] for p in PEOPLE], "amount": [1.5, 2.0, 3.25]}),
-        root / "table.parquet",
-    )
-    (root / "notes.txt").write_text(
-        "\n".join(f"Call {n} on {p} or write to {e}." for n, e, p, _ in PEOPLE) + "\n", encoding="utf-8"
-    )
-    (root / "sub").mkdir(exist_ok=True)
-    (root / "sub" / "server.log").write_text(
-        "\n".join(f"2026-11-01T10:00:0{k} GET /login from {i}" for k, (_, _, _, i) in enumerate(PEOPLE)) + "\n",
-        encoding="utf-8",
-    )
-    for name in ["utf8.csv", "array.json", "lines.jsonl", "notes.txt", "sub/server.log"]:
-        src = root / name
-        with gzip.open(root / f"gz_{src.name}.gz", "wb") as fh:
-            fh.write(src.read_bytes())
-    buf = pa.BufferOutputStream()
-    pq.write_table(pa.table({"email": [p[1] for p in PEOPLE]}), buf)
-    with gzip.open(root / "gz_table.parquet.gz", "wb") as fh:
-        fh.write(buf.getvalue().to_pybytes())
 
 
 def _by_container(index: Index) -> dict[str, set[tuple[str, str]]]:
@@ -138,9 +88,9 @@ def test_bad_inputs_are_reported_per_container_and_the_scan_goes_on(
 ) -> None:
     root = tmp_path / "bad"
     root.mkdir()
-    (root / "good.csv").write_text(_csv_text(), encoding="utf-8")
+    (root / "good.csv").write_text(csv_text(), encoding="utf-8")
     (root / "corrupt_row.csv").write_text(
-        _csv_text() + "Dan Brown,dan@example.com\n" + "Eve Adams,eve@example.com,+33 6 98 76 54 32,10.1.2.3,Lyon\n",
+        csv_text() + "Dan Brown,dan@example.com\n" + "Eve Adams,eve@example.com,+33 6 98 76 54 32,10.1.2.3,Lyon\n",
         encoding="utf-8",
     )
     (root / "binary.txt").write_bytes(b"\x00\x01\x02 not text \xff\xfe")
@@ -180,7 +130,7 @@ def test_containers_gone_from_the_source_are_forgotten(tmp_path: Path, index: In
     root = tmp_path / "d"
     root.mkdir()
     (root / "people.jsonl").write_text(json.dumps({"email": "gone@example.com"}) + "\n", encoding="utf-8")
-    (root / "other.csv").write_text(_csv_text(), encoding="utf-8")
+    (root / "other.csv").write_text(csv_text(), encoding="utf-8")
     spec = SourceSpec(name="files", url=str(root))
     scan([spec], index=index, detector=detector)
     gone = index.ident("EMAIL_ADDRESS", "gone@example.com")
@@ -197,7 +147,7 @@ def test_stale_findings_survive_a_failed_rescan(tmp_path: Path, index: Index, de
     root.mkdir()
     path = root / "people.json"
     path.write_text(json.dumps([{"email": "keep@example.com"}]), encoding="utf-8")
-    (root / "zz.csv").write_text(_csv_text(), encoding="utf-8")  # a container after the failing one
+    (root / "zz.csv").write_text(csv_text(), encoding="utf-8")  # a container after the failing one
     spec = SourceSpec(name="files", url=str(root))
     scan([spec], index=index, detector=detector, settings=settings)
     path.write_text('[{"email": "keep@example.com"}, {"email": ', encoding="utf-8")
@@ -212,9 +162,9 @@ def test_stale_findings_survive_a_failed_rescan(tmp_path: Path, index: Index, de
 def test_file_that_disappears_mid_scan(tmp_path: Path, index: Index, detector, settings) -> None:
     root = tmp_path / "d"
     root.mkdir()
-    (root / "a.csv").write_text(_csv_text(), encoding="utf-8")
-    (root / "b.csv").write_text(_csv_text(), encoding="utf-8")
-    (root / "c.csv").write_text(_csv_text(), encoding="utf-8")
+    (root / "a.csv").write_text(csv_text(), encoding="utf-8")
+    (root / "b.csv").write_text(csv_text(), encoding="utf-8")
+    (root / "c.csv").write_text(csv_text(), encoding="utf-8")
 
     def progress(event: str, data: dict[str, object]) -> None:
         if event == "container" and data["container"] == "a.csv":

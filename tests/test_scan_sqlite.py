@@ -7,7 +7,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from conftest import CUSTOMERS, EMPLOYEES, raw_bytes_of_index
+from fixtures import CUSTOMERS, EMPLOYEES, raw_bytes_of_index
 
 from connectors.base import SourceSpec, connect
 from discover.index import Index

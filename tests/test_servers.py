@@ -21,6 +21,8 @@ from discover.scan import scan
 from piiport.api import export_subject
 from piiport.config import Config
 
+pytestmark = pytest.mark.servers
+
 PG_SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS citext;
 CREATE SCHEMA crm;
@@ -274,6 +276,26 @@ def test_postgres_connection_lost_for_good_gives_a_clear_error(index: Index, det
             "source 'db', table people: the connection was lost and 2 retries failed; check the server and scan again"
         )
         assert "things_after" in errors  # the next table cannot connect either: reported, not a crash
+
+
+def test_postgres_a_worker_that_opens_its_table_while_the_server_refuses_retries(index: Index) -> None:
+    # With several workers, each opens (reflects) its table when its unit starts: a drop there
+    # must get the reads' retries, not fail the container as "is the server running?".
+    from connectors.base import ContainerRef
+    from connectors.sql import SqlConnector
+
+    with postgres_database() as url:
+        run_sql(url, "CREATE TABLE people (id int PRIMARY KEY, email text)")
+        connector = SqlConnector(SourceSpec(name="db", url=url, options={"retry_delay": 0.2, "retries": 4}))
+        _allow_connections(url, False)
+        reopen = threading.Timer(0.5, _allow_connections, args=(url, True))
+        reopen.start()
+        try:
+            with connector.open(ContainerRef(source="db", name="people", kind="table")) as reader:
+                assert reader.ref.name == "people"
+        finally:
+            reopen.join()
+            connector.close()
 
 
 def _terminate(url: str) -> int:

@@ -27,8 +27,9 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-from conftest import make_shop
+from fixtures import make_shop
 from hypothesis import HealthCheck, given, settings
+from services import service_missing
 
 from discover.index import Index
 from piiport.api import scan_sources
@@ -576,7 +577,7 @@ def test_console_cookies_csrf_and_no_external_assets(served) -> None:
 @pytest.mark.browser
 def test_console_in_a_real_browser(served, tmp_path: Path) -> None:
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip("needs Debian's chromium and chromium-driver (.ci/run installs them)")
+        service_missing("needs Debian's chromium and chromium-driver (.ci/run installs them)")
     from selenium import webdriver
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service as DriverService
@@ -673,6 +674,7 @@ def test_background_scans_run_one_at_a_time(crashable, tmp_path: Path) -> None:
 # --- a team: two servers sharing one PostgreSQL index and store ------------------------------------
 
 
+@pytest.mark.servers
 def test_two_servers_share_a_postgresql_store_and_run_each_job_once(
     tmp_path: Path, detector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -717,6 +719,7 @@ def test_two_servers_share_a_postgresql_store_and_run_each_job_once(
     assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == sorted(f"TEAM-{n}.zip" for n in range(12))
 
 
+@pytest.mark.s3
 def test_packages_on_s3_redirect_to_the_presigned_url_and_delete_removes_the_object(crashable, tmp_path: Path) -> None:
     import boto3
     from s3server import moto_server

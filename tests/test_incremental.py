@@ -1,0 +1,389 @@
+"""Incremental rescans: after any mix of inserts, updates and deletes, the index of an incremental
+rescan answers exactly as the index of a fresh full scan (inventory, findings per identifier,
+export packages), on SQLite, PostgreSQL and files, with one worker and the default count."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from servers import mariadb_database, postgres_database, run_sql
+
+from connectors.base import SourceSpec
+from connectors.errors import ConfigError
+from connectors.sql import SqlTableReader
+from discover.detector import Detector
+from discover.index import Index
+from discover.scan import ScanResult, scan
+from discover.settings import ScanSettings, default_workers
+from piiport.api import export_subject
+from piiport.cli import main
+from piiport.config import Config
+
+KEY = b"k" * 32
+FIRST = ["Alice", "Bruno", "Chloé", "David", "Emma", "Farid", "Gina", "Hugo"]
+LAST = ["Martin", "Dubois", "Nguyen", "Smith", "Lefèvre", "Ivanov"]
+
+
+def _row(rng: random.Random, i: int) -> tuple[Any, ...]:
+    first, last = rng.choice(FIRST), rng.choice(LAST)
+    email = None if rng.random() < 0.1 else f"{first.lower()}.{last.lower()}{rng.randint(1, 40)}@example.com"
+    phone = (
+        None if rng.random() < 0.2 else f"+33 6 12 {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}"
+    )
+    return (i, first, last, email, phone)
+
+
+def _mix(rng: random.Random, keys: list[int]) -> list[tuple[str, tuple[Any, ...]]]:
+    """A random mix of inserts (inside the key span and beyond its end), updates and deletes."""
+    ops: list[tuple[str, tuple[Any, ...]]] = []
+    for _ in range(rng.randint(1, 12)):
+        kind = rng.choice(["insert", "insert_end", "update", "update_null", "delete"])
+        if kind in ("insert", "insert_end") or not keys:
+            new = max(keys, default=0) + rng.randint(1, 150) if kind == "insert_end" else rng.randint(1, 2000)
+            if new in keys:
+                continue
+            keys.append(new)
+            ops.append(("insert", _row(rng, new)))
+        elif kind == "update":
+            ops.append(("update", _row(rng, rng.choice(keys))))
+        elif kind == "update_null":
+            ops.append(("null", (rng.choice(keys),)))
+        else:
+            gone = rng.choice(keys)
+            keys.remove(gone)
+            ops.append(("delete", (gone,)))
+    return ops
+
+
+def _sql(op: str, values: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+    return {
+        "insert": ("INSERT INTO people (id, first_name, last_name, email, phone) VALUES (?, ?, ?, ?, ?)", values),
+        "update": (
+            "UPDATE people SET first_name = ?, last_name = ?, email = ?, phone = ? WHERE id = ?",
+            (*values[1:], values[0]),
+        ),
+        "null": ("UPDATE people SET email = NULL WHERE id = ?", values),
+        "delete": ("DELETE FROM people WHERE id = ?", values),
+    }[op]
+
+
+def _scan(spec: SourceSpec, idx: Index, detector: Detector, workers: int, *, full: bool = False) -> ScanResult:
+    settings = ScanSettings(workers=workers, unit_rows=60, full=full)
+    result = scan([spec], index=idx, detector=detector, settings=settings)
+    assert result.ok, result.errors
+    return result
+
+
+def _answers(idx: Index, spec: SourceSpec, out: Path, emails: list[str]) -> dict[str, Any]:
+    """Everything a user can ask the index: inventory, profiles, each finding, exports."""
+    names = {c["id"]: (c["source"], c["name"], c["records"]) for c in idx.containers()}
+    findings = sorted(
+        (names[f["container_id"]][:2], f["record_key"], f["field"], f["entity_type"], f["ident"], f["origin"])
+        for f in idx.iter_findings()
+    )
+    hits = [{k: v for k, v in h.items() if k != "container_id"} for h in idx.field_hits()]
+    per_ident = {f[4]: sorted(str(r["record_key"]) for r in idx.findings_for([f[4]])) for f in findings}
+    exports = {}
+    for email in emails:
+        target = out / email
+        try:
+            result = export_subject(
+                emails=[email], config=Config(sources=(spec,)), index=idx, out=target, request_id="R1"
+            )
+        except (ValueError, RuntimeError) as exc:  # an ambiguous subject is refused the same way by both indexes
+            exports[email] = type(exc).__name__ + str(exc)
+            continue
+        exports[email] = (
+            result.records,
+            sorted(
+                (p.name, p.read_text())
+                for p in Path(result.package).rglob("*")
+                if p.is_file() and p.name != "manifest.json"
+            ),
+        )
+    return {
+        "containers": sorted(names.values()),
+        "hits": hits,
+        "findings": findings,
+        "per_ident": per_ident,
+        "exports": exports,
+    }
+
+
+def _check_mixes(
+    spec: SourceSpec, apply: Any, tmp_path: Path, detector: Detector, workers: int, mixes: int, seed: int
+) -> None:
+    rng = random.Random(seed)
+    keys = list(range(1, 401))
+    incremental = Index(f"sqlite:///{tmp_path / 'inc' / 'index.db'}", key=KEY)
+    first = _scan(spec, incremental, detector, workers)
+    people = next(c for c in first.containers if c.container == "people")
+    assert people.read == "full" and people.ranges_total > 4
+    read_less = 0
+    for mix in range(mixes):
+        apply(_mix(rng, keys))
+        result = _scan(spec, incremental, detector, workers)
+        table = next(c for c in result.containers if c.container == "people")
+        assert table.read in ("ranges", "unchanged")
+        read_less += table.ranges_read < table.ranges_total
+        full = Index(f"sqlite:///{tmp_path / f'full{mix}' / 'index.db'}", key=KEY)
+        _scan(spec, full, detector, workers, full=True)
+        emails = [f"{a.lower()}.{b.lower()}{n}@example.com" for a, b, n in [(FIRST[mix % 8], LAST[mix % 6], 3)]]
+        got = _answers(incremental, spec, tmp_path / f"e-inc{mix}", emails)
+        want = _answers(full, spec, tmp_path / f"e-full{mix}", emails)
+        assert got == want, f"mix {mix}: the incremental index differs from a full scan's"
+        full.close()
+        shutil.rmtree(tmp_path / f"full{mix}")
+    assert read_less >= mixes // 2  # most mixes touch a few ranges: the rest is not read again
+    incremental.close()
+
+
+@pytest.mark.parametrize("workers", [1, default_workers()], ids=lambda w: f"workers={w}")
+def test_sqlite_incremental_matches_full_scan(tmp_path: Path, detector: Detector, workers: int) -> None:
+    db = tmp_path / "crm.db"
+    rng = random.Random(7)
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE people (id INTEGER PRIMARY KEY, first_name TEXT, last_name TEXT, email TEXT, phone TEXT)"
+        )
+        conn.executemany("INSERT INTO people VALUES (?, ?, ?, ?, ?)", [_row(rng, i) for i in range(1, 401)])
+        # A second table: its plan is made while the first one's write is open, with workers.
+        conn.execute("CREATE TABLE staff (id INTEGER PRIMARY KEY, email TEXT)")
+        conn.executemany("INSERT INTO staff VALUES (?, ?)", [(i, f"staff{i}@shop.example") for i in range(1, 200)])
+
+    def apply(ops: list[tuple[str, tuple[Any, ...]]]) -> None:
+        with sqlite3.connect(db) as conn:
+            for op, values in ops:
+                conn.execute(*_sql(op, values))
+
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
+    _check_mixes(spec, apply, tmp_path, detector, workers, mixes=6, seed=workers)
+
+
+def test_postgres_incremental_matches_full_scan(tmp_path: Path, detector: Detector) -> None:
+    from sqlalchemy import create_engine, text
+
+    rng = random.Random(11)
+    with postgres_database() as url:
+        run_sql(
+            url,
+            "CREATE TABLE people (id integer PRIMARY KEY, first_name text, last_name text, email text, phone text)",
+        )
+        engine = create_engine(url)
+
+        def apply(ops: list[tuple[str, tuple[Any, ...]]]) -> None:
+            with engine.begin() as conn:
+                for op, values in ops:
+                    sql, args = _sql(op, values)
+                    names = [f"p{i}" for i in range(len(args))]
+                    for name in names:
+                        sql = sql.replace("?", f":{name}", 1)
+                    conn.execute(text(sql), dict(zip(names, args, strict=True)))
+
+        apply([("insert", _row(rng, i)) for i in range(1, 401)])
+        spec = SourceSpec(name="crm", url=url)
+        try:
+            _check_mixes(spec, apply, tmp_path, detector, default_workers(), mixes=5, seed=3)
+        finally:
+            engine.dispose()
+
+
+def test_files_changed_added_and_deleted(tmp_path: Path, detector: Detector) -> None:
+    root = tmp_path / "exports"
+    root.mkdir()
+    (root / "a.csv").write_text("name,email\nAlice Martin,alice@example.com\n")
+    (root / "b.csv").write_text("name,email\nBruno Dubois,bruno@example.org\n")
+    (root / "c.csv").write_text("name,email\nChloe Nguyen,chloe@example.net\n")
+    spec = SourceSpec(name="files", url=str(root))
+    incremental = Index(f"sqlite:///{tmp_path / 'inc' / 'index.db'}", key=KEY)
+    _scan(spec, incremental, detector, 1)
+    (root / "b.csv").write_text("name,email\nBruno Dubois,bruno.dubois@example.org\nEmma Smith,emma@example.com\n")
+    (root / "c.csv").unlink()
+    (root / "d.csv").write_text("name,email\nDavid Ivanov,david@example.com\n")
+    result = _scan(spec, incremental, detector, default_workers())
+    assert {c.container: c.read for c in result.containers} == {"a.csv": "unchanged", "b.csv": "full", "d.csv": "full"}
+    assert result.removed_containers == 1
+    full = Index(f"sqlite:///{tmp_path / 'full' / 'index.db'}", key=KEY)
+    _scan(spec, full, detector, 1, full=True)
+    emails = ["alice@example.com", "emma@example.com", "chloe@example.net", "bruno@example.org"]
+    assert _answers(incremental, spec, tmp_path / "e1", emails) == _answers(full, spec, tmp_path / "e2", emails)
+    assert not incremental.findings_for([incremental.ident("EMAIL_ADDRESS", "chloe@example.net")])
+
+
+def test_full_flag_and_changed_settings_read_everything(tmp_path: Path, detector: Detector) -> None:
+    db = tmp_path / "crm.db"
+    rng = random.Random(5)
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE people (id INTEGER PRIMARY KEY, first_name TEXT, last_name TEXT, email TEXT, phone TEXT)"
+        )
+        conn.executemany("INSERT INTO people VALUES (?, ?, ?, ?, ?)", [_row(rng, i) for i in range(1, 301)])
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
+    idx = Index(f"sqlite:///{tmp_path / 'idx' / 'index.db'}", key=KEY)
+    _scan(spec, idx, detector, 1)
+    assert _scan(spec, idx, detector, 1).containers[0].read == "unchanged"
+    again = _scan(spec, idx, detector, 1, full=True).containers[0]
+    assert (again.read, again.ranges_read) == ("full", again.ranges_total)
+    # Another sample size may profile differently: the next scan reads everything.
+    other = scan([spec], index=idx, detector=detector, settings=ScanSettings(unit_rows=60, sample_size=50))
+    assert other.containers[0].read == "full"
+    idx.close()
+
+
+def test_watermark_column(tmp_path: Path, detector: Detector) -> None:
+    """With ``changed_column``, a range is read again when its row count or the column's highest
+    value changed; an update that leaves the column alone is missed (as the README says)."""
+    db = tmp_path / "crm.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT, updated_at TEXT)")
+        conn.executemany(
+            "INSERT INTO people VALUES (?, ?, '2026-01-01')", [(i, f"user{i}@example.com") for i in range(1, 301)]
+        )
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}", options={"changed_column": "updated_at"})
+    idx = Index(f"sqlite:///{tmp_path / 'idx' / 'index.db'}", key=KEY)
+    _scan(spec, idx, detector, 1)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE people SET email = 'new@example.com', updated_at = '2026-02-01' WHERE id = 10")
+        conn.execute("UPDATE people SET email = 'missed@example.com' WHERE id = 200")
+    table = _scan(spec, idx, detector, 1).containers[0]
+    assert (table.read, table.ranges_read) == ("ranges", 1)
+    assert idx.findings_for([idx.ident("EMAIL_ADDRESS", "new@example.com")])
+    assert not idx.findings_for([idx.ident("EMAIL_ADDRESS", "missed@example.com")])
+    idx.close()
+
+
+def _aged(path: Path) -> None:
+    past = time.time() - 60
+    os.utime(path, (past, past))
+
+
+def test_an_unwritten_sqlite_file_is_not_read_and_a_written_one_is_fingerprinted(
+    tmp_path: Path, detector: Detector
+) -> None:
+    db = tmp_path / "crm.db"
+    rng = random.Random(9)
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE people (id INTEGER PRIMARY KEY, first_name TEXT, last_name TEXT, email TEXT, phone TEXT)"
+        )
+        conn.execute("CREATE TABLE other (id INTEGER PRIMARY KEY, note TEXT)")
+        conn.executemany("INSERT INTO people VALUES (?, ?, ?, ?, ?)", [_row(rng, i) for i in range(1, 301)])
+    _aged(db)
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
+    idx = Index(f"sqlite:///{tmp_path / 'idx' / 'index.db'}", key=KEY)
+    _scan(spec, idx, detector, 1)
+    calls: list[int] = []
+    real = SqlTableReader.range_fingerprints
+
+    def counted(self: SqlTableReader, *args: Any, **kwargs: Any) -> dict[int, str]:
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    SqlTableReader.range_fingerprints = counted  # type: ignore[method-assign]
+    try:
+        assert [c.read for c in _scan(spec, idx, detector, 1).containers] == ["unchanged", "unchanged"]
+        assert calls == []  # nothing was asked of the database
+        with sqlite3.connect(db) as conn:
+            conn.execute("INSERT INTO other VALUES (1, 'x')")
+        other, people = _scan(spec, idx, detector, 1).containers
+        assert (other.container, other.read, other.ranges_read) == ("other", "ranges", 1)
+        assert (people.container, people.read, len(calls)) == ("people", "unchanged", 2)
+    finally:
+        SqlTableReader.range_fingerprints = real  # type: ignore[method-assign]
+    idx.close()
+
+
+def test_a_version_2_index_is_upgraded_and_read_whole_once(tmp_path: Path, detector: Detector) -> None:
+    db = tmp_path / "crm.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT)")
+        conn.executemany("INSERT INTO people VALUES (?, ?)", [(i, f"user{i}@example.com") for i in range(1, 101)])
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
+    path = tmp_path / "idx" / "index.db"
+    idx = Index(f"sqlite:///{path}", key=KEY)
+    _scan(spec, idx, detector, 1)
+    idx.close()
+    with sqlite3.connect(path) as conn:  # what piiport 2 left: no incremental tables
+        conn.execute("PRAGMA foreign_keys=OFF")
+        for table in ("scan_state", "key_ranges", "range_parts"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("UPDATE meta SET v = '2' WHERE k = 'schema_version'")
+    idx = Index(f"sqlite:///{path}", key=KEY)
+    assert _scan(spec, idx, detector, 1).containers[0].read == "full"
+    assert _scan(spec, idx, detector, 1).containers[0].read == "unchanged"
+    assert idx.findings_for([idx.ident("EMAIL_ADDRESS", "user7@example.com")])
+    idx.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone() == ("3",)
+        conn.execute("UPDATE meta SET v = '1' WHERE k = 'schema_version'")
+    with pytest.raises(ConfigError, match="index schema version 1 is not supported by this piiport; scan into a new"):
+        Index(f"sqlite:///{path}", key=KEY)
+
+
+def test_cli_full_flag_and_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detector: Detector) -> None:
+    monkeypatch.chdir(tmp_path)
+    for var in ("PIIPORT_INDEX", "PIIPORT_CONFIG", "PIIPORT_INDEX_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "a.csv").write_text("name,email\nAlice Martin,alice@example.com\n")
+    runner = CliRunner()
+
+    def reads(*args: str) -> list[str]:
+        result = runner.invoke(main, ["scan", *args, "--json"])
+        assert result.exit_code == 0, result.output
+        return [c["read"] for c in json.loads(result.output)["containers"]]
+
+    assert reads("files") == ["full"]
+    assert reads("files") == ["unchanged"]
+    assert reads("files", "--full") == ["full"]
+    (tmp_path / "piiport.yaml").write_text("incremental: false\nsources:\n  - path: files\n")
+    assert reads("--config", "piiport.yaml") == ["full"]
+    (tmp_path / "bad.yaml").write_text("sources:\n  - path: files\n    changed_column: 5\n")
+    bad = runner.invoke(main, ["scan", "--config", "bad.yaml"])
+    assert bad.exit_code == 2
+    assert "sources[0].changed_column must be a column name (changed_column: updated_at)" in bad.output
+    (tmp_path / "bad2.yaml").write_text("incremental: sometimes\n")
+    bad2 = runner.invoke(main, ["scan", "files", "--config", "bad2.yaml"])
+    assert bad2.exit_code == 2 and "incremental must be true or false" in bad2.output
+
+
+def test_mariadb_ranges_by_crc32(tmp_path: Path, detector: Detector) -> None:
+    """MariaDB's fingerprint (CRC32 per row, XOR and sum per range): an update, a NULL where a
+    value was, a delete and an insert past the end each re-read their range only, and the index
+    answers as after a full scan."""
+    rows = ",\n".join(f"({i}, 'user{i}@example.com', '+33 6 12 34 {i % 90 + 10:02d} 11')" for i in range(1, 301))
+    with mariadb_database() as url:
+        run_sql(
+            url,
+            "CREATE TABLE people (id INT PRIMARY KEY, email VARCHAR(100), phone VARCHAR(40));\n"
+            f"INSERT INTO people VALUES {rows}",
+        )
+        spec = SourceSpec(name="crm", url=url)
+        idx = Index(f"sqlite:///{tmp_path / 'idx' / 'index.db'}", key=KEY)
+        first = _scan(spec, idx, detector, default_workers()).containers[0]
+        assert first.ranges_total == 6
+        assert _scan(spec, idx, detector, default_workers()).containers[0].read == "unchanged"
+        run_sql(
+            url,
+            "UPDATE people SET email = 'renamed@example.com' WHERE id = 10;\n"
+            "UPDATE people SET phone = NULL WHERE id = 130;\n"
+            "DELETE FROM people WHERE id = 299;\n"
+            "INSERT INTO people VALUES (1000, 'late@example.com', NULL)",
+        )
+        table = _scan(spec, idx, detector, default_workers()).containers[0]
+        assert (table.read, table.ranges_read, table.ranges_total) == ("ranges", 4, 7)
+        full = Index(f"sqlite:///{tmp_path / 'full' / 'index.db'}", key=KEY)
+        _scan(spec, full, detector, 1, full=True)
+        emails = ["renamed@example.com", "user10@example.com", "late@example.com", "user299@example.com"]
+        assert _answers(idx, spec, tmp_path / "e1", emails) == _answers(full, spec, tmp_path / "e2", emails)
+        idx.close()
+        full.close()
