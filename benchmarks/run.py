@@ -2,6 +2,7 @@
 
     python benchmarks/run.py            # W1 at 1,000,000 rows, W2 at 100,000 notes
     python benchmarks/run.py --quick    # W1 at 100,000 rows, W2 at 10,000 notes
+    python benchmarks/run.py --quick --executor dask   # W1 and W2: Dask LocalCluster vs the local pool
 
 Figures (the targets are in the README's Performance section):
 - W1 ratio: wall time of `piiport scan` (fresh index, the CLI as a user runs it) / a plain full
@@ -29,6 +30,9 @@ Figures (the targets are in the README's Performance section):
   same model), start-up excluded: `piiport detect` is timed on all the texts and on the first
   batch only, and the difference is divided by the difference in texts. FILE is a labelled set
   in the presidio-research format; only texts with at least one labelled span are used.
+- Executor (``--executor dask``, instead of the figures above): wall time of `piiport scan
+  --executor dask` (a LocalCluster of ``--workers`` processes, started by the scan, start-up
+  included) / the local pool's, on W1 and on W2, interleaved, best of ``--repeat``.
 """
 
 from __future__ import annotations
@@ -127,11 +131,21 @@ def plain_read(db: Path, table: str) -> float:
     return time.perf_counter() - start
 
 
-def scan(db: Path, work: Path, workers: int, tag: str) -> tuple[float, int, Path]:
+def scan(db: Path, work: Path, workers: int, tag: str, executor: str = "local") -> tuple[float, int, Path]:
     index = work / f"index-{tag}"
     shutil.rmtree(index, ignore_errors=True)
     elapsed, peak = run_cli(
-        ["scan", f"sqlite:///{db}", "--index", f"sqlite:///{index}/index.db", "--workers", str(workers)], cwd=work
+        [
+            "scan",
+            f"sqlite:///{db}",
+            "--index",
+            f"sqlite:///{index}/index.db",
+            "--workers",
+            str(workers),
+            "--executor",
+            executor,
+        ],
+        cwd=work,
     )
     return elapsed, peak, index / "index.db"
 
@@ -214,6 +228,9 @@ def main() -> None:
     parser.add_argument("--postgres", help="also measure incremental rescans on this PostgreSQL database URL")
     parser.add_argument("--data", type=Path, help="labelled texts (presidio-research JSON) for --only detect")
     parser.add_argument(
+        "--executor", choices=("local", "dask"), default="local", help="dask: Dask vs the local pool on W1 and W2"
+    )
+    parser.add_argument(
         "--repeat", type=int, default=5, help="W1 runs; each figure takes the best (default 5; the read too)"
     )
     args = parser.parse_args()
@@ -230,13 +247,15 @@ def main() -> None:
         else ""
     )
     print(f"machine: {os.cpu_count()} cores{sizes}", flush=True)
-    if args.only in (None, "w1"):
+    if args.executor == "dask":
+        report += executor_figures(work, rows, notes, args.workers, args.repeat, args.only)
+    if args.executor == "local" and args.only in (None, "w1"):
         report += w1_figures(work, rows, args.workers, args.repeat)
-    if args.only in (None, "w2"):
+    if args.executor == "local" and args.only in (None, "w2"):
         report += w2_figures(work, notes, vanilla_notes, args.workers)
-    if args.only in (None, "incremental"):
+    if args.executor == "local" and args.only in (None, "incremental"):
         report += incremental_figures(work, rows, args.workers, min(args.repeat, 2), args.postgres)
-    if args.only in (None, "export"):
+    if args.executor == "local" and args.only in (None, "export"):
         report += export_figures(work, args.quick, args.repeat)
     if args.only == "detect" or (args.only is None and args.data):
         if args.data is None:
@@ -557,6 +576,34 @@ def vanilla_texts_per_second(texts: list[str]) -> tuple[float, float]:
     for _ in engine.analyze_iterator(texts, language="en", batch_size=64):
         pass
     return len(texts) / (time.perf_counter() - start), len(texts) / (time.process_time() - cpu)
+
+
+def executor_figures(
+    work: Path, rows: int, notes: int, workers: int, repeat: int, only: str | None
+) -> list[tuple[str, str, str]]:
+    """Dask (a LocalCluster the scan starts) against the local pool, same workers, interleaved."""
+    workloads = []
+    if only != "w2":
+        workloads.append(("W1", build_w1(work / "w1.db", rows), rows, "rows"))
+    if only != "w1":
+        workloads.append(("W2", build_w2(work / "w2.db", notes)[0], notes, "notes"))
+    out = []
+    for name, db, size, unit in workloads:
+        local, dask = [], []
+        for _ in range(repeat):
+            local.append(scan(db, work, workers, f"{name}-local")[0])
+            dask.append(scan(db, work, workers, f"{name}-dask", executor="dask")[0])
+        best_local, best_dask = min(local), min(dask)
+        out.append(
+            (
+                f"{name} dask overhead",
+                f"{(best_dask / best_local - 1) * 100:+.0f}%",
+                f"<= 15%  ({best_dask:.1f}s vs {best_local:.1f}s local, --workers {workers}, {size:,} {unit}; "
+                f"best of {repeat}; dask runs: {', '.join(f'{t:.1f}s' for t in dask)}; "
+                f"local runs: {', '.join(f'{t:.1f}s' for t in local)})",
+            )
+        )
+    return out
 
 
 if __name__ == "__main__":

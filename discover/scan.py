@@ -418,7 +418,7 @@ def _scan_containers(
                 if source_version is not None:
                     job.state.update(pre=pre, source=source_version)
                 if units is None:
-                    units = reader.units(rows_per_unit) if settings.workers > 1 else [None]
+                    units = reader.units(rows_per_unit) if settings.parallel else [None]
         except Exception as exc:  # one bad container never loses the rest of a scan
             runner.reject(job, exc, run_id=result.run_id)
             continue
@@ -558,29 +558,26 @@ class _Runner:
     def __enter__(self) -> _Runner:
         return self
 
-    def _ensure_pool(self, job: _Job) -> Any:
-        """The process pool, created on first use. When the work needs NER, the parent loads
-        the model first, so that forked workers share it instead of each loading their own."""
+    def _ensure_pool(self, job: _Job, key: bytes) -> Any:
+        """The executor (``discover.executors``), created on first use. When the work needs NER
+        and the pool is local, the parent loads the model first, so that forked workers share it
+        instead of each loading their own (Dask workers load it once each, on their first unit)."""
         if self.pool is None:
-            from concurrent.futures import ProcessPoolExecutor
+            from discover.executors import open_executor
 
             detector = _WORKER.get("detector")
-            if detector is not None and any(p.free_text for p in job.profiles.values()):
+            local = self.settings.executor == "local"
+            if local and detector is not None and any(p.free_text for p in job.profiles.values()):
                 detector.engine(job.spec.language)
-            from discover.lifeline import die_with_parent
-
-            self.pool = ProcessPoolExecutor(
-                max_workers=self.settings.workers, initializer=die_with_parent, initargs=(os.getpid(),)
+            self.pool = open_executor(
+                self.settings.executor, workers=self.settings.workers, scheduler=self.settings.scheduler, key=key
             )
+            self.window = max(2, self.pool.slots * 2)
         return self.pool
 
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            # Units that finished but were never written (the scan stopped early): remove their spill files.
-            for future in self.inflight:
-                if not future.cancelled() and future.exception() is None:
-                    future.result().discard()
+            self.pool.shutdown(list(self.inflight))  # removes spill files of units never written
         for job in self.queue:
             job.drop_buffered()
             if job.write is not None:  # the scan stopped inside this container: keep what the index had
@@ -615,11 +612,11 @@ class _Runner:
                 spill_dir=self.settings.spill_dir,
                 range_no=None if job.fingerprints is None else unit[0] // int(job.state["step"]),
             )
-            if self.settings.workers == 1:
+            if not self.settings.parallel:
                 # In process, the job is the head of the queue: its rows go straight into its transaction.
                 self._finished(job, task_result=self._call(task, job))
                 continue
-            pool = self._ensure_pool(job)
+            pool = self._ensure_pool(job, key)
             while len(self.inflight) >= self.window:
                 self._wait_one()
             self.inflight[pool.submit(run_unit, task)] = job
@@ -633,10 +630,7 @@ class _Runner:
             return exc
 
     def _wait_one(self) -> None:
-        from concurrent.futures import FIRST_COMPLETED, wait
-
-        done, _ = wait(list(self.inflight), return_when=FIRST_COMPLETED)
-        for future in done:
+        for future in self.pool.wait_first(list(self.inflight)):
             job = self.inflight.pop(future)
             exc = future.exception()
             self._finished(job, task_result=exc if exc is not None else future.result())

@@ -84,6 +84,15 @@ class ScanSettings:
     spill_dir: str | None = None
     #: Read every container whole, even those unchanged since their last successful scan.
     full: bool = False
+    #: Where units run: ``local`` (a process pool) or ``dask`` (``discover.executors``).
+    executor: str = "local"
+    #: A Dask scheduler address (``tcp://`` or ``tls://``); none: a LocalCluster of ``workers``.
+    scheduler: str | None = None
+
+    @property
+    def parallel(self) -> bool:
+        """Whether units run in other processes (split into units, results sent back)."""
+        return self.workers > 1 or self.executor != "local"
 
     def __post_init__(self) -> None:
         if self.sample_size < 1 or self.batch_size < 1 or self.unit_rows < 1 or self.unit_findings_in_memory < 1:
@@ -92,3 +101,6 @@ class ScanSettings:
             )
         if self.workers < 1:
             raise ConfigError("workers must be at least 1", setting="workers")
+        from discover.executors import check_executor
+
+        check_executor(self.executor, self.scheduler)

@@ -96,6 +96,8 @@ def main(debug: bool) -> None:
 @click.option("--index", "index_url", help="Index URL (default sqlite:///.piiport/index.db; env PIIPORT_INDEX).")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes (env PIIPORT_WORKERS).")
 @click.option("--language", help="Language of free text (default en).")
+@click.option("--executor", type=click.Choice(["local", "dask"]), help="Where units run (default local).")
+@click.option("--scheduler", help="Dask scheduler address, tcp://host:8786 or tls://... (default: a LocalCluster).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--full", is_flag=True, help="Read everything, even what is unchanged since the last scan.")
 @click.option(
@@ -112,6 +114,8 @@ def scan(
     index_url: str | None,
     workers: int | None,
     language: str | None,
+    executor: str | None,
+    scheduler: str | None,
     as_json: bool,
     full: bool,
     fail_on: tuple[str, ...],
@@ -120,7 +124,15 @@ def scan(
     from piiport.api import changes_of_run, scan_sources
     from piiport.config import load_config
 
-    cfg = load_config(config_path, index=index_url, workers=workers, language=language, full=full or None)
+    cfg = load_config(
+        config_path,
+        index=index_url,
+        workers=workers,
+        language=language,
+        full=full or None,
+        executor=executor,
+        scheduler=scheduler,
+    )
     progress = Progress(sys.stderr.isatty() and not as_json)
     try:
         result = scan_sources(sources, config=cfg, progress=progress)

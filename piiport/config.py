@@ -27,6 +27,8 @@ ENV_WORKERS = "PIIPORT_WORKERS"
 _TOP_KEYS = {
     "index",
     "workers",
+    "executor",
+    "scheduler",
     "batch_size",
     "sample_size",
     "incremental",
@@ -53,6 +55,7 @@ _SOURCE_KEYS = {
     "retry_delay",
     "connect_timeout",
     "changed_column",
+    "max_concurrency",
 }
 _S3_KEYS = {"region", "endpoint_url", "profile", "sse", "kms_key_id", "url_expiry", "multipart_threshold_mb"}
 _EXPORT_KEYS = {
@@ -250,6 +253,13 @@ def _parse_sources(path: Path, raw: Any, language: str) -> tuple[SourceSpec, ...
         for key, kind in (("retries", int), ("retry_delay", float), ("connect_timeout", int)):
             if key in item:
                 options[key] = _bounded(path, item, key, kind, None, where=f"sources[{i}].")
+        if item.get("max_concurrency") is not None:
+            cap = _number(path, item, "max_concurrency", int, None)
+            if cap is None or cap < 1:
+                raise _fail(
+                    path, f"sources[{i}].max_concurrency must be a whole number of at least 1", "max_concurrency"
+                )
+            options["max_concurrency"] = cap
         for key in ("region", "endpoint_url", "profile"):
             if item.get(key) is not None:
                 options[key] = str(item[key])
@@ -558,6 +568,13 @@ def _s3(path: Path, raw: Any) -> S3Settings:
     )
 
 
+def _text(path: Path, data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _fail(path, f"{key} must be a string", key)
+    return value
+
+
 def _retention(path: Path, raw: Any, sources: Sequence[SourceSpec]) -> tuple[RetentionRule, ...]:
     if raw is None:
         return ()
@@ -621,6 +638,8 @@ def load_config(
     workers: int | None = None,
     language: str | None = None,
     full: bool | None = None,
+    executor: str | None = None,
+    scheduler: str | None = None,
 ) -> Config:
     """Build the configuration. Arguments are command-line values and win over everything."""
     env = os.environ
@@ -662,6 +681,8 @@ def load_config(
             batch_size=_number(where, data, "batch_size", int, 1000),
             workers=chosen_workers,
             full=full if full is not None else not _flag(where, data, "incremental", True),
+            executor=executor or _text(where, data, "executor") or "local",
+            scheduler=scheduler or _text(where, data, "scheduler"),
         )
     except ConfigError as exc:
         raise _fail(where, exc.message, exc.setting) from exc

@@ -70,8 +70,8 @@ def test_config_errors_exit_2(runner: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.output.strip() == (
         f"Error: config {bad}: unknown setting in sources[0]: 'colour'; "
-        "allowed: changed_column, connect_timeout, exclude, include, language, name, path, retries, retry_delay, "
-        "schemas, url, views"
+        "allowed: changed_column, connect_timeout, exclude, include, language, max_concurrency, name, path, retries, "
+        "retry_delay, schemas, url, views"
     )
     uk = tmp_path / "uk.yaml"
     uk.write_text("detection:\n  phone_regions: [FR, UK]\n", encoding="utf-8")
@@ -308,8 +308,14 @@ def test_the_readme_config_example_is_valid(tmp_path: Path) -> None:
     path.write_text(block, encoding="utf-8")
     cfg = load_config(path)
     assert [s.name for s in cfg.sources] == ["crm", "billing", "files"]
-    assert cfg.sources[1].options == {"views": False, "retries": 4, "changed_column": "updated_at"}
+    assert cfg.sources[1].options == {
+        "views": False,
+        "retries": 4,
+        "changed_column": "updated_at",
+        "max_concurrency": 4,
+    }
     assert cfg.scan.full is False  # incremental: true
+    assert cfg.scan.executor == "local" and cfg.scan.scheduler is None
     assert cfg.sources[0].url == f"sqlite:///{tmp_path / 'crm.db'}"  # relative to the config file
     assert cfg.detection.phone_regions == ("FR", "GB", "DE", "US") and cfg.export.max_depth == 3
 

@@ -1,0 +1,175 @@
+"""Where scan units run: the local process pool, or a Dask distributed cluster.
+
+The scan's runner (``discover.scan``) submits plain-data ``UnitTask`` s and collects
+``UnitResult`` s in any order; it writes containers in order itself. An executor only has to
+submit, wait for the first finished future, and shut down.
+
+Dask is imported lazily: only ``--executor dask`` needs it (``pip install 'piiport[dask]'``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from connectors.errors import ConfigError
+
+EXECUTORS = ("local", "dask")
+#: Retries of a unit on Dask: a worker that died or a task that raised runs again elsewhere.
+DEFAULT_RETRIES = 2
+
+
+class ExecutorError(ConfigError):
+    """The executor could not start (Dask missing, scheduler unreachable): exit code 2."""
+
+
+def check_executor(executor: str, scheduler: str | None) -> None:
+    """Raise ``ConfigError`` for an unknown executor, or a scheduler without ``dask``."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor {executor!r} is not one of: {', '.join(EXECUTORS)}", setting="executor")
+    if scheduler is not None:
+        if executor != "dask":
+            raise ConfigError("a scheduler address needs executor dask (--executor dask)", setting="scheduler")
+        if "://" not in scheduler:
+            raise ConfigError(
+                f"scheduler {scheduler!r} is not an address such as tcp://host:8786 or tls://host:8786",
+                setting="scheduler",
+            )
+
+
+def max_concurrency(options: Any) -> int | None:
+    """The per-source cap on units that run at once (``max_concurrency`` in a source's config)."""
+    value = options.get("max_concurrency") if options else None
+    return int(value) if value is not None else None
+
+
+class LocalExecutor:
+    """Today's process pool: one Presidio engine per worker process, forked from the parent."""
+
+    def __init__(self, workers: int) -> None:
+        from concurrent.futures import ProcessPoolExecutor
+
+        from discover.lifeline import die_with_parent
+
+        self.slots = workers
+        self._pool = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
+
+    def submit(self, fn: Callable[[Any], Any], task: Any) -> Any:
+        return self._pool.submit(fn, task)
+
+    def wait_first(self, futures: Sequence[Any]) -> set[Any]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, _ = wait(futures, return_when=FIRST_COMPLETED)
+        return done
+
+    def shutdown(self, pending: Sequence[Any]) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        # Units that finished but were never written (the scan stopped early): remove their spill files.
+        for future in pending:
+            if not future.cancelled() and future.exception() is None:
+                future.result().discard()
+
+
+def _run_on_worker(fn: Callable[[Any], Any], task: Any, semaphore: Any) -> Any:
+    """A unit on a Dask worker: the index key comes from the worker (set once by a plugin)."""
+    from discover.dask_plugin import KEY_SLOT
+    from discover.scan import _WORKER
+
+    key = _WORKER.get(KEY_SLOT)
+    if key is None:
+        raise ExecutorError(
+            "this Dask worker has no index key; restart the scan so its plugin registers again", setting="scheduler"
+        )
+    task = dataclasses.replace(task, key=key)
+    if semaphore is None:
+        return fn(task)
+    with semaphore:
+        return fn(task)
+
+
+class DaskExecutor:
+    """Units as Dask tasks: on a LocalCluster started here, or on the cluster of ``scheduler``.
+
+    Each task is submitted with ``pure=False`` (Dask would otherwise merge identical units)
+    and ``retries``. A unit's findings always come back in its result: spilling to a worker's
+    local disk is turned off, since the driver could not read that file.
+    """
+
+    def __init__(self, *, workers: int, scheduler: str | None, key: bytes, retries: int = DEFAULT_RETRIES) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:
+            raise ExecutorError(
+                "the dask executor needs Dask distributed; install it with: pip install 'piiport[dask]'",
+                setting="executor",
+            ) from exc
+        self.retries = retries
+        self._cluster: Any = None
+        self._semaphores: dict[str, Any] = {}
+        try:
+            if scheduler is None:
+                self._cluster = LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                )
+                self._client = Client(self._cluster)
+            else:
+                self._client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            self.close()
+            where = scheduler or "a LocalCluster"
+            raise ExecutorError(
+                f"cannot start Dask on {where}: {exc}; check the address and that the scheduler runs",
+                setting="scheduler",
+            ) from exc
+        from discover.dask_plugin import IndexKeyPlugin
+
+        self.slots = max(1, sum(self._client.nthreads().values()))
+        # The index key reaches each worker once; a worker that joins later gets it too.
+        self._client.register_plugin(IndexKeyPlugin(key), name=IndexKeyPlugin.name)
+
+    def _semaphore(self, source: str, leases: int | None) -> Any:
+        if leases is None:
+            return None
+        if source not in self._semaphores:
+            from distributed import Semaphore
+
+            self._semaphores[source] = Semaphore(max_leases=leases, name=f"piiport-{os.getpid()}-{source}")
+        return self._semaphores[source]
+
+    def submit(self, fn: Callable[[Any], Any], task: Any) -> Any:
+        # The key is on the workers already; the task carries none. Findings come back whole.
+        light = dataclasses.replace(task, key=b"", in_memory=sys.maxsize, spill_dir=None)
+        semaphore = self._semaphore(task.spec.name, max_concurrency(task.spec.options))
+        return self._client.submit(_run_on_worker, fn, light, semaphore, pure=False, retries=self.retries)
+
+    def wait_first(self, futures: Sequence[Any]) -> set[Any]:
+        from distributed import wait
+
+        done, _ = wait(list(futures), return_when="FIRST_COMPLETED")
+        return set(done)
+
+    def shutdown(self, pending: Sequence[Any]) -> None:
+        if pending:
+            self._client.cancel(list(pending))
+        self.close()
+
+    def close(self) -> None:
+        client = getattr(self, "_client", None)
+        if client is not None:
+            client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def open_executor(executor: str, *, workers: int, scheduler: str | None, key: bytes) -> LocalExecutor | DaskExecutor:
+    if executor == "dask":
+        return DaskExecutor(workers=workers, scheduler=scheduler, key=key)
+    return LocalExecutor(workers)

@@ -1,0 +1,197 @@
+"""Scans on a Dask cluster: a LocalCluster of 2 worker processes on loopback, shared by the module.
+
+The Dask scan must answer exactly as the local pool: same inventory, same export packages.
+Units that kill their worker or fail with a connection error must still complete (retries).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from conftest import CUSTOMERS, EMPLOYEES, make_shop
+from test_scan_files import write_all_formats
+
+from connectors.base import SourceSpec
+from discover.index import Index
+from discover.inventory import inventory
+from discover.scan import scan
+from discover.settings import ScanSettings
+from piiport.api import export_subject
+from piiport.cli import main
+from piiport.config import Config
+
+distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.slow
+
+SUBJECTS = [c[3] for c in CUSTOMERS] + [e[3] for e in EMPLOYEES] + ["nobody@example.com"]
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    import cloudpickle
+
+    # The fault-injecting unit functions below run on the workers: ship them by value.
+    cloudpickle.register_pickle_by_value(__import__(__name__))
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+        cloudpickle.unregister_pickle_by_value(__import__(__name__))
+
+
+def _sources(tmp_path: Path) -> list[SourceSpec]:
+    shop = make_shop(tmp_path / "shop.db")
+    with sqlite3.connect(shop) as db:  # enough rows that the tables split into several units
+        db.executemany(
+            "INSERT INTO audit_log VALUES (?, ?, ?)",
+            [(f"2026-01-{1 + i % 28:02d}", CUSTOMERS[i % 4][3], f"login {i}") for i in range(300)],
+        )
+    files = tmp_path / "files"
+    write_all_formats(files)
+    return [SourceSpec(name="shop", url=f"sqlite:///{shop}"), SourceSpec(name="files", url=str(files))]
+
+
+def _answers(index: Index, out: Path) -> dict[str, Any]:
+    """What a user sees: the inventory rows, and each subject's exported records."""
+    rows = sorted(
+        (r.source, r.container, r.field, r.entity_type, r.origin, r.records, r.non_null) for r in inventory(index)
+    )
+    packages = {}
+    for email in SUBJECTS:
+        result = export_subject(emails=[email], config=Config(), index=index, out=out, request_id=email.split("@")[0])
+        package = Path(result.package)
+        files = {f["path"]: json.loads((package / f["path"]).read_text("utf-8")) for f in result.manifest["files"]}
+        packages[email] = (result.found, result.records, files, result.manifest.get("review"))
+    return {"inventory": rows, "packages": packages}
+
+
+def _scan(tmp_path: Path, name: str, sources: list[SourceSpec], detector, settings: ScanSettings) -> dict[str, Any]:
+    index = Index(f"sqlite:///{tmp_path / name / 'index.db'}")
+    try:
+        # A small unit size, so that a table is several units (tasks) on each executor.
+        result = scan(sources, index=index, detector=detector, settings=settings)
+        assert result.ok, result.errors
+        assert result.totals()["findings"] > 0
+        return _answers(index, tmp_path / name / "exports")
+    finally:
+        index.close()
+
+
+def test_a_dask_scan_answers_exactly_as_a_local_scan(tmp_path: Path, detector, scheduler: str) -> None:
+    sources = _sources(tmp_path)
+    local = _scan(tmp_path, "local", sources, detector, ScanSettings(workers=2, unit_rows=50))
+    on_dask = _scan(
+        tmp_path, "dask", sources, detector, ScanSettings(workers=2, unit_rows=50, executor="dask", scheduler=scheduler)
+    )
+    assert on_dask["inventory"] == local["inventory"]
+    assert on_dask["packages"] == local["packages"]
+    alice = on_dask["packages"]["alice.martin@example.com"]
+    assert alice[0] is True and alice[1] > 0
+
+
+def _one_at_a_time(task: Any) -> Any:
+    """A unit that notes when another unit of its source runs at the same moment."""
+    import time
+
+    from discover.scan import run_unit
+
+    folder = Path(task.spec.options["marker"])
+    try:
+        fd = os.open(folder / "running", os.O_CREAT | os.O_EXCL)
+    except FileExistsError:
+        (folder / "overlapped").touch()
+        return run_unit(task)
+    try:
+        time.sleep(0.3)  # long enough that an uncapped second worker starts a unit meanwhile
+        return run_unit(task)
+    finally:
+        os.close(fd)
+        os.unlink(folder / "running")
+
+
+@pytest.mark.parametrize("cap", [1, None])
+def test_max_concurrency_caps_the_units_of_a_source_that_run_at_once(
+    tmp_path: Path, detector, scheduler: str, monkeypatch: pytest.MonkeyPatch, cap: int | None
+) -> None:
+    sources = [s for s in _sources(tmp_path) if s.name == "shop"]
+    expected = _scan(tmp_path, "local", sources, detector, ScanSettings(workers=1))
+    options: dict[str, Any] = {"marker": str(tmp_path)}
+    if cap is not None:
+        options["max_concurrency"] = cap
+    capped = [SourceSpec(name=s.name, url=s.url, options=options) for s in sources]
+    monkeypatch.setattr(sys.modules["discover.scan"], "run_unit", _one_at_a_time)
+    got = _scan(
+        tmp_path, "dask", capped, detector, ScanSettings(workers=2, unit_rows=50, executor="dask", scheduler=scheduler)
+    )
+    assert got == expected
+    assert (tmp_path / "overlapped").exists() is (cap is None)
+
+
+def _dies_once(task: Any) -> Any:
+    """A unit that kills its worker process on its first attempt (for one file)."""
+    from discover.scan import run_unit
+
+    marker = Path(task.spec.options["marker"])
+    if task.ref.name == "utf8.csv" and not marker.exists():
+        marker.write_text("died")
+        os._exit(1)
+    return run_unit(task)
+
+
+def _fails_twice(task: Any) -> Any:
+    """A unit whose first two attempts lose their database connection."""
+    from discover.scan import run_unit
+
+    marker = Path(task.spec.options["marker"])
+    if task.ref.name == "customers":
+        attempts = int(marker.read_text()) if marker.exists() else 0
+        if attempts < 2:
+            marker.write_text(str(attempts + 1))
+            raise ConnectionError("connection reset by peer")
+    return run_unit(task)
+
+
+@pytest.mark.parametrize(("unit", "source"), [(_dies_once, "files"), (_fails_twice, "shop")])
+def test_a_unit_that_fails_is_retried_and_the_scan_completes(
+    tmp_path: Path, detector, scheduler: str, monkeypatch: pytest.MonkeyPatch, unit: Any, source: str
+) -> None:
+    marker = tmp_path / "marker"
+    sources = [s for s in _sources(tmp_path) if s.name == source]
+    expected = _scan(tmp_path, "local", sources, detector, ScanSettings(workers=1))
+    faulty = [SourceSpec(name=s.name, url=s.url, options={"marker": str(marker)}) for s in sources]
+    monkeypatch.setattr(sys.modules["discover.scan"], "run_unit", unit)  # what the runner submits as the task
+    got = _scan(tmp_path, "dask", faulty, detector, ScanSettings(workers=2, executor="dask", scheduler=scheduler))
+    assert marker.exists()  # the fault happened
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("config", "args", "message"),
+    [
+        ("executor: spark\n", [], "executor 'spark' is not one of: local, dask"),
+        ("scheduler: tcp://127.0.0.1:1\n", [], "a scheduler address needs executor dask"),
+        ("executor: dask\nscheduler: 127.0.0.1:8786\n", [], "is not an address such as tcp://host:8786"),
+        ("sources:\n  - url: x.db\n    max_concurrency: 0\n", [], "max_concurrency must be a whole number"),
+        ("", ["--executor", "dask", "--scheduler", "nope"], "is not an address such as tcp://host:8786"),
+    ],
+)
+def test_a_bad_executor_setting_is_one_line_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str, args: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "piiport.yaml").write_text(config)
+    result = CliRunner().invoke(main, ["scan", "--config", "piiport.yaml", *args, str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.output
