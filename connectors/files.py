@@ -488,6 +488,12 @@ class FileConnector(Connector):
         if self.root.is_file():
             found = format_for(self.root)
             if found is None:
+                if _is_sqlite(self.root):
+                    raise SourceError(
+                        f"source {self.spec.name!r}: {self.root.name} is a SQLite database, not a file to read "
+                        f"as text; scan it as sqlite:///{self.root}",
+                        source=self.spec.name,
+                    )
                 raise SourceError(
                     f"source {self.spec.name!r}: {self.root.name} has no known suffix; "
                     f"known: {', '.join(known_suffixes())} (and .gz variants)",
@@ -565,3 +571,12 @@ class FileConnector(Connector):
         return FileReader(
             ref, found[0], found[1], open_raw=open_raw, version=lambda: file_version(path), open_seekable=open_raw
         )
+
+
+def _is_sqlite(path: Path) -> bool:
+    """Whether ``path`` starts with SQLite's file header (a database given as a plain path)."""
+    try:
+        with path.open("rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False

@@ -258,3 +258,23 @@ def test_a_big_file_in_a_pool_spills_to_a_private_file_and_loses_nothing(tmp_pat
     # Only the pool spills (in-process, parts go straight into the index); the file is private and removed.
     assert spilled and all(mode == 0o600 for _, mode in spilled)
     assert not list(spill.iterdir())
+
+
+def test_a_sqlite_database_given_as_a_path_says_how_to_scan_it(tmp_path: Path, index: Index, detector) -> None:
+    with sqlite3.connect(tmp_path / "crm.db") as db:
+        db.execute("CREATE TABLE customer (id INTEGER PRIMARY KEY, email TEXT)")
+    (tmp_path / "notes.bin").write_bytes(b"not a format piiport reads\n")
+    result = scan(
+        [
+            SourceSpec(name="crm", url=str(tmp_path / "crm.db")),
+            SourceSpec(name="other", url=str(tmp_path / "notes.bin")),
+        ],
+        index=index,
+        detector=detector,
+    )
+    errors = sorted(e["error"] for e in result.errors)
+    assert errors == [
+        f"source 'crm': crm.db is a SQLite database, not a file to read as text; scan it as sqlite:///{tmp_path / 'crm.db'}",
+        "source 'other': notes.bin has no known suffix; known: .csv, .json, .jsonl, .log, .ndjson, .parquet, .pq, "
+        ".tsv, .txt (and .gz variants)",
+    ]
