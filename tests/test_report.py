@@ -14,23 +14,15 @@ from pathlib import Path
 
 import html5lib
 import pytest
+from browser import CHROMIUM, FLAGS, missing
 from click.testing import CliRunner
 from periodic import write_config
+from services import service_missing
 
 from piiport.cli import main
 
 EVIL = "<img src=x onerror=alert(1)>"
 EVIL_FIELD = "<script>alert(1)</script>"
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
@@ -122,12 +114,13 @@ def _png_size_and_colours(png: bytes) -> tuple[int, int, int]:
 
 @pytest.mark.browser
 def test_the_report_renders_in_headless_chromium(runner: CliRunner, tmp_path: Path, hostile: str) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is not installed: apt-get install -y chromium chromium-driver (as .ci/run does)")
+    reason = missing()
+    if reason:
+        service_missing(reason)
     out = tmp_path / "report.html"
     assert runner.invoke(main, ["report", "--config", hostile, "--out", str(out)]).exit_code == 0
     profile = tmp_path / "chromium-profile"
-    base = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}"]
+    base = [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}"]
     dom = subprocess.run(
         [*base, "--dump-dom", out.as_uri()], capture_output=True, text=True, timeout=120, check=True
     ).stdout
