@@ -107,7 +107,8 @@ def _answers(idx: Index, spec: SourceSpec, out: Path, emails: list[str]) -> dict
             sorted(
                 (p.name, p.read_text())
                 for p in Path(result.package).rglob("*")
-                if p.is_file() and p.name != "manifest.json"
+                # The manifest and the page carry the time they were made; the data files are the answer.
+                if p.is_file() and p.name not in ("manifest.json", "index.html")
             ),
         )
     return {
