@@ -68,7 +68,8 @@ class ProcessingEntry:
         return out
 
 
-_INHERITED = (
+#: The settings of an entry; a container entry inherits each one its source entry sets.
+SETTINGS = (
     "purposes",
     "legal_basis",
     "categories",
@@ -100,7 +101,7 @@ class Processing:
             return base
         if base is None:
             return override
-        changes = {k: getattr(override, k) for k in _INHERITED if getattr(override, k) is not None}
+        changes = {k: getattr(override, k) for k in SETTINGS if getattr(override, k) is not None}
         return replace(base, container=override.container, not_portable_fields=override.not_portable_fields, **changes)
 
     def covers(self, source: str) -> bool:

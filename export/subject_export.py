@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import secrets
@@ -184,36 +185,25 @@ def export_subject(
         return render_page(written, in_package, entries, lang=lang)
 
     download_url = None
+    write = functools.partial(
+        write_package,
+        tables,
+        manifest,
+        fmt=fmt,
+        request_id=rid,
+        as_zip=as_zip,
+        csv_raw=csv_raw,
+        documents=documents,
+        page=page,
+    )
     if to_s3:
         with tempfile.TemporaryDirectory(prefix="piiport-") as staging:
-            written = write_package(
-                tables,
-                manifest,
-                out=Path(staging),
-                fmt=fmt,
-                request_id=rid,
-                as_zip=as_zip,
-                overwrite=True,
-                csv_raw=csv_raw,
-                documents=documents,
-                page=page,
-            )
+            written = write(out=Path(staging), overwrite=True)
             digest = package_sha256(written.path)
             delivered = upload(written.path, destination, s3 or S3Delivery())
         package, download_url = delivered.url, delivered.download_url
     else:
-        written = write_package(
-            tables,
-            manifest,
-            out=Path(out),
-            fmt=fmt,
-            request_id=rid,
-            as_zip=as_zip,
-            overwrite=overwrite,
-            csv_raw=csv_raw,
-            documents=documents,
-            page=page,
-        )
+        written = write(out=Path(out), overwrite=overwrite)
         package = str(written.path)
         digest = package_sha256(written.path)
     masked = ", ".join(i.masked for i in identifiers)

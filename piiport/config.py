@@ -19,6 +19,7 @@ from discover.retention import MaxAge, RetentionRule
 from discover.settings import DEFAULT_MODELS, DEFAULT_REGIONS, DetectionSettings, ScanSettings, default_workers
 from export.page_text import LANGUAGES
 from export.processing import LEGAL_BASES, SUBJECT_ORIGIN, THIRD_PARTY, Processing, ProcessingEntry
+from export.processing import SETTINGS as PROCESSING_SETTINGS
 
 ENV_INDEX = "PIIPORT_INDEX"
 ENV_CONFIG = "PIIPORT_CONFIG"
@@ -72,19 +73,7 @@ _EXPORT_KEYS = {
     "redact",
     "package_ttl",
 }
-_PROCESSING_KEYS = {
-    "source",
-    "container",
-    "purposes",
-    "legal_basis",
-    "categories",
-    "recipients",
-    "retention",
-    "origin",
-    "automated_decisions",
-    "portability",
-    "fields",
-}
+_PROCESSING_KEYS = {"source", "container", "fields", *PROCESSING_SETTINGS}
 _SERVICE_KEYS = {"callback_hosts", "callback_secret", "callback_retries", "callback_backoff"}
 ENV_CALLBACK_SECRET = "PIIPORT_CALLBACK_SECRET"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
