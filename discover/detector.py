@@ -117,10 +117,13 @@ def _load_spacy(model: str, language: str) -> Any:
         nlp = spacy.load(model)
     except (OSError, ValueError) as exc:
         raise DetectionError(f"spaCy model {model!r} cannot be loaded: {exc}", language=language, model=model) from exc
-    # NER needs only its own layer and the token-to-vector layer it listens to; the tagger,
-    # parser and lemmatizer would cost about a third more time for nothing piiport uses.
-    keep = [name for name in ("tok2vec", "ner") if name in nlp.pipe_names]
-    if "ner" in keep:
+    # NER needs only its own layer, and the shared token-to-vector layer only if it listens to
+    # it: the small English and French models' NER embeds its own, so the shared one (there for
+    # the tagger and parser) would cost a quarter of the NER time for nothing piiport uses.
+    if "ner" in nlp.pipe_names:
+        keep = ["ner"]
+        if "tok2vec" in nlp.pipe_names and "ner" in nlp.get_pipe("tok2vec").listening_components:
+            keep.insert(0, "tok2vec")
         nlp.select_pipes(enable=keep)
     return nlp
 
@@ -156,7 +159,8 @@ class Detector:
             )
         _offline_tldextract()
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-        from presidio_analyzer.nlp_engine import SpacyNlpEngine
+        from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+        from presidio_analyzer.nlp_engine import NlpArtifacts, SpacyNlpEngine
         from presidio_analyzer.predefined_recognizers import (
             IpRecognizer,
             PhoneRecognizer,
@@ -170,11 +174,24 @@ class Detector:
             def _doc_to_nlp_artifact(self, doc: Any, language: str) -> Any:
                 # Without the lemmatizer (not needed for NER) lemmas are empty, and Presidio's
                 # context words ("phone", "call") match lemmas: use the lower-cased token instead.
-                artifacts = super()._doc_to_nlp_artifact(doc, language)
-                artifacts.lemmas = [lemma or token.lower_ for lemma, token in zip(artifacts.lemmas, doc, strict=True)]
-                # Presidio derived the keywords from the empty lemmas; derive them again from these,
-                # or no context word ever matches (and each match's look-back walks the whole text).
-                artifacts.keywords = Keywords(artifacts.set_keywords(self, artifacts.lemmas, language))
+                # Built here in one pass: Presidio's own would derive keywords from the empty
+                # lemmas (then no context word ever matches, and each match's look-back walks the
+                # whole text), and each of its stop-word tests looks the word up in the vocabulary.
+                lemmas = [token.lemma_ or token.lower_ for token in doc]
+                entities, scores = self._get_updated_entities(
+                    doc.ents, [self.ner_model_configuration.default_score] * len(doc.ents)
+                )
+                artifacts = NlpArtifacts(
+                    entities=entities,
+                    tokens=doc,
+                    tokens_indices=[token.idx for token in doc],
+                    lemmas=lemmas,
+                    nlp_engine=None,  # no keywords from Presidio: set below
+                    language=language,
+                    scores=scores,
+                )
+                artifacts.nlp_engine = self
+                artifacts.keywords = Keywords(_keywords(doc, lemmas, self, language))
                 return artifacts
 
         nlp_engine = _NlpEngine(models=[{"lang_code": language, "model_name": model}])
@@ -197,7 +214,24 @@ class Detector:
         )
         registry.add_recognizer(SpacyRecognizer(supported_language=language, supported_entities=[PERSON]))
         logger.debug("built Presidio engine for %s with model %s", language, model)
-        return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=[language])
+
+        class _ContextEnhancer(LemmaContextAwareEnhancer):
+            def enhance_using_context(
+                self, text: str, raw_results: Any, nlp_artifacts: Any, recognizers: Any, context: Any = None
+            ) -> Any:
+                # Presidio deep-copies every result before it looks for context words; most texts'
+                # results (names from NER) come from recognizers without context words.
+                with_context = {r.id for r in recognizers if r.context}
+                if not any(_recognizer_id(r) in with_context for r in raw_results):
+                    return list(raw_results)
+                return super().enhance_using_context(text, raw_results, nlp_artifacts, recognizers, context)
+
+        return AnalyzerEngine(
+            registry=registry,
+            nlp_engine=nlp_engine,
+            supported_languages=[language],
+            context_aware_enhancer=_ContextEnhancer(),
+        )
 
     def analyze(self, texts: Sequence[str], *, language: str | None = None) -> list[list[Entity]]:
         """Entities in each text, in input order. Memory: one spaCy batch of docs at a time."""
@@ -245,6 +279,27 @@ class Detector:
                     view, nlp_artifacts, list(results), stop_words, self.settings.score_threshold, prose
                 )
             yield _clean(original, results)
+
+
+def _recognizer_id(result: Any) -> Any:
+    metadata = result.recognition_metadata or {}
+    return metadata.get("recognizer_identifier")
+
+
+def _keywords(doc: Any, lemmas: list[str], engine: Any, language: str) -> list[str]:
+    """Presidio's keywords (``NlpArtifacts.set_keywords``) of a text: its lemmas, lower-cased,
+    without stop words and punctuation, split at colons. A lemma that is the token's own
+    lower-cased form is tested on the token, whose lexeme is at hand, not looked up again."""
+    out: list[str] = []
+    for token, lemma in zip(doc, lemmas, strict=True):
+        if lemma == token.lower_:
+            skip = token.is_stop or token.is_punct
+        else:
+            skip = engine.is_stopword(lemma, language) or engine.is_punct(lemma, language)
+        if skip or lemma in ("-PRON-", "be"):
+            continue
+        out.extend(lemma.lower().split(":"))
+    return out
 
 
 @dataclass(frozen=True)
