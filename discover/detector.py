@@ -122,7 +122,8 @@ def _load_spacy(model: str, language: str) -> Any:
     # the tagger and parser) would cost a quarter of the NER time for nothing piiport uses.
     if "ner" in nlp.pipe_names:
         keep = ["ner"]
-        if "tok2vec" in nlp.pipe_names and "ner" in nlp.get_pipe("tok2vec").listening_components:
+        shared: Any = nlp.get_pipe("tok2vec") if "tok2vec" in nlp.pipe_names else None
+        if shared is not None and "ner" in shared.listening_components:
             keep.insert(0, "tok2vec")
         nlp.select_pipes(enable=keep)
     return nlp
@@ -178,9 +179,7 @@ class Detector:
                 # lemmas (then no context word ever matches, and each match's look-back walks the
                 # whole text), and each of its stop-word tests looks the word up in the vocabulary.
                 lemmas = [token.lemma_ or token.lower_ for token in doc]
-                entities, scores = self._get_updated_entities(
-                    doc.ents, [self.ner_model_configuration.default_score] * len(doc.ents)
-                )
+                entities, scores = self._get_updated_entities(doc.ents, self._get_scores_for_entities(doc))
                 artifacts = NlpArtifacts(
                     entities=entities,
                     tokens=doc,
