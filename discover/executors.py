@@ -91,6 +91,40 @@ def _run_on_worker(fn: Callable[[Any], Any], task: Any, semaphore: Any) -> Any:
         return fn(task)
 
 
+def _start_dask(workers: int, scheduler: str | None) -> tuple[Any, Any]:
+    """A Dask client, and the LocalCluster started for it (None with a scheduler address)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ExecutorError(
+            "the dask executor needs Dask distributed; install it with: pip install 'piiport[dask]'",
+            setting="executor",
+        ) from exc
+    cluster: Any = None
+    try:
+        if scheduler is None:
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                # Each worker imports the scan code as it starts, not on its first unit: with the
+                # cluster started beside listing and profiling (``OpeningExecutor``), in parallel.
+                preload=["discover.scan"],
+            )
+            return cluster, Client(cluster)
+        return None, Client(scheduler, timeout="20s")
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        where = scheduler or "a LocalCluster"
+        raise ExecutorError(
+            f"cannot start Dask on {where}: {exc}; check the address and that the scheduler runs",
+            setting="scheduler",
+        ) from exc
+
+
 class DaskExecutor:
     """Units as Dask tasks: on a LocalCluster started here, or on the cluster of ``scheduler``.
 
@@ -99,36 +133,18 @@ class DaskExecutor:
     local disk is turned off, since the driver could not read that file.
     """
 
-    def __init__(self, *, workers: int, scheduler: str | None, key: bytes, retries: int = DEFAULT_RETRIES) -> None:
-        try:
-            from distributed import Client, LocalCluster
-        except ImportError as exc:
-            raise ExecutorError(
-                "the dask executor needs Dask distributed; install it with: pip install 'piiport[dask]'",
-                setting="executor",
-            ) from exc
+    def __init__(
+        self,
+        *,
+        workers: int,
+        scheduler: str | None,
+        key: bytes,
+        retries: int = DEFAULT_RETRIES,
+        started: tuple[Any, Any] | None = None,
+    ) -> None:
         self.retries = retries
-        self._cluster: Any = None
         self._semaphores: dict[str, Any] = {}
-        try:
-            if scheduler is None:
-                self._cluster = LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address=None,
-                )
-                self._client = Client(self._cluster)
-            else:
-                self._client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
-            self.close()
-            where = scheduler or "a LocalCluster"
-            raise ExecutorError(
-                f"cannot start Dask on {where}: {exc}; check the address and that the scheduler runs",
-                setting="scheduler",
-            ) from exc
+        self._cluster, self._client = started or _start_dask(workers, scheduler)
         from discover.dask_plugin import IndexKeyPlugin
 
         self.slots = max(1, sum(self._client.nthreads().values()))
@@ -173,3 +189,53 @@ def open_executor(executor: str, *, workers: int, scheduler: str | None, key: by
     if executor == "dask":
         return DaskExecutor(workers=workers, scheduler=scheduler, key=key)
     return LocalExecutor(workers)
+
+
+class OpeningExecutor:
+    """A Dask cluster (or the connection to one) starting in a thread while the scan lists and
+    profiles its first containers: the start-up (seconds: a scheduler, worker processes that
+    import Dask and the scan code) overlaps work the scan does anyway.
+
+    The local pool is not started early: it forks from the parent once the parent has loaded
+    what its workers share (the spaCy model).
+    """
+
+    def __init__(self, executor: str, *, workers: int, scheduler: str | None) -> None:
+        self.executor, self.workers, self.scheduler = executor, workers, scheduler
+        self._thread: Any = None
+        self._started: tuple[Any, Any] | None = None
+        self._error: BaseException | None = None
+        if executor == "dask":
+            import threading
+
+            self._thread = threading.Thread(target=self._start, name="piiport-dask-start", daemon=True)
+            self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            self._started = _start_dask(self.workers, self.scheduler)
+        except BaseException as exc:  # raised again in open(), in the scan's own thread
+            self._error = exc
+
+    def open(self, key: bytes) -> LocalExecutor | DaskExecutor:
+        """The executor, once started; the start's error (no Dask, no scheduler) raised here."""
+        if self._thread is None:
+            return open_executor(self.executor, workers=self.workers, scheduler=self.scheduler, key=key)
+        self._thread.join()
+        self._thread = None
+        if self._error is not None:
+            raise self._error
+        started, self._started = self._started, None
+        return DaskExecutor(workers=self.workers, scheduler=self.scheduler, key=key, started=started)
+
+    def close(self) -> None:
+        """Stop a cluster started for a scan that never needed it."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._started is not None:
+            cluster, client = self._started
+            self._started = None
+            client.close()
+            if cluster is not None:
+                cluster.close()

@@ -554,8 +554,16 @@ class _Runner:
         self.inflight: dict[Any, _Job] = {}
         self.queue: deque[_Job] = deque()
         self.window = max(2, settings.workers * 2)
+        self._opening: Any = None
 
     def __enter__(self) -> _Runner:
+        if self.settings.parallel:
+            from discover.executors import OpeningExecutor
+
+            # A Dask cluster starts now, beside listing and profiling; the local pool on first use.
+            self._opening = OpeningExecutor(
+                self.settings.executor, workers=self.settings.workers, scheduler=self.settings.scheduler
+            )
         return self
 
     def _ensure_pool(self, job: _Job, key: bytes) -> Any:
@@ -563,21 +571,19 @@ class _Runner:
         and the pool is local, the parent loads the model first, so that forked workers share it
         instead of each loading their own (Dask workers load it once each, on their first unit)."""
         if self.pool is None:
-            from discover.executors import open_executor
-
             detector = _WORKER.get("detector")
             local = self.settings.executor == "local"
             if local and detector is not None and any(p.free_text for p in job.profiles.values()):
                 detector.engine(job.spec.language)
-            self.pool = open_executor(
-                self.settings.executor, workers=self.settings.workers, scheduler=self.settings.scheduler, key=key
-            )
+            self.pool = self._opening.open(key)
             self.window = max(2, self.pool.slots * 2)
         return self.pool
 
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
             self.pool.shutdown(list(self.inflight))  # removes spill files of units never written
+        elif self._opening is not None:
+            self._opening.close()  # a cluster started for a scan that had no unit to run
         for job in self.queue:
             job.drop_buffered()
             if job.write is not None:  # the scan stopped inside this container: keep what the index had
