@@ -30,6 +30,10 @@ Figures (the targets are in the README's Performance section):
   same model), start-up excluded: `piiport detect` is timed on all the texts and on the first
   batch only, and the difference is divided by the difference in texts. FILE is a labelled set
   in the presidio-research format; only texts with at least one labelled span are used.
+- Scaling on paper (``--only scaling``): one scan of W1 and one of W2; rows (notes) per CPU-second
+  of the worker processes, and CPU seconds of the scanning process itself per million rows
+  (notes); from them, the hours a billion-row table and 100 million notes would take on 50
+  workers (the larger of the workers' share and the scanning process's, which writes the index).
 - Executor (``--executor dask``, instead of the figures above): wall time of `piiport scan
   --executor dask` / the local pool's, on W1 and on W2, interleaved, best of ``--repeat``, twice:
   against a LocalCluster of ``--workers`` processes that the benchmark started beforehand
@@ -77,17 +81,34 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def run_cli(args: list[str], *, cwd: Path) -> tuple[float, int]:
-    """Wall time and peak process-tree RSS of one piiport command."""
+def own_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of one process itself, not of its children."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_cli(args: list[str], *, cwd: Path, cpu: dict[str, float] | None = None) -> tuple[float, int]:
+    """Wall time and peak process-tree RSS of one piiport command; with ``cpu``, also the CPU
+    seconds of the command's own process (``driver``, sampled until it exits) and of its whole tree
+    (``tree``)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen([PIIPORT, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak = 0
+    driver = 0.0
     stop = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, driver
         while not stop.is_set():
             peak = max(peak, tree_rss(proc.pid))
+            driver = max(driver, own_cpu(proc.pid))
             time.sleep(0.05)
 
     watcher = threading.Thread(target=sample, daemon=True)
@@ -98,6 +119,10 @@ def run_cli(args: list[str], *, cwd: Path) -> tuple[float, int]:
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"piiport {' '.join(args)} failed: {err.strip()[-500:]}")
+    if cpu is not None:
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu["driver"] = driver
+        cpu["tree"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return elapsed, peak
 
 
@@ -217,7 +242,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="the default worker count")
     parser.add_argument("--keep", type=Path, help="keep the workloads and indexes in this folder")
     parser.add_argument(
-        "--only", choices=("w1", "w2", "incremental", "export", "detect"), help="run one workload's figures only"
+        "--only",
+        choices=("w1", "w2", "incremental", "export", "detect", "scaling"),
+        help="run one workload's figures only",
     )
     parser.add_argument("--postgres", help="also measure incremental rescans on this PostgreSQL database URL")
     parser.add_argument("--data", type=Path, help="labelled texts (presidio-research JSON) for --only detect")
@@ -243,6 +270,8 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores{sizes}", flush=True)
     if args.executor == "dask":
         report += executor_figures(work, rows, notes, args.workers, args.repeat, args.only)
+    if args.only == "scaling":
+        report += scaling_figures(work, rows, notes, args.workers)
     if args.executor == "local" and args.only in (None, "w1"):
         report += w1_figures(work, rows, args.workers, args.repeat)
     if args.executor == "local" and args.only in (None, "w2"):
@@ -459,7 +488,8 @@ def export_figures(work: Path, quick: bool, repeat: int) -> list[tuple[str, str,
     sizes = [100_000, 1_000_000] + ([] if quick else [10_000_000])
     indexes = {n: cached_w1_index(n) for n in sizes}
     email = "user4242@example42.com"  # a customer of every size; the same row each time
-    startups, best = [], {}
+    startups: list[float] = []
+    best: dict[int, float] = {}
     for _ in range(repeat):  # interleaved: a slow moment of the machine hits every size alike
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", EXPORT_IMPORTS], check=True)
@@ -571,6 +601,50 @@ def vanilla_texts_per_second(texts: list[str]) -> tuple[float, float]:
     for _ in engine.analyze_iterator(texts, language="en", batch_size=64):
         pass
     return len(texts) / (time.perf_counter() - start), len(texts) / (time.process_time() - cpu)
+
+
+def scaling_figures(work: Path, rows: int, notes: int, workers: int) -> list[tuple[str, str, str]]:
+    """Per-worker throughput and the scanning process's own CPU, from one scan of W1 and of W2;
+    and what they make of a billion rows and 100 million notes on 50 workers."""
+    out = []
+    per_worker, driver_per = {}, {}
+    for name, db, size, unit in (
+        ("W1", build_w1(work / "w1.db", rows), rows, "rows"),
+        ("W2", build_w2(work / "w2.db", notes)[0], notes, "notes"),
+    ):
+        index = work / f"index-scaling-{name}"
+        shutil.rmtree(index, ignore_errors=True)
+        cpu: dict[str, float] = {}
+        args = ["scan", f"sqlite:///{db}", "--index", f"sqlite:///{index}/index.db", "--workers", str(workers)]
+        wall, _ = run_cli(args, cwd=work, cpu=cpu)
+        worker_cpu = max(cpu["tree"] - cpu["driver"], 1e-9)
+        per_worker[name], driver_per[name] = size / worker_cpu, cpu["driver"] / size
+        out += [
+            (
+                f"{name} {unit} per worker CPU-second",
+                f"{per_worker[name]:,.0f}",
+                f"{size:,} {unit}, --workers {workers}: {wall:.1f}s wall, workers {worker_cpu:.1f} CPU-s "
+                "(model loading included)",
+            ),
+            (
+                f"{name} driver CPU per million {unit}",
+                f"{driver_per[name] * 1e6:.1f}s",
+                f"the scanning process ({cpu['driver']:.1f} CPU-s): listing, profiling, writing the index",
+            ),
+        ]
+    for name, total, unit in (("W1", 1e9, "rows"), ("W2", 1e8, "notes")):
+        workers_bound = total / (50 * per_worker[name])
+        driver_bound = total * driver_per[name]
+        out.append(
+            (
+                f"on paper: {total:,.0f} {unit}, 50 workers",
+                f"{max(workers_bound, driver_bound) / 3600:.1f}h",
+                f"workers {workers_bound / 3600:.1f}h, the one scanning process {driver_bound / 3600:.1f}h "
+                "(writes to the index: the longer one bounds the scan)",
+            )
+        )
+    out.append(("load average (1 min) at the end", f"{os.getloadavg()[0]:.1f}", f"on {os.cpu_count()} cores"))
+    return out
 
 
 def executor_figures(
