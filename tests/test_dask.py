@@ -195,3 +195,41 @@ def test_a_bad_executor_setting_is_one_line_and_exit_2(
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.output
+
+
+def test_a_scan_with_no_unit_to_run_stops_the_cluster_it_started(tmp_path: Path, detector) -> None:
+    """The LocalCluster starts beside listing; a scan that lists nothing must not leave it running."""
+    import multiprocessing
+
+    before = {p.pid for p in multiprocessing.active_children()}
+    (tmp_path / "empty").mkdir()
+    index = Index(f"sqlite:///{tmp_path / 'index.db'}")
+    try:
+        result = scan(
+            [SourceSpec(name="empty", url=str(tmp_path / "empty"))],
+            index=index,
+            detector=detector,
+            settings=ScanSettings(workers=2, executor="dask"),
+        )
+    finally:
+        index.close()
+    assert result.ok and result.totals()["findings"] == 0
+    assert {p.pid for p in multiprocessing.active_children()} <= before
+
+
+def test_a_scheduler_that_does_not_answer_is_one_line_and_exit_2(tmp_path: Path, monkeypatch) -> None:
+    """The cluster is dialled in a thread; its failure still reaches the user as one line, exit 2."""
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    make_shop(tmp_path / "shop.db")
+    with socket.socket() as free:  # a port nobody listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    result = CliRunner().invoke(
+        main,
+        ["scan", "--executor", "dask", "--scheduler", f"tcp://127.0.0.1:{port}", f"sqlite:///{tmp_path / 'shop.db'}"],
+    )
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and f"cannot start Dask on tcp://127.0.0.1:{port}" in lines[0], result.output
