@@ -566,6 +566,7 @@ def detect_figures(work: Path, data: Path, workers: int) -> list[tuple[str, str,
     (ours, ours_cpu), (one, one_cpu) = rates(workers), rates(1)
     vanilla_rate, vanilla_cpu = vanilla_texts_per_second(texts)
     load = os.getloadavg()[0]
+    alone, pair = cpu_pair()
     return [
         (
             "detect texts/s vs vanilla",
@@ -579,6 +580,11 @@ def detect_figures(work: Path, data: Path, workers: int) -> list[tuple[str, str,
             f"{ours_cpu / vanilla_cpu:.2f}x",
             f"({ours_cpu:,.0f} vs {vanilla_cpu:,.0f}, --workers {workers}; the work per text, whatever the "
             f"neighbours' load; 1 worker: {one_cpu:,.0f}, {one_cpu / vanilla_cpu:.2f}x)",
+        ),
+        (
+            "machine: 2 vs 1 CPU-bound loops",
+            f"{2 * alone / pair:.2f}x",
+            "what a second worker can add at this moment (2.00x on two idle cores)",
         ),
     ]
 
