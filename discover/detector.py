@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from connectors.errors import DetectionError
 from discover.chunking import Keywords, iter_chunked
+from discover.errors import DetectionError
 from discover.gazetteer import gazetteer_names, has_lower_case_name
 from discover.identifiers import EMAIL, IP, PERSON, PHONE
 from discover.names import extra_names, repeated_names, trim_name

@@ -296,7 +296,7 @@ def test_export_json_output_and_exit_codes(runner: CliRunner, tmp_path: Path, de
     bad = runner.invoke(main, ["export", "--email", "not-an-email"])
     assert bad.exit_code == 2 and "--email n***@*** is not a valid email address" in bad.output
     none = runner.invoke(main, ["export"])
-    assert none.exit_code == 2 and "give at least one identifier" in none.output
+    assert none.exit_code == 2 and "give at least one identifier; --email, --phone, --ip or --name" in none.output
 
 
 def test_the_readme_config_example_is_valid(tmp_path: Path) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.errors import ConfigError, DetectionError
+from connectors.errors import ConfigError
 from discover.detector import Detector, ner_view
+from discover.errors import DetectionError
 from discover.settings import DetectionSettings
 
 

@@ -90,7 +90,8 @@ def _request_id_case(rid: str, line: str) -> Case:
 
 RESERVED = "is a reserved file name on Windows (CON, PRN, AUX, NUL, COM1-9, LPT1-9); choose another --request-id"
 NOT_A_FILE_NAME = (
-    "is not usable as a file name; use letters, digits, '.', '_' and '-' (at most 100 characters, not ending in '.')"
+    "is not usable as a file name; use letters, digits, '.', '_' and '-' (at most 100 characters, not ending in '.'); "
+    "choose another --request-id"
 )
 
 CASES = [

@@ -18,7 +18,8 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from connectors.errors import ConfigError, ExportError
+from connectors.errors import ConfigError
+from export.errors import ExportError
 from piiport.config import Config
 from piiport.service import schemas
 from piiport.service.audit import AuditLog
@@ -34,7 +35,6 @@ logger = logging.getLogger("piiport.service")
 
 MAX_BODY = 64 * 1024
 MAX_IDENTIFIERS = 20
-_OPTION_FIELD = {"--email": "email", "--phone": "phone", "--ip": "ip", "--name": "name"}
 
 
 @dataclass
@@ -180,14 +180,9 @@ class Service:
                 regions=self.config.detection.phone_regions,
             )
         except ConfigError as exc:
-            message = exc.message
-            for option, name in _OPTION_FIELD.items():
-                message = message.replace(option, name)
+            field = exc.setting if exc.setting in ("email", "phone", "ip", "name") else None
             raise ApiError(
-                422,
-                "invalid_identifier",
-                message,
-                f"identifiers.{_OPTION_FIELD.get(exc.setting or '', '')}".rstrip("."),
+                422, "invalid_identifier", exc.message, f"identifiers.{field}" if field else "identifiers"
             ) from exc
         if body.request_id is not None:
             try:
