@@ -62,8 +62,14 @@ _LOOKUP_CHUNK = 400
 MERGED_PART_ENTRIES = 1_000_000
 
 
-def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+def utcnow(now: datetime | None = None) -> str:
+    """``now`` (default: the current UTC time) to the second, as the index, manifests and reports write it."""
+    return (
+        (now or datetime.now(timezone.utc))
+        .astimezone(timezone.utc)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z")
+    )
 
 
 def _schema() -> Any:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import SourceSpec
-from discover.index import Index
+from discover.index import Index, utcnow
 from discover.subjects import REVIEW, Identifier, resolve
 from export.deliver import S3Delivery, existing_package, upload
 from export.errors import ExportError, package_exists
@@ -151,7 +151,7 @@ def export_subject(
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "request_id": rid,
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "generated_at": utcnow(),
         "generator": {"name": "piiport", "version": generator_version},
         "complete": complete,
         "subject": {
