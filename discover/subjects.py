@@ -88,10 +88,10 @@ def parse_identifiers(
     """
     out: list[Identifier] = []
     for entity_type, values, setting in (
-        (EMAIL, emails, "email"),
-        (PHONE, phones, "phone"),
-        (IP, ips, "ip"),
-        (PERSON, names, "name"),
+        (EMAIL, emails, "identifiers.email"),
+        (PHONE, phones, "identifiers.phone"),
+        (IP, ips, "identifiers.ip"),
+        (PERSON, names, "identifiers.name"),
     ):
         for raw in values:
             value = normalise(entity_type, raw, regions)

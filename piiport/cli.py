@@ -51,11 +51,16 @@ HINTS: dict[type[PiiportError] | tuple[type[PiiportError], str], str] = {
     (ExportError, "exists"): "pass --overwrite to replace it, or use another --request-id",
     (ExportError, "destination"): "choose another --out, or fix its permissions",
     (ConfigError, "identifiers"): "--email, --phone, --ip or --name",
-    (ConfigError, "executor"): "pass --executor dask",
 }
 
 #: The option that gave a ConfigError's setting: the message about its value starts with it.
-OPTION_OF_SETTING = {"email": "--email", "phone": "--phone", "ip": "--ip", "name": "--name", "out": "--out"}
+OPTION_OF_SETTING = {
+    "identifiers.email": "--email",
+    "identifiers.phone": "--phone",
+    "identifiers.ip": "--ip",
+    "identifiers.name": "--name",
+    "out": "--out",
+}
 
 
 def exit_code(error: PiiportError) -> int:

@@ -347,7 +347,8 @@ def test_error_types_map_to_exit_codes_and_hints_in_the_cli() -> None:
 
     cases = [
         (ConfigError("workers must be at least 1", setting="workers"), 2, "workers must be at least 1"),
-        (ExecutorError("dask is not installed"), 2, "dask is not installed"),
+        (ExecutorError("the dask executor needs Dask", setting="executor"), 2, "the dask executor needs Dask"),
+        (ConfigError("a token named 't' already exists", setting="name"), 2, "a token named 't' already exists"),
         (
             MissingIndexError("no index at i.db", setting="index"),
             2,
@@ -378,7 +379,7 @@ def test_error_types_map_to_exit_codes_and_hints_in_the_cli() -> None:
         (S3Error("bucket b does not exist", code="NoSuchBucket"), 1, "bucket b does not exist"),
         (TooDeep("a.b"), 1, str(TooDeep("a.b"))),
         (
-            ConfigError("n***@*** is not a valid email address", setting="email"),
+            ConfigError("n***@*** is not a valid email address", setting="identifiers.email"),
             2,
             "--email n***@*** is not a valid email address",
         ),

@@ -180,10 +180,8 @@ class Service:
                 regions=self.config.detection.phone_regions,
             )
         except ConfigError as exc:
-            field = exc.setting if exc.setting in ("email", "phone", "ip", "name") else None
-            raise ApiError(
-                422, "invalid_identifier", exc.message, f"identifiers.{field}" if field else "identifiers"
-            ) from exc
+            field = exc.setting if exc.setting and exc.setting.startswith("identifiers.") else "identifiers"
+            raise ApiError(422, "invalid_identifier", exc.message, field) from exc
         if body.request_id is not None:
             try:
                 check_request_id(body.request_id)
