@@ -25,11 +25,15 @@ class ShadowedPackageError(ImportError):
 def _check_own_packages() -> None:
     import importlib
     import importlib.util
+    from pathlib import Path
 
     for name in OWN_PACKAGES:
         try:
             module = importlib.import_module(name)
         except Exception:
+            spec = importlib.util.find_spec(name)
+            if spec and spec.origin and Path(spec.origin).parent == Path(__file__).parent.parent / name:
+                raise  # our own package is broken: its own error says how
             module = None
         if module is not None and getattr(module, "__piiport__", None) is True:
             continue
