@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from connectors.errors import DetectionError
-from discover.chunking import Keywords, iter_chunked
+from discover.chunking import iter_chunked
+from discover.errors import DetectionError
 from discover.gazetteer import gazetteer_names, has_lower_case_name
 from discover.identifiers import EMAIL, IP, PERSON, PHONE
 from discover.names import extra_names, repeated_names, trim_name
 from discover.phones import other_number, plausible_phone
+from discover.presidio_compat import token_artifacts, tokenized_artifacts
 from discover.prose import ProseRules, is_title_case
 from discover.settings import DetectionSettings
 
@@ -91,16 +92,6 @@ def plan_entities(text: str, entities: Sequence[str], stop_words: Collection[str
     return plan
 
 
-def _offline_tldextract() -> None:
-    # Presidio's e-mail check calls tldextract.extract(); by default that fetches the
-    # public suffix list over the network. Use the snapshot bundled with the package.
-    import tldextract
-    import tldextract.tldextract as tld_module
-
-    if tld_module.TLD_EXTRACTOR.suffix_list_urls:
-        tld_module.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-
 def _load_spacy(model: str, language: str) -> Any:
     import spacy
 
@@ -158,10 +149,9 @@ class Detector:
                 f"{', '.join(sorted(self.settings.models))}",
                 language=language,
             )
-        _offline_tldextract()
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
         from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
-        from presidio_analyzer.nlp_engine import NlpArtifacts, SpacyNlpEngine
+        from presidio_analyzer.nlp_engine import SpacyNlpEngine
         from presidio_analyzer.predefined_recognizers import (
             IpRecognizer,
             PhoneRecognizer,
@@ -171,29 +161,7 @@ class Detector:
         from discover.emails import email_recognizer
         from discover.phones import lenient_phone_recognizer
 
-        class _NlpEngine(SpacyNlpEngine):
-            def _doc_to_nlp_artifact(self, doc: Any, language: str) -> Any:
-                # Without the lemmatizer (not needed for NER) lemmas are empty, and Presidio's
-                # context words ("phone", "call") match lemmas: use the lower-cased token instead.
-                # Built here in one pass: Presidio's own would derive keywords from the empty
-                # lemmas (then no context word ever matches, and each match's look-back walks the
-                # whole text), and each of its stop-word tests looks the word up in the vocabulary.
-                lemmas = [token.lemma_ or token.lower_ for token in doc]
-                entities, scores = self._get_updated_entities(doc.ents, self._get_scores_for_entities(doc))
-                artifacts = NlpArtifacts(
-                    entities=entities,
-                    tokens=doc,
-                    tokens_indices=[token.idx for token in doc],
-                    lemmas=lemmas,
-                    nlp_engine=None,  # no keywords from Presidio: set below
-                    language=language,
-                    scores=scores,
-                )
-                artifacts.nlp_engine = self
-                artifacts.keywords = Keywords(_keywords(doc, lemmas, self, language))
-                return artifacts
-
-        nlp_engine = _NlpEngine(models=[{"lang_code": language, "model_name": model}])
+        nlp_engine = SpacyNlpEngine(models=[{"lang_code": language, "model_name": model}])
         # Loaded here, not by Presidio, whose load() would download a missing model.
         nlp_engine.nlp = {language: _load_spacy(model, language)}  # type: ignore[assignment]
         registry = RecognizerRegistry(supported_languages=[language])
@@ -256,16 +224,16 @@ class Detector:
         views = [ner_view(t) for t in texts]
         plans = [plan_entities(v, self.settings.entities, stop_words) for v in views]
         ner_views = [v for v, plan in zip(views, plans, strict=True) if PERSON in plan]
-        ner_artifacts = iter(engine.nlp_engine.process_batch(ner_views, lang, batch_size=self.settings.nlp_batch_size))
+        token_views = [v for v, plan in zip(views, plans, strict=True) if plan and PERSON not in plan]
+        batch = self.settings.nlp_batch_size
+        # Tokens only first (eagerly), then the NER pipeline, lazily: one spaCy batch of docs at a time.
+        tokenized = iter(tokenized_artifacts(engine.nlp_engine, token_views, lang, batch_size=batch))
+        ner_artifacts = token_artifacts(engine.nlp_engine, ner_views, lang, batch_size=batch)
         for original, view, plan in zip(texts, views, plans, strict=True):
             if not plan:
                 yield []
                 continue
-            if PERSON in plan:
-                _, nlp_artifacts = next(ner_artifacts)
-            else:
-                # Pattern recognizers need tokens only (for context words), not the NER model.
-                nlp_artifacts = engine.nlp_engine._doc_to_nlp_artifact(nlp.make_doc(view), lang)
+            nlp_artifacts = next(ner_artifacts) if PERSON in plan else next(tokenized)
             results = engine.analyze(
                 text=view,
                 language=lang,
@@ -283,22 +251,6 @@ class Detector:
 def _recognizer_id(result: Any) -> Any:
     metadata = result.recognition_metadata or {}
     return metadata.get("recognizer_identifier")
-
-
-def _keywords(doc: Any, lemmas: list[str], engine: Any, language: str) -> list[str]:
-    """Presidio's keywords (``NlpArtifacts.set_keywords``) of a text: its lemmas, lower-cased,
-    without stop words and punctuation, split at colons. A lemma that is the token's own
-    lower-cased form is tested on the token, whose lexeme is at hand, not looked up again."""
-    out: list[str] = []
-    for token, lemma in zip(doc, lemmas, strict=True):
-        if lemma == token.lower_:
-            skip = token.is_stop or token.is_punct
-        else:
-            skip = engine.is_stopword(lemma, language) or engine.is_punct(lemma, language)
-        if skip or lemma in ("-PRON-", "be"):
-            continue
-        out.extend(lemma.lower().split(":"))
-    return out
 
 
 @dataclass(frozen=True)
