@@ -48,9 +48,28 @@ def test_context_words_match_without_the_lemmatizer(detector) -> None:
     from discover.presidio_compat import tokenized_artifacts
 
     engine = detector.engine("en").nlp_engine
+    # NER only: the small English model's NER embeds its own token-to-vector layer.
+    assert engine.nlp["en"].pipe_names == ["ner"]
     [artifacts] = tokenized_artifacts(engine, ["Call Phone: 555"], "en", batch_size=8)
     assert artifacts.lemmas == ["call", "phone", ":", "555"] and "phone" in artifacts.keywords
-    assert engine.nlp["en"].pipe_names == ["tok2vec", "ner"]  # the NER pipeline is whole again
+    assert engine.nlp["en"].pipe_names == ["ner"]  # the NER pipeline is whole again
+
+
+def test_keywords_are_presidios_own(detector) -> None:
+    """The one-pass keywords equal ``NlpArtifacts.set_keywords`` of the same lemmas."""
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+
+    from discover.presidio_compat import token_artifacts
+
+    engine = detector.engine("en").nlp_engine
+    texts = [
+        "The PHONE of Mr. Smith: +44 20 7946 0958, or call THE office!",
+        "Is there a better example than early Yefremova? They were singing about it, and I am not.",
+        "mail:jane@example.org -- tel:555-0100 ; it's been Été déjà",
+    ]
+    for artifacts in token_artifacts(engine, texts, "en", batch_size=8):
+        assert list(artifacts.keywords) == NlpArtifacts.set_keywords(engine, artifacts.lemmas, "en")
+        assert "phone" in artifacts.keywords or "singing" in artifacts.keywords or "tel" in artifacts.keywords
 
 
 @pytest.mark.parametrize("package", ["presidio-analyzer", "tldextract"])
