@@ -20,9 +20,9 @@ import sqlite3
 import time
 import warnings
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from connectors.base import (
@@ -33,21 +33,26 @@ from connectors.base import (
     FieldInfo,
     Record,
     Relation,
+    RelationalReader,
     SourceSpec,
     decode_key,
     encode_key,
-    register,
 )
 from connectors.errors import SourceError, wrong_password
 from connectors.flatten import flatten
 from connectors.flatten import loads as json_loads
+from connectors.options import SqlOptions, coerce
 from connectors.redact import mask_url, quote_password
+from connectors.transient import driver_transient
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
     from sqlalchemy.engine import Engine
+    from sqlalchemy.exc import DBAPIError
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _SYSTEM_SCHEMAS = {
     "information_schema",
@@ -140,12 +145,16 @@ def _lenient_type() -> type:
     return Lenient
 
 
-@register("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle")
 class SqlConnector(Connector):
     """A database reached by a SQLAlchemy URL. The connection is opened read-only where the driver allows."""
 
+    # Served through the ``piiport.connectors`` entry points of these names (pyproject.toml).
+    schemes = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle")
+    options_type = SqlOptions
+
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
+        self.options = coerce(SqlOptions, spec.options, spec.name)
         self._engine: Engine | None = None
         self._tables: dict[str, Table] | None = None
         self._native: dict[tuple[str, str], str] = {}
@@ -181,9 +190,9 @@ class SqlConnector(Connector):
             # Shows up in pg_stat_activity, so a DBA can tell what is reading. The password, if not
             # in the URL, comes from PGPASSWORD or ~/.pgpass through libpq.
             connect_args["application_name"] = "piiport"
-            connect_args["connect_timeout"] = int(self.spec.options.get("connect_timeout", 10))
+            connect_args["connect_timeout"] = self.options.connect_timeout
         elif backend in {"mysql", "mariadb"}:
-            connect_args["connect_timeout"] = int(self.spec.options.get("connect_timeout", 10))
+            connect_args["connect_timeout"] = self.options.connect_timeout
             if url.password is None and os.environ.get("MYSQL_PWD"):
                 url = url.set(password=os.environ["MYSQL_PWD"])
         try:
@@ -290,7 +299,7 @@ class SqlConnector(Connector):
         dialect = self.engine.dialect.name
         if dialect == "sqlite":
             return [default or "main"]
-        wanted = self.spec.options.get("schemas")
+        wanted = self.options.schemas
         if wanted:
             return list(wanted)
         if dialect in {"mysql", "mariadb"} and self.engine.url.database:
@@ -304,7 +313,7 @@ class SqlConnector(Connector):
 
         inspector = inspect(self.engine)
         default = inspector.default_schema_name
-        views = bool(self.spec.options.get("views", False))
+        views = self.options.views
         metadata = MetaData()
         for schema in self._schemas(inspector):
             names = list(inspector.get_table_names(schema=schema))
@@ -371,7 +380,7 @@ class SqlConnector(Connector):
         if self._tables is None and self.engine.dialect.name != "sqlite":
             # A worker reflects its table when it opens a unit: mid-scan, a dropped connection
             # there is the same fault as during a read, and gets the same retries.
-            options = self.spec.options
+            options = self.options
 
             def reflect() -> dict[str, Table]:
                 self._tables = self._reflect()
@@ -381,8 +390,8 @@ class SqlConnector(Connector):
                 self,
                 ref.name,
                 reflect,
-                retries=int(options.get("retries", 4)),
-                delay=float(options.get("retry_delay", 0.5)),
+                retries=options.retries,
+                delay=options.retry_delay,
             )
         table = self.tables().get(ref.name)
         if table is None:
@@ -476,7 +485,7 @@ def _tidy_decimal(value: decimal.Decimal) -> decimal.Decimal:
 _KIND_WORDS = {"decimal": "numbers", "float": "numbers", "date": "dates", "datetime": "dates with a time"}
 
 
-class SqlTableReader(ContainerReader):
+class SqlTableReader(RelationalReader):
     """Reads one table.
 
     ``batches`` pages through the table by key (keyset pagination: ``WHERE key > last
@@ -495,9 +504,8 @@ class SqlTableReader(ContainerReader):
         self.skipped_fields = [c.name for c in table.columns if self.types[c.name] == "bytes"]
         self.key_exprs, self.key_kind = self._locate_by()
         self.key_columns = [e.label("__rowid__") if self.key_kind == "rowid" else e for e in self.key_exprs]
-        options = connector.spec.options
-        self.retries = int(options.get("retries", 4))
-        self.retry_delay = float(options.get("retry_delay", 0.5))
+        self.retries = connector.options.retries
+        self.retry_delay = connector.options.retry_delay
 
     def _locate_by(self) -> tuple[list[Any], str]:
         from sqlalchemy import literal_column
@@ -909,7 +917,7 @@ class SqlTableReader(ContainerReader):
         with self.connector.engine.connect() as conn:
             return list(conn.execute(stmt).all())
 
-    def _with_retry(self, call: Any) -> Any:
+    def _with_retry(self, call: Callable[..., T]) -> T:
         """Run a read; on a dropped connection wait (0.5 s, 1 s, 2 s, …) and try again."""
         return with_retry(self.connector, self.ref.name, call, retries=self.retries, delay=self.retry_delay)
 
@@ -1021,10 +1029,10 @@ class SqlTableReader(ContainerReader):
         ]
 
 
-def with_retry(connector: SqlConnector, container: str, call: Any, *, retries: int, delay: float) -> Any:
+def with_retry(connector: SqlConnector, container: str, call: Callable[[], T], *, retries: int, delay: float) -> T:
     """Run ``call`` (a read of ``container``); on a dropped connection wait (``delay``, twice
     that, …) and try again, up to ``retries`` times, then raise one SourceError saying so."""
-    from sqlalchemy.exc import DBAPIError, OperationalError
+    from sqlalchemy.exc import DBAPIError
 
     # A file database does not drop connections; a server may, and mid-scan a failed
     # reconnect is as transient as the drop itself.
@@ -1035,7 +1043,7 @@ def with_retry(connector: SqlConnector, container: str, call: Any, *, retries: i
             try:
                 return call()
             except DBAPIError as exc:
-                lost = server and (exc.connection_invalidated or isinstance(exc, OperationalError))
+                lost = server and _transient(exc)
                 if not lost or attempt >= retries:
                     if lost:
                         raise SourceError(
@@ -1055,3 +1063,14 @@ def with_retry(connector: SqlConnector, container: str, call: Any, *, retries: i
                     wait,
                 )
                 time.sleep(wait)
+
+
+def _transient(exc: DBAPIError) -> bool:
+    """A dropped connection, a server restart, a deadlock: by the driver's error type and code
+    (``connectors.transient``); a driver whose codes are not known there, by SQLAlchemy's class."""
+    from sqlalchemy.exc import OperationalError
+
+    if exc.connection_invalidated:
+        return True
+    known = driver_transient(exc.orig) if isinstance(exc.orig, BaseException) else None
+    return isinstance(exc, OperationalError) if known is None else known

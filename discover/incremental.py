@@ -19,8 +19,8 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from connectors.options import SourceOptions, SqlOptions
 from discover.extract import FieldStats
 from discover.profile import FieldProfile
 from discover.settings import DetectionSettings, ScanSettings
@@ -119,13 +119,11 @@ def merge(summaries: Iterable[RangeSummary]) -> RangeSummary:
     return out
 
 
-def changed_column(options: Mapping[str, Any], table: str, columns: Iterable[str]) -> str | None:
+def changed_column(options: SourceOptions, table: str, columns: Iterable[str]) -> str | None:
     """The source's watermark column for a table (``changed_column``: one name, or per table),
     when the table has it."""
-    chosen = options.get("changed_column")
-    if isinstance(chosen, Mapping):
-        chosen = chosen.get(table)
-    return chosen if isinstance(chosen, str) and chosen in set(columns) else None
+    chosen = options.changed_column_of(table) if isinstance(options, SqlOptions) else None
+    return chosen if chosen is not None and chosen in set(columns) else None
 
 
 __all__ = ["RangeSummary", "changed_column", "merge", "signature"]
