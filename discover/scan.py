@@ -124,7 +124,8 @@ class UnitTask:
     profiles: dict[str, FieldProfile]
     detection: DetectionSettings
     batch_size: int
-    key: bytes
+    #: The index key: a unit that fails is logged and shown with its task, never with the key.
+    key: bytes = field(repr=False)
     #: The container's record keys are personal data: seal them (``discover.sealing``).
     seal_keys: bool = False
     #: Hashed findings kept in memory before the rest go to a temporary file.

@@ -19,6 +19,7 @@ from servers import mariadb_database, postgres_database, run_sql
 
 from connectors.base import SourceSpec
 from connectors.errors import ConfigError
+from connectors.options import SqlOptions
 from connectors.sql import SqlTableReader
 from discover.detector import Detector
 from discover.index import Index
@@ -249,7 +250,7 @@ def test_watermark_column(tmp_path: Path, detector: Detector) -> None:
         conn.executemany(
             "INSERT INTO people VALUES (?, ?, '2026-01-01')", [(i, f"user{i}@example.com") for i in range(1, 301)]
         )
-    spec = SourceSpec(name="crm", url=f"sqlite:///{db}", options={"changed_column": "updated_at"})
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}", options=SqlOptions(changed_column="updated_at"))
     idx = Index(f"sqlite:///{tmp_path / 'idx' / 'index.db'}", key=KEY)
     _scan(spec, idx, detector, 1)
     with sqlite3.connect(db) as conn:
@@ -348,7 +349,7 @@ def test_cli_full_flag_and_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert reads("files", "--full") == ["full"]
     (tmp_path / "piiport.yaml").write_text("incremental: false\nsources:\n  - path: files\n")
     assert reads("--config", "piiport.yaml") == ["full"]
-    (tmp_path / "bad.yaml").write_text("sources:\n  - path: files\n    changed_column: 5\n")
+    (tmp_path / "bad.yaml").write_text("sources:\n  - url: sqlite:///shop.db\n    changed_column: 5\n")
     bad = runner.invoke(main, ["scan", "--config", "bad.yaml"])
     assert bad.exit_code == 2
     assert "sources[0].changed_column must be a column name (changed_column: updated_at)" in bad.output
