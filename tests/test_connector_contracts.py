@@ -24,7 +24,7 @@ from piiport.config import load_config
 
 # A connector as a third party would write it, in its own distribution: nothing of piiport is
 # changed to make `memo://` a source.
-MEMO_MODULE = '''
+MEMO_MODULE = """
 from dataclasses import dataclass
 
 from connectors.base import Connector, ContainerReader, ContainerRef, Record
@@ -69,7 +69,7 @@ class MemoConnector(Connector):
 
     def open(self, ref):
         return MemoReader(ref)
-'''
+"""
 
 
 def _install_distribution(site: Path, monkeypatch: pytest.MonkeyPatch, entry_points: str) -> None:
@@ -85,9 +85,7 @@ def _install_distribution(site: Path, monkeypatch: pytest.MonkeyPatch, entry_poi
 
 @pytest.fixture
 def memo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _install_distribution(
-        tmp_path / "site", monkeypatch, "[piiport.connectors]\nmemo = piiport_memo:MemoConnector\n"
-    )
+    _install_distribution(tmp_path / "site", monkeypatch, "[piiport.connectors]\nmemo = piiport_memo:MemoConnector\n")
 
 
 def test_a_third_party_connector_registered_by_entry_point_is_scanned(memo: None, index: Index, detector) -> None:
