@@ -124,7 +124,8 @@ class S3Settings:
 
 @dataclass(frozen=True)
 class Config:
-    index: str = DEFAULT_INDEX
+    #: Out of the repr: a PostgreSQL index URL may hold a password.
+    index: str = field(default=DEFAULT_INDEX, repr=False)
     sources: tuple[SourceSpec, ...] = ()
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     scan: ScanSettings = field(default_factory=ScanSettings)

@@ -199,6 +199,10 @@ def test_no_repr_shows_a_password_or_the_index_key() -> None:
     secret = b"k3y-k3y-k3y-k3y-k3y-k3y"
     task = UnitTask(spec, ContainerRef("db", "t", "table"), None, {}, DetectionSettings(), 100, secret)
     assert "k3y" not in repr(task) and "w0rd" not in repr(task) and "batch_size=100" in repr(task)
+    from piiport.config import Config
+
+    config = Config(index="postgresql://piiport:s3cret@db/index", sources=(spec,))
+    assert "s3cret" not in repr(config) and "w0rd" not in repr(config) and "name='db'" in repr(config)
 
 
 # -- errors survive pickling -----------------------------------------------------------------------
