@@ -503,8 +503,8 @@ class SqlTableReader(RelationalReader):
         self.key_exprs, self.key_kind, self.key_columns = self.keys.exprs, self.keys.kind, self.keys.columns
         self.retries = connector.options.retries
         self.retry_delay = connector.options.retry_delay
-        self.sampler = Sampler(self.keys, connector.engine, self._key_bounds)
-        self.pager = Pager(self.keys, connector.engine, self._with_retry)
+        self.sampler = Sampler(self.keys, lambda: connector.engine, self._key_bounds)
+        self.pager = Pager(self.keys, lambda: connector.engine, self._with_retry)
 
     def fields(self) -> list[FieldInfo]:
         return [FieldInfo(c.name, self.types[c.name]) for c in self.columns]

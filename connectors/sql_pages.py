@@ -16,9 +16,10 @@ class Pager:
     """Pages of a table's rows (key columns first), each read through ``retry``."""
 
     def __init__(
-        self, keys: KeyLocator, engine: Engine, retry: Callable[[Callable[..., list[Any]]], list[Any]]
+        self, keys: KeyLocator, engine: Callable[[], Engine], retry: Callable[[Callable[..., list[Any]]], list[Any]]
     ) -> None:
         self.keys = keys
+        #: The connector's engine, asked for at each read: a closed connector makes a new one.
         self.engine = engine
         self.retry = retry
 
@@ -34,7 +35,7 @@ class Pager:
         from sqlalchemy.exc import DBAPIError
 
         key = self.keys.exprs[0]
-        dialect = self.engine.dialect
+        dialect = self.engine().dialect
         base = select(*self.keys.columns, *columns).order_by(key).limit(size)
         if unit is not None:
             base = base.where(key < bindparam("high"))
@@ -48,7 +49,7 @@ class Pager:
             values = {**bounds, "after": after}
             params = {**c.params, **{k: v for k, v in values.items() if k in c.params}}
             args: Any = [params[n] for n in c.positiontup or ()] if c.positional else params
-            with self.engine.connect() as conn:
+            with self.engine().connect() as conn:
                 cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
                 try:
                     cursor.execute(str(c), args)
@@ -95,5 +96,5 @@ class Pager:
         if after is not None:
             after_key = exprs[0] > after[0] if len(exprs) == 1 else tuple_(*exprs) > tuple_(*after)
             stmt = stmt.where(after_key)
-        with self.engine.connect() as conn:
+        with self.engine().connect() as conn:
             return list(conn.execute(stmt).all())

@@ -24,8 +24,11 @@ class Sampler:
     ``seed``); else TABLESAMPLE BERNOULLI on PostgreSQL, a RAND() filter on MySQL, ``ORDER BY
     random()`` elsewhere."""
 
-    def __init__(self, keys: KeyLocator, engine: Engine, key_bounds: Callable[[Any], tuple[int, int] | None]) -> None:
+    def __init__(
+        self, keys: KeyLocator, engine: Callable[[], Engine], key_bounds: Callable[[Any], tuple[int, int] | None]
+    ) -> None:
         self.keys = keys
+        #: The connector's engine, asked for at each read: a closed connector makes a new one.
         self.engine = engine
         #: The integer key's lowest and highest value on a connection; None for an empty table.
         self.key_bounds = key_bounds
@@ -79,7 +82,7 @@ class Sampler:
     def statement(self, conn: Any, size: int) -> Any:
         from sqlalchemy import func, literal, text
 
-        dialect = self.engine.dialect.name
+        dialect = self.engine().dialect.name
         if dialect == "postgresql":
             estimate = conn.execute(
                 text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"),
@@ -93,7 +96,7 @@ class Sampler:
         if dialect in {"mysql", "mariadb"}:
             estimate = conn.execute(
                 text("SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = :s AND TABLE_NAME = :t"),
-                {"s": self.keys.table.schema or self.engine.url.database, "t": self.keys.table.name},
+                {"s": self.keys.table.schema or self.engine().url.database, "t": self.keys.table.name},
             ).scalar()
             stmt = self.keys.select()
             if estimate and estimate > size * 20:
