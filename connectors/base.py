@@ -346,11 +346,14 @@ def connector_class(url: str, source: str | None = None) -> type[Connector]:
     where = f"source {source!r}: " if source else ""
     entry = _entry_points().get(scheme)
     if entry is None:
-        raise SourceError(
-            f"{where}unknown URL scheme {scheme!r}; known schemes: {', '.join(known_schemes()) or 'none'} "
-            "(a connector package adds its schemes when installed)",
-            source=source,
-        )
+        known = known_schemes()
+        if not known:  # piiport's own entry points are missing: a checkout used without installing it
+            raise SourceError(
+                f"{where}no connector is registered, not even the built-in ones; install piiport "
+                "(pip install -e . in a checkout) so that its entry points exist",
+                source=source,
+            )
+        raise SourceError(f"{where}unknown URL scheme {scheme!r}; known schemes: {', '.join(known)}", source=source)
     try:
         loaded = entry.load()
     except Exception as exc:  # a broken third-party package: say which, not a traceback
