@@ -29,6 +29,7 @@ from connectors.base import (
     ContainerReader,
     ContainerRef,
     FieldInfo,
+    KeyRange,
     Record,
     Relation,
     RelationalReader,
@@ -565,7 +566,7 @@ class SqlTableReader(RelationalReader):
         yield from self._unit_batches(batch_size, None)
 
     # -- work units and column batches ---------------------------------------------------
-    def units(self, rows_per_unit: int) -> list[Any]:
+    def units(self, rows_per_unit: int) -> list[KeyRange | None]:
         """Key ranges ``(low, high)`` of about ``rows_per_unit`` rows, for an integer key; else one unit.
 
         The last ranges are smaller (``_key_ranges``), so that workers finish together.
@@ -576,7 +577,7 @@ class SqlTableReader(RelationalReader):
             bounds = self._key_bounds(conn)
         if bounds is None or bounds[1] - bounds[0] < rows_per_unit:
             return [None]
-        return _key_ranges(bounds[0], bounds[1] + 1, rows_per_unit)
+        return [KeyRange(*r) for r in _key_ranges(bounds[0], bounds[1] + 1, rows_per_unit)]
 
     def range_step(self, rows_per_range: int) -> int | None:
         if not self._one_integer_key():

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from connectors.base import KeyRange
 from connectors.sql_keys import KeyLocator
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ class Pager:
         self.engine = engine
         self.retry = retry
 
-    def driver_pages(self, size: int, unit: Any, columns: list[Any]) -> Iterator[list[Any]]:
+    def driver_pages(self, size: int, unit: KeyRange | None, columns: list[Any]) -> Iterator[list[Any]]:
         """Keyset pages of an integer key read through the driver's cursor, as plain tuples.
 
         The same query as ``pages``; it skips SQLAlchemy's row objects, which cost as much
@@ -61,7 +62,7 @@ class Pager:
 
         yield from self.keyset(size, page, lambda row: row[0])
 
-    def pages(self, size: int, unit: Any, columns: list[Any]) -> Iterator[list[Any]]:
+    def pages(self, size: int, unit: KeyRange | None, columns: list[Any]) -> Iterator[list[Any]]:
         """Keyset pages of the key columns and ``columns``, of a unit (``None``: the whole table)."""
         width = len(self.keys.columns)
         yield from self.keyset(
@@ -84,7 +85,7 @@ class Pager:
             after = last_key(rows[-1])
 
     def page(
-        self, after: tuple[Any, ...] | None, size: int, unit: Any = None, columns: list[Any] | None = None
+        self, after: tuple[Any, ...] | None, size: int, unit: KeyRange | None = None, columns: list[Any] | None = None
     ) -> list[Any]:
         from sqlalchemy import select, tuple_
 
