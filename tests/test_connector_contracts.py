@@ -252,3 +252,25 @@ def test_every_error_survives_pickling() -> None:
         assert type(back) is cls
         assert str(back) == str(error), cls
         assert vars(back) == vars(error), cls
+
+
+@pytest.mark.parametrize(
+    ("code", "transient", "hint"),
+    [
+        ("SlowDown", True, "the store kept answering SlowDown after retries; try again later"),
+        ("503", True, "the store kept answering 503 after retries; try again later"),
+        ("NoSuchBucket", False, "bucket b does not exist; check the URL and region"),
+        ("AccessDenied", False, "access denied (AccessDenied)"),
+    ],
+)
+def test_s3_errors_are_classified_by_their_code(code: str, transient: bool, hint: str) -> None:
+    from botocore.exceptions import ClientError
+
+    from connectors.s3 import translate
+
+    answer: Any = {"Error": {"Code": code, "Message": "Please reduce your request rate."}}
+    error = translate(ClientError(answer, "GetObject"), where="s3://b/k", bucket="b", source="s")
+    assert (error.code, error.transient) == (code, transient)
+    assert error.message.startswith(f"s3://b/k: {hint}")
+    back = pickle.loads(pickle.dumps(error))
+    assert (back.code, back.transient, back.source, back.message) == (code, transient, "s", error.message)
