@@ -15,17 +15,11 @@ from typing import Any, TypeVar
 
 from connectors.errors import ConfigError
 
-#: Allowed ranges of bounded numbers: (low, high, whether ``low`` itself is allowed). Zero retries,
-#: delays or timeouts are typos, not wishes.
-RANGES: Mapping[str, tuple[float, float, bool]] = {
-    "retries": (1, 100, True),
-    "retry_delay": (0, 300, False),
-    "connect_timeout": (1, 3600, True),
-    "read_timeout": (1, 3600, True),
-    "max_attempts": (1, 100, True),
-}
-#: Field metadata: ``expects`` replaces the type's wording in messages; ``at_least`` is a lower bound.
-_SECONDS = {"expects": "a number of seconds"}
+# Field metadata: ``range`` is (low, high, whether ``low`` itself is allowed): zero retries, delays
+# or timeouts are typos, not wishes; ``at_least`` is a lower bound alone; ``expects`` replaces the
+# type's wording in messages.
+_TIMEOUT = {"range": (1, 3600, True)}
+_SECONDS = {"range": (1, 3600, True), "expects": "a number of seconds"}
 
 
 @dataclass(frozen=True)
@@ -45,9 +39,9 @@ class SqlOptions(SourceOptions):
     #: Scan views as well as tables.
     views: bool = False
     #: Reads retried after a dropped connection, waiting ``retry_delay`` seconds, then twice that, ….
-    retries: int = 4
-    retry_delay: float = field(default=0.5, metadata=_SECONDS)
-    connect_timeout: int = 10
+    retries: int = field(default=4, metadata={"range": (1, 100, True)})
+    retry_delay: float = field(default=0.5, metadata={"range": (0, 300, False), "expects": "a number of seconds"})
+    connect_timeout: int = field(default=10, metadata=_TIMEOUT)
     #: A column that grows on every change (``updated_at``), for every table or per table.
     changed_column: str | Mapping[str, str] | None = field(
         default=None,
@@ -71,7 +65,7 @@ class S3Options(SourceOptions):
     region: str | None = None
     endpoint_url: str | None = None
     profile: str | None = None
-    max_attempts: int = 5
+    max_attempts: int = field(default=5, metadata={"range": (1, 100, True)})
     connect_timeout: float = field(default=10, metadata=_SECONDS)
     read_timeout: float = field(default=60, metadata=_SECONDS)
 
@@ -113,25 +107,26 @@ def parse_options(kind: type[OptionsT], raw: Mapping[str, Any], where: str) -> O
         if value is None:
             continue
         meta = fields[key].metadata
-        checked = _check(hints[key], value, f"{where}{key}", key, meta.get("expects"))
+        checked = _check(hints[key], value, f"{where}{key}", key, meta)
         if "at_least" in meta and checked < meta["at_least"]:
             raise ConfigError(f"{where}{key} must be a whole number of at least {meta['at_least']}", setting=key)
         values[key] = checked
     return kind(**values)
 
 
-def _check(hint: Any, value: Any, where: str, key: str, expects: str | None = None) -> Any:
-    """``value`` converted to ``hint`` (a scalar, an optional, a tuple of str, a str mapping);
-    ``expects`` says what is wanted in the message, where the type alone does not say it well."""
+def _check(hint: Any, value: Any, where: str, key: str, meta: Mapping[str, Any]) -> Any:
+    """``value`` converted to ``hint`` (a scalar, an optional, a tuple of str, a str mapping) and
+    checked against the field's ``meta`` (its range; what the message says is wanted)."""
     args = typing.get_args(hint)
+    expects = meta.get("expects")
     what = expects or _describe(hint)
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         arms = [a for a in args if a is not type(None)]
         if len(arms) == 1:
-            return _check(arms[0], value, where, key, expects)
+            return _check(arms[0], value, where, key, meta)
         for arm in arms:
             try:
-                return _check(arm, value, where, key)
+                return _check(arm, value, where, key, {})
             except ConfigError:
                 continue
         raise ConfigError(f"{where} must be {expects or ' or '.join(_describe(a) for a in arms)}", setting=key)
@@ -143,8 +138,8 @@ def _check(hint: Any, value: Any, where: str, key: str, expects: str | None = No
         if isinstance(value, bool) or not isinstance(value, int if hint is int else (int, float)):
             raise ConfigError(f"{where} must be {what}", setting=key)
         number = hint(value)
-        if key in RANGES:
-            low, high, low_ok = RANGES[key]
+        if "range" in meta:
+            low, high, low_ok = meta["range"]
             if (number < low if low_ok else number <= low) or number > high:
                 bounds = f"from {low:g} to {high:g}" if low_ok else f"greater than {low:g} and at most {high:g}"
                 raise ConfigError(f"{where} is {number}; it must be {what} {bounds}", setting=key)
@@ -184,4 +179,4 @@ def _describe(hint: Any) -> str:
     return "a mapping of names to strings"
 
 
-__all__ = ["RANGES", "S3Options", "SourceOptions", "SqlOptions", "coerce", "option_names", "parse_options"]
+__all__ = ["S3Options", "SourceOptions", "SqlOptions", "coerce", "option_names", "parse_options"]
