@@ -7,6 +7,7 @@ batches and can fetch records again by key, which is what export needs.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 from abc import ABC, abstractmethod
@@ -57,10 +58,9 @@ class SourceSpec:
 
     def __repr__(self) -> str:
         # The URL may hold a password: a spec in a log line or a traceback must not show it.
-        return (
-            f"SourceSpec(name={self.name!r}, url={mask_url(self.url)!r}, include={self.include!r}, "
-            f"exclude={self.exclude!r}, language={self.language!r}, options={self.options!r})"
-        )
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        shown["url"] = mask_url(self.url)
+        return f"SourceSpec({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def selects(self, container: str) -> bool:
         """Whether a container name passes the include and exclude glob patterns."""
