@@ -16,9 +16,12 @@ from connectors.base import (
     register,
     url_scheme,
 )
-from connectors.errors import ConfigError, DetectionError, ExportError, PiiportError, SourceError
+from connectors.errors import ConfigError, PiiportError, SourceError
 from connectors.options import S3Options, SourceOptions, SqlOptions
 from connectors.redact import mask_url
+
+#: piiport checks this marker at import: a foreign ``connectors`` package first on the path has none.
+__piiport__ = True
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -26,8 +29,6 @@ __all__ = [
     "Connector",
     "ContainerReader",
     "ContainerRef",
-    "DetectionError",
-    "ExportError",
     "FieldInfo",
     "PiiportError",
     "Record",

@@ -70,9 +70,6 @@ class S3Error(SourceError):
     """An S3 failure, with the S3 error code ("" when no answer came: a network failure).
 
     ``transient``: the store said "later" (throttling, 5xx) after botocore's own retries.
-    Every argument but the message has a default, so that the error survives pickling (a
-    worker's error comes back pickled): ``BaseException`` rebuilds it from the message alone and
-    then restores its attributes.
     """
 
     def __init__(
