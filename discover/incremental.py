@@ -26,7 +26,7 @@ from discover.profile import FieldProfile
 from discover.settings import DetectionSettings, ScanSettings
 
 #: Bumped when what a range summary or a signature means changes: older state means a full read.
-_FORMAT = 1
+_FORMAT = 2
 
 
 def signature(
