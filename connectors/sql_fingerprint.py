@@ -72,7 +72,8 @@ def sqlite_table_version(path: Path, table: str) -> str | None:
 
 def _hash_pages(fh: Any, pages: list[tuple[int, int, int]], digest: Any) -> None:
     """Page numbers and bytes, read in runs of adjacent pages."""
-    run_start, run_len, numbers = -1, 0, []
+    run_start, run_len = -1, 0
+    numbers: list[int] = []
     for pageno, offset, size in pages:
         if run_start >= 0 and offset == run_start + run_len and len(numbers) < _READ_RUN:
             run_len += size

@@ -405,7 +405,7 @@ def _scan_containers(
         result.containers.append(job.result)
         try:
             with connector.open(ref) as reader:
-                if _same_table(job, reader, last, pre):
+                if _same_table(job, reader, last, pre) and last is not None:
                     result.containers[-1] = _unchanged(job.result, last)
                     continue
                 # About twice the target of non-null values per field, so sparse fields still get a sample.
