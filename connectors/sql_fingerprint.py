@@ -42,7 +42,7 @@ def columns_digest(table: Table) -> bytes:
 
 def sqlite_table_version(path: Path, table: str) -> str | None:
     """The hash of the table's pages, its ``CREATE`` statement and page size; None in WAL mode,
-    for a ``WITHOUT ROWID`` view or virtual table without pages, or where ``dbstat`` is missing."""
+    for a view or a virtual table (no pages of its own), or where ``dbstat`` is missing."""
     uri = f"file:{quote(str(path))}?mode=ro"
     digest = hashlib.blake2b(digest_size=20)
     with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5, isolation_level=None)) as db:

@@ -474,3 +474,39 @@ def test_sqlite_wal_mode_and_a_new_column_are_not_taken_as_unchanged(
     finally:
         wal.close()
     idx.close()
+
+
+def test_an_unchanged_table_with_free_text_runs_no_nlp(
+    tmp_path: Path, detector: Detector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table whose name column is told from product names by NER at profiling, its file
+    written since (another table): the rescan neither samples, profiles nor extracts, so the
+    language model is never asked for."""
+    db = tmp_path / "crm.db"
+    names = [f"{a} {b}" for a in FIRST for b in LAST]
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE tickets (id INTEGER PRIMARY KEY, name TEXT, notes TEXT)")
+        conn.executemany(
+            "INSERT INTO tickets VALUES (?, ?, ?)",
+            [(i, names[i % len(names)], f"Call back on +33 6 12 34 56 {i % 90 + 10}") for i in range(1, 121)],
+        )
+        conn.execute("CREATE TABLE other (id INTEGER PRIMARY KEY, note TEXT)")
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
+    idx = Index(f"sqlite:///{tmp_path / 'idx' / 'index.db'}", key=KEY)
+    first = {c.container: c for c in _scan(spec, idx, detector, 1).containers}
+    assert first["tickets"].entities.get("PERSON")  # found by NER in the notes
+    engines: list[int] = []
+    real = Detector.engine
+
+    def counted(self: Detector, language: str | None = None) -> Any:
+        engines.append(1)
+        return real(self, language)
+
+    monkeypatch.setattr(Detector, "engine", counted)
+    samples = _counting(monkeypatch, "sample")
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO other VALUES (1, 'x')")
+    again = {c.container: c for c in _scan(spec, idx, detector, 1).containers}
+    assert (again["tickets"].read, again["tickets"].entities) == ("unchanged", first["tickets"].entities)
+    assert (engines, len(samples)) == ([], 1)  # only the other table was sampled
+    idx.close()
