@@ -46,11 +46,12 @@ def sqlite_table_version(path: Path, table: str) -> str | None:
     uri = f"file:{quote(str(path))}?mode=ro"
     digest = hashlib.blake2b(digest_size=20)
     with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5, isolation_level=None)) as db:
-        if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
-            return None
         db.execute("BEGIN")
         try:
             found = db.execute("SELECT type, sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+            # Asked with the shared lock held (by the read above): the mode cannot change until the end.
+            if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return None
             if found is None or found[0] != "table" or not found[1]:
                 return None
             page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
