@@ -145,6 +145,9 @@ def _check_mixes(
         full.close()
         shutil.rmtree(tmp_path / f"full{mix}")
     assert read_less >= mixes // 2  # most mixes touch a few ranges: the rest is not read again
+    # Nothing written since: every table is unchanged (its version, or its file, as last time).
+    again = _scan(spec, incremental, detector, workers)
+    assert {c.read for c in again.containers} == {"unchanged"}
     incremental.close()
 
 
