@@ -206,6 +206,11 @@ class ContainerReader(ABC):
         an incremental rescan reads whole when their version changed (files) or always (tables)."""
         return None
 
+    def table_version(self) -> str | None:
+        """A version of the whole container that changes whenever any record does, computed
+        without reading the records; None where there is none (the default)."""
+        return None
+
     def range_fingerprints(
         self, step: int, changed_column: str | None = None, fields: Sequence[str] | None = None
     ) -> dict[int, str]:
