@@ -612,7 +612,7 @@ class SqlTableReader(RelationalReader):
 
             def read() -> str | None:
                 with engine.connect() as conn:
-                    return postgres_table_version(conn, self._qualified(), table_sql)
+                    return postgres_table_version(conn, self.sampler.qualified(), table_sql)
 
             version = self._with_retry(read)
         else:
