@@ -57,7 +57,7 @@ def big_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detector, workers
 def test_a_container_of_many_parts_finds_every_record(big_index: Index) -> None:
     for i in (1, 2, 150, 199, 200, 201, 1_234, 2_999, 3_000):
         found = big_index.findings_for([big_index.ident(EMAIL, f"user{i}@example.com")])
-        assert [(f["record_key"], f["field"]) for f in found] == [(f"[{i}]", "email")]
+        assert [(f.record_key, f.field) for f in found] == [(f"[{i}]", "email")]
         record = big_index.findings_in([RecordRef(found[0].container_id, f"[{i}]")])
         assert sorted((f.field, f.entity_type) for f in record) == [
             ("email", EMAIL),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
+from dataclasses import asdict
 from pathlib import Path
 
 from fixtures import CUSTOMERS, EMPLOYEES, raw_bytes_of_index
@@ -104,7 +105,7 @@ def test_rescan_replaces_and_other_sources_add(shop_db: Path, tmp_path: Path, in
     assert not [
         f
         for f in index.findings_for([index.ident("EMAIL_ADDRESS", "alice.martin@example.com")])
-        if f["origin"] == "field"
+        if f.origin == "field"
     ]
     assert index.findings_for([index.ident("EMAIL_ADDRESS", "alice.new@example.com")])
 
@@ -151,7 +152,7 @@ def test_scan_runs_are_recorded(shop_db: Path, tmp_path: Path, index: Index, det
             "error": f"source 'gone': SQLite file {tmp_path / 'missing.db'} not found; check the path",
         }
     ]
-    assert json.dumps(run)  # serialisable for --json
+    assert json.dumps(asdict(run))  # serialisable for --json
 
 
 def test_wrong_key_is_refused(shop_db: Path, tmp_path: Path, detector) -> None:
@@ -227,7 +228,7 @@ def test_a_large_table_in_many_parts_is_found_by_identifier_and_by_record(
         codes = [c for (c,) in conn.exec_driver_sql("SELECT code FROM postings")]
     # 32,000 entries in stored parts of at most 6,000, bucketed by leading bits
     assert parts is not None and parts >= 6 and max(codes) > 2
-    cid = index.containers()[0]["id"]
+    cid = index.containers()[0].id
     for i in (1, 2999, 3000, 3001, 4567, 8000):
         hits = index.findings_for([index.ident("EMAIL_ADDRESS", f"member{i}@example.org")])
         assert [(h.record_key, h.field) for h in hits] == [(f"[{i}]", "email")]
