@@ -825,7 +825,8 @@ class SqlTableReader(ContainerReader):
             for rows in self._driver_pages(batch_size, unit, wanted):
                 # Columns by transposing in C; the extractor reads these types as they come.
                 columns = list(zip(*rows, strict=True))
-                yield Columns([encode_int_key(k) for k in columns[0]], dict(zip(fields, map(list, columns[1:]), strict=True)))
+                keys = list(map(encode_int_key, columns[0]))
+                yield Columns(keys, dict(zip(fields, map(list, columns[1:]), strict=True)))
             return
         for rows in self._pages(batch_size, unit, wanted):
             keys = [encode_int_key(r[0]) for r in rows] if fast_int else [encode_key(r[:width]) for r in rows]

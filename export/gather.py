@@ -398,6 +398,10 @@ def gather(plan: ExportPlan, *, specs: Mapping[str, SourceSpec], options: Gather
     return out
 
 
+def _mention_order(f: FindingRow) -> tuple[Any, ...]:
+    return (f.container_id, _sort_key(f.record_key), f.field, f.entity_type, f.origin)
+
+
 class _Hit(NamedTuple):
     """The finding a record read again was verified by, with the value it holds now."""
 
@@ -427,7 +431,8 @@ def _third_party(plan: ExportPlan, out: Gathered) -> None:
         for key in t.keys
     ]
     seen = set()
-    for f in plan.findings_in(refs):
+    # Sorted: the index answers in the order of its hash look-ups, which differs from process to process.
+    for f in sorted(plan.findings_in(refs), key=_mention_order):
         if f.ident in subject.idents:
             continue
         c = containers[f.container_id]

@@ -103,9 +103,7 @@ def test_rescan_replaces_and_other_sources_add(shop_db: Path, tmp_path: Path, in
     scan([_spec(shop_db)], index=index, detector=detector)
     assert not index.findings_for([index.ident("EMAIL_ADDRESS", "david.nguyen@example.com")])
     assert not [
-        f
-        for f in index.findings_for([index.ident("EMAIL_ADDRESS", "alice.martin@example.com")])
-        if f.origin == "field"
+        f for f in index.findings_for([index.ident("EMAIL_ADDRESS", "alice.martin@example.com")]) if f.origin == "field"
     ]
     assert index.findings_for([index.ident("EMAIL_ADDRESS", "alice.new@example.com")])
 
