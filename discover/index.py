@@ -21,28 +21,28 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import ContainerRef
-from connectors.errors import ConfigError, IndexBusyError, PiiportError, wrong_password
+from connectors.errors import ConfigError, IndexBusyError
 from connectors.private import create_private_file, private_dir
 from connectors.redact import mask_url, quote_password
 from discover.extract import FIELD
-from discover.hashing import KEY_ENV, IdentifierHasher, load_key
+from discover.hashing import IdentifierHasher, load_key
 from discover.identifiers import STRONG as _STRONG
-from discover.packing import (
-    ENTRY_SIZE,
-    DecodedBlock,
-    Finding,
-    Part,
-    bucket_codes,
-    merge_entries,
-    part_entries,
-    postings_rows,
-    search,
+from discover.index_schema import (
+    LOOKUP_CHUNK,
+    SCHEMA_VERSION,
+    check_local_index,
+    migrate,
+    new_id,
+    open_error,
+    schema,
+    utcnow,
 )
+from discover.index_write import ContainerWrite, clear_container, container_id
+from discover.packing import DecodedBlock, Finding, bucket_codes, search
 from discover.rows import ContainerRow, FieldHitRow, FindingRow, LinkRow, ProfileRow, RecordRef, RunRow
 from discover.sealing import SEALED_PREFIX, KeySealer
 
@@ -52,169 +52,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_INDEX = "sqlite:///.piiport/index.db"
-SCHEMA_VERSION = "3"
-#: Versions this piiport opens: version 2 lacks the tables of incremental rescans, which opening
-#: it adds (its containers then get a full read on their next scan), and the ``OWNED`` flag of
-#: postings entries, which only makes exports skip namesakes' records without reading them.
-_UPGRADABLE = {"2"}
-_LOOKUP_CHUNK = 400
-#: Postings entries the writing process merges into one part (16 bytes each; about 2.5 times
-#: that while sorting): a container of many work units is looked up in a few parts, not one per unit.
-MERGED_PART_ENTRIES = 1_000_000
-
-
-def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _schema() -> Any:
-    from sqlalchemy import (
-        BigInteger,
-        Column,
-        Float,
-        ForeignKey,
-        Index,
-        Integer,
-        LargeBinary,
-        MetaData,
-        String,
-        Table,
-        Text,
-        UniqueConstraint,
-    )
-    from sqlalchemy.dialects.mysql import LONGBLOB, LONGTEXT
-
-    long_text = Text().with_variant(LONGTEXT(), "mysql", "mariadb")
-    long_blob = LargeBinary().with_variant(LONGBLOB(), "mysql", "mariadb")
-    md = MetaData()
-    Table("meta", md, Column("k", String(64), primary_key=True), Column("v", Text, nullable=False))
-    Table(
-        "runs",
-        md,
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("started_at", String(32), nullable=False),
-        Column("finished_at", String(32)),
-        Column("status", String(16), nullable=False),
-        Column("sources", Text, nullable=False),
-        Column("summary", Text),
-    )
-    Table(
-        "containers",
-        md,
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("source", String(200), nullable=False),
-        Column("name", String(1000), nullable=False),
-        Column("kind", String(32), nullable=False),
-        Column("url", Text),
-        Column("version", Text),
-        Column("records", Integer),
-        Column("skipped_records", Integer),
-        Column("skipped_fields", Text),
-        Column("warnings", Text),
-        Column("error", Text),
-        Column("stale", Integer, nullable=False, default=0),
-        Column("scanned_at", String(32)),
-        Column("run_id", Integer),
-        UniqueConstraint("source", "name", name="uq_container"),
-    )
-    Table(
-        "profiles",
-        md,
-        Column("container_id", Integer, ForeignKey("containers.id", ondelete="CASCADE"), nullable=False),
-        Column("field", String(1000), nullable=False),
-        Column("entity_type", String(32)),
-        Column("name_part", String(8)),
-        Column("free_text", Integer, nullable=False),
-        Column("sampled", Integer, nullable=False),
-        Column("hit_rate", Float, nullable=False),
-        Column("null_share", Float, nullable=False),
-        Column("distinct_share", Float, nullable=False),
-        Column("reason", Text),
-        Index("ix_profiles_container", "container_id"),
-    )
-    Table(
-        "field_hits",
-        md,
-        Column("container_id", Integer, ForeignKey("containers.id", ondelete="CASCADE"), nullable=False),
-        Column("field", String(1000), nullable=False),
-        Column("entity_type", String(32), nullable=False),
-        Column("origin", String(8), nullable=False),
-        Column("records", Integer, nullable=False),
-        Column("non_null", Integer, nullable=False),
-        Column("prevalence", Float, nullable=False),
-        Column("examples", Text),
-        Index("ix_hits_container", "container_id"),
-    )
-    # Findings, packed (``discover.packing``): a row per batch of records, not per finding.
-    Table(
-        "parts",
-        md,
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("container_id", Integer, ForeignKey("containers.id", ondelete="CASCADE"), nullable=False),
-        Index("ix_parts_container", "container_id"),
-    )
-    Table(
-        "blocks",
-        md,
-        Column("part_id", Integer, ForeignKey("parts.id", ondelete="CASCADE"), primary_key=True),
-        Column("block_no", Integer, primary_key=True, autoincrement=False),
-        Column("container_id", Integer, nullable=False),
-        Column("findings", Integer, nullable=False),
-        # On MySQL, LONGTEXT / LONGBLOB: a block outgrows TEXT's and BLOB's 64 KB.
-        Column("meta", long_text, nullable=False),
-        Column("data", long_blob, nullable=False),
-        Index("ix_blocks_container", "container_id"),
-    )
-    Table(
-        "postings",
-        md,
-        Column("part_id", Integer, ForeignKey("parts.id", ondelete="CASCADE"), nullable=False),
-        Column("container_id", Integer, nullable=False),
-        Column("code", Integer, nullable=False),
-        Column("entries", long_blob, nullable=False),
-        Index("ix_postings_code", "code"),
-        Index("ix_postings_container", "container_id"),
-    )
-    # Incremental rescans (``discover.incremental``): what the last successful scan of a
-    # container saw, and, for a table read by key ranges, each range's fingerprint and counts.
-    Table(
-        "scan_state",
-        md,
-        Column("container_id", Integer, ForeignKey("containers.id", ondelete="CASCADE"), primary_key=True),
-        Column("state", Text, nullable=False),
-    )
-    Table(
-        "key_ranges",
-        md,
-        Column("container_id", Integer, ForeignKey("containers.id", ondelete="CASCADE"), primary_key=True),
-        Column("range_no", BigInteger, primary_key=True, autoincrement=False),
-        Column("fingerprint", String(200), nullable=False),
-        # Per range: records, counts per field, masked examples, warnings (no identifier).
-        Column("summary", long_text, nullable=False),
-    )
-    Table(
-        "range_parts",
-        md,
-        Column("part_id", Integer, ForeignKey("parts.id", ondelete="CASCADE"), primary_key=True),
-        Column("container_id", Integer, nullable=False),
-        Column("range_no", BigInteger, nullable=False),
-        Index("ix_range_parts_container", "container_id", "range_no"),
-    )
-    # What the index knew when each run finished (``discover.changes``): counts and statuses,
-    # no identifiers, so two runs can be compared after later scans replaced the rows above.
-    Table(
-        "run_snapshots",
-        md,
-        Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
-        Column("data", long_blob, nullable=False),
-    )
-    return md
-
-
-def _new_id(result: Any) -> int:
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
 
 
 @dataclass(frozen=True)
@@ -249,7 +86,7 @@ class Index:
             private_dir(self.path.parent)
         key_file = self.path.with_name(self.path.stem + ".key") if self.path else None
         if key_file is not None and self.path is not None:
-            _check_local_index(self.path, key_file, self.url, key_given=key is not None)
+            check_local_index(self.path, key_file, self.url, key_given=key is not None)
         self.hasher = IdentifierHasher(key if key is not None else load_key(key_file=key_file, create=create))
         # SQLite gives the -wal, -shm and -journal files the mode of the database file.
         created = self.path is not None and create_private_file(self.path)
@@ -267,45 +104,17 @@ class Index:
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.close()
 
-        self.md = _schema()
+        self.md = schema()
         self.t = self.md.tables
         try:
             self._migrate()
         except SQLAlchemyError as exc:
             if created and self.path is not None and self.path.stat().st_size == 0:
                 self.path.unlink()  # an empty file left behind would later read as a truncated index
-            raise _open_error(self.url, exc) from exc
+            raise open_error(self.url, exc) from exc
 
     def _migrate(self) -> None:
-        from sqlalchemy import inspect, select
-
-        with self.engine.begin() as conn:
-            existing = set(inspect(conn).get_table_names())
-            if existing and "meta" not in existing:
-                raise ConfigError(_NOT_AN_INDEX.format(url=mask_url(self.url)), setting="index")
-            self.md.create_all(conn)
-            meta = self.t["meta"]
-            rows: dict[str, str] = {k: v for k, v in conn.execute(select(meta.c.k, meta.c.v)).all()}
-            fingerprint = self.hasher.fingerprint()
-            if not rows:
-                conn.execute(
-                    meta.insert(),
-                    [{"k": "schema_version", "v": SCHEMA_VERSION}, {"k": "key_fingerprint", "v": fingerprint}],
-                )
-            elif rows.get("key_fingerprint") != fingerprint:
-                raise ConfigError(
-                    "this index was written with a different key; set PIIPORT_INDEX_KEY (or restore the key "
-                    "file) to the key used when it was created",
-                    setting="PIIPORT_INDEX_KEY",
-                )
-            elif rows.get("schema_version") in _UPGRADABLE:
-                conn.execute(meta.update().where(meta.c.k == "schema_version").values(v=SCHEMA_VERSION))
-            elif rows.get("schema_version") != SCHEMA_VERSION and "meta" in existing:
-                raise ConfigError(
-                    f"index schema version {rows.get('schema_version')} is not supported by this piiport; "
-                    "scan into a new index",
-                    setting="index",
-                )
+        migrate(self.engine, self.md, key_fingerprint=self.hasher.fingerprint(), url=self.url)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -331,7 +140,7 @@ class Index:
             result = conn.execute(
                 self.t["runs"].insert().values(started_at=utcnow(), status="running", sources=json.dumps(list(sources)))
             )
-            return _new_id(result)
+            return new_id(result)
 
     def finish_run(self, run_id: int, *, status: str, summary: dict[str, Any]) -> None:
         """Close a run and keep a snapshot of the inventory as it stands (see ``discover.changes``)."""
@@ -399,7 +208,7 @@ class Index:
         chunk: list[RecordRef] = []
         for key in keys:
             chunk.append(RecordRef(cid, key))
-            if len(chunk) >= _LOOKUP_CHUNK * 5:
+            if len(chunk) >= LOOKUP_CHUNK * 5:
                 known += len({f.record_key for f in self.findings_in(chunk)})
                 chunk = []
         if chunk:
@@ -543,46 +352,6 @@ class Index:
         ]
 
     # -- writing one container ------------------------------------------------------------------
-    def _container_id(self, conn: Connection, source: str, name: str) -> int | None:
-        from sqlalchemy import select
-
-        c = self.t["containers"]
-        return conn.execute(select(c.c.id).where(c.c.source == source, c.c.name == name)).scalar()
-
-    def _clear(self, conn: Connection, container_id: int) -> None:
-        for table in (
-            "range_parts",
-            "postings",
-            "blocks",
-            "parts",
-            "field_hits",
-            "profiles",
-            "key_ranges",
-            "scan_state",
-        ):
-            t = self.t[table]
-            conn.execute(t.delete().where(t.c.container_id == container_id))
-
-    def _clear_ranges(self, conn: Connection, container_id: int, ranges: Iterable[int]) -> None:
-        """Forget the findings and summaries of some key ranges of a container; keep the others."""
-        from sqlalchemy import select
-
-        rp, k = self.t["range_parts"], self.t["key_ranges"]
-        wanted = sorted(set(ranges))
-        for start in range(0, len(wanted), _LOOKUP_CHUNK):
-            chunk = wanted[start : start + _LOOKUP_CHUNK]
-            parts = [
-                pid
-                for (pid,) in conn.execute(
-                    select(rp.c.part_id).where(rp.c.container_id == container_id, rp.c.range_no.in_(chunk))
-                )
-            ]
-            for table in ("range_parts", "postings", "blocks"):
-                t = self.t[table]
-                conn.execute(t.delete().where(t.c.part_id.in_(parts)))
-            conn.execute(self.t["parts"].delete().where(self.t["parts"].c.id.in_(parts)))
-            conn.execute(k.delete().where(k.c.container_id == container_id, k.c.range_no.in_(chunk)))
-
     def last_scans(self, source: str) -> dict[str, LastScan]:
         """What the last successful scan of each container of a source left for an incremental
         rescan; a container that failed since (its findings are stale) has none.
@@ -630,7 +399,7 @@ class Index:
         """Record an error; findings from an earlier scan stay, marked stale."""
         c = self.t["containers"]
         with self.engine.begin() as conn:
-            cid = self._container_id(conn, ref.source, ref.name)
+            cid = container_id(self.t, conn, ref.source, ref.name)
             values = {"error": error, "run_id": run_id, "scanned_at": utcnow(), "stale": 1}
             if cid is None:
                 conn.execute(c.insert().values(source=ref.source, name=ref.name, kind=ref.kind, url=url, **values))
@@ -696,7 +465,7 @@ class Index:
                 and (among is None or name in among)
             ]
             for cid in gone:
-                self._clear(conn, cid)
+                clear_container(self.t, conn, cid)
                 conn.execute(c.delete().where(c.c.id == cid))
         return len(gone)
 
@@ -850,11 +619,11 @@ class Index:
         codes = list(by_code)
         out: list[tuple[_StoredBlock, list[int]]] = []
         with self.engine.connect() as conn:
-            for start in range(0, len(codes), _LOOKUP_CHUNK):
+            for start in range(0, len(codes), LOOKUP_CHUNK):
                 # By code alone: SQLite would rather scan the container's whole postings than
                 # combine the two indexes, so other containers' rows are skipped here.
                 stmt = select(p.c.part_id, p.c.container_id, p.c.code, p.c.entries).where(
-                    p.c.code.in_(codes[start : start + _LOOKUP_CHUNK])
+                    p.c.code.in_(codes[start : start + LOOKUP_CHUNK])
                 )
                 for part, cid, code, entries in conn.execute(stmt):
                     if containers is not None and cid not in containers:
@@ -867,9 +636,9 @@ class Index:
                 by_part.setdefault(part, []).append(block_no)
             # Per part: SQLite answers ``(part_id, block_no) IN (...)`` by scanning every block.
             for part, block_nos in by_part.items():
-                for start in range(0, len(block_nos), _LOOKUP_CHUNK):
+                for start in range(0, len(block_nos), LOOKUP_CHUNK):
                     stmt = select(b.c.part_id, b.c.block_no, b.c.container_id, b.c.meta, b.c.data).where(
-                        b.c.part_id == part, b.c.block_no.in_(block_nos[start : start + _LOOKUP_CHUNK])
+                        b.c.part_id == part, b.c.block_no.in_(block_nos[start : start + LOOKUP_CHUNK])
                     )
                     for row in conn.execute(stmt):
                         block = _StoredBlock(row.container_id, row.meta, row.data)
@@ -901,226 +670,19 @@ def _lock_path(index_path: Path) -> Path:
     return index_path.with_name(index_path.name + ".lock")
 
 
-def _check_local_index(path: Path, key_file: Path, url: str, *, key_given: bool) -> None:
-    """Refuse, before any key is read or created, a file that is not a piiport index, and a
-    missing key file beside an index that holds data (a new key would only be refused later)."""
-    if not path.is_file():
-        return
-    if path.stat().st_size == 0:
-        # SQLite would take an empty file as a new, empty index and report no personal data.
-        raise ConfigError(
-            f"{path} is empty, so it is not a piiport index (was it truncated?); restore it from "
-            "backup, or delete it to start a new index",
-            setting="index",
-        )
-    import sqlite3
-    from urllib.parse import quote
-
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)) as db:
-            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            keyed = "meta" in tables and db.execute("SELECT 1 FROM meta WHERE k = 'key_fingerprint'").fetchone()
-    except sqlite3.Error:
-        return  # damaged or locked: opening it says which
-    if tables and "meta" not in tables:
-        raise ConfigError(_NOT_AN_INDEX.format(url=mask_url(url)), setting="index")
-    if keyed and not key_given and not os.environ.get(KEY_ENV) and not key_file.exists():
-        raise ConfigError(
-            f"key file {key_file} is missing, but the index {path} already holds data written with a key; "
-            f"restore the key file from backup (or set {KEY_ENV} to the key); a new key cannot read this index",
-            path=str(key_file),
-        )
-
-
-_NOT_AN_INDEX = (
-    "{url} is not a piiport index (it holds other tables); give the URL of a piiport index, "
-    "or of an empty database for a new one"
-)
-
-
-def _open_error(url: str, exc: Exception) -> PiiportError:
-    """Advice that fits why the index could not be opened."""
-    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    lowered = detail.lower()
-    where = f"cannot open index {mask_url(url)}: {mask_url(detail)}"
-    if "not a database" in lowered or "malformed" in lowered or "file is encrypted" in lowered:
-        return ConfigError(f"{where}; the index file is damaged: restore it from backup, or scan into a new index")
-    if "locked" in lowered or "busy" in lowered:
-        return IndexBusyError(f"{where}; another piiport process is writing it: wait for it to finish and try again")
-    if wrong_password(detail):
-        return ConfigError(
-            f"{where}; check the user and password of the index URL (or PGPASSWORD, ~/.pgpass, MYSQL_PWD)",
-            setting="index",
-        )
-    if "permission denied" in lowered or "readonly" in lowered or "read-only" in lowered:
-        return ConfigError(f"{where}; give this user read and write access to the index", setting="index")
-    return ConfigError(f"{where}; check the URL and that the database is reachable", setting="index")
-
-
 class _StoredBlock(DecodedBlock):
     def __init__(self, container_id: int, meta: str, data: bytes) -> None:
         super().__init__(meta, data)
         self.container_id = container_id
 
 
-class ContainerWrite:
-    """One container's replacement: old rows deleted, new rows inserted, committed together.
-
-    If anything fails before :meth:`commit`, the transaction rolls back and the index keeps
-    what it knew of the container before.
-    """
-
-    def __init__(
-        self, index: Index, ref: ContainerRef, *, run_id: int, url: str, replace: Iterable[int] | None = None
-    ) -> None:
-        """With ``replace`` (key range numbers), only those ranges' findings are replaced; the
-        other ranges' stay (an incremental rescan). Profiles and counts are always rewritten."""
-        self.index = index
-        self.ref = ref
-        self.conn = index.engine.connect()
-        self.tx = self.conn.begin()
-        c = index.t["containers"]
-        cid = index._container_id(self.conn, ref.source, ref.name)
-        values = {
-            "kind": ref.kind,
-            "url": url,
-            "version": json.dumps(dict(ref.version)) if ref.version else None,
-            "run_id": run_id,
-            "scanned_at": utcnow(),
-        }
-        if cid is None:
-            cid = _new_id(self.conn.execute(c.insert().values(source=ref.source, name=ref.name, **values)))
-        elif replace is None:
-            index._clear(self.conn, cid)
-            self.conn.execute(c.update().where(c.c.id == cid).values(**values))
-        else:
-            for table in ("field_hits", "profiles", "scan_state"):
-                t = index.t[table]
-                self.conn.execute(t.delete().where(t.c.container_id == cid))
-            index._clear_ranges(self.conn, cid, replace)
-            self.conn.execute(c.update().where(c.c.id == cid).values(**values))
-        self.container_id = cid
-        self.findings = 0
-        # The stored part that incoming parts are merged into: its id, blocks so far, entries held.
-        self._part_id: int | None = None
-        self._blocks = 0
-        self._runs: list[Any] = []
-        self._held = 0
-
-    def add_part(self, part: Part, range_no: int | None = None) -> None:
-        """Insert a packed part (``discover.packing``): its blocks now, its postings merged with
-        those of the parts before it into one stored part of up to ``MERGED_PART_ENTRIES``
-        entries, so that a look-up reads one bucket row per stored part, not per work unit.
-        A part of a key range (``range_no``, incremental rescans) is stored alone, so that a
-        rescan can replace that range's parts.
-
-        Memory: the part given, and the entries held for the merge.
-        """
-        from sqlalchemy import insert
-
-        if not part.blocks:
-            return
-        t = self.index.t
-        incoming = sum(len(e) for _, e in part.postings) // ENTRY_SIZE
-        if self._part_id is not None and (range_no is not None or self._held + incoming > MERGED_PART_ENTRIES):
-            self._flush()
-        if self._part_id is None:
-            self._part_id = _new_id(self.conn.execute(insert(t["parts"]).values(container_id=self.container_id)))
-        cid, offset = self.container_id, self._blocks
-        self.conn.execute(
-            insert(t["blocks"]),
-            [
-                {
-                    "part_id": self._part_id,
-                    "block_no": b.block_no + offset,
-                    "container_id": cid,
-                    "findings": b.findings,
-                    "meta": b.meta,
-                    "data": b.data,
-                }
-                for b in part.blocks
-            ],
-        )
-        self._blocks += max(b.block_no for b in part.blocks) + 1
-        self._runs.append(part_entries(part, offset))
-        self._held += incoming
-        self.findings += part.findings
-        if range_no is not None:
-            self.conn.execute(
-                insert(t["range_parts"]).values(part_id=self._part_id, container_id=cid, range_no=range_no)
-            )
-            self._flush()
-
-    def _flush(self) -> None:
-        """Write the held entries as the current stored part's postings."""
-        from sqlalchemy import insert
-
-        if self._part_id is None:
-            return
-        entries = self._runs[0] if len(self._runs) == 1 else merge_entries(self._runs)
-        self._runs, self._held = [], 0
-        self.conn.execute(
-            insert(self.index.t["postings"]),
-            [
-                {"part_id": self._part_id, "container_id": self.container_id, "code": code, "entries": data}
-                for code, data in postings_rows(entries)
-            ],
-        )
-        self._part_id, self._blocks = None, 0
-
-    def commit(
-        self,
-        *,
-        records: int,
-        profiles: Sequence[dict[str, Any]],
-        hits: Sequence[dict[str, Any]],
-        skipped_records: int,
-        skipped_fields: Sequence[str],
-        warnings: Sequence[str],
-        state: dict[str, Any] | None = None,
-        ranges: dict[int, tuple[str, str]] | None = None,
-    ) -> None:
-        """``state`` and ``ranges`` (number: fingerprint, summary; only those (re)written now)
-        are what the next incremental rescan compares against."""
-        t = self.index.t
-        self._flush()
-        if state is not None:
-            self.conn.execute(t["scan_state"].insert().values(container_id=self.container_id, state=json.dumps(state)))
-        if ranges:
-            self.conn.execute(
-                t["key_ranges"].insert(),
-                [
-                    {"container_id": self.container_id, "range_no": no, "fingerprint": fp, "summary": summary}
-                    for no, (fp, summary) in sorted(ranges.items())
-                ],
-            )
-        if profiles:
-            self.conn.execute(t["profiles"].insert(), [{**p, "container_id": self.container_id} for p in profiles])
-        if hits:
-            self.conn.execute(
-                t["field_hits"].insert(),
-                [{**h, "container_id": self.container_id, "examples": json.dumps(h["examples"])} for h in hits],
-            )
-        c = t["containers"]
-        self.conn.execute(
-            c.update()
-            .where(c.c.id == self.container_id)
-            .values(
-                records=records,
-                skipped_records=skipped_records,
-                skipped_fields=json.dumps(list(skipped_fields)),
-                warnings=json.dumps(list(warnings)) if warnings else None,
-                error=None,
-                stale=0,
-            )
-        )
-        self.tx.commit()
-        self.conn.close()
-
-    def rollback(self) -> None:
-        if self.tx.is_active:
-            self.tx.rollback()
-        self.conn.close()
-
-
-__all__ = ["DEFAULT_INDEX", "FIELD", "ContainerWrite", "Index", "LastScan", "RecordRef", "utcnow"]
+__all__ = [
+    "DEFAULT_INDEX",
+    "FIELD",
+    "SCHEMA_VERSION",
+    "ContainerWrite",
+    "Index",
+    "LastScan",
+    "RecordRef",
+    "utcnow",
+]

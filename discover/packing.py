@@ -9,7 +9,7 @@ the bottleneck of a scan: one writer process, millions of rows. So the index sto
   inside free text, their scores and spans.
 - **postings**: for each *part* (a worker builds one from up to
   ``ScanSettings.unit_findings_in_memory`` findings of one work unit; the writing process
-  merges consecutive parts of a container, ``discover.index.MERGED_PART_ENTRIES``), sorted
+  merges consecutive parts of a container, ``discover.index_write.MERGED_PART_ENTRIES``), sorted
   entries ``(hash prefix, block number, position)`` split into buckets by the prefix's
   leading bits. An entry points to a finding (identifier hashes) or to a record (the keyed
   hash of its source, container and key), so both "where is this identifier" and "what is in

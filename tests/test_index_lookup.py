@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-import discover.index as index_module
+import discover.index_write as index_write
 from connectors.base import SourceSpec
+from connectors.errors import ConfigError
 from discover.identifiers import EMAIL, PERSON, PHONE, fold_name
 from discover.index import Index, RecordRef
+from discover.index_schema import SCHEMA_VERSION
 from discover.scan import scan
 from discover.settings import ScanSettings
 from piiport.api import export_subject
@@ -45,7 +47,7 @@ def _customers(path: Path, rows: int) -> Path:
 @pytest.fixture
 def big_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detector, workers: int) -> Index:
     # Small units and a small merge size, so one container arrives as many parts and is stored as a few.
-    monkeypatch.setattr(index_module, "MERGED_PART_ENTRIES", 3_000)
+    monkeypatch.setattr(index_write, "MERGED_PART_ENTRIES", 3_000)
     db = _customers(tmp_path / "crm.db", 3_000)
     index = Index(f"sqlite:///{tmp_path / 'idx' / 'index.db'}")
     settings = ScanSettings(workers=workers, unit_rows=200, batch_size=100, unit_findings_in_memory=600)
@@ -95,7 +97,7 @@ def test_an_index_of_schema_version_2_is_upgraded_in_place(tmp_path: Path) -> No
         db.execute("UPDATE meta SET v = '2' WHERE k = 'schema_version'")
     Index(url, create=False).close()
     with sqlite3.connect(tmp_path / "index.db") as db:
-        assert db.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone() == (index_module.SCHEMA_VERSION,)
+        assert db.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone() == (SCHEMA_VERSION,)
         db.execute("UPDATE meta SET v = '1' WHERE k = 'schema_version'")
-    with pytest.raises(index_module.ConfigError, match="index schema version 1 is not supported"):
+    with pytest.raises(ConfigError, match="index schema version 1 is not supported"):
         Index(url, create=False)

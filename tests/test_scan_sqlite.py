@@ -202,11 +202,11 @@ def test_a_large_table_in_many_parts_is_found_by_identifier_and_by_record(
     """Thousands of rows in parts of a few thousand findings, merged by the writer into parts of
     6,000 entries: bucketed postings, several rows per look-up, each identifier and each record
     found exactly, through a pool and a rescan."""
-    import discover.index as index_module
+    import discover.index_write as index_write
     from discover.index import RecordRef
     from discover.settings import ScanSettings
 
-    monkeypatch.setattr(index_module, "MERGED_PART_ENTRIES", 6_000)
+    monkeypatch.setattr(index_write, "MERGED_PART_ENTRIES", 6_000)
 
     db = tmp_path / "big.db"
     with sqlite3.connect(db) as conn:

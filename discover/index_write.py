@@ -1,0 +1,224 @@
+"""Writing the index: one container's replacement in one transaction (``ContainerWrite``),
+and the deletes that forget a container or some of its key ranges."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from connectors.base import ContainerRef
+from discover.index_schema import LOOKUP_CHUNK, new_id, utcnow
+from discover.packing import ENTRY_SIZE, Part, merge_entries, part_entries, postings_rows
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+    from sqlalchemy.engine import Connection
+
+    from discover.index import Index
+
+#: Postings entries the writing process merges into one part (16 bytes each; about 2.5 times
+#: that while sorting): a container of many work units is looked up in a few parts, not one per unit.
+MERGED_PART_ENTRIES = 1_000_000
+
+
+def container_id(t: dict[str, Table], conn: Connection, source: str, name: str) -> int | None:
+    from sqlalchemy import select
+
+    c = t["containers"]
+    return conn.execute(select(c.c.id).where(c.c.source == source, c.c.name == name)).scalar()
+
+
+def clear_container(t: dict[str, Table], conn: Connection, cid: int) -> None:
+    """Forget everything the index holds for a container but its ``containers`` row."""
+    for table in (
+        "range_parts",
+        "postings",
+        "blocks",
+        "parts",
+        "field_hits",
+        "profiles",
+        "key_ranges",
+        "scan_state",
+    ):
+        tb = t[table]
+        conn.execute(tb.delete().where(tb.c.container_id == cid))
+
+
+def clear_ranges(t: dict[str, Table], conn: Connection, cid: int, ranges: Iterable[int]) -> None:
+    """Forget the findings and summaries of some key ranges of a container; keep the others."""
+    from sqlalchemy import select
+
+    rp, k = t["range_parts"], t["key_ranges"]
+    wanted = sorted(set(ranges))
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        chunk = wanted[start : start + LOOKUP_CHUNK]
+        parts = [
+            pid
+            for (pid,) in conn.execute(select(rp.c.part_id).where(rp.c.container_id == cid, rp.c.range_no.in_(chunk)))
+        ]
+        for table in ("range_parts", "postings", "blocks"):
+            tb = t[table]
+            conn.execute(tb.delete().where(tb.c.part_id.in_(parts)))
+        conn.execute(t["parts"].delete().where(t["parts"].c.id.in_(parts)))
+        conn.execute(k.delete().where(k.c.container_id == cid, k.c.range_no.in_(chunk)))
+
+
+class ContainerWrite:
+    """One container's replacement: old rows deleted, new rows inserted, committed together.
+
+    If anything fails before :meth:`commit`, the transaction rolls back and the index keeps
+    what it knew of the container before.
+    """
+
+    def __init__(
+        self, index: Index, ref: ContainerRef, *, run_id: int, url: str, replace: Iterable[int] | None = None
+    ) -> None:
+        """With ``replace`` (key range numbers), only those ranges' findings are replaced; the
+        other ranges' stay (an incremental rescan). Profiles and counts are always rewritten."""
+        self.index = index
+        self.ref = ref
+        self.conn = index.engine.connect()
+        self.tx = self.conn.begin()
+        c = index.t["containers"]
+        cid = container_id(index.t, self.conn, ref.source, ref.name)
+        values = {
+            "kind": ref.kind,
+            "url": url,
+            "version": json.dumps(dict(ref.version)) if ref.version else None,
+            "run_id": run_id,
+            "scanned_at": utcnow(),
+        }
+        if cid is None:
+            cid = new_id(self.conn.execute(c.insert().values(source=ref.source, name=ref.name, **values)))
+        elif replace is None:
+            clear_container(index.t, self.conn, cid)
+            self.conn.execute(c.update().where(c.c.id == cid).values(**values))
+        else:
+            for table in ("field_hits", "profiles", "scan_state"):
+                t = index.t[table]
+                self.conn.execute(t.delete().where(t.c.container_id == cid))
+            clear_ranges(index.t, self.conn, cid, replace)
+            self.conn.execute(c.update().where(c.c.id == cid).values(**values))
+        self.container_id = cid
+        self.findings = 0
+        # The stored part that incoming parts are merged into: its id, blocks so far, entries held.
+        self._part_id: int | None = None
+        self._blocks = 0
+        self._runs: list[Any] = []
+        self._held = 0
+
+    def add_part(self, part: Part, range_no: int | None = None) -> None:
+        """Insert a packed part (``discover.packing``): its blocks now, its postings merged with
+        those of the parts before it into one stored part of up to ``MERGED_PART_ENTRIES``
+        entries, so that a look-up reads one bucket row per stored part, not per work unit.
+        A part of a key range (``range_no``, incremental rescans) is stored alone, so that a
+        rescan can replace that range's parts.
+
+        Memory: the part given, and the entries held for the merge.
+        """
+        from sqlalchemy import insert
+
+        if not part.blocks:
+            return
+        t = self.index.t
+        incoming = sum(len(e) for _, e in part.postings) // ENTRY_SIZE
+        if self._part_id is not None and (range_no is not None or self._held + incoming > MERGED_PART_ENTRIES):
+            self._flush()
+        if self._part_id is None:
+            self._part_id = new_id(self.conn.execute(insert(t["parts"]).values(container_id=self.container_id)))
+        cid, offset = self.container_id, self._blocks
+        self.conn.execute(
+            insert(t["blocks"]),
+            [
+                {
+                    "part_id": self._part_id,
+                    "block_no": b.block_no + offset,
+                    "container_id": cid,
+                    "findings": b.findings,
+                    "meta": b.meta,
+                    "data": b.data,
+                }
+                for b in part.blocks
+            ],
+        )
+        self._blocks += max(b.block_no for b in part.blocks) + 1
+        self._runs.append(part_entries(part, offset))
+        self._held += incoming
+        self.findings += part.findings
+        if range_no is not None:
+            self.conn.execute(
+                insert(t["range_parts"]).values(part_id=self._part_id, container_id=cid, range_no=range_no)
+            )
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the held entries as the current stored part's postings."""
+        from sqlalchemy import insert
+
+        if self._part_id is None:
+            return
+        entries = self._runs[0] if len(self._runs) == 1 else merge_entries(self._runs)
+        self._runs, self._held = [], 0
+        self.conn.execute(
+            insert(self.index.t["postings"]),
+            [
+                {"part_id": self._part_id, "container_id": self.container_id, "code": code, "entries": data}
+                for code, data in postings_rows(entries)
+            ],
+        )
+        self._part_id, self._blocks = None, 0
+
+    def commit(
+        self,
+        *,
+        records: int,
+        profiles: Sequence[dict[str, Any]],
+        hits: Sequence[dict[str, Any]],
+        skipped_records: int,
+        skipped_fields: Sequence[str],
+        warnings: Sequence[str],
+        state: dict[str, Any] | None = None,
+        ranges: dict[int, tuple[str, str]] | None = None,
+    ) -> None:
+        """``state`` and ``ranges`` (number: fingerprint, summary; only those (re)written now)
+        are what the next incremental rescan compares against."""
+        t = self.index.t
+        self._flush()
+        if state is not None:
+            self.conn.execute(t["scan_state"].insert().values(container_id=self.container_id, state=json.dumps(state)))
+        if ranges:
+            self.conn.execute(
+                t["key_ranges"].insert(),
+                [
+                    {"container_id": self.container_id, "range_no": no, "fingerprint": fp, "summary": summary}
+                    for no, (fp, summary) in sorted(ranges.items())
+                ],
+            )
+        if profiles:
+            self.conn.execute(t["profiles"].insert(), [{**p, "container_id": self.container_id} for p in profiles])
+        if hits:
+            self.conn.execute(
+                t["field_hits"].insert(),
+                [{**h, "container_id": self.container_id, "examples": json.dumps(h["examples"])} for h in hits],
+            )
+        c = t["containers"]
+        self.conn.execute(
+            c.update()
+            .where(c.c.id == self.container_id)
+            .values(
+                records=records,
+                skipped_records=skipped_records,
+                skipped_fields=json.dumps(list(skipped_fields)),
+                warnings=json.dumps(list(warnings)) if warnings else None,
+                error=None,
+                stale=0,
+            )
+        )
+        self.tx.commit()
+        self.conn.close()
+
+    def rollback(self) -> None:
+        if self.tx.is_active:
+            self.tx.rollback()
+        self.conn.close()
