@@ -63,7 +63,7 @@ class Gathered:
     stale: list[tuple[str, str]] = field(default_factory=list)
 
 
-class Place(NamedTuple):
+class _Place(NamedTuple):
     """Where a record read again sits: what its locator says of its container."""
 
     name: str
@@ -71,7 +71,7 @@ class Place(NamedTuple):
     version: dict[str, Any] | None = None
 
     @classmethod
-    def of(cls, c: ContainerRow) -> Place:
+    def of(cls, c: ContainerRow) -> _Place:
         return cls(c.name, c.kind, c.version)
 
 
@@ -180,7 +180,7 @@ class _SourceGatherer:
             self.fields[container] = [(f.name, f.type) for f in reader.all_fields()]
             self.precision[container] = reader.precision()
 
-    def _locator(self, c: Place, key: str, reader: Any) -> dict[str, Any]:
+    def _locator(self, c: _Place, key: str, reader: Any) -> dict[str, Any]:
         if c.kind == "table":
             kind = getattr(reader, "key_kind", "primary_key")
             loc: dict[str, Any] = {
@@ -233,7 +233,7 @@ class _SourceGatherer:
                 if hit is None:
                     changed += 1
                     continue
-                row = {**raw, LOCATOR: self._locator(Place.of(c), key, reader), MATCH: wanted[key]}
+                row = {**raw, LOCATOR: self._locator(_Place.of(c), key, reader), MATCH: wanted[key]}
                 self._keep(cid, c.name, key, row, hit)
             if changed:
                 self._stale(
@@ -317,7 +317,7 @@ class _SourceGatherer:
                 try:
                     with conn.open(ref) as reader:
                         self._reader_meta(reader, child)
-                        c = Place(child, "table")
+                        c = _Place(child, "table")
                         for key, raw in reader.fetch_where(rel.columns, values):
                             if key in self.rows[child] and self.rows[child][key][MATCH] != REVIEW:
                                 continue
@@ -342,7 +342,7 @@ class _SourceGatherer:
             subject_idents=self.subject.idents,
             relations=rels,
             excluded=excluded,
-            locate=lambda container, key, reader: self._locator(Place(container, "table"), key, reader),
+            locate=lambda container, key, reader: self._locator(_Place(container, "table"), key, reader),
             open_meta=self._reader_meta,
         )
         rows = {t: {k: r for k, r in rows.items() if r[MATCH] != REVIEW} for t, rows in self.rows.items()}
