@@ -88,13 +88,13 @@ class ExportPlan:
         return [p.field for p in self.profiles.get(container_id, ()) if p.free_text]
 
     def findings_in(self, records: Iterable[RecordRef]) -> list[FindingRow]:
-        """Every finding of these records: from the plan when it knows them all, else looked up once."""
+        """Every finding of these records: the subject's records' from the plan, others' looked up (``reached``)."""
         refs = set(records)
-        if not refs:
-            return []
-        if refs <= self._planned_refs:
-            return [f for f in self.findings if f.ref in refs]
-        return list(self.reached.findings_in(refs))
+        known = refs & self._planned_refs
+        out = [f for f in self.findings if f.ref in known] if known else []
+        if unknown := refs - known:
+            out.extend(self.reached.findings_in(unknown))
+        return out
 
     @functools.cached_property
     def _planned_refs(self) -> frozenset[RecordRef]:
