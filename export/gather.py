@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from connectors.base import ContainerRef, Relation, SourceSpec, connect, decode_key
-from connectors.errors import ExportError, PiiportError
+from connectors.errors import PiiportError
 from connectors.flatten import flatten
 from discover.extract import TEXT
 from discover.identifiers import STRONG
@@ -23,6 +23,7 @@ from discover.masking import mask
 from discover.plan import ExportPlan
 from discover.rows import ContainerRow, FindingRow, RecordRef
 from discover.subjects import MENTION, REVIEW, STRONG_MATCH, WEAK_MATCH, Identifier, finding_values
+from export.errors import ExportError
 from export.follow import REFERENCE, UpwardFollower
 from export.formats import LOCATOR, MATCH, Table
 
