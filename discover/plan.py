@@ -122,7 +122,7 @@ class _IndexFindings:
 def plan_export(index: Index, request: ExportRequest, *, reached: RecordFindings | None = None) -> ExportPlan:
     """Resolve the request to one subject and read what its export needs from the index.
 
-    Raises ``ExportError`` when the identifiers are ambiguous (``discover.subjects.resolve``).
+    Raises ``AmbiguousSubjectError`` when the identifiers are ambiguous (``discover.subjects.resolve``).
     """
     subject = resolve(index, request.identifiers, expand=request.expand)
     containers = {c.id: c for c in index.containers()}

@@ -143,7 +143,7 @@ def test_foreign_keys_are_followed_from_a_plan_with_the_index_gone(
 
 
 def test_an_ambiguous_request_fails_in_discover_before_export(tmp_path: Path, index: Index, detector) -> None:
-    from connectors.errors import ExportError
+    from discover.errors import AmbiguousSubjectError
 
     db = tmp_path / "office.db"
     with sqlite3.connect(db) as conn:
@@ -155,7 +155,7 @@ def test_an_ambiguous_request_fails_in_discover_before_export(tmp_path: Path, in
     cfg = Config(sources=(SourceSpec(name="office", url=f"sqlite:///{db}"),))
     assert scan(list(cfg.sources), index=index, detector=detector).ok
     phone = ExportRequest(tuple(parse_identifiers(phones=["+33 1 44 55 66 77"], regions=("FR",))))
-    with pytest.raises(ExportError, match="shared by 2 subjects"):
+    with pytest.raises(AmbiguousSubjectError, match="shared by 2 subjects"):
         plan_export(index, phone)
 
 
