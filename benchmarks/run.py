@@ -185,10 +185,8 @@ def piiport_spans(index_db: Path) -> dict[int, list[tuple[str, int, int]]]:
     out: dict[int, list[tuple[str, int, int]]] = {}
     with Index(f"sqlite:///{index_db}", create=False) as index:
         for f in index.iter_findings():
-            if f["origin"] == "text":
-                out.setdefault(int(f["record_key"].strip("[]")), []).append(
-                    (f["entity_type"], f["span_start"], f["span_end"])
-                )
+            if f.origin == "text" and f.span_start is not None and f.span_end is not None:
+                out.setdefault(int(f.record_key.strip("[]")), []).append((f.entity_type, f.span_start, f.span_end))
     return out
 
 

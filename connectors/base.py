@@ -128,6 +128,13 @@ def encode_key(parts: Collection[Any]) -> str:
     return json.dumps(list(parts), default=str, separators=(",", ":"), ensure_ascii=False)
 
 
+def encode_int_key(key: int) -> str:
+    """``encode_key([key])`` for one integer key, without ``json.dumps``: the scan's fast paths
+    read millions of them. The two must agree, or the index and the export name a record
+    differently (tests/test_record_keys.py checks they do)."""
+    return f"[{key:d}]"
+
+
 def decode_key(key: str) -> list[Any]:
     return list(json.loads(key))
 

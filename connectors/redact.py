@@ -50,6 +50,16 @@ def find_userinfo(url: str, start: int = 0) -> UserInfo | None:
     return UserInfo(user_start=start, pw_start=colon + 1, at=at)
 
 
+#: What stands for a password in a masked URL (``user:***@host``).
+MASK = "***"
+_MASKED_USERINFO = f":{MASK}@"
+
+
+def is_masked_url(url: str) -> bool:
+    """Whether ``url`` went through :func:`mask_url` with a password in it: it cannot connect as it is."""
+    return _MASKED_USERINFO in url
+
+
 def mask_url(url: str) -> str:
     """Return ``url`` (or a message holding URLs, such as a driver error) with any password and
     secret query parameter replaced by ``***``."""
@@ -62,10 +72,10 @@ def mask_url(url: str) -> str:
         if info is None:
             continue
         out.append(url[pos : info.pw_start])
-        out.append("***")
+        out.append(MASK)
         pos = info.at
     out.append(url[pos:])
-    return _SECRET_PARAMS.sub(r"\1***", "".join(out))
+    return _SECRET_PARAMS.sub(rf"\1{MASK}", "".join(out))
 
 
 def quote_password(url: str) -> str:

@@ -34,6 +34,7 @@ from connectors.base import (
     RelationalReader,
     SourceSpec,
     decode_key,
+    encode_int_key,
     encode_key,
 )
 from connectors.errors import SourceError, wrong_password
@@ -750,10 +751,11 @@ class SqlTableReader(RelationalReader):
             for rows in self.pager.driver_pages(batch_size, unit, wanted):
                 # Columns by transposing in C; the extractor reads these types as they come.
                 columns = list(zip(*rows, strict=True))
-                yield Columns([f"[{k}]" for k in columns[0]], dict(zip(fields, map(list, columns[1:]), strict=True)))
+                keys = list(map(encode_int_key, columns[0]))
+                yield Columns(keys, dict(zip(fields, map(list, columns[1:]), strict=True)))
             return
         for rows in self.pager.pages(batch_size, unit, wanted):
-            keys = [f"[{r[0]}]" for r in rows] if fast_int else [encode_key(r[:width]) for r in rows]
+            keys = [encode_int_key(r[0]) for r in rows] if fast_int else [encode_key(r[:width]) for r in rows]
             values = {f: [_plain(r[width + i]) for r in rows] for i, f in enumerate(fields)}
             yield Columns(keys, values)
 

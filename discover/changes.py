@@ -112,14 +112,14 @@ def snapshots(index: Index) -> list[Snapshot]:
     """Every run that has a snapshot, oldest first."""
     out = []
     for run in index.runs():
-        raw = index.snapshot_data(run["id"])
+        raw = index.snapshot_data(run.id)
         if raw is not None:
-            out.append(decode_snapshot(raw, run_id=run["id"], started_at=run["started_at"], status=run["status"]))
+            out.append(decode_snapshot(raw, run_id=run.id, started_at=run.started_at, status=run.status))
     return out
 
 
 def snapshot(index: Index, run_id: int) -> Snapshot:
-    runs = {r["id"]: r for r in index.runs()}
+    runs = {r.id: r for r in index.runs()}
     run = runs.get(run_id)
     if run is None:
         known = f"runs {min(runs)} to {max(runs)}" if runs else "no runs"
@@ -131,7 +131,7 @@ def snapshot(index: Index, run_id: int) -> Snapshot:
             "compare runs made by this version",
             setting="run",
         )
-    return decode_snapshot(raw, run_id=run_id, started_at=run["started_at"], status=run["status"])
+    return decode_snapshot(raw, run_id=run_id, started_at=run.started_at, status=run.status)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from discover.identifiers import (
     phone_normaliser,
 )
 from discover.masking import mask
+from discover.name_fields import FULL_NAME_SCORE, PART_NAME_SCORE, combined_field
 from discover.profile import FieldProfile
 
 FIELD = "field"
@@ -302,7 +303,7 @@ class Extractor:
             else:
                 stats.non_null[fname] += sum(1 for v in raws if _has_text(v))
         for fname in by_part.get("full", []):
-            self._name_column(cols, fname, 0.9, out)
+            self._name_column(cols, fname, FULL_NAME_SCORE, out)
         firsts, lasts = by_part.get("first", []), by_part.get("last", [])
         if firsts and lasts:
             first, last = firsts[0], lasts[0]
@@ -317,7 +318,7 @@ class Extractor:
         else:
             for fname in firsts + lasts:
                 # A lone first or last name is weaker evidence than a full name.
-                self._name_column(cols, fname, 0.6, out)
+                self._name_column(cols, fname, PART_NAME_SCORE, out)
 
     def _name_column(self, cols: Columns, fname: str, score: float, out: list[FindingGroup]) -> None:
         keys: list[str] = []
@@ -358,7 +359,7 @@ class Extractor:
                 break
         self.stats.hits[(first, PERSON)] += len(keys)
         self.stats.hits[(last, PERSON)] += len(keys)
-        out.append(FindingGroup(f"{first}+{last}", PERSON, FIELD, keys, values, 0.9))
+        out.append(FindingGroup(combined_field(first, last), PERSON, FIELD, keys, values, FULL_NAME_SCORE))
 
     def _free_text(self, cols: Columns, fname: str, out: list[FindingGroup]) -> None:
         assert self.detector is not None, "free-text fields need a detector"

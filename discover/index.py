@@ -14,6 +14,7 @@ mentions someone else must not merge two people.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -43,6 +44,7 @@ from discover.index_schema import (
 )
 from discover.index_write import ContainerWrite, clear_container, container_id
 from discover.packing import DecodedBlock, Finding, bucket_codes, search
+from discover.rows import ContainerRow, FieldHitRow, FindingRow, LinkRow, ProfileRow, RecordRef, RunRow
 from discover.sealing import SEALED_PREFIX, KeySealer
 
 if TYPE_CHECKING:
@@ -62,14 +64,6 @@ class LastScan:
     state: dict[str, Any]
     #: Per key range: its fingerprint and its summary (JSON text).
     ranges: dict[int, tuple[str, str]]
-
-
-@dataclass(frozen=True)
-class RecordRef:
-    """A record the index knows: its container and key."""
-
-    container_id: int
-    record_key: str
 
 
 class Index:
@@ -216,10 +210,10 @@ class Index:
         for key in keys:
             chunk.append(RecordRef(cid, key))
             if len(chunk) >= LOOKUP_CHUNK * 5:
-                known += len({f["record_key"] for f in self.findings_in(chunk)})
+                known += len({f.record_key for f in self.findings_in(chunk)})
                 chunk = []
         if chunk:
-            known += len({f["record_key"] for f in self.findings_in(chunk)})
+            known += len({f.record_key for f in self.findings_in(chunk)})
         return known
 
     def container_record_counts(self, source: str, name: str) -> int:
@@ -320,35 +314,40 @@ class Index:
             since=row.started_at if row is not None else None,
         )
 
-    def interrupted_runs(self) -> list[dict[str, Any]]:
+    def interrupted_runs(self) -> list[RunRow]:
         """Runs that stopped before they finished (a killed scan), unless a later run that finished
         scanned all their sources again."""
         runs = self.runs()
         live = self.scan_in_progress()
-        latest_running = max((r["id"] for r in runs if r["status"] == "running"), default=None)
+        latest_running = max((r.id for r in runs if r.status == "running"), default=None)
         out = []
         for run in runs:
-            orphan = run["status"] == "running" and not (live and run["id"] == latest_running)
-            if run["status"] != "interrupted" and not orphan:
+            orphan = run.status == "running" and not (live and run.id == latest_running)
+            if run.status != "interrupted" and not orphan:
                 continue
             redone = any(
-                later["id"] > run["id"]
-                and later["status"] in ("ok", "errors")
-                and set(run["sources"]) <= set(later["sources"])
+                later.id > run.id and later.status in ("ok", "errors") and set(run.sources) <= set(later.sources)
                 for later in runs
             )
             if not redone:
-                out.append({**run, "status": "interrupted"})
+                out.append(dataclasses.replace(run, status="interrupted"))
         return out
 
-    def runs(self) -> list[dict[str, Any]]:
+    def runs(self) -> list[RunRow]:
         from sqlalchemy import select
 
         runs = self.t["runs"]
         with self.engine.connect() as conn:
-            rows = conn.execute(select(runs).order_by(runs.c.id)).mappings().all()
+            rows = conn.execute(select(runs).order_by(runs.c.id)).all()
         return [
-            {**dict(r), "sources": json.loads(r["sources"]), "summary": json.loads(r["summary"] or "null")}
+            RunRow(
+                id=r.id,
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+                status=r.status,
+                sources=json.loads(r.sources),
+                summary=json.loads(r.summary or "null"),
+            )
             for r in rows
         ]
 
@@ -471,7 +470,7 @@ class Index:
         return len(gone)
 
     # -- reading ----------------------------------------------------------------------------------
-    def containers(self, source: str | None = None) -> list[dict[str, Any]]:
+    def containers(self, source: str | None = None) -> list[ContainerRow]:
         from sqlalchemy import select
 
         c = self.t["containers"]
@@ -479,16 +478,28 @@ class Index:
         if source is not None:
             stmt = stmt.where(c.c.source == source)
         with self.engine.connect() as conn:
-            rows = conn.execute(stmt).mappings().all()
-        out = []
-        for r in rows:
-            row = dict(r)
-            for k in ("version", "skipped_fields", "warnings"):
-                row[k] = json.loads(row[k]) if row[k] else None
-            out.append(row)
-        return out
+            rows = conn.execute(stmt).all()
+        return [
+            ContainerRow(
+                id=r.id,
+                source=r.source,
+                name=r.name,
+                kind=r.kind,
+                url=r.url,
+                version=json.loads(r.version) if r.version else None,
+                records=r.records,
+                skipped_records=r.skipped_records,
+                skipped_fields=json.loads(r.skipped_fields) if r.skipped_fields else None,
+                warnings=json.loads(r.warnings) if r.warnings else None,
+                error=r.error,
+                stale=bool(r.stale),
+                scanned_at=r.scanned_at,
+                run_id=r.run_id,
+            )
+            for r in rows
+        ]
 
-    def field_hits(self) -> list[dict[str, Any]]:
+    def field_hits(self) -> list[FieldHitRow]:
         from sqlalchemy import select
 
         c, h = self.t["containers"], self.t["field_hits"]
@@ -498,18 +509,20 @@ class Index:
             .order_by(c.c.source, c.c.name, h.c.field, h.c.entity_type)
         )
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(stmt).mappings()]
+            return [FieldHitRow(**{**r, "stale": bool(r["stale"])}) for r in conn.execute(stmt).mappings()]
 
-    def profiles(self, container_id: int) -> list[dict[str, Any]]:
+    def profiles(self, container_id: int | None = None) -> list[ProfileRow]:
+        """The field profiles of one container, or (``None``) of every container."""
         from sqlalchemy import select
 
         p = self.t["profiles"]
+        stmt = select(p) if container_id is None else select(p).where(p.c.container_id == container_id)
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(select(p).where(p.c.container_id == container_id)).mappings()]
+            return [ProfileRow(**{**r, "free_text": bool(r["free_text"])}) for r in conn.execute(stmt).mappings()]
 
     def findings_for(
         self, idents: Iterable[bytes], *, origin: str | None = None, skip_owned: bool = False
-    ) -> list[dict[str, Any]]:
+    ) -> list[FindingRow]:
         """Findings whose identifier hash is one of ``idents``.
 
         With ``skip_owned``, not those in a typed or name field of a record that holds an e-mail
@@ -517,7 +530,7 @@ class Index:
         existed returns them all).
         """
         wanted = set(idents)
-        out: list[dict[str, Any]] = []
+        out: list[FindingRow] = []
         for block, positions in self._lookup(wanted, skip_owned=skip_owned):
             for pos in positions:
                 f = block.finding(pos)
@@ -525,7 +538,7 @@ class Index:
                     out.append(self._row(block, f))
         return out
 
-    def findings_in(self, records: Iterable[RecordRef], *, origin: str | None = None) -> list[dict[str, Any]]:
+    def findings_in(self, records: Iterable[RecordRef], *, origin: str | None = None) -> list[FindingRow]:
         """Every finding of the given records (record keys as the source knows them)."""
         refs = set(records)
         if not refs:
@@ -540,7 +553,7 @@ class Index:
             for ref in refs
             if ref.container_id in names
         }
-        out: list[dict[str, Any]] = []
+        out: list[FindingRow] = []
         for block, positions in self._lookup(hashes, containers={ref.container_id for ref in refs}):
             for pos in positions:
                 if pos >= len(block.keys):
@@ -551,7 +564,7 @@ class Index:
                 out.extend(self._row(block, f) for f in block.of_record(pos) if origin is None or f.origin == origin)
         return out
 
-    def iter_findings(self) -> Iterator[dict[str, Any]]:
+    def iter_findings(self) -> Iterator[FindingRow]:
         """Every finding in the index. Memory: one block."""
         from sqlalchemy import select
 
@@ -568,23 +581,23 @@ class Index:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.coalesce(func.sum(self.t["blocks"].c.findings), 0))).scalar() or 0)
 
-    def links(self, ident: bytes) -> list[dict[str, Any]]:
+    def links(self, ident: bytes) -> list[LinkRow]:
         """The identifiers on each record that carries ``ident`` in a typed or name field (one
         row per record and identifier): strong when both are e-mail or phone. Findings inside
         free text never link (a note that mentions someone else must not merge two people)."""
         found = self.findings_for([ident], origin=FIELD)
-        records = {RecordRef(f["container_id"], f["record_key"]) for f in found}
-        strong_self = any(f["entity_type"] in _STRONG for f in found)
+        records = {RecordRef(f.container_id, f.record_key) for f in found}
+        strong_self = any(f.entity_type in _STRONG for f in found)
         return [
-            {
-                "ident": f["ident"],
-                "entity_type": f["entity_type"],
-                "strength": "strong" if strong_self and f["entity_type"] in _STRONG else "weak",
-                "container_id": f["container_id"],
-                "record_key": f["record_key"],
-            }
+            LinkRow(
+                ident=f.ident,
+                entity_type=f.entity_type,
+                strength="strong" if strong_self and f.entity_type in _STRONG else "weak",
+                container_id=f.container_id,
+                record_key=f.record_key,
+            )
             for f in self.findings_in(records, origin=FIELD)
-            if f["ident"] != ident
+            if f.ident != ident
         ]
 
     # -- look-ups in the packed findings ------------------------------------------------------
@@ -635,18 +648,18 @@ class Index:
     def _open_key(self, stored: str) -> str:
         return self.sealer.open(stored) if stored.startswith(SEALED_PREFIX) else stored
 
-    def _row(self, block: _StoredBlock, f: Finding) -> dict[str, Any]:
-        return {
-            "container_id": block.container_id,
-            "record_key": self._open_key(block.keys[f.record]),
-            "field": f.field,
-            "entity_type": f.entity_type,
-            "ident": f.ident,
-            "score": f.score,
-            "origin": f.origin,
-            "span_start": f.span_start,
-            "span_end": f.span_end,
-        }
+    def _row(self, block: _StoredBlock, f: Finding) -> FindingRow:
+        return FindingRow(
+            block.container_id,
+            self._open_key(block.keys[f.record]),
+            f.field,
+            f.entity_type,
+            f.ident,
+            f.score,
+            f.origin,
+            f.span_start,
+            f.span_end,
+        )
 
 
 #: The PostgreSQL advisory lock a scan holds (a constant: advisory locks are per database).

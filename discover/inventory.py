@@ -36,16 +36,16 @@ def inventory(index: Index) -> list[InventoryRow]:
     """One row per source, container, field and entity type with at least one hit."""
     return [
         InventoryRow(
-            source=h["source"],
-            container=h["container"],
-            field=h["field"],
-            entity_type=h["entity_type"],
-            origin=h["origin"],
-            records=h["records"],
-            non_null=h["non_null"],
-            prevalence=h["prevalence"],
-            examples=tuple(json.loads(h["examples"] or "[]")),
-            stale=bool(h["stale"]),
+            source=h.source,
+            container=h.container,
+            field=h.field,
+            entity_type=h.entity_type,
+            origin=h.origin,
+            records=h.records,
+            non_null=h.non_null,
+            prevalence=h.prevalence,
+            examples=tuple(json.loads(h.examples or "[]")),
+            stale=h.stale,
         )
         for h in index.field_hits()
     ]
@@ -57,12 +57,12 @@ def notes(index: Index) -> list[str]:
     out = []
     for run in index.interrupted_runs():
         out.append(
-            f"scan run {run['id']} (started {run['started_at']}) was interrupted before it finished; containers "
-            f"it had not reached are missing or from an earlier scan: scan {', '.join(run['sources'])} again"
+            f"scan run {run.id} (started {run.started_at}) was interrupted before it finished; containers "
+            f"it had not reached are missing or from an earlier scan: scan {', '.join(run.sources)} again"
         )
     if index.scan_in_progress():
-        running = [r for r in index.runs() if r["status"] == "running"]
-        since = f" (run {running[-1]['id']}, since {running[-1]['started_at']})" if running else ""
+        running = [r for r in index.runs() if r.status == "running"]
+        since = f" (run {running[-1].id}, since {running[-1].started_at})" if running else ""
         out.append(f"a scan is running{since}; this inventory shows the containers it has finished so far")
     return out
 

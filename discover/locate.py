@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from discover.index import Index, RecordRef
+from discover.index import Index
+from discover.rows import RecordRef
 from discover.subjects import Identifier, resolve
 
 
@@ -48,15 +49,15 @@ class LocateResult:
 def locate(index: Index, identifiers: Sequence[Identifier], *, expand: bool = True) -> LocateResult:
     """Resolve the subject (``AmbiguousSubjectError`` when ambiguous) and list where its identifiers are."""
     subject = resolve(index, identifiers, expand=expand)
-    containers = {c["id"]: c for c in index.containers()}
+    containers = {c.id: c for c in index.containers()}
     refs = [RecordRef(cid, key) for cid, keys in subject.records.items() for key in keys]
     groups: dict[tuple[int, str], dict[str, set[Any]]] = defaultdict(lambda: defaultdict(set))
     for f in index.findings_in(refs):
-        if f["ident"] not in subject.idents:
+        if f.ident not in subject.idents:
             continue
-        cid, key = f["container_id"], f["record_key"]
-        g = groups[(cid, f["field"])]
-        g["types"].add(f["entity_type"])
+        cid, key = f.container_id, f.record_key
+        g = groups[(cid, f.field)]
+        g["types"].add(f.entity_type)
         g["records"].add(key)
         g["matches"].add(subject.records[cid][key])
     locations = []
@@ -66,14 +67,14 @@ def locate(index: Index, identifiers: Sequence[Identifier], *, expand: bool = Tr
             continue
         locations.append(
             Location(
-                source=c["source"],
-                container=c["name"],
+                source=c.source,
+                container=c.name,
                 field=fname,
                 entity_types=sorted(g["types"]),
                 records=len(g["records"]),
                 matches=sorted(g["matches"]),
-                scanned_at=c["scanned_at"],
-                stale=bool(c["stale"] or c["error"]),
+                scanned_at=c.scanned_at,
+                stale=c.unread,
             )
         )
     locations.sort(key=lambda x: (x.source, x.container, x.field))

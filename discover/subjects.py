@@ -40,12 +40,10 @@ from discover.identifiers import (
     normalise_found,
     phone_digits,
 )
-from discover.index import Index, RecordRef
+from discover.index import Index
 from discover.masking import mask
-
-#: Name findings from combined first + last or full-name columns score this; a lone
-#: first name scores lower and is no evidence that two records are two people.
-FULL_NAME_SCORE = 0.9
+from discover.name_fields import FULL_NAME_SCORE, name_columns
+from discover.rows import FindingRow, RecordRef
 
 STRONG_MATCH = "strong"
 WEAK_MATCH = "weak"
@@ -138,23 +136,23 @@ class _Graph:
     def __init__(self, index: Index) -> None:
         self.index = index
         self._records: dict[bytes, list[RecordRef]] = {}
-        self._findings: dict[RecordRef, list[dict[str, Any]]] = {}
+        self._findings: dict[RecordRef, list[FindingRow]] = {}
 
     def records_with(self, ident: bytes) -> list[RecordRef]:
         if ident not in self._records:
             rows = self.index.findings_for([ident], origin=FIELD)
             self._records[ident] = sorted(
-                {RecordRef(r["container_id"], r["record_key"]) for r in rows},
+                {RecordRef(r.container_id, r.record_key) for r in rows},
                 key=lambda r: (r.container_id, r.record_key),
             )
         return self._records[ident]
 
-    def findings_of(self, refs: Sequence[RecordRef]) -> list[dict[str, Any]]:
+    def findings_of(self, refs: Sequence[RecordRef]) -> list[FindingRow]:
         missing = [r for r in refs if r not in self._findings]
         if missing:
-            grouped: dict[RecordRef, list[dict[str, Any]]] = {r: [] for r in missing}
+            grouped: dict[RecordRef, list[FindingRow]] = {r: [] for r in missing}
             for row in self.index.findings_in(missing, origin=FIELD):
-                grouped[RecordRef(row["container_id"], row["record_key"])].append(row)
+                grouped[RecordRef(row.container_id, row.record_key)].append(row)
             self._findings.update(grouped)
         return [f for r in refs for f in self._findings[r]]
 
@@ -162,8 +160,8 @@ class _Graph:
         """Identifiers on the records that carry ``ident`` in a typed or name column, by type."""
         out: dict[str, set[bytes]] = defaultdict(set)
         for f in self.findings_of(self.records_with(ident)):
-            if f["ident"] != ident and (f["entity_type"] != PERSON or f["score"] >= FULL_NAME_SCORE):
-                out[f["entity_type"]].add(f["ident"])
+            if f.ident != ident and (f.entity_type != PERSON or f.score >= FULL_NAME_SCORE):
+                out[f.entity_type].add(f.ident)
         return out
 
     def co_groups(self, ident: bytes) -> dict[str, int]:
@@ -184,9 +182,9 @@ class _Graph:
         types: dict[bytes, str] = {}
         for ref in self.records_with(ident):
             for f in self.findings_of([ref]):
-                if f["ident"] != ident and (f["entity_type"] != PERSON or f["score"] >= FULL_NAME_SCORE):
-                    per_record[(ref, f["entity_type"])].append(f["ident"])
-                    types[f["ident"]] = f["entity_type"]
+                if f.ident != ident and (f.entity_type != PERSON or f.score >= FULL_NAME_SCORE):
+                    per_record[(ref, f.entity_type)].append(f.ident)
+                    types[f.ident] = f.entity_type
         for members in per_record.values():
             for other in members[1:]:
                 parent[find(other)] = find(members[0])
@@ -251,9 +249,9 @@ def resolve(index: Index, identifiers: Sequence[Identifier], *, expand: bool = T
     # Weak identifiers: those given, and those on the subject's own records.
     own_records = {r for s in subject.strong for r in graph.records_with(s)}
     for f in graph.findings_of(sorted(own_records, key=lambda r: (r.container_id, r.record_key))):
-        if f["entity_type"] not in STRONG:
-            subject.weak.add(f["ident"])
-            subject.types[f["ident"]] = f["entity_type"]
+        if f.entity_type not in STRONG:
+            subject.weak.add(f.ident)
+            subject.types[f.ident] = f.entity_type
     for h, i in weak_given:
         subject.weak.add(h)
         subject.types[h] = i.entity_type
@@ -292,7 +290,7 @@ def _seeds_from_weak(graph: _Graph, weak_given: Sequence[tuple[bytes, Identifier
     seeds: list[tuple[bytes, str]] = []
     for h, ident in weak_given:
         for ref in graph.records_with(h):
-            strong = [(f["ident"], f["entity_type"]) for f in graph.findings_of([ref]) if f["entity_type"] in STRONG]
+            strong = [(f.ident, f.entity_type) for f in graph.findings_of([ref]) if f.entity_type in STRONG]
             comp, _ = graph.component(strong, expand=True)
             if comp and frozenset(comp) not in components:
                 components.append(frozenset(comp))
@@ -311,11 +309,11 @@ def _collect_records(
     """Every record with the subject's data, and how it matched (``by_strong=False``: by weak identifiers only)."""
     strong_rows = index.findings_for(subject.strong) if subject.strong and by_strong else []
     for row in strong_rows:
-        matches = subject.records[row["container_id"]]
-        if row["origin"] == FIELD:
-            matches[row["record_key"]] = STRONG_MATCH
+        matches = subject.records[row.container_id]
+        if row.origin == FIELD:
+            matches[row.record_key] = STRONG_MATCH
         else:
-            matches.setdefault(row["record_key"], MENTION)
+            matches.setdefault(row.record_key, MENTION)
     if not subject.weak:
         return
     # With the strong records matched above, a weak identifier in a field of a record that holds
@@ -324,26 +322,26 @@ def _collect_records(
     # (``by_strong=False``) such a record of the subject's is for review, so it must be read.
     weak_rows = index.findings_for(subject.weak, skip_owned=by_strong)
     refs = sorted(
-        {RecordRef(r["container_id"], r["record_key"]) for r in weak_rows if r["origin"] == FIELD},
+        {RecordRef(r.container_id, r.record_key) for r in weak_rows if r.origin == FIELD},
         key=lambda r: (r.container_id, r.record_key),
     )
     strong_on: dict[RecordRef, set[bytes]] = defaultdict(set)
     for f in graph.findings_of(refs):
-        if f["entity_type"] in STRONG:
-            strong_on[RecordRef(f["container_id"], f["record_key"])].add(f["ident"])
+        if f.entity_type in STRONG:
+            strong_on[RecordRef(f.container_id, f.record_key)].add(f.ident)
     shared = {i for i in subject.weak if subject.types.get(i) in _TELLING and _held_by_others(graph, i, subject)}
     in_field: dict[RecordRef, set[bytes]] = defaultdict(set)
     in_text: dict[RecordRef, set[bytes]] = defaultdict(set)
     for row in weak_rows:
-        ref = RecordRef(row["container_id"], row["record_key"])
+        ref = RecordRef(row.container_id, row.record_key)
         if ref.record_key in subject.records[ref.container_id]:
             continue
-        if row["origin"] == FIELD:
+        if row.origin == FIELD:
             # A record that carries someone else's e-mail or phone is that person's record.
             if strong_on[ref] <= subject.strong:
-                in_field[ref].add(row["ident"])
-        elif row["origin"] == TEXT and row["ident"] in given_weak:
-            in_text[ref].add(row["ident"])
+                in_field[ref].add(row.ident)
+        elif row.origin == TEXT and row.ident in given_weak:
+            in_text[ref].add(row.ident)
     for ref, idents in in_field.items():
         if any(subject.types.get(i) in _TELLING and i not in shared for i in idents):
             subject.records[ref.container_id][ref.record_key] = WEAK_MATCH
@@ -374,12 +372,12 @@ def _held_by_others(graph: _Graph, ident: bytes, subject: Subject) -> bool:
     for ref in graph.records_with(ident):
         if subject.records[ref.container_id].get(ref.record_key) == STRONG_MATCH:
             continue
-        if any(f["entity_type"] in STRONG for f in graph.findings_of([ref])):
+        if any(f.entity_type in STRONG for f in graph.findings_of([ref])):
             return True
     return False
 
 
-def finding_values(values: dict[str, Any], finding: dict[str, Any], regions: Sequence[str]) -> list[str]:
+def finding_values(values: dict[str, Any], finding: FindingRow, regions: Sequence[str]) -> list[str]:
     """Normalised values a record holds where a finding was made, to check it is still there.
 
     ``values`` is the record flattened the way the scan flattened it.
@@ -390,15 +388,15 @@ def finding_values(values: dict[str, Any], finding: dict[str, Any], regions: Seq
     def texts(name: str) -> list[str]:
         return value_texts(values.get(name))
 
-    etype = finding["entity_type"]
-    parts = finding["field"].split("+")
+    etype = finding.entity_type
+    parts = name_columns(finding.field)
     if len(parts) == 2:  # combined first + last name columns
         firsts, lasts = texts(parts[0]), texts(parts[1])
         return [fold_name(f"{firsts[0]} {lasts[0]}")] if firsts and lasts else []
     out: list[str] = []
     for text in texts(parts[0]):
-        if finding["origin"] == TEXT and finding["span_start"] is not None:
-            text = text[finding["span_start"] : finding["span_end"]]
+        if finding.origin == TEXT and finding.span_start is not None:
+            text = text[finding.span_start : finding.span_end]
         value = normalise_found(etype, text, regions)
         if value is not None:
             out.append(value)

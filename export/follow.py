@@ -29,7 +29,8 @@ from connectors.base import ContainerRef, Relation
 from connectors.errors import PiiportError
 from discover.extract import FIELD
 from discover.identifiers import EMAIL, PERSON
-from discover.index import Index, RecordRef
+from discover.plan import ExportPlan
+from discover.rows import FindingRow, RecordRef
 from export.formats import LOCATOR, MATCH
 
 RELATED = "related"
@@ -61,13 +62,13 @@ class TableKinds:
     people: frozenset[str]
 
 
-def table_kinds(index: Index, by_name: Mapping[str, int]) -> TableKinds:
+def table_kinds(plan: ExportPlan, by_name: Mapping[str, int]) -> TableKinds:
     personal, people = set(), set()
     for name, cid in by_name.items():
-        for p in index.profiles(cid):
-            if p["entity_type"] and not p["free_text"]:
+        for p in plan.profiles.get(cid, ()):
+            if p.entity_type and not p.free_text:
                 personal.add(name)
-                if p["entity_type"] in _PERSONAL:
+                if p.entity_type in _PERSONAL:
                     people.add(name)
     return TableKinds(frozenset(personal), frozenset(people))
 
@@ -79,7 +80,7 @@ class UpwardFollower:
         self,
         *,
         conn: Any,
-        index: Index,
+        plan: ExportPlan,
         source: str,
         by_name: Mapping[str, int],
         subject_idents: Collection[bytes],
@@ -89,12 +90,12 @@ class UpwardFollower:
         open_meta: Any,
     ) -> None:
         self.conn = conn
-        self.index = index
+        self.plan = plan
         self.source = source
         self.by_name = by_name
         self.idents = subject_idents
         self.relations = [r for r in relations if r.container not in excluded and r.ref_container not in excluded]
-        self.kinds = table_kinds(index, by_name)
+        self.kinds = table_kinds(plan, by_name)
         self.locate = locate  # (container, key, reader) -> locator dict
         self.open_meta = open_meta  # (reader, container) -> None: records the container's fields
         self.out = Upward()
@@ -185,11 +186,11 @@ class UpwardFollower:
                 self.out.errors.append(f"{self.source}/{rel.ref_container}: could not follow {via}: {exc.message}")
         return out
 
-    def _findings(self, table: str, keys: Collection[str]) -> dict[str, list[dict[str, Any]]]:
+    def _findings(self, table: str, keys: Collection[str]) -> dict[str, list[FindingRow]]:
         cid = self.by_name[table]
-        found: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for f in self.index.findings_in([RecordRef(cid, k) for k in keys]):
-            found[f["record_key"]].append(f)
+        found: dict[str, list[FindingRow]] = defaultdict(list)
+        for f in self.plan.findings_in([RecordRef(cid, k) for k in keys]):
+            found[f.record_key].append(f)
         return found
 
     def _catalogue(self, table: str, rows: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -206,7 +207,7 @@ class UpwardFollower:
             k: v
             for k, v in rows.items()
             if not any(
-                f["origin"] == FIELD and f["entity_type"] in _PERSONAL and f["ident"] not in self.idents
+                f.origin == FIELD and f.entity_type in _PERSONAL and f.ident not in self.idents
                 for f in findings.get(k, [])
             )
         }

@@ -12,16 +12,17 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from connectors.base import ContainerRef, Relation, RelationalReader, SourceSpec, connect, decode_key
 from connectors.errors import PiiportError
 from connectors.flatten import flatten
 from discover.extract import TEXT
 from discover.identifiers import STRONG
-from discover.index import Index, RecordRef
 from discover.masking import mask
-from discover.subjects import MENTION, REVIEW, STRONG_MATCH, WEAK_MATCH, Identifier, Subject, finding_values
+from discover.plan import ExportPlan
+from discover.rows import ContainerRow, FindingRow, RecordRef
+from discover.subjects import MENTION, REVIEW, STRONG_MATCH, WEAK_MATCH, Identifier, finding_values
 from export.errors import ExportError
 from export.follow import REFERENCE, UpwardFollower
 from export.formats import LOCATOR, MATCH, Table
@@ -61,6 +62,18 @@ class Gathered:
     linked: list[Identifier] = field(default_factory=list)
     #: (source, container) pairs that changed since the scan; ``--rescan`` scans them again.
     stale: list[tuple[str, str]] = field(default_factory=list)
+
+
+class _Place(NamedTuple):
+    """Where a record read again sits: what its locator says of its container."""
+
+    name: str
+    kind: str
+    version: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, c: ContainerRow) -> _Place:
+        return cls(c.name, c.kind, c.version)
 
 
 def parse_relation(text: str) -> Relation:
@@ -108,19 +121,17 @@ class _SourceGatherer:
 
     def __init__(
         self,
-        index: Index,
-        subject: Subject,
+        plan: ExportPlan,
         spec: SourceSpec,
-        containers: Mapping[int, dict[str, Any]],
-        findings: Mapping[RecordRef, list[dict[str, Any]]],
+        findings: Mapping[RecordRef, list[FindingRow]],
         options: GatherOptions,
         out: Gathered,
     ) -> None:
-        self.index = index
-        self.subject = subject
+        self.plan = plan
+        self.subject = plan.subject
         self.spec = spec
-        self.containers = containers
-        self.by_name = {c["name"]: cid for cid, c in containers.items() if c["source"] == spec.name}
+        self.containers = plan.containers
+        self.by_name = plan.container_ids(spec.name)
         self.findings = findings
         self.options = options
         self.out = out
@@ -135,13 +146,13 @@ class _SourceGatherer:
         with connect(self.spec) as conn:
             for cid in container_ids:
                 c = self.containers[cid]
-                if _matches(self.options.exclude_tables, self.spec.name, c["name"]):
+                if _matches(self.options.exclude_tables, self.spec.name, c.name):
                     continue
                 try:
                     self._matched(conn, cid, c)
                 except PiiportError as exc:
-                    self.out.errors.append(f"{self.spec.name}/{c['name']}: {exc.message}")
-            if any(c["kind"] == "table" for c in self.containers.values() if c["source"] == self.spec.name):
+                    self.out.errors.append(f"{self.spec.name}/{c.name}: {exc.message}")
+            if any(c.kind == "table" for c in self.containers.values() if c.source == self.spec.name):
                 try:
                     rels = self._relations(conn)
                     self._related(conn, rels)
@@ -170,12 +181,12 @@ class _SourceGatherer:
             self.fields[container] = [(f.name, f.type) for f in reader.all_fields()]
             self.precision[container] = reader.precision()
 
-    def _locator(self, c: dict[str, Any], key: str, reader: Any) -> dict[str, Any]:
-        if c["kind"] == "table":
+    def _locator(self, c: _Place, key: str, reader: Any) -> dict[str, Any]:
+        if c.kind == "table":
             kind = reader.key_kind if isinstance(reader, RelationalReader) else "primary_key"
             loc: dict[str, Any] = {
                 "source": self.spec.name,
-                "container": c["name"],
+                "container": c.name,
                 "kind": kind,
                 "key": key if kind == "row_hash" else decode_key(key),
             }
@@ -184,28 +195,28 @@ class _SourceGatherer:
             return loc
         loc = {
             "source": self.spec.name,
-            "container": c["name"],
-            "kind": _FILE_KEY_KIND.get(c["kind"], "record"),
+            "container": c.name,
+            "kind": _FILE_KEY_KIND.get(c.kind, "record"),
             "key": int(key) if key.isdigit() else key,
         }
-        if c["version"]:
-            loc["version"] = c["version"]
+        if c.version:
+            loc["version"] = c.version
         return loc
 
-    def _matched(self, conn: Any, cid: int, c: dict[str, Any]) -> None:
-        name = c["name"]
+    def _matched(self, conn: Any, cid: int, c: ContainerRow) -> None:
+        name = c.name
         wanted = self.subject.records[cid]
-        ref = ContainerRef(self.spec.name, name, c["kind"], c["version"])
+        ref = ContainerRef(self.spec.name, name, c.kind, c.version)
         with conn.open(ref) as reader:
-            current = reader.current_version() if c["version"] else None
-            if c["version"] and current is None:
+            current = reader.current_version() if c.version else None
+            if c.version and current is None:
                 self._stale(
                     name,
                     f"deleted since the scan; its {len(wanted)} record(s) were not exported: run the export again "
                     "with --rescan to drop it from the index",
                 )
                 return
-            if c["version"] and current != c["version"]:
+            if c.version and current != c.version:
                 self._stale(
                     name,
                     f"changed since the scan (size or modification time differ); its {len(wanted)} "
@@ -223,7 +234,8 @@ class _SourceGatherer:
                 if hit is None:
                     changed += 1
                     continue
-                self._keep(cid, c, key, {**raw, LOCATOR: self._locator(c, key, reader), MATCH: wanted[key]}, hit)
+                row = {**raw, LOCATOR: self._locator(_Place.of(c), key, reader), MATCH: wanted[key]}
+                self._keep(cid, c.name, key, row, hit)
             if changed:
                 self._stale(
                     name,
@@ -236,34 +248,34 @@ class _SourceGatherer:
         if (self.spec.name, container) not in self.out.stale:
             self.out.stale.append((self.spec.name, container))
 
-    def _keep(self, cid: int, c: dict[str, Any], key: str, row: dict[str, Any], hit: dict[str, Any]) -> None:
+    def _keep(self, cid: int, container: str, key: str, row: dict[str, Any], hit: _Hit) -> None:
         """A verified record: the subject's, or (matched by a name alone) one for the review list."""
         if row[MATCH] == REVIEW:
-            self.review[(c["name"], key)] = {
+            self.review[(container, key)] = {
                 "source": self.spec.name,
-                "container": c["name"],
+                "container": container,
                 "locator": row[LOCATOR],
-                "field": hit["field"],
-                "entity_type": hit["entity_type"],
-                "masked_value": mask(hit["entity_type"], hit["value"]),
+                "field": hit.field,
+                "entity_type": hit.entity_type,
+                "masked_value": mask(hit.entity_type, hit.value),
                 "reason": self.subject.review.get(RecordRef(cid, key), ""),
             }
             if not self.options.include_review:
                 return
-        self.rows[c["name"]][key] = row
+        self.rows[container][key] = row
 
-    def _verify(self, cid: int, key: str, raw: dict[str, Any], match: str) -> dict[str, Any] | None:
+    def _verify(self, cid: int, key: str, raw: dict[str, Any], match: str) -> _Hit | None:
         """The record still holds, where the scan saw it, an identifier of the kind it matched by.
 
         Returns that finding (field, entity type, value), or None.
         """
         flat = flatten(raw)
-        hit: dict[str, Any] | None = None
+        hit: _Hit | None = None
         seen: list[tuple[str, str]] = []
         for f in self.findings.get(RecordRef(cid, key), []):
-            strong, in_text = f["entity_type"] in STRONG, f["origin"] == TEXT
+            strong, in_text = f.entity_type in STRONG, f.origin == TEXT
             for value in finding_values(flat, f, self.options.regions):
-                if self.index.ident(f["entity_type"], value) != f["ident"]:
+                if self.plan.ident(f.entity_type, value) != f.ident:
                     continue
                 if hit is None and (
                     (match == STRONG_MATCH and strong and not in_text)
@@ -271,9 +283,9 @@ class _SourceGatherer:
                     or (match == MENTION and in_text)
                     or (match == REVIEW and not strong)
                 ):
-                    hit = {"field": f["field"], "entity_type": f["entity_type"], "value": value}
+                    hit = _Hit(f.field, f.entity_type, value)
                 if not in_text or strong:
-                    seen.append((f["entity_type"], value))
+                    seen.append((f.entity_type, value))
         if hit is not None and match != REVIEW:  # a namesake's record links nothing to the subject
             self.linked.update(dict.fromkeys(seen))
         return hit
@@ -287,16 +299,8 @@ class _SourceGatherer:
                 rels.append(rel)
         return rels
 
-    def _person_tables(self) -> set[str]:
-        """Tables whose rows carry their own e-mail or phone: each row is somebody's own record."""
-        out = set()
-        for name, cid in self.by_name.items():
-            if any(p["entity_type"] in STRONG for p in self.index.profiles(cid)):
-                out.add(name)
-        return out
-
     def _related(self, conn: Any, rels: list[Relation]) -> None:
-        person = self._person_tables() - {
+        person = self.plan.person_tables(self.spec.name) - {
             n for n in self.by_name if _matches(self.options.include_tables, self.spec.name, n)
         }
         # A namesake's record (review) is not the subject's: what points at it is not followed.
@@ -314,7 +318,7 @@ class _SourceGatherer:
                 try:
                     with conn.open(ref) as reader:
                         self._reader_meta(reader, child)
-                        c = {"name": child, "kind": "table", "version": None}
+                        c = _Place(child, "table")
                         for key, raw in reader.fetch_where(rel.columns, values):
                             if key in self.rows[child] and self.rows[child][key][MATCH] != REVIEW:
                                 continue
@@ -333,15 +337,13 @@ class _SourceGatherer:
         excluded = {n for n in self.by_name if _matches(self.options.exclude_tables, self.spec.name, n)}
         follower = UpwardFollower(
             conn=conn,
-            index=self.index,
+            plan=self.plan,
             source=self.spec.name,
             by_name=self.by_name,
             subject_idents=self.subject.idents,
             relations=rels,
             excluded=excluded,
-            locate=lambda container, key, reader: self._locator(
-                {"name": container, "kind": "table", "version": None}, key, reader
-            ),
+            locate=lambda container, key, reader: self._locator(_Place(container, "table"), key, reader),
             open_meta=self._reader_meta,
         )
         rows = {t: {k: r for k, r in rows.items() if r[MATCH] != REVIEW} for t, rows in self.rows.items()}
@@ -366,58 +368,63 @@ def _sort_key(key: str) -> tuple[int, Any]:
         return (1, key)
 
 
-def gather(index: Index, subject: Subject, *, specs: Mapping[str, SourceSpec], options: GatherOptions) -> Gathered:
+def gather(plan: ExportPlan, *, specs: Mapping[str, SourceSpec], options: GatherOptions) -> Gathered:
     """Read the subject's records from their sources. Memory: the subject's records."""
     out = Gathered()
-    containers = {c["id"]: c for c in index.containers()}
-    refs = [RecordRef(cid, key) for cid, keys in subject.records.items() for key in keys]
-    findings: dict[RecordRef, list[dict[str, Any]]] = defaultdict(list)
-    for f in index.findings_in(refs):
-        if f["ident"] in subject.idents:
-            findings[RecordRef(f["container_id"], f["record_key"])].append(f)
+    subject, containers = plan.subject, plan.containers
+    findings: dict[RecordRef, list[FindingRow]] = defaultdict(list)
+    for f in plan.findings:
+        if f.ident in subject.idents:
+            findings[f.ref].append(f)
 
     by_source: dict[str, list[int]] = defaultdict(list)
     for cid, keys in subject.records.items():
         if keys and cid in containers:
-            by_source[containers[cid]["source"]].append(cid)
+            by_source[containers[cid].source].append(cid)
     linked: dict[tuple[str, str], None] = {}
     for source in sorted(by_source):
-        spec = specs.get(source) or _spec_from_index(source, containers, by_source[source][0])
+        spec = specs.get(source) or plan.source_spec(by_source[source][0])
         if spec is None:
             out.errors.append(
                 f"{source}: the index does not keep its credentials; add the source to the config file "
                 "(or set the driver's password variable) and export again"
             )
             continue
-        gatherer = _SourceGatherer(index, subject, spec, containers, findings, options, out)
-        gatherer.run(sorted(by_source[source], key=lambda cid: containers[cid]["name"]))
+        gatherer = _SourceGatherer(plan, spec, findings, options, out)
+        gatherer.run(sorted(by_source[source], key=lambda cid: containers[cid].name))
         linked.update(gatherer.linked)
     out.linked = [Identifier(t, v) for t, v in sorted(linked)]
-    _third_party(index, subject, out, containers)
+    _third_party(plan, out)
     out.errors.extend(unread_at_scan(containers.values()))
     return out
 
 
-def unread_at_scan(containers: Iterable[Mapping[str, Any]]) -> list[str]:
+def _mention_order(f: FindingRow) -> tuple[Any, ...]:
+    return (f.container_id, _sort_key(f.record_key), f.field, f.entity_type, f.origin)
+
+
+class _Hit(NamedTuple):
+    """The finding a record read again was verified by, with the value it holds now."""
+
+    field: str
+    entity_type: str
+    value: str
+
+
+def unread_at_scan(containers: Iterable[ContainerRow]) -> list[str]:
     """Containers whose last scan failed: the index cannot say whether they hold the subject."""
     return [
-        f"{c['source']}/{c['name']}: its last scan failed ({c['error'] or 'no error recorded'}), so its records "
+        f"{c.source}/{c.name}: its last scan failed ({c.error or 'no error recorded'}), so its records "
         "of this subject may be missing: fix the cause and scan the source again"
         for c in containers
-        if c["error"] or c["stale"]
+        if c.unread
     ]
 
 
-def _spec_from_index(source: str, containers: Mapping[int, dict[str, Any]], cid: int) -> SourceSpec | None:
-    url = containers[cid]["url"]
-    if not url or ":***@" in url:
-        return None
-    return SourceSpec(name=source, url=url)
-
-
-def _third_party(index: Index, subject: Subject, out: Gathered, containers: Mapping[int, dict[str, Any]]) -> None:
+def _third_party(plan: ExportPlan, out: Gathered) -> None:
     """Other people's identifiers inside exported records: reported so a reviewer can redact."""
-    ids = {(c["source"], c["name"]): cid for cid, c in containers.items()}
+    subject, containers = plan.subject, plan.containers
+    ids = {(c.source, c.name): cid for cid, c in containers.items()}
     refs = [
         RecordRef(ids[(t.source, t.container)], key)
         for t in out.tables
@@ -425,13 +432,14 @@ def _third_party(index: Index, subject: Subject, out: Gathered, containers: Mapp
         for key in t.keys
     ]
     seen = set()
-    for f in index.findings_in(refs):
-        if f["ident"] in subject.idents:
+    # Sorted: the index answers in the order of its hash look-ups, which differs from process to process.
+    for f in sorted(plan.findings_in(refs), key=_mention_order):
+        if f.ident in subject.idents:
             continue
-        c = containers[f["container_id"]]
-        if f["origin"] != TEXT and (c["source"], c["name"], f["record_key"]) in out.owned:
+        c = containers[f.container_id]
+        if f.origin != TEXT and (c.source, c.name, f.record_key) in out.owned:
             continue  # the phone on an address only the subject lives at is theirs
-        item = (c["source"], c["name"], f["record_key"], f["field"], f["entity_type"], f["origin"])
+        item = (c.source, c.name, f.record_key, f.field, f.entity_type, f.origin)
         if item not in seen:
             seen.add(item)
             out.third_party.append(

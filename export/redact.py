@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from discover.hashing import IdentifierHasher
 from discover.identifiers import IP, PERSON, fold_name, normalise_found
-from discover.index import Index
 from export.formats import Table
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ class Redactor:
     """Redacts the subject's tables; built per export around the process's one detector."""
 
     detector: Detector
-    index: Index
+    hasher: IdentifierHasher
     regions: tuple[str, ...]
     #: The subject's keyed identifier hashes (resolved and linked).
     own: frozenset[bytes]
@@ -44,19 +44,19 @@ class Redactor:
     def for_subject(
         cls,
         detector: Detector,
-        index: Index,
+        hasher: IdentifierHasher,
         regions: Sequence[str],
         own: Iterable[bytes],
         own_names: Iterable[str],
     ) -> Redactor:
         words = frozenset(w for name in own_names for w in fold_name(name).split())
-        return cls(detector, index, tuple(regions), frozenset(own), words)
+        return cls(detector, hasher, tuple(regions), frozenset(own), words)
 
     def is_own(self, entity_type: str, text: str) -> bool:
         value = normalise_found(entity_type, text, self.regions)
         if value is None:
             return False
-        if self.index.ident(entity_type, value) in self.own:
+        if self.hasher.digest(entity_type, value) in self.own:
             return True
         if entity_type == PERSON:
             words = fold_name(text).split()

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import SourceSpec
-from discover.index import Index, utcnow
-from discover.subjects import REVIEW, Identifier, resolve
+from discover.index_schema import utcnow
+from discover.plan import ExportPlan
+from discover.subjects import REVIEW
 from export.deliver import S3Delivery, existing_package, upload
 from export.errors import ExportError, package_exists
 from export.formats import MATCH, Table
@@ -82,9 +83,8 @@ def new_request_id() -> str:
 
 
 def export_subject(
-    identifiers: Sequence[Identifier],
+    plan: ExportPlan,
     *,
-    index: Index,
     specs: Mapping[str, SourceSpec],
     options: GatherOptions,
     fmt: str = "json",
@@ -92,8 +92,7 @@ def export_subject(
     as_zip: bool = False,
     request_id: str | None = None,
     overwrite: bool = False,
-    expand: bool = True,
-    rescan: Callable[[list[tuple[str, str]]], None] | None = None,
+    rescan: Callable[[list[tuple[str, str]]], ExportPlan] | None = None,
     generator_version: str = "0",
     s3: S3Delivery | None = None,
     csv_raw: bool = False,
@@ -102,12 +101,12 @@ def export_subject(
     lang: str = "en",
     detector: Detector | None = None,
 ) -> ExportResult:
-    """Write the portability package of the subject the identifiers name.
+    """Write the portability package of the subject ``plan`` resolved (``discover.plan.plan_export``).
 
     ``out`` is a local folder or ``s3://bucket/prefix`` (then ``s3`` says how to upload).
 
     ``rescan`` is called with the (source, container) pairs that changed since the scan;
-    it scans them again, and the subject is resolved and gathered once more.
+    it scans them again and returns the plan made anew, whose records are gathered once more.
 
     ``purpose`` ``portability`` keeps only what ``processing`` says is processed on consent or
     contract and not inferred. With a ``detector``, other people's identifiers in free text are
@@ -125,12 +124,11 @@ def export_subject(
         found_at = existing_package(destination, rid, s3 or S3Delivery())
         if found_at:
             raise package_exists(rid, found_at)
-    subject = resolve(index, identifiers, expand=expand)
-    gathered = gather(index, subject, specs=specs, options=options)
+    identifiers, expand = plan.identifiers, plan.request.expand
+    gathered = gather(plan, specs=specs, options=options)
     if gathered.stale and rescan is not None:
-        rescan(gathered.stale)
-        subject = resolve(index, identifiers, expand=expand)
-        gathered = gather(index, subject, specs=specs, options=options)
+        plan = rescan(gathered.stale)
+        gathered = gather(plan, specs=specs, options=options)
 
     found = any(row[MATCH] != REVIEW for t in gathered.tables if t.role == "subject" for row in t.rows)
     complete = not gathered.errors
@@ -140,7 +138,7 @@ def export_subject(
     if purpose == PORTABILITY:
         tables, left_out = portable(tables, processing)
     if detector is not None:
-        _redact(tables, detector, index, subject, gathered, identifiers, options.regions, specs)
+        _redact(tables, detector, plan, gathered, options.regions, specs)
         redacted_fields = {(t.source, t.container) for t in tables if t.redactions}
         for mention in gathered.third_party:
             if mention["origin"] == "text" and (mention["source"], mention["container"]) in redacted_fields:
@@ -224,24 +222,22 @@ def export_subject(
 def _redact(
     tables: list[Table],
     detector: Detector,
-    index: Index,
-    subject: Any,
+    plan: ExportPlan,
     gathered: Gathered,
-    identifiers: Sequence[Identifier],
     regions: Sequence[str],
     specs: Mapping[str, SourceSpec],
 ) -> None:
     """Other people's identifiers out of the subject's free text, before anything is written."""
     from discover.identifiers import PERSON
 
-    own_names = [i.value for i in [*identifiers, *gathered.linked] if i.entity_type == PERSON]
-    redactor = Redactor.for_subject(detector, index, regions, subject.idents, own_names)
-    ids = {(c["source"], c["name"]): c["id"] for c in index.containers()}
+    own_names = [i.value for i in [*plan.identifiers, *gathered.linked] if i.entity_type == PERSON]
+    redactor = Redactor.for_subject(detector, plan.hasher, regions, plan.subject.idents, own_names)
+    ids = {(c.source, c.name): cid for cid, c in plan.containers.items()}
     for t in tables:
         if t.role != "subject":
             continue
         cid = ids.get((t.source, t.container))
-        free = [p["field"] for p in index.profiles(cid) if p["free_text"]] if cid is not None else []
+        free = plan.free_text_fields(cid) if cid is not None else []
         spec = specs.get(t.source)
         redactor.redact(t, free, spec.language if spec else None)
 

@@ -275,6 +275,7 @@ def export_subject(
     anything is read, then ``export`` with the outcome and the package's sha256. ``actor`` names
     who asked (the service passes its token's name); the default is the OS user.
     """
+    from discover.plan import ExportPlan, ExportRequest, plan_export, scanned_spec
     from discover.subjects import parse_identifiers
     from export import GatherOptions
     from export import export_subject as run_export
@@ -305,28 +306,30 @@ def export_subject(
     idx = index or open_index(cfg.index, create=False)
     trail = _ExportAudit(idx, actor or os_actor(), rid, identifiers)
 
-    def do_rescan(stale: list[tuple[str, str]]) -> None:
+    request = ExportRequest(tuple(identifiers), expand=expand)
 
+    def do_rescan(stale: list[tuple[str, str]]) -> ExportPlan:
         by_source: dict[str, list[str]] = {}
         for source, container in stale:
             by_source.setdefault(source, []).append(container)
-        known = {c["source"]: c["url"] for c in idx.containers()}
+        known = {c.source: c for c in idx.containers()}
         targets = []
         for source, containers in by_source.items():
-            base = specs.get(source) or SourceSpec(name=source, url=known.get(source) or "")
+            base = specs.get(source) or (scanned_spec(known[source]) if source in known else None)
+            base = base or SourceSpec(name=source, url="")
             targets.append(
                 SourceSpec(
                     name=source, url=base.url, include=tuple(containers), language=base.language, options=base.options
                 )
             )
         scan_sources(targets, config=cfg, index=idx, detector=detector, prune=False)
+        return plan_export(idx, request)
 
     try:
         trail.started()
         try:
             result = run_export(
-                identifiers,
-                index=idx,
+                plan_export(idx, request),
                 specs=specs,
                 options=options,
                 fmt=fmt or cfg.export.format,
@@ -334,7 +337,6 @@ def export_subject(
                 as_zip=as_zip,
                 request_id=rid,
                 overwrite=overwrite,
-                expand=expand,
                 rescan=do_rescan if rescan else None,
                 generator_version=__version__,
                 csv_raw=csv_raw,
@@ -393,9 +395,9 @@ def missing_processing(*, config: Config | None = None, index: Index | None = No
     """Scanned sources (in the index) that have no entry in the config's ``processing`` list."""
     cfg = _config(config)
     if index is not None:
-        return cfg.processing.missing(c["source"] for c in index.containers())
+        return cfg.processing.missing(c.source for c in index.containers())
     with open_index(cfg.index, create=False) as idx:
-        return cfg.processing.missing(c["source"] for c in idx.containers())
+        return cfg.processing.missing(c.source for c in idx.containers())
 
 
 class _ExportAudit:

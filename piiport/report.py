@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from discover.index import Index
     from discover.inventory import InventoryRow
     from discover.retention import RetentionReport
+    from discover.rows import ContainerRow
 
 
 def e(value: object) -> str:
@@ -32,7 +33,7 @@ class ReportData:
     generated_at: str
     index_url: str
     rows: Sequence[InventoryRow]
-    containers: Sequence[dict[str, object]]
+    containers: Sequence[ContainerRow]
     history: Sequence[Snapshot]
     changes: RunDiff | None
     retention: RetentionReport | None
@@ -85,7 +86,7 @@ ul.changes { margin: 4px 0 10px; padding-left: 20px; }
 
 def render(data: ReportData) -> str:
     """The page, as one string."""
-    failed = [c for c in data.containers if c.get("error")]
+    failed = [c for c in data.containers if c.error]
     latest = data.history[-1] if data.history else None
     breaches = [r for r in data.retention.results if r.breached] if data.retention else []
     pii_fields = {(r.source, r.container, r.field) for r in data.rows}
@@ -100,7 +101,7 @@ def render(data: ReportData) -> str:
         + (f"; last scan run {latest.run_id} ({e(latest.status)}, started {e(latest.started_at)})" if latest else "")
         + ".</p>",
         '<div class="tiles">',
-        _tile("Sources", len({c["source"] for c in data.containers})),
+        _tile("Sources", len({c.source for c in data.containers})),
         _tile("Containers", len(data.containers)),
         _tile("Fields with personal data", len(pii_fields)),
         _tile("Records with personal data", f"{latest.records_with_pii():,}" if latest else "n/a"),
@@ -255,12 +256,12 @@ def _retention(report: RetentionReport | None) -> str:
     )
 
 
-def _failed(failed: Sequence[dict[str, object]]) -> str:
+def _failed(failed: Sequence[ContainerRow]) -> str:
     if not failed:
         return '<p class="none">None: every container was read.</p>'
     rows = "".join(
-        f"<tr class=bad><td>{e(c['source'])}</td><td>{e(c['name'])}</td><td>{e(c.get('scanned_at') or '')}</td>"
-        f"<td>{e(c['error'])}</td></tr>"
+        f"<tr class=bad><td>{e(c.source)}</td><td>{e(c.name)}</td><td>{e(c.scanned_at or '')}</td>"
+        f"<td>{e(c.error)}</td></tr>"
         for c in failed
     )
     return (
@@ -270,10 +271,10 @@ def _failed(failed: Sequence[dict[str, object]]) -> str:
     )
 
 
-def _inventory(rows: Sequence[InventoryRow], containers: Sequence[dict[str, object]], *, examples: bool) -> str:
+def _inventory(rows: Sequence[InventoryRow], containers: Sequence[ContainerRow], *, examples: bool) -> str:
     if not rows:
         return '<p class="none">No personal data found in the index.</p>'
-    records = {(c["source"], c["name"]): c.get("records") for c in containers}
+    records = {(c.source, c.name): c.records for c in containers}
     out = []
     by_source: dict[str, dict[str, list[InventoryRow]]] = {}
     for r in rows:

@@ -430,7 +430,7 @@ def test_a_password_with_at_reaches_the_right_host_and_stays_out_of_the_index(
             result = scan_sources([url], index=idx, detector=detector)
             assert result.ok, result.errors
             assert [c.container for c in result.containers] == ["people"]
-            assert {c["url"] for c in idx.containers()} == {base.replace("postgres@", "postgres:***@")}
+            assert {c.url for c in idx.containers()} == {base.replace("postgres@", "postgres:***@")}
         finally:
             idx.close()
         raw = b"".join(p.read_bytes() for p in (tmp_path / "idx").iterdir())

@@ -89,11 +89,11 @@ def test_failures_between_good_containers_are_all_recorded(tmp_path: Path, index
     )
     failed = {e["container"] for e in result.errors}
     assert failed == {"a_empty.json", "z_truncated.json"} | {f"d{n}.txt" for n in range(4)}
-    stored = {c["name"]: c for c in index.containers()}
-    assert {n for n, c in stored.items() if c["error"]} == failed
+    stored = {c.name: c for c in index.containers()}
+    assert {n for n, c in stored.items() if c.error} == failed
     for n in range(4):
         assert index.findings_for([index.ident("EMAIL_ADDRESS", f"p{n}@x.example")])
-    assert [r["status"] for r in index.runs()] == ["errors"]
+    assert [r.status for r in index.runs()] == ["errors"]
 
 
 # -- 3 and 4: a second scan, a killed scan ----------------------------------------------------------
@@ -463,7 +463,7 @@ def test_mariadb_table_the_user_may_not_select_beside_a_good_one(maria_user, ind
     assert error["error"].endswith("grant the scanning user SELECT on it, or exclude it")
     assert next(c for c in result.containers if c.container == "customers").records == 2
     assert index.findings_for([index.ident("EMAIL_ADDRESS", "dan@x.example")])
-    assert {c["name"]: bool(c["error"]) for c in index.containers()} == {"customers": False, "salaries": True}
+    assert {c.name: bool(c.error) for c in index.containers()} == {"customers": False, "salaries": True}
 
 
 @pytest.mark.servers

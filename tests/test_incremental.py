@@ -10,6 +10,7 @@ import random
 import shutil
 import sqlite3
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -86,13 +87,13 @@ def _scan(spec: SourceSpec, idx: Index, detector: Detector, workers: int, *, ful
 
 def _answers(idx: Index, spec: SourceSpec, out: Path, emails: list[str]) -> dict[str, Any]:
     """Everything a user can ask the index: inventory, profiles, each finding, exports."""
-    names = {c["id"]: (c["source"], c["name"], c["records"]) for c in idx.containers()}
+    names = {c.id: (c.source, c.name, c.records) for c in idx.containers()}
     findings = sorted(
-        (names[f["container_id"]][:2], f["record_key"], f["field"], f["entity_type"], f["ident"], f["origin"])
+        (names[f.container_id][:2], f.record_key, f.field, f.entity_type, f.ident, f.origin)
         for f in idx.iter_findings()
     )
-    hits = [{k: v for k, v in h.items() if k != "container_id"} for h in idx.field_hits()]
-    per_ident = {f[4]: sorted(str(r["record_key"]) for r in idx.findings_for([f[4]])) for f in findings}
+    hits = [{k: v for k, v in asdict(h).items() if k != "container_id"} for h in idx.field_hits()]
+    per_ident = {f[4]: sorted(str(r.record_key) for r in idx.findings_for([f[4]])) for f in findings}
     exports = {}
     for email in emails:
         target = out / email

@@ -59,9 +59,9 @@ def big_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detector, workers
 def test_a_container_of_many_parts_finds_every_record(big_index: Index) -> None:
     for i in (1, 2, 150, 199, 200, 201, 1_234, 2_999, 3_000):
         found = big_index.findings_for([big_index.ident(EMAIL, f"user{i}@example.com")])
-        assert [(f["record_key"], f["field"]) for f in found] == [(f"[{i}]", "email")]
-        record = big_index.findings_in([RecordRef(found[0]["container_id"], f"[{i}]")])
-        assert sorted((f["field"], f["entity_type"]) for f in record) == [
+        assert [(f.record_key, f.field) for f in found] == [(f"[{i}]", "email")]
+        record = big_index.findings_in([RecordRef(found[0].container_id, f"[{i}]")])
+        assert sorted((f.field, f.entity_type) for f in record) == [
             ("email", EMAIL),
             ("first_name+last_name", PERSON),
             ("phone", PHONE),
@@ -72,10 +72,10 @@ def test_a_container_of_many_parts_finds_every_record(big_index: Index) -> None:
 def test_namesakes_with_their_own_email_are_skipped_in_the_postings(big_index: Index) -> None:
     name = big_index.ident(PERSON, fold_name("Alice Martin"))  # rows 15, 30, 45, ...
     every = big_index.findings_for([name])
-    assert sorted(int(f["record_key"].strip("[]")) for f in every) == list(range(15, 3_001, 15))
+    assert sorted(int(f.record_key.strip("[]")) for f in every) == list(range(15, 3_001, 15))
     unowned = big_index.findings_for([name], skip_owned=True)
     # Only the namesakes without an e-mail or phone of their own (every 97th row) are left to check.
-    assert sorted(int(f["record_key"].strip("[]")) for f in unowned) == [i for i in range(15, 3_001, 15) if i % 97 == 0]
+    assert sorted(int(f.record_key.strip("[]")) for f in unowned) == [i for i in range(15, 3_001, 15) if i % 97 == 0]
 
 
 def test_export_of_a_subject_with_many_namesakes(big_index: Index, tmp_path: Path) -> None:

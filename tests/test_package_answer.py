@@ -428,7 +428,7 @@ def test_no_redact_keeps_the_text_as_stored(shop: Index, tmp_path: Path, detecto
 
 def test_locate_lists_where_the_subject_is_without_values(shop: Index, tmp_path: Path) -> None:
     result = locate(emails=["alice.martin@example.com"], index=shop)
-    scanned = {c["name"]: c["scanned_at"] for c in shop.containers()}
+    scanned = {c.name: c.scanned_at for c in shop.containers()}
     got = [(x.container, x.field, x.entity_types, x.records, x.matches) for x in result.locations]
     assert got == [
         ("customers", "email", ["EMAIL_ADDRESS"], 1, ["strong"]),

@@ -80,9 +80,9 @@ def test_every_format_scans_like_local_files(s3, tmp_path: Path, detector) -> No
     assert _inventory(remote) == _inventory(local)
     # Same containers as the local tree; readme.md is not a data format.
     assert sorted(c.container for c in result.containers) == sorted(c.container for c in local_result.containers)
-    container = next(c for c in remote.containers() if c["name"] == "table.parquet")
-    assert container["version"]["bucket"] == bucket and container["version"]["key"] == "exports/2026/table.parquet"
-    assert container["version"]["etag"].startswith('"')
+    container = next(c for c in remote.containers() if c.name == "table.parquet")
+    assert container.version["bucket"] == bucket and container.version["key"] == "exports/2026/table.parquet"
+    assert container.version["etag"].startswith('"')
 
 
 def test_include_exclude_globs(s3, tmp_path: Path, index: Index, detector) -> None:
@@ -254,8 +254,8 @@ def test_missing_bucket_deleted_and_corrupt_objects(s3, index: Index, detector, 
     assert {c.container: c.records for c in result.containers if not c.error} == {"a.csv": 1, "c.csv": 1}
     # The good objects' findings are in the index, and every failed one is recorded there.
     assert index.findings_for([index.ident("EMAIL_ADDRESS", "c@example.com")])
-    stored = {c["name"]: c for c in index.containers()}
-    assert {n for n, c in stored.items() if c["error"]} == {"b.csv", "broken.jsonl.gz", "empty.json"}
+    stored = {c.name: c for c in index.containers()}
+    assert {n for n, c in stored.items() if c.error} == {"b.csv", "broken.jsonl.gz", "empty.json"}
 
 
 def test_throttling_and_5xx_are_retried(s3, s3_endpoint: str, index: Index, detector, monkeypatch, settings) -> None:

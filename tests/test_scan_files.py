@@ -52,8 +52,8 @@ def test_every_format_and_entity_type(tmp_path: Path, index: Index, detector) ->
         assert inv[name] == {("line", "IP_ADDRESS")}, name
     # A latin-1 file decodes correctly: the accented name hashes like its UTF-8 twin.
     chloe = index.ident("PERSON", "chloe lefevre")
-    containers = {c["id"]: c["name"] for c in index.containers()}
-    assert {"latin1.csv", "utf8.csv"} <= {containers[f["container_id"]] for f in index.findings_for([chloe])}
+    containers = {c.id: c.name for c in index.containers()}
+    assert {"latin1.csv", "utf8.csv"} <= {containers[f.container_id] for f in index.findings_for([chloe])}
 
 
 def test_every_file_locator_finds_its_record(tmp_path: Path, index: Index, detector) -> None:
@@ -61,10 +61,10 @@ def test_every_file_locator_finds_its_record(tmp_path: Path, index: Index, detec
     write_all_formats(root)
     spec = SourceSpec(name="files", url=str(root))
     scan([spec], index=index, detector=detector)
-    containers = {c["id"]: c["name"] for c in index.containers()}
+    containers = {c.id: c.name for c in index.containers()}
     wanted: dict[str, set[str]] = {}
     for f in index.iter_findings():
-        wanted.setdefault(containers[f["container_id"]], set()).add(f["record_key"])
+        wanted.setdefault(containers[f.container_id], set()).add(f.record_key)
     with connect(spec) as conn:
         refs = {r.name: r for r in conn.containers()}
         for name, keys in wanted.items():
@@ -119,10 +119,10 @@ def test_bad_inputs_are_reported_per_container_and_the_scan_goes_on(
     assert corrupt.warnings == ["row 4: 2 fields where the header has 5; skipped"]
     assert index.findings_for([index.ident("EMAIL_ADDRESS", "eve@example.com")])  # rows after the bad one
     (run,) = index.runs()
-    assert {e["container"] for e in run["summary"]["errors"]} == set(errors)
-    stored = {c["name"]: c for c in index.containers()}
-    assert {n for n, c in stored.items() if c["error"]} == set(errors)  # every error recorded in the index
-    assert stored["good.csv"]["records"] == 3 and not stored["good.csv"]["stale"]
+    assert {e["container"] for e in run.summary["errors"]} == set(errors)
+    stored = {c.name: c for c in index.containers()}
+    assert {n for n, c in stored.items() if c.error} == set(errors)  # every error recorded in the index
+    assert stored["good.csv"].records == 3 and not stored["good.csv"].stale
     assert index.findings_for([index.ident("EMAIL_ADDRESS", PEOPLE[0][1])])
 
 
@@ -139,7 +139,7 @@ def test_containers_gone_from_the_source_are_forgotten(tmp_path: Path, index: In
     result = scan([spec], index=index, detector=detector)
     assert result.ok and result.removed_containers == 1
     assert not index.findings_for([gone])
-    assert [c["name"] for c in index.containers()] == ["other.csv"]
+    assert [c.name for c in index.containers()] == ["other.csv"]
 
 
 def test_stale_findings_survive_a_failed_rescan(tmp_path: Path, index: Index, detector, settings) -> None:
@@ -155,8 +155,8 @@ def test_stale_findings_survive_a_failed_rescan(tmp_path: Path, index: Index, de
     assert result.errors and "truncated" in result.errors[0]["error"]
     assert index.findings_for([index.ident("EMAIL_ADDRESS", "keep@example.com")])
     assert index.findings_for([index.ident("EMAIL_ADDRESS", PEOPLE[0][1])])
-    container = next(c for c in index.containers() if c["name"] == "people.json")
-    assert container["stale"] == 1 and "truncated" in container["error"]
+    container = next(c for c in index.containers() if c.name == "people.json")
+    assert container.stale == 1 and "truncated" in container.error
 
 
 def test_file_that_disappears_mid_scan(tmp_path: Path, index: Index, detector, settings) -> None:
@@ -176,7 +176,7 @@ def test_file_that_disappears_mid_scan(tmp_path: Path, index: Index, detector, s
     assert [e["container"] for e in result.errors] == ["b.csv"]
     assert result.errors[0]["error"] == "b.csv: the file disappeared during the scan; scan again when it is back"
     assert [c.records for c in result.containers if c.container != "b.csv"] == [3, 3]
-    assert {c["name"]: c["records"] for c in index.containers()} == {"a.csv": 3, "b.csv": None, "c.csv": 3}
+    assert {c.name: c.records for c in index.containers()} == {"a.csv": 3, "b.csv": None, "c.csv": 3}
 
 
 def test_missing_and_locked_sqlite(tmp_path: Path, index: Index, detector, shop_db: Path, settings) -> None:
@@ -252,7 +252,7 @@ def test_a_big_file_in_a_pool_spills_to_a_private_file_and_loses_nothing(tmp_pat
         index = Index(f"sqlite:///{tmp_path / f'index-{workers}' / 'index.db'}")
         settings = ScanSettings(workers=workers, batch_size=200, unit_findings_in_memory=500, spill_dir=str(spill))
         assert scan([SourceSpec(name="f", url=str(root))], index=index, detector=detector, settings=settings).ok
-        found[workers] = sorted((f["record_key"], f["entity_type"], f["ident"]) for f in index.iter_findings())
+        found[workers] = sorted((f.record_key, f.entity_type, f.ident) for f in index.iter_findings())
         index.close()
     assert len(found[1]) == 9000 and found[2] == found[1]
     # Only the pool spills (in-process, parts go straight into the index); the file is private and removed.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
+from dataclasses import asdict
 from pathlib import Path
 
 from fixtures import CUSTOMERS, EMPLOYEES, raw_bytes_of_index
@@ -52,7 +53,7 @@ def test_free_text_is_scanned_in_full_and_all_caps_names_are_found(shop_db: Path
     assert inv[("tickets", "notes", "PHONE_NUMBER")].records == 1  # type: ignore[attr-defined]
     ident = index.ident("PERSON", "bruno dubois")
     hits = index.findings_for([ident])
-    assert any(h["field"] == "notes" and h["origin"] == "text" for h in hits)  # found though written in capitals
+    assert any(h.field == "notes" and h.origin == "text" for h in hits)  # found though written in capitals
 
 
 def test_counts_prevalence_and_masked_examples(shop_db: Path, index: Index, detector) -> None:
@@ -76,10 +77,10 @@ def test_index_holds_no_plaintext(shop_db: Path, index: Index, detector) -> None
 
 def test_every_locator_finds_its_record_again(shop_db: Path, index: Index, detector) -> None:
     scan([_spec(shop_db)], index=index, detector=detector)
-    containers = {c["id"]: c["name"] for c in index.containers()}
+    containers = {c.id: c.name for c in index.containers()}
     by_container: dict[str, set[str]] = {}
     for f in index.iter_findings():
-        by_container.setdefault(containers[f["container_id"]], set()).add(f["record_key"])
+        by_container.setdefault(containers[f.container_id], set()).add(f.record_key)
     with connect(_spec(shop_db)) as conn:
         refs = {r.name: r for r in conn.containers()}
         for name, keys in by_container.items():
@@ -92,9 +93,9 @@ def test_every_locator_finds_its_record_again(shop_db: Path, index: Index, detec
 
 def test_rescan_replaces_and_other_sources_add(shop_db: Path, tmp_path: Path, index: Index, detector) -> None:
     scan([_spec(shop_db)], index=index, detector=detector)
-    first = sorted((f["container_id"], f["record_key"], f["field"]) for f in index.iter_findings())
+    first = sorted((f.container_id, f.record_key, f.field) for f in index.iter_findings())
     scan([_spec(shop_db)], index=index, detector=detector)
-    assert sorted((f["container_id"], f["record_key"], f["field"]) for f in index.iter_findings()) == first
+    assert sorted((f.container_id, f.record_key, f.field) for f in index.iter_findings()) == first
 
     with sqlite3.connect(shop_db) as db:
         db.execute("DELETE FROM customers WHERE id = 4")
@@ -102,9 +103,7 @@ def test_rescan_replaces_and_other_sources_add(shop_db: Path, tmp_path: Path, in
     scan([_spec(shop_db)], index=index, detector=detector)
     assert not index.findings_for([index.ident("EMAIL_ADDRESS", "david.nguyen@example.com")])
     assert not [
-        f
-        for f in index.findings_for([index.ident("EMAIL_ADDRESS", "alice.martin@example.com")])
-        if f["origin"] == "field"
+        f for f in index.findings_for([index.ident("EMAIL_ADDRESS", "alice.martin@example.com")]) if f.origin == "field"
     ]
     assert index.findings_for([index.ident("EMAIL_ADDRESS", "alice.new@example.com")])
 
@@ -113,14 +112,14 @@ def test_rescan_replaces_and_other_sources_add(shop_db: Path, tmp_path: Path, in
         db.execute("CREATE TABLE signups (id INTEGER PRIMARY KEY, email TEXT)")
         db.execute("INSERT INTO signups VALUES (1, 'zoe@example.com')")
     scan([_spec(other, "other")], index=index, detector=detector)
-    assert {c["source"] for c in index.containers()} == {"shop", "other"}
+    assert {c.source for c in index.containers()} == {"shop", "other"}
     assert index.findings_for([index.ident("EMAIL_ADDRESS", "alice.new@example.com")])
 
 
 def test_links_shared_office_phone_is_linked_to_two_emails(shop_db: Path, index: Index, detector) -> None:
     scan([_spec(shop_db)], index=index, detector=detector)
     phone = index.ident("PHONE_NUMBER", "+33142685300")
-    rows = [(link["entity_type"], link["strength"]) for link in index.links(phone)]
+    rows = [(link.entity_type, link.strength) for link in index.links(phone)]
     assert sorted(rows) == [
         ("EMAIL_ADDRESS", "strong"),
         ("EMAIL_ADDRESS", "strong"),
@@ -131,8 +130,8 @@ def test_links_shared_office_phone_is_linked_to_two_emails(shop_db: Path, index:
     alice = index.ident("EMAIL_ADDRESS", "alice.martin@example.com")
     bruno = index.ident("EMAIL_ADDRESS", "bruno.dubois@example.org")
     assert index.links(alice) and index.links(bruno)  # both have links, from their own records
-    assert bruno not in {link["ident"] for link in index.links(alice)}
-    assert alice not in {link["ident"] for link in index.links(bruno)}
+    assert bruno not in {link.ident for link in index.links(alice)}
+    assert alice not in {link.ident for link in index.links(bruno)}
 
 
 def test_scan_runs_are_recorded(shop_db: Path, tmp_path: Path, index: Index, detector) -> None:
@@ -142,16 +141,16 @@ def test_scan_runs_are_recorded(shop_db: Path, tmp_path: Path, index: Index, det
         detector=detector,
     )
     (run,) = index.runs()
-    assert run["status"] == "errors" and run["finished_at"]
-    assert run["summary"]["totals"]["containers"] == 7
-    assert run["summary"]["errors"] == [
+    assert run.status == "errors" and run.finished_at
+    assert run.summary["totals"]["containers"] == 7
+    assert run.summary["errors"] == [
         {
             "source": "gone",
             "container": "",
             "error": f"source 'gone': SQLite file {tmp_path / 'missing.db'} not found; check the path",
         }
     ]
-    assert json.dumps(run)  # serialisable for --json
+    assert json.dumps(asdict(run))  # serialisable for --json
 
 
 def test_wrong_key_is_refused(shop_db: Path, tmp_path: Path, detector) -> None:
@@ -186,7 +185,7 @@ def test_first_load_ends_in_wal_and_an_interrupted_scan_leaves_a_usable_index(
     broken = Index(f"sqlite:///{tmp_path / 'b' / 'index.db'}")
     with pytest.raises(KeyboardInterrupt):
         scan([_spec(shop_db)], index=broken, detector=detector, progress=stop, settings=settings)
-    assert [r["status"] for r in broken.runs()] == ["interrupted"]
+    assert [r.status for r in broken.runs()] == ["interrupted"]
     broken.close()
     again = Index(f"sqlite:///{tmp_path / 'b' / 'index.db'}")
     with again.engine.connect() as conn:
@@ -227,13 +226,13 @@ def test_a_large_table_in_many_parts_is_found_by_identifier_and_by_record(
         codes = [c for (c,) in conn.exec_driver_sql("SELECT code FROM postings")]
     # 32,000 entries in stored parts of at most 6,000, bucketed by leading bits
     assert parts is not None and parts >= 6 and max(codes) > 2
-    cid = index.containers()[0]["id"]
+    cid = index.containers()[0].id
     for i in (1, 2999, 3000, 3001, 4567, 8000):
         hits = index.findings_for([index.ident("EMAIL_ADDRESS", f"member{i}@example.org")])
-        assert [(h["record_key"], h["field"]) for h in hits] == [(f"[{i}]", "email")]
+        assert [(h.record_key, h.field) for h in hits] == [(f"[{i}]", "email")]
         record = index.findings_in([RecordRef(cid, f"[{i}]")])
-        assert sorted(f["entity_type"] for f in record) == ["EMAIL_ADDRESS", "IP_ADDRESS", "PHONE_NUMBER"]
-        assert index.ident("PHONE_NUMBER", f"+44207946{i:04d}") in {f["ident"] for f in record}
+        assert sorted(f.entity_type for f in record) == ["EMAIL_ADDRESS", "IP_ADDRESS", "PHONE_NUMBER"]
+        assert index.ident("PHONE_NUMBER", f"+44207946{i:04d}") in {f.ident for f in record}
     assert not index.findings_for([index.ident("EMAIL_ADDRESS", "member8001@example.org")])
     assert not index.findings_in([RecordRef(cid, "[8001]")])
     assert index.count_findings() == 24_000

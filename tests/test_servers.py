@@ -192,8 +192,8 @@ def test_postgres_permission_denied_on_one_table(pg: str, index: Index, detector
         assert next(c for c in result.containers if c.container == "crm.customers").records == 2
         # Nothing already indexed is lost: the good tables' findings are in the index.
         assert index.findings_for([index.ident("EMAIL_ADDRESS", "bruno.dubois@example.org")])
-        stored = {c["name"]: c for c in index.containers()}
-        assert stored["staff.employees"]["error"] == error and stored["crm.customers"]["records"] == 2
+        stored = {c.name: c for c in index.containers()}
+        assert stored["staff.employees"].error == error and stored["crm.customers"].records == 2
     finally:
         run_sql(pg, f"REASSIGN OWNED BY {role} TO postgres;\nDROP OWNED BY {role};\nDROP ROLE {role}")
 
@@ -489,7 +489,7 @@ def test_the_index_itself_on_postgres(shop_db: Path, tmp_path: Path, detector, m
             assert "sealed:" in dump  # the keys of subscribers, an e-mail primary key
             assert "alice" not in dump.lower() and "zoe" not in dump.lower()
             alice = idx.ident("EMAIL_ADDRESS", "alice.martin@example.com")
-            assert any(link["strength"] == "strong" for link in idx.links(alice))
+            assert any(link.strength == "strong" for link in idx.links(alice))
             # The sealed primary key is opened again to read the row (found through the phone).
             zoe = export_subject(config=Config(), index=idx, phones=["+44 20 7946 0101"], out=tmp_path, request_id="z")
             assert zoe.records == 1 and not zoe.errors
