@@ -49,13 +49,13 @@ def max_concurrency(options: Any) -> int | None:
 class LocalExecutor:
     """Today's process pool: one Presidio engine per worker process, forked from the parent."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, index_url: str | None = None) -> None:
         from concurrent.futures import ProcessPoolExecutor
 
-        from discover.lifeline import die_with_parent
-
         self.slots = workers
-        self._pool = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers, initializer=_start_local_worker, initargs=(os.getpid(), index_url)
+        )
 
     def submit(self, fn: Callable[[Any], Any], task: Any) -> Any:
         return self._pool.submit(fn, task)
@@ -72,6 +72,16 @@ class LocalExecutor:
         for future in pending:
             if not future.cancelled() and future.exception() is None:
                 future.result().discard()
+
+
+def _start_local_worker(parent: int, index_url: str | None) -> None:
+    """A pool worker: it dies with the scan, and knows the index it writes units into (direct writes)."""
+    from discover.lifeline import die_with_parent
+    from discover.scan import _WORKER, INDEX_URL_SLOT
+
+    die_with_parent(parent)
+    if index_url is not None:
+        _WORKER[INDEX_URL_SLOT] = index_url
 
 
 def _run_on_worker(fn: Callable[[Any], Any], task: Any, semaphore: Any) -> Any:
@@ -99,7 +109,15 @@ class DaskExecutor:
     local disk is turned off, since the driver could not read that file.
     """
 
-    def __init__(self, *, workers: int, scheduler: str | None, key: bytes, retries: int = DEFAULT_RETRIES) -> None:
+    def __init__(
+        self,
+        *,
+        workers: int,
+        scheduler: str | None,
+        key: bytes,
+        retries: int = DEFAULT_RETRIES,
+        index_url: str | None = None,
+    ) -> None:
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:
@@ -132,8 +150,9 @@ class DaskExecutor:
         from discover.dask_plugin import IndexKeyPlugin
 
         self.slots = max(1, sum(self._client.nthreads().values()))
-        # The index key reaches each worker once; a worker that joins later gets it too.
-        self._client.register_plugin(IndexKeyPlugin(key), name=IndexKeyPlugin.name)
+        # The index key (and, for direct writes, its URL) reaches each worker once; a worker
+        # that joins later gets them too.
+        self._client.register_plugin(IndexKeyPlugin(key, index_url), name=IndexKeyPlugin.name)
 
     def _semaphore(self, source: str, leases: int | None) -> Any:
         if leases is None:
@@ -169,7 +188,10 @@ class DaskExecutor:
             self._cluster.close()
 
 
-def open_executor(executor: str, *, workers: int, scheduler: str | None, key: bytes) -> LocalExecutor | DaskExecutor:
+def open_executor(
+    executor: str, *, workers: int, scheduler: str | None, key: bytes, index_url: str | None = None
+) -> LocalExecutor | DaskExecutor:
+    """``index_url``: the index workers write units into themselves (direct writes), if any."""
     if executor == "dask":
-        return DaskExecutor(workers=workers, scheduler=scheduler, key=key)
-    return LocalExecutor(workers)
+        return DaskExecutor(workers=workers, scheduler=scheduler, key=key, index_url=index_url)
+    return LocalExecutor(workers, index_url=index_url)
