@@ -228,3 +228,22 @@ def test_the_direct_write_path_leaves_the_old_generation_visible_after_a_killed_
         gens = conn.execute(text("SELECT count(DISTINCT generation) FROM parts")).scalar()
     assert gens == 1
     index.close()
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("direct_writes: true\n", "direct writes need a PostgreSQL index"),
+        ("direct_writes: sometimes\n", "direct_writes must be true or false"),
+    ],
+)
+def test_a_bad_direct_writes_setting_is_one_line_and_exit_2(
+    tmp_path: Path, runner: Any, shop_db: Path, config: str, message: str
+) -> None:
+    from piiport.cli import main
+
+    (tmp_path / "piiport.yaml").write_text(config)
+    result = runner.invoke(main, ["scan", "--config", "piiport.yaml", f"sqlite:///{shop_db}"])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.output
