@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from connectors.errors import SourceError
 
@@ -28,6 +28,13 @@ SKIP_REASONS: Mapping[str, str] = {
     "symlinked_folder": "symbolic links to folders (not followed)",
     "unknown_format": "files of an unknown format",
 }
+
+
+class KeyRange(NamedTuple):
+    """A unit of work of a table with one integer key: the records whose key is in ``[start, stop)``."""
+
+    start: int
+    stop: int
 
 
 @dataclass(frozen=True)
@@ -163,7 +170,9 @@ class ContainerReader(ABC):
         Keys that no longer exist are simply not yielded.
         """
 
-    def column_batches(self, batch_size: int, fields: Sequence[str], *, unit: Any = None) -> Iterator[Columns]:
+    def column_batches(
+        self, batch_size: int, fields: Sequence[str], *, unit: KeyRange | None = None
+    ) -> Iterator[Columns]:
         """The records of a unit (``None``: all), as batches of the given fields' columns.
 
         Memory: one batch. Readers that can fetch only some columns (tables) override this.
@@ -171,7 +180,7 @@ class ContainerReader(ABC):
         for batch in self.batches(batch_size):
             yield Columns.from_records(batch, fields)
 
-    def units(self, rows_per_unit: int) -> list[Any]:
+    def units(self, rows_per_unit: int) -> list[KeyRange | None]:
         """Independent work units (key ranges) that ``column_batches(unit=…)`` can read apart.
 
         The default is one unit: the whole container.

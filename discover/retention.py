@@ -295,9 +295,8 @@ def _iso(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
-        return value.isoformat(timespec="seconds") + "Z"
+        naive: datetime = value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo is not None else value
+        return naive.isoformat(timespec="seconds") + "Z"
     if isinstance(value, date):
         return value.isoformat()
     return str(value)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from connectors.base import ContainerRef, SourceSpec, connect
+from connectors.base import Connector, ContainerRef, KeyRange, SourceSpec, connect
 from connectors.errors import ConfigError, PiiportError, SourceError
 from connectors.redact import mask_url
 from discover.detector import Detector
@@ -121,7 +121,7 @@ class UnitTask:
 
     spec: SourceSpec
     ref: ContainerRef
-    unit: Any
+    unit: KeyRange | None
     profiles: dict[str, FieldProfile]
     detection: DetectionSettings
     batch_size: int
@@ -356,13 +356,15 @@ def scan(
     with index.scan_lock():  # one scan writes an index at a time; runs left "running" become "interrupted"
         run_id = index.start_run([s.name for s in sources])
         result = ScanResult(run_id=run_id, started_at=utcnow(), sources=[s.name for s in sources])
-        runner = _Runner(index, settings, progress)
+        run = _ScanRun(
+            index, detector, detection, settings, result, _Runner(index, settings, progress), progress, prune
+        )
         completed = False
         try:
-            with index.bulk_load(), runner:
+            with index.bulk_load(), run.runner:
                 for spec in sources:
-                    _scan_source(spec, index, detector, detection, settings, result, progress, prune, runner)
-                runner.drain()
+                    run.source(spec)
+                run.runner.drain()
             completed = True
         finally:
             result.finished_at = utcnow()
@@ -371,115 +373,120 @@ def scan(
     return result
 
 
-def _scan_source(
-    spec: SourceSpec,
-    index: Index,
-    detector: Detector,
-    detection: DetectionSettings,
-    settings: ScanSettings,
-    result: ScanResult,
-    progress: Progress | None,
-    prune: bool,
-    runner: _Runner,
-) -> None:
-    try:
-        connector = connect(spec)
-    except PiiportError as exc:
-        result.source_errors.append({"source": spec.name, "container": "", "error": exc.message})
-        return
-    with connector:
-        _share_connector(spec, connector)
-        try:
-            _scan_containers(spec, connector, index, detector, detection, settings, result, progress, prune, runner)
-        finally:
-            _share_connector(spec, None)
+@dataclass
+class _ScanRun:
+    """One scan run: what its sources and containers share, and the steps that walk them."""
 
+    index: Index
+    detector: Detector
+    detection: DetectionSettings
+    settings: ScanSettings
+    result: ScanResult
+    runner: _Runner
+    progress: Progress | None
+    #: Forget the containers a source no longer lists (False: a targeted rescan).
+    prune: bool
 
-def _scan_containers(
-    spec: SourceSpec,
-    connector: Any,
-    index: Index,
-    detector: Detector,
-    detection: DetectionSettings,
-    settings: ScanSettings,
-    result: ScanResult,
-    progress: Progress | None,
-    prune: bool,
-    runner: _Runner,
-) -> None:
-    url = mask_url(spec.url)
-    try:
-        refs = list(connector.containers())
-    except PiiportError as exc:
-        logger.warning("source %s: %s", spec.name, exc.message)
-        result.source_errors.append({"source": spec.name, "container": "", "error": exc.message})
-        return
-    if connector.skipped:
-        result.skipped[spec.name] = dict(sorted(connector.skipped.items()))
-    unlisted = []  # folders that could not be listed: what the index knew under them stays
-    for unreadable in connector.listing_errors:
-        logger.warning("source %s: %s", spec.name, unreadable.message)
-        folder = unreadable.container or ""
-        result.source_errors.append({"source": spec.name, "container": folder, "error": unreadable.message})
-        unlisted.append(folder)
-    profiler = Profiler(detector, regions=detection.phone_regions, entities=detection.entities, language=spec.language)
-    # Taken before anything is read: a write during the scan makes the next one look again.
-    source_version = None if settings.full else connector.source_version()
-    pre = signature(detection, settings, spec.language)
-    lasts = {} if settings.full else index.last_scans(spec.name)
-    for number, ref in enumerate(refs, start=1):
-        if progress:
-            progress("container", {"source": spec.name, "container": ref.name, "number": number, "total": len(refs)})
-        job = _Job(ContainerResult(source=ref.source, container=ref.name, kind=ref.kind), ref, url, spec)
-        last = lasts.get(ref.name)
-        if ref.version is not None:
-            job.state = {"sig": pre}
-            if last is not None and _unchanged_version(last, ref, pre):
-                result.containers.append(_unchanged(job.result, last))
-                continue
-        elif (
-            source_version is not None
-            and last is not None
-            and last.state.get("pre") == pre
-            and last.state.get("source") == source_version
-        ):
-            result.containers.append(_unchanged(job.result, last))  # a SQLite file not written since
-            continue
-        result.containers.append(job.result)
+    def source(self, spec: SourceSpec) -> None:
+        """Scan one source; a source that cannot be opened is recorded and the run goes on."""
         try:
-            with connector.open(ref) as reader:
-                # About twice the target of non-null values per field, so sparse fields still get a sample.
-                sample = reader.sample(settings.sample_size * 2, seed=settings.seed)
-                job.profiles = profiler.profile(sample, reader.fields())
-                job.skipped_fields = list(reader.skipped_fields)
-                job.notes = list(reader.notes)
-                # A key that is personal data (an e-mail as primary key) is stored sealed, never in plaintext.
-                job.seal_keys = any(f in job.profiles and job.profiles[f].is_pii for f in reader.key_fields())
-                has_text = any(p.free_text for p in job.profiles.values())
-                rows_per_unit = settings.text_unit_rows if has_text else settings.unit_rows
-                units = _plan_ranges(job, reader, last, detection, settings, rows_per_unit)
-                if source_version is not None:
-                    job.state.update(pre=pre, source=source_version)
-                if units is None:
-                    units = reader.units(rows_per_unit) if settings.parallel else [None]
-        except Exception as exc:  # one bad container never loses the rest of a scan
-            runner.reject(job, exc, run_id=result.run_id)
-            continue
-        if job.replace is not None and not job.replace:
-            # No range changed: what the index knows of the table stands.
-            assert last is not None
-            result.containers[-1] = _unchanged(job.result, last)
-            continue
-        runner.submit(job, units, detection=detection, key=index.hasher.key, run_id=result.run_id)
-    runner.drain()
-    listed = [r.name for r in refs]
-    if prune:
-        result.removed_containers += index.prune(spec.name, listed, spare=unlisted)
-    else:
-        # A targeted scan (export --rescan) forgets only the containers it asked for that are gone.
-        result.removed_containers += index.prune(
-            spec.name, listed, spare=unlisted, only=[n for n in index.container_names(spec.name) if spec.selects(n)]
+            connector = connect(spec)
+        except PiiportError as exc:
+            self.result.source_errors.append({"source": spec.name, "container": "", "error": exc.message})
+            return
+        with connector:
+            _share_connector(spec, connector)
+            try:
+                self._containers(spec, connector)
+            finally:
+                _share_connector(spec, None)
+
+    def _containers(self, spec: SourceSpec, connector: Connector) -> None:
+        index, detection, settings, result, progress, runner = (
+            self.index,
+            self.detection,
+            self.settings,
+            self.result,
+            self.progress,
+            self.runner,
         )
+        url = mask_url(spec.url)
+        try:
+            refs = list(connector.containers())
+        except PiiportError as exc:
+            logger.warning("source %s: %s", spec.name, exc.message)
+            result.source_errors.append({"source": spec.name, "container": "", "error": exc.message})
+            return
+        if connector.skipped:
+            result.skipped[spec.name] = dict(sorted(connector.skipped.items()))
+        unlisted = []  # folders that could not be listed: what the index knew under them stays
+        for unreadable in connector.listing_errors:
+            logger.warning("source %s: %s", spec.name, unreadable.message)
+            folder = unreadable.container or ""
+            result.source_errors.append({"source": spec.name, "container": folder, "error": unreadable.message})
+            unlisted.append(folder)
+        profiler = Profiler(
+            self.detector, regions=detection.phone_regions, entities=detection.entities, language=spec.language
+        )
+        # Taken before anything is read: a write during the scan makes the next one look again.
+        source_version = None if settings.full else connector.source_version()
+        pre = signature(detection, settings, spec.language)
+        lasts = {} if settings.full else index.last_scans(spec.name)
+        for number, ref in enumerate(refs, start=1):
+            if progress:
+                progress(
+                    "container", {"source": spec.name, "container": ref.name, "number": number, "total": len(refs)}
+                )
+            job = _Job(ContainerResult(source=ref.source, container=ref.name, kind=ref.kind), ref, url, spec)
+            last = lasts.get(ref.name)
+            if ref.version is not None:
+                job.state = {"sig": pre}
+                if last is not None and _unchanged_version(last, ref, pre):
+                    result.containers.append(_unchanged(job.result, last))
+                    continue
+            elif (
+                source_version is not None
+                and last is not None
+                and last.state.get("pre") == pre
+                and last.state.get("source") == source_version
+            ):
+                result.containers.append(_unchanged(job.result, last))  # a SQLite file not written since
+                continue
+            result.containers.append(job.result)
+            try:
+                with connector.open(ref) as reader:
+                    # About twice the target of non-null values per field, so sparse fields still get a sample.
+                    sample = reader.sample(settings.sample_size * 2, seed=settings.seed)
+                    job.profiles = profiler.profile(sample, reader.fields())
+                    job.skipped_fields = list(reader.skipped_fields)
+                    job.notes = list(reader.notes)
+                    # A key that is personal data (an e-mail as primary key) is stored sealed, never in plaintext.
+                    job.seal_keys = any(f in job.profiles and job.profiles[f].is_pii for f in reader.key_fields())
+                    has_text = any(p.free_text for p in job.profiles.values())
+                    rows_per_unit = settings.text_unit_rows if has_text else settings.unit_rows
+                    units = _plan_ranges(job, reader, last, detection, settings, rows_per_unit)
+                    if source_version is not None:
+                        job.state.update(pre=pre, source=source_version)
+                    if units is None:
+                        units = reader.units(rows_per_unit) if settings.parallel else [None]
+            except Exception as exc:  # one bad container never loses the rest of a scan
+                runner.reject(job, exc, run_id=result.run_id)
+                continue
+            if job.replace is not None and not job.replace:
+                # No range changed: what the index knows of the table stands.
+                assert last is not None
+                result.containers[-1] = _unchanged(job.result, last)
+                continue
+            runner.submit(job, units, detection=detection, key=index.hasher.key, run_id=result.run_id)
+        runner.drain()
+        listed = [r.name for r in refs]
+        if self.prune:
+            result.removed_containers += index.prune(spec.name, listed, spare=unlisted)
+        else:
+            # A targeted scan (export --rescan) forgets only the containers it asked for that are gone.
+            result.removed_containers += index.prune(
+                spec.name, listed, spare=unlisted, only=[n for n in index.container_names(spec.name) if spec.selects(n)]
+            )
 
 
 def _unchanged_version(last: LastScan, ref: ContainerRef, sig: str) -> bool:
@@ -506,7 +513,7 @@ def _plan_ranges(
     detection: DetectionSettings,
     settings: ScanSettings,
     rows_per_unit: int,
-) -> list[Any] | None:
+) -> list[KeyRange | None] | None:
     """The key ranges to read, for a table whose changes can be found range by range; None
     for other containers (read whole). Sets ``job.replace`` to the ranges whose findings are
     replaced (None: all of them) and ``job.fingerprints`` to what to record for them."""
@@ -538,7 +545,7 @@ def _plan_ranges(
     job.result.read = "ranges" if job.replace is not None else "full"
     job.result.ranges_read = len(changed)
     job.result.ranges_total = len(prints)
-    return [(no * step, (no + 1) * step) for no in sorted(changed)]
+    return [KeyRange(no * step, (no + 1) * step) for no in sorted(changed)]
 
 
 @dataclass
@@ -650,7 +657,9 @@ class _Runner:
         self.queue.append(job)
         self.fail(job, exc, run_id=run_id)
 
-    def submit(self, job: _Job, units: Sequence[Any], *, detection: DetectionSettings, key: bytes, run_id: int) -> None:
+    def submit(
+        self, job: _Job, units: Sequence[KeyRange | None], *, detection: DetectionSettings, key: bytes, run_id: int
+    ) -> None:
         if self.direct:
             try:
                 job.target_id, job.generation = open_generation(self.index, job.ref, run_id=run_id, url=job.url)
@@ -676,7 +685,7 @@ class _Runner:
                 seal_keys=job.seal_keys,
                 in_memory=self.settings.unit_findings_in_memory,
                 spill_dir=self.settings.spill_dir,
-                range_no=None if job.fingerprints is None else unit[0] // int(job.state["step"]),
+                range_no=None if job.fingerprints is None or unit is None else unit.start // int(job.state["step"]),
                 target=None if job.target_id is None else UnitTarget(job.target_id, job.generation or 0, unit_no),
             )
             if not self.settings.parallel:
