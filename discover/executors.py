@@ -105,8 +105,9 @@ class DaskExecutor:
     """Units as Dask tasks: on a LocalCluster started here, or on the cluster of ``scheduler``.
 
     Each task is submitted with ``pure=False`` (Dask would otherwise merge identical units)
-    and ``retries``. A unit's findings always come back in its result: spilling to a worker's
-    local disk is turned off, since the driver could not read that file.
+    and ``retries``. A unit's findings come back in its result (unless it writes them into the
+    index itself): spilling to a worker's local disk is turned off, since the driver could not
+    read that file.
     """
 
     def __init__(
@@ -164,8 +165,10 @@ class DaskExecutor:
         return self._semaphores[source]
 
     def submit(self, fn: Callable[[Any], Any], task: Any) -> Any:
-        # The key is on the workers already; the task carries none. Findings come back whole.
-        light = dataclasses.replace(task, key=b"", in_memory=sys.maxsize, spill_dir=None)
+        # The key is on the workers already; the task carries none. Findings come back whole,
+        # unless the unit writes them into the index itself (direct writes): no spill file either way.
+        in_memory = task.in_memory if task.target is not None else sys.maxsize
+        light = dataclasses.replace(task, key=b"", in_memory=in_memory, spill_dir=None)
         semaphore = self._semaphore(task.spec.name, max_concurrency(task.spec.options))
         return self._client.submit(_run_on_worker, fn, light, semaphore, pure=False, retries=self.retries)
 
