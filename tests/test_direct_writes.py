@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -247,3 +248,37 @@ def test_a_bad_direct_writes_setting_is_one_line_and_exit_2(
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.output
+
+
+def _written_then_lost(task: Any, sink: Any = None, on_batch: Any = None) -> Any:
+    """A unit of ``customers`` whose parts reach the index, and whose worker then reports a failure."""
+    result = run_unit(task, sink, on_batch)
+    if task.ref.name == "customers":
+        raise ConnectionError("connection reset by peer")
+    return result
+
+
+def test_a_failed_container_keeps_its_previous_generation_and_drops_the_new_one(
+    tmp_path: Path, detector: Detector, workers: int, pg_index: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import text
+
+    sources = shop_and_files(tmp_path)[:1]
+    index = Index(pg_index(), key=KEY)
+    settings = ScanSettings(workers=workers, unit_rows=50)
+    assert scan(sources, index=index, detector=detector, settings=settings).ok
+    alice = index.ident("EMAIL_ADDRESS", "alice.martin@example.com")
+    before = sorted((f["container_id"], f["record_key"], f["field"]) for f in index.findings_for([alice]))
+    monkeypatch.setattr(sys.modules["discover.scan"], "run_unit", _written_then_lost)
+    result = scan(sources, index=index, detector=detector, settings=replace(settings, full=True))
+    assert [e["container"] for e in result.errors] == ["customers"]
+    assert "ConnectionError: connection reset by peer" in result.errors[0]["error"]
+    assert sorted((f["container_id"], f["record_key"], f["field"]) for f in index.findings_for([alice])) == before
+    customers = next(c for c in index.containers() if c["name"] == "customers")
+    assert customers["stale"] == 1
+    with index.engine.connect() as conn:  # what its units wrote is gone; its previous generation stays
+        generations = conn.execute(
+            text("SELECT DISTINCT generation FROM parts WHERE container_id = :c"), {"c": customers["id"]}
+        ).all()
+    assert generations == [(customers["generation"],)]
+    index.close()
