@@ -341,7 +341,9 @@ def scan(
     Each container is profiled from a sample, then split into units (key ranges of a table,
     whole files) that ``settings.workers`` processes extract in parallel, one Presidio engine
     per process. Findings are hashed in the worker and written by this process, one
-    transaction per container, so a failed container leaves the index as it was.
+    transaction per container, so a failed container leaves the index as it was (into a
+    PostgreSQL index, workers write them and this process's commit makes them visible:
+    ``discover.index_direct``).
 
     With ``prune`` (the default) containers the source no longer lists are forgotten; a
     targeted rescan of a few containers passes ``prune=False``.
@@ -686,7 +688,11 @@ class _Runner:
                 in_memory=self.settings.unit_findings_in_memory,
                 spill_dir=self.settings.spill_dir,
                 range_no=None if job.fingerprints is None or unit is None else unit.start // int(job.state["step"]),
-                target=None if job.target_id is None else UnitTarget(job.target_id, job.generation or 0, unit_no),
+                target=(
+                    None
+                    if job.target_id is None or job.generation is None
+                    else UnitTarget(job.target_id, job.generation, unit_no)
+                ),
             )
             if not self.settings.parallel:
                 # In process, the job is the head of the queue: its rows go straight into its transaction.
