@@ -6,9 +6,9 @@
     python benchmarks/accuracy.py --columns                        # column profiling confusion table
 
 The file is a JSON list of {"full_text", "spans": [{"entity_type", "start_position",
-"end_position"}]}. Matching is lenient: same entity type and overlapping character ranges;
-each labelled span and each prediction counts once. Only PERSON, EMAIL_ADDRESS,
-PHONE_NUMBER and IP_ADDRESS are scored; spans of other types are ignored.
+"end_position"}]}. Scoring is benchmarks/scoring.py's, shared with run.py: same entity type and
+overlapping character ranges, each labelled span and each prediction counted once. Only PERSON,
+EMAIL_ADDRESS, PHONE_NUMBER and IP_ADDRESS are scored; spans of other types are ignored.
 
 The English development set is presidio-research's synth_dataset_v2.json (MIT licence), not
 shipped with piiport: get it from https://github.com/microsoft/presidio-research (data/) and
@@ -27,13 +27,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-ENTITIES = ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS")
+from scoring import ENTITIES, Span, score
+
 DATA_ENV = "PIIPORT_EVAL_DATA"
 LOCAL_DATA = Path(__file__).resolve().parent / "data" / "synth_dataset_v2.json"
 GET_DATA = (
     "presidio-research's synth_dataset_v2.json (MIT licence; https://github.com/microsoft/presidio-research, data/)"
 )
-Span = tuple[str, int, int]
 
 
 def data_path(given: Path | None) -> Path:
@@ -79,42 +79,6 @@ def vanilla_detect(texts: Sequence[str], model: str, language: str) -> list[list
     engine = BatchAnalyzerEngine(AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=[language]))
     results = engine.analyze_iterator(list(texts), language=language, batch_size=64)
     return [[(r.entity_type, r.start, r.end) for r in rs if r.entity_type in ENTITIES] for rs in results]
-
-
-def score(predicted: Sequence[Sequence[Span]], gold: Sequence[Sequence[Span]]) -> dict[str, dict[str, float]]:
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"tp": 0, "fp": 0, "fn": 0})
-    for pred, want in zip(predicted, gold, strict=True):
-        used: set[int] = set()
-        for etype, start, end in pred:
-            if etype not in ENTITIES:
-                continue
-            hit = next(
-                (i for i, (t, s, e) in enumerate(want) if i not in used and t == etype and start < e and s < end), None
-            )
-            if hit is None:
-                counts[etype]["fp"] += 1
-            else:
-                used.add(hit)
-                counts[etype]["tp"] += 1
-        for i, (etype, _, _) in enumerate(want):
-            if i not in used:
-                counts[etype]["fn"] += 1
-    out = {}
-    total = {"tp": 0, "fp": 0, "fn": 0}
-    for etype in (*ENTITIES, "micro"):
-        c = total if etype == "micro" else counts[etype]
-        if etype != "micro":
-            for k in total:
-                total[k] += c[k]
-        p = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
-        r = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else 0.0
-        out[etype] = {
-            "precision": p,
-            "recall": r,
-            "f1": 2 * p * r / (p + r) if p + r else 0.0,
-            "support": c["tp"] + c["fn"],
-        }
-    return out
 
 
 def print_table(results: dict[str, dict[str, dict[str, float]]]) -> None:

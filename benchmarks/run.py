@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+from scoring import ENTITIES, score_by_key
 from workloads import build_w1, build_w2
 
 PIIPORT = str(Path(sys.executable).with_name("piiport"))
@@ -162,25 +163,6 @@ def index_stats(index_db: Path) -> tuple[int, int]:
     return size, findings
 
 
-def score(
-    found: dict[int, list[tuple[str, int, int]]], truth: dict[int, list[tuple[str, int, int]]]
-) -> tuple[float, float]:
-    """Lenient precision and recall: same type and overlapping spans."""
-    tp = fp = fn = 0
-    for key in truth:
-        got, want = found.get(key, []), truth[key]
-        matched = set()
-        for g in got:
-            hit = next((i for i, w in enumerate(want) if w[0] == g[0] and g[1] < w[2] and w[1] < g[2]), None)
-            if hit is None:
-                fp += 1
-            else:
-                tp += 1
-                matched.add(hit)
-        fn += len(want) - len(matched)
-    return (tp / (tp + fp) if tp + fp else 1.0), (tp / (tp + fn) if tp + fn else 1.0)
-
-
 def piiport_spans(index_db: Path) -> dict[int, list[tuple[str, int, int]]]:
     from discover.index import Index
 
@@ -209,11 +191,11 @@ def vanilla(db: Path) -> tuple[float, dict[int, list[tuple[str, int, int]]]]:
     engine = BatchAnalyzerEngine(AnalyzerEngine(nlp_engine=provider.create_engine()))
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT id, notes FROM tickets ORDER BY id").fetchall()
-    wanted = {"PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS"}
     found: dict[int, list[tuple[str, int, int]]] = {}
     results = engine.analyze_iterator([t for _, t in rows], language="en", batch_size=64)
     for (key, _), entities in zip(rows, results, strict=True):
-        found[key] = [(r.entity_type, r.start, r.end) for r in entities if r.entity_type in wanted and r.score >= 0.35]
+        kept = [r for r in entities if r.entity_type in ENTITIES and r.score >= 0.35]
+        found[key] = [(r.entity_type, r.start, r.end) for r in kept]
     return time.perf_counter() - start, found
 
 
@@ -484,10 +466,12 @@ def w2_figures(work: Path, notes: int, vanilla_notes: int, workers: int) -> list
     w2, _ = build_w2(work / "w2.db", notes)
     w2_sub, truth_sub = build_w2(work / "w2_sub.db", vanilla_notes)
     t_vanilla, vanilla_found = vanilla(w2_sub)
-    vp, vr = score(vanilla_found, truth_sub)
+    vanilla_score = score_by_key(vanilla_found, truth_sub)["micro"]
+    vp, vr = vanilla_score["precision"], vanilla_score["recall"]
     t_sub_default, _, idx_sub = scan(w2_sub, work, workers, "w2-sub")
     t_sub_one, _, _ = scan(w2_sub, work, 1, "w2-sub-1")
-    pp, pr = score(piiport_spans(idx_sub), truth_sub)
+    piiport_score = score_by_key(piiport_spans(idx_sub), truth_sub)["micro"]
+    pp, pr = piiport_score["precision"], piiport_score["recall"]
     t_full, _, _ = scan(w2, work, workers, "w2")
     t_full_one, _, _ = scan(w2, work, 1, "w2-1")
     return [

@@ -13,16 +13,17 @@ from connectors.base import (
     register,
     url_scheme,
 )
-from connectors.errors import ConfigError, DetectionError, ExportError, PiiportError, SourceError
+from connectors.errors import ConfigError, PiiportError, SourceError
 from connectors.redact import mask_url
+
+#: piiport checks this marker at import: a foreign ``connectors`` package first on the path has none.
+__piiport__ = True
 
 __all__ = [
     "ConfigError",
     "Connector",
     "ContainerReader",
     "ContainerRef",
-    "DetectionError",
-    "ExportError",
     "FieldInfo",
     "PiiportError",
     "Record",

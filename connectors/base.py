@@ -18,10 +18,6 @@ from typing import Any, ClassVar, NamedTuple
 
 from connectors.errors import SourceError
 
-#: Logical field types, shared by every connector. ``bytes`` fields are never scanned.
-FIELD_TYPES = ("text", "int", "float", "decimal", "bool", "date", "datetime", "json", "bytes", "other")
-
-
 #: Why a listing passes over an entry, as the summary says it.
 SKIP_REASONS: Mapping[str, str] = {
     "hidden": "hidden files and folders (names starting with a dot)",
@@ -48,11 +44,12 @@ class SourceSpec:
     language: str = "en"
     options: Mapping[str, Any] = field(default_factory=dict)
 
-    def selects(self, container: str) -> bool:
-        """Whether a container name passes the include and exclude glob patterns."""
-        if self.include and not any(fnmatch.fnmatchcase(container, p) for p in self.include):
+    def selects(self, *names: str) -> bool:
+        """Whether a container passes the include and exclude glob patterns, by any of its names
+        (a SQL table by ``table`` and by ``schema.table``)."""
+        if self.include and not any(fnmatch.fnmatchcase(n, p) for n in names for p in self.include):
             return False
-        return not any(fnmatch.fnmatchcase(container, p) for p in self.exclude)
+        return not any(fnmatch.fnmatchcase(n, p) for n in names for p in self.exclude)
 
 
 @dataclass(frozen=True)
@@ -60,6 +57,8 @@ class FieldInfo:
     """A column or JSON path of a container."""
 
     name: str
+    #: Logical type, the same for every connector: text, int, float, decimal, bool, date, datetime,
+    #: json, bytes (never scanned) or other.
     type: str = "text"
 
 

@@ -1,20 +1,21 @@
-"""The one exception tree of piiport.
+"""The root of piiport's exception tree, and the errors of the bottom layer.
 
-It lives in the bottom layer so that every layer can raise it without importing
-upwards; ``piiport.errors`` re-exports it for users.
+Each layer owns its errors under :class:`PiiportError`: configuration and source errors here,
+detection, index and subject errors in ``discover.errors``, export errors in ``export.errors``.
+Exit codes and hints that name command-line options belong to the CLI (``piiport.cli``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class PiiportError(Exception):
     """Root of every error piiport raises on purpose.
 
-    ``message`` says what went wrong and how to fix it, in one line. Subclasses carry
-    structured fields so that programs need not parse the message.
+    ``message`` says what went wrong, in one line. Subclasses carry structured fields (keyword
+    arguments, kept through pickling) so that programs need not parse the message.
     """
-
-    exit_code = 1
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -23,11 +24,21 @@ class PiiportError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception pickles as cls(*args), which fails for subclasses whose __init__ takes other
+        # arguments (keyword-only fields, a path): rebuild without calling __init__ instead.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[PiiportError], args: tuple[Any, ...], state: dict[str, Any]) -> PiiportError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigError(PiiportError):
     """A bad option, environment variable or configuration file."""
-
-    exit_code = 2
 
     def __init__(self, message: str, *, setting: str | None = None, path: str | None = None):
         super().__init__(message)
@@ -42,43 +53,6 @@ class SourceError(PiiportError):
         super().__init__(message)
         self.source = source
         self.container = container
-
-
-class DetectionError(PiiportError):
-    """The detector cannot be built or run (missing model, bad language)."""
-
-    def __init__(self, message: str, *, language: str | None = None, model: str | None = None):
-        super().__init__(message)
-        self.language = language
-        self.model = model
-
-
-class IndexBusyError(PiiportError):
-    """Another scan is writing the index (``run_id`` and ``since`` when known)."""
-
-    def __init__(self, message: str, *, run_id: int | None = None, since: str | None = None):
-        super().__init__(message)
-        self.run_id = run_id
-        self.since = since
-
-
-class ExportError(PiiportError):
-    """A subject cannot be exported (ambiguous identifier, existing request id, write error).
-
-    A bad request id is a usage error (exit 2), as any other bad option is.
-    """
-
-    USAGE_REASONS = frozenset({"request_id"})
-
-    def __init__(
-        self, message: str, *, request_id: str | None = None, reason: str | None = None, matched: int | None = None
-    ):
-        super().__init__(message)
-        self.request_id = request_id
-        self.reason = reason
-        self.exit_code = 2 if reason in self.USAGE_REASONS else 1
-        #: With ``reason="ambiguous"``: how many subjects the identifiers matched.
-        self.matched = matched
 
 
 def wrong_password(detail: str) -> bool:

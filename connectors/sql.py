@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import decimal
-import fnmatch
 import functools
 import hashlib
 import json
@@ -332,11 +331,7 @@ class SqlConnector(Connector):
 
     def _selected(self, schema: str | None, table: str, default: str | None) -> bool:
         """Patterns match ``table`` (default schema), ``schema.table``, or both forms."""
-        names = {self._display(schema, table, default), f"{schema}.{table}" if schema else table}
-        spec = self.spec
-        if spec.include and not any(fnmatch.fnmatchcase(n, p) for n in names for p in spec.include):
-            return False
-        return not any(fnmatch.fnmatchcase(n, p) for n in names for p in spec.exclude)
+        return self.spec.selects(self._display(schema, table, default), f"{schema}.{table}" if schema else table)
 
     def _native_types(self, tables: list[Table], default: str | None) -> dict[tuple[str, str], str]:
         """Column types the driver reports by name only (MariaDB INET4/INET6, JSON as LONGTEXT)."""

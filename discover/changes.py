@@ -220,7 +220,7 @@ class RunDiff:
 def compare(a: Snapshot, b: Snapshot, *, threshold: float = 0.1) -> RunDiff:
     """The changes from snapshot ``a`` to snapshot ``b``."""
     if not 0 <= threshold <= 1:
-        raise ConfigError(f"--threshold {threshold} must be between 0 and 1 (a share of values)", setting="threshold")
+        raise ConfigError(f"threshold {threshold} must be between 0 and 1 (a share of values)", setting="threshold")
     ca = {(c.source, c.container): c for c in a.containers}
     cb = {(c.source, c.container): c for c in b.containers}
     fa, fb = a.pii_fields(), b.pii_fields()

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from connectors.errors import DetectionError
-from discover.chunking import Keywords, iter_chunked
+from discover.chunking import iter_chunked
+from discover.errors import DetectionError
 from discover.gazetteer import gazetteer_names, has_lower_case_name
 from discover.identifiers import EMAIL, IP, PERSON, PHONE
 from discover.names import extra_names, repeated_names, trim_name
 from discover.phones import other_number, plausible_phone
+from discover.presidio_compat import token_artifacts, tokenized_artifacts
 from discover.prose import ProseRules, is_title_case
 from discover.settings import DetectionSettings
 
@@ -91,16 +92,6 @@ def plan_entities(text: str, entities: Sequence[str], stop_words: Collection[str
     return plan
 
 
-def _offline_tldextract() -> None:
-    # Presidio's e-mail check calls tldextract.extract(); by default that fetches the
-    # public suffix list over the network. Use the snapshot bundled with the package.
-    import tldextract
-    import tldextract.tldextract as tld_module
-
-    if tld_module.TLD_EXTRACTOR.suffix_list_urls:
-        tld_module.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-
 def _load_spacy(model: str, language: str) -> Any:
     import spacy
 
@@ -154,7 +145,6 @@ class Detector:
                 f"{', '.join(sorted(self.settings.models))}",
                 language=language,
             )
-        _offline_tldextract()
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
         from presidio_analyzer.nlp_engine import SpacyNlpEngine
         from presidio_analyzer.predefined_recognizers import (
@@ -166,18 +156,7 @@ class Detector:
         from discover.emails import email_recognizer
         from discover.phones import lenient_phone_recognizer
 
-        class _NlpEngine(SpacyNlpEngine):
-            def _doc_to_nlp_artifact(self, doc: Any, language: str) -> Any:
-                # Without the lemmatizer (not needed for NER) lemmas are empty, and Presidio's
-                # context words ("phone", "call") match lemmas: use the lower-cased token instead.
-                artifacts = super()._doc_to_nlp_artifact(doc, language)
-                artifacts.lemmas = [lemma or token.lower_ for lemma, token in zip(artifacts.lemmas, doc, strict=True)]
-                # Presidio derived the keywords from the empty lemmas; derive them again from these,
-                # or no context word ever matches (and each match's look-back walks the whole text).
-                artifacts.keywords = Keywords(artifacts.set_keywords(self, artifacts.lemmas, language))
-                return artifacts
-
-        nlp_engine = _NlpEngine(models=[{"lang_code": language, "model_name": model}])
+        nlp_engine = SpacyNlpEngine(models=[{"lang_code": language, "model_name": model}])
         # Loaded here, not by Presidio, whose load() would download a missing model.
         nlp_engine.nlp = {language: _load_spacy(model, language)}  # type: ignore[assignment]
         registry = RecognizerRegistry(supported_languages=[language])
@@ -223,16 +202,16 @@ class Detector:
         views = [ner_view(t) for t in texts]
         plans = [plan_entities(v, self.settings.entities, stop_words) for v in views]
         ner_views = [v for v, plan in zip(views, plans, strict=True) if PERSON in plan]
-        ner_artifacts = iter(engine.nlp_engine.process_batch(ner_views, lang, batch_size=self.settings.nlp_batch_size))
+        token_views = [v for v, plan in zip(views, plans, strict=True) if plan and PERSON not in plan]
+        batch = self.settings.nlp_batch_size
+        # Tokens only first (eagerly), then the NER pipeline, lazily: one spaCy batch of docs at a time.
+        tokenized = iter(tokenized_artifacts(engine.nlp_engine, token_views, lang, batch_size=batch))
+        ner_artifacts = token_artifacts(engine.nlp_engine, ner_views, lang, batch_size=batch)
         for original, view, plan in zip(texts, views, plans, strict=True):
             if not plan:
                 yield []
                 continue
-            if PERSON in plan:
-                _, nlp_artifacts = next(ner_artifacts)
-            else:
-                # Pattern recognizers need tokens only (for context words), not the NER model.
-                nlp_artifacts = engine.nlp_engine._doc_to_nlp_artifact(nlp.make_doc(view), lang)
+            nlp_artifacts = next(ner_artifacts) if PERSON in plan else next(tokenized)
             results = engine.analyze(
                 text=view,
                 language=lang,

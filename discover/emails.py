@@ -49,13 +49,13 @@ def email_recognizer(*, supported_language: str) -> Any:
     such as "email" raise it). A match counts only when its domain ends in a known public
     suffix (tldextract's bundled list), as in Presidio's own check. Presidio is imported here,
     lazily."""
-    import tldextract
     from presidio_analyzer import Pattern, PatternRecognizer
+
+    from discover.presidio_compat import has_public_suffix
 
     class EmailSpanRecognizer(PatternRecognizer):
         def validate_result(self, pattern_text: str) -> Any:
-            domain = decode_email(pattern_text).rpartition("@")[2]
-            return tldextract.extract(domain).fqdn != ""
+            return has_public_suffix(decode_email(pattern_text).rpartition("@")[2])
 
     return EmailSpanRecognizer(
         supported_entity="EMAIL_ADDRESS",

@@ -32,7 +32,7 @@ def check_executor(executor: str, scheduler: str | None) -> None:
         raise ConfigError(f"executor {executor!r} is not one of: {', '.join(EXECUTORS)}", setting="executor")
     if scheduler is not None:
         if executor != "dask":
-            raise ConfigError("a scheduler address needs executor dask (--executor dask)", setting="scheduler")
+            raise ConfigError("a scheduler address needs executor dask", setting="executor")
         if "://" not in scheduler:
             raise ConfigError(
                 f"scheduler {scheduler!r} is not an address such as tcp://host:8786 or tls://host:8786",

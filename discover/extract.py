@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from itertools import compress
 from typing import Any, NamedTuple, cast
 
-from connectors.base import Columns, Record
+from connectors.base import Columns
 from discover.detector import Detector
 from discover.identifiers import (
     EMAIL,
@@ -164,14 +164,6 @@ class Extractor:
             return found
 
         self._phone_or_digits = e164_or_digits
-
-    @property
-    def needs_detector(self) -> bool:
-        return bool(self.free_text)
-
-    def extract(self, batch: Sequence[Record]) -> list[FindingGroup]:
-        """Findings of one batch of records. Memory: the batch and its findings."""
-        return self.extract_columns(Columns.from_records(batch, self.fields))
 
     def extract_columns(self, cols: Columns) -> list[FindingGroup]:
         """Findings of one batch of columns, grouped by field and entity type.

@@ -40,10 +40,6 @@ _SPACES = re.compile(r"\s+")
 _NAME_CHARS = re.compile(r"^[^\W\d_]+(?:[ '’.\-][^\W\d_]*)*\.?$")
 
 
-def is_strong(entity_type: str) -> bool:
-    return entity_type in STRONG
-
-
 def normalise_email(value: str) -> str | None:
     """The lower-cased address of an e-mail value, or ``None``.
 

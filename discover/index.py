@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import ContainerRef
-from connectors.errors import ConfigError, IndexBusyError
+from connectors.errors import ConfigError
 from connectors.private import create_private_file, private_dir
 from connectors.redact import mask_url, quote_password
+from discover.errors import IndexBusyError, MissingIndexError
 from discover.extract import FIELD
 from discover.hashing import IdentifierHasher, load_key
 from discover.identifiers import STRONG as _STRONG
@@ -89,7 +90,7 @@ class Index:
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             self.path = Path(parsed.database).expanduser()
             if not self.path.exists() and not create:
-                raise ConfigError(f"no index at {self.path}; run `piiport scan` first or pass --index", setting="index")
+                raise MissingIndexError(f"no index at {self.path}", setting="index")
             private_dir(self.path.parent)
         key_file = self.path.with_name(self.path.stem + ".key") if self.path else None
         if key_file is not None and self.path is not None:
@@ -317,8 +318,7 @@ class Index:
             ).first()
         held_by = f" (run {row.id}, running since {row.started_at})" if row is not None else ""
         return IndexBusyError(
-            f"another scan holds the index {mask_url(self.url)}{held_by}; wait for it to finish, "
-            "or scan into another index with --index",
+            f"another scan holds the index {mask_url(self.url)}{held_by}",
             run_id=row.id if row is not None else None,
             since=row.started_at if row is not None else None,
         )

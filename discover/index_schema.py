@@ -9,8 +9,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from connectors.errors import ConfigError, IndexBusyError, PiiportError, wrong_password
+from connectors.errors import ConfigError, PiiportError, wrong_password
 from connectors.redact import mask_url
+from discover.errors import IndexBusyError
 from discover.hashing import KEY_ENV
 
 if TYPE_CHECKING:
@@ -34,8 +35,9 @@ ADDED_COLUMNS = (
 LOOKUP_CHUNK = 400
 
 
-def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+def utcnow(now: datetime | None = None) -> str:
+    """``now`` (default: the current UTC time) to the second, as the index, manifests and reports write it."""
+    return (now or datetime.now(timezone.utc)).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def schema() -> Any:
@@ -283,7 +285,7 @@ def open_error(url: str, exc: Exception) -> PiiportError:
     if "not a database" in lowered or "malformed" in lowered or "file is encrypted" in lowered:
         return ConfigError(f"{where}; the index file is damaged: restore it from backup, or scan into a new index")
     if "locked" in lowered or "busy" in lowered:
-        return IndexBusyError(f"{where}; another piiport process is writing it: wait for it to finish and try again")
+        return IndexBusyError(f"{where}; another piiport process is writing it")
     if wrong_password(detail):
         return ConfigError(
             f"{where}; check the user and password of the index URL (or PGPASSWORD, ~/.pgpass, MYSQL_PWD)",

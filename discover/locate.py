@@ -46,7 +46,7 @@ class LocateResult:
 
 
 def locate(index: Index, identifiers: Sequence[Identifier], *, expand: bool = True) -> LocateResult:
-    """Resolve the subject (``ExportError`` when ambiguous) and list where its identifiers are."""
+    """Resolve the subject (``AmbiguousSubjectError`` when ambiguous) and list where its identifiers are."""
     subject = resolve(index, identifiers, expand=expand)
     containers = {c["id"]: c for c in index.containers()}
     refs = [RecordRef(cid, key) for cid, keys in subject.records.items() for key in keys]

@@ -11,8 +11,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-# An extension; then no time, path or more digits ("-Office" may follow).
-_TAIL = r"(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?(?![\w@/:]|-\d|\.\d)"
+# An extension ("x12", "ext. 345"); Presidio matches patterns ignoring case.
+_EXTENSION_PATTERN = r"[ ]?(?:x|ext\.?)[ ]?\d{1,6}"
+# An optional extension; then no time, path or more digits ("-Office" may follow).
+_TAIL = rf"(?:{_EXTENSION_PATTERN})?(?![\w@/:]|-\d|\.\d)"
 _GROUPED = (
     r"(?<![\w@/.+:-])"
     r"(?:(?:\+|00)\d{1,3}[ .-]?(?:\(0\)[ .-]?)?)?"  # +44, 0033, +46 (0)
@@ -26,7 +28,7 @@ _SSN = re.compile(r"^\d{3}-\d{2}-\d{4}$")
 _TWO_GROUPS = re.compile(r"^\d{1,5}[ ]\d{2,5}$")
 _IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 _THOUSANDS = re.compile(r"^\d{1,3}(?:[ .]\d{3})+$")
-_EXTENSION = re.compile(r"\s?(?:x|ext\.?)\s?\d{1,6}$", re.IGNORECASE)
+_EXTENSION = re.compile(_EXTENSION_PATTERN + "$", re.IGNORECASE)
 
 
 def _luhn(digits: str) -> bool:

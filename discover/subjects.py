@@ -26,7 +26,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.errors import ConfigError, ExportError
+from connectors.errors import ConfigError
+from discover.errors import AmbiguousSubjectError
 from discover.extract import FIELD, TEXT
 from discover.identifiers import (
     EMAIL,
@@ -86,11 +87,11 @@ def parse_identifiers(
     fits no configured region, its digits (``PHONE_DIGITS``), as phone columns index such numbers.
     """
     out: list[Identifier] = []
-    for entity_type, values, option in (
-        (EMAIL, emails, "--email"),
-        (PHONE, phones, "--phone"),
-        (IP, ips, "--ip"),
-        (PERSON, names, "--name"),
+    for entity_type, values, setting in (
+        (EMAIL, emails, "identifiers.email"),
+        (PHONE, phones, "identifiers.phone"),
+        (IP, ips, "identifiers.ip"),
+        (PERSON, names, "identifiers.name"),
     ):
         for raw in values:
             value = normalise(entity_type, raw, regions)
@@ -99,13 +100,13 @@ def parse_identifiers(
                 continue
             if value is None:
                 raise ConfigError(
-                    f"{option} {mask(entity_type, raw.strip())} is not a valid {entity_type.lower().replace('_', ' ')}"
+                    f"{mask(entity_type, raw.strip())} is not a valid {entity_type.lower().replace('_', ' ')}"
                     + ("; give it in international form (+33 …) or set phone_regions" if entity_type == PHONE else ""),
-                    setting=option,
+                    setting=setting,
                 )
             out.append(Identifier(entity_type, value))
     if not out:
-        raise ConfigError("give at least one identifier: --email, --phone, --ip or --name", setting="identifiers")
+        raise ConfigError("give at least one identifier", setting="identifiers")
     return list(dict.fromkeys(out))
 
 
@@ -225,7 +226,7 @@ class _Graph:
 
 
 def resolve(index: Index, identifiers: Sequence[Identifier], *, expand: bool = True) -> Subject:
-    """Resolve request identifiers to one subject, or raise ``ExportError`` when ambiguous."""
+    """Resolve request identifiers to one subject, or raise ``AmbiguousSubjectError``."""
     graph = _Graph(index)
     subject = Subject(given=list(identifiers))
     hashed = [(index.ident(i.entity_type, i.value), i) for i in identifiers]
@@ -235,10 +236,9 @@ def resolve(index: Index, identifiers: Sequence[Identifier], *, expand: bool = T
     for h, ident in strong_given:
         n = graph.sharers(h, ident.entity_type)
         if n > 1:
-            raise ExportError(
+            raise AmbiguousSubjectError(
                 f"{ident.entity_type.lower().replace('_', ' ')} {ident.masked} is shared by {n} subjects "
-                "(an office line or a team address); ask for an identifier that is the person's own, such as --email",
-                reason="ambiguous",
+                "(an office line or a team address)",
                 matched=n,
             )
     seeds = [(h, i.entity_type) for h, i in strong_given]
@@ -298,10 +298,8 @@ def _seeds_from_weak(graph: _Graph, weak_given: Sequence[tuple[bytes, Identifier
                 components.append(frozenset(comp))
                 seeds.extend(strong)
         if len(components) > 1:
-            raise ExportError(
-                f"{ident.entity_type.lower().replace('_', ' ')} {ident.masked} matches {len(components)} subjects; "
-                "ask for an identifier that is the person's own, such as --email or --phone",
-                reason="ambiguous",
+            raise AmbiguousSubjectError(
+                f"{ident.entity_type.lower().replace('_', ' ')} {ident.masked} matches {len(components)} subjects",
                 matched=len(components),
             )
     return seeds

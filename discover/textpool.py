@@ -13,8 +13,8 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from connectors.errors import DetectionError
 from discover.detector import Detector, Entity
+from discover.errors import DetectorCrashedError
 from discover.settings import DetectionSettings
 
 _WORKER: dict[str, Any] = {}
@@ -97,10 +97,7 @@ def detect_stream(
         while pending:
             yield from pending.popleft().result()
     except BrokenProcessPool as exc:
-        raise DetectionError(
-            "a detection worker process died (out of memory, or killed); run again with fewer --workers "
-            "or smaller inputs"
-        ) from exc
+        raise DetectorCrashedError("a detection worker process died (out of memory, or killed)") from exc
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     if failed is not None:

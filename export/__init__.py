@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+#: piiport checks this marker at import: a foreign ``export`` package first on the path has none.
+__piiport__ = True
+
 _LAZY = {
     "GatherOptions": "export.gather",
     "ExportResult": "export.subject_export",

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connectors.errors import ExportError
 from connectors.s3 import s3_client, split_s3_url, translate
+from export.errors import ExportError
 
 logger = logging.getLogger(__name__)
 

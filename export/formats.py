@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from connectors.errors import ExportError
+from export.errors import ExportError
 
 LOCATOR = "_piiport_locator"
 MATCH = "_piiport_match"

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.base import ContainerRef, Relation, SourceSpec, connect, decode_key
-from connectors.errors import ExportError, PiiportError
+from connectors.errors import PiiportError
 from connectors.flatten import flatten
 from discover.extract import TEXT
 from discover.identifiers import STRONG
 from discover.index import Index, RecordRef
 from discover.masking import mask
 from discover.subjects import MENTION, REVIEW, STRONG_MATCH, WEAK_MATCH, Identifier, Subject, finding_values
+from export.errors import ExportError
 from export.follow import REFERENCE, UpwardFollower
 from export.formats import LOCATOR, MATCH, Table
 

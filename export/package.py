@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from connectors.errors import ConfigError, ExportError
+from connectors.errors import ConfigError
 from connectors.private import open_private, private_dir
+from export.errors import ExportError, RequestIdError, package_exists
 from export.formats import FORMATS, WRITERS, Table, write_csv
 from export.naming import unique_names, windows_reserved
 
@@ -33,18 +34,15 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 def check_request_id(request_id: str) -> str:
     """The request id names the package, so it must be a file name on every system (exit 2 if not)."""
     if not _REQUEST_ID.match(request_id) or request_id.endswith("."):
-        raise ExportError(
+        raise RequestIdError(
             f"request id {request_id!r} is not usable as a file name; use letters, digits, '.', '_' and '-' "
             "(at most 100 characters, not ending in '.')",
             request_id=request_id,
-            reason="request_id",
         )
     if windows_reserved(request_id):
-        raise ExportError(
-            f"request id {request_id!r} is a reserved file name on Windows (CON, PRN, AUX, NUL, COM1-9, LPT1-9); "
-            "choose another --request-id",
+        raise RequestIdError(
+            f"request id {request_id!r} is a reserved file name on Windows (CON, PRN, AUX, NUL, COM1-9, LPT1-9)",
             request_id=request_id,
-            reason="request_id",
         )
     return request_id
 
@@ -118,12 +116,7 @@ def write_package(
     check_request_id(request_id)
     existing = _existing(out, request_id)
     if existing and not overwrite:
-        raise ExportError(
-            f"a package for request id {request_id} already exists at {existing[0]}; "
-            "pass --overwrite to replace it, or use another --request-id",
-            request_id=request_id,
-            reason="exists",
-        )
+        raise package_exists(request_id, str(existing[0]))
     staging = _staging_folder(out, request_id)
     names = unique_names([_member_key(t, tables) for t in tables], fmt)
     final = package_path(out, request_id, as_zip=as_zip)
@@ -190,15 +183,15 @@ def _write_bytes(name: str, body: bytes, staging: Path, archive: zipfile.ZipFile
 def _staging_folder(out: Path, request_id: str) -> Path:
     """A new 0700 folder in ``out`` to build the package in; ``out`` must be a folder we may write to."""
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a folder; give a folder for the package", setting="--out")
+        raise ConfigError(f"{out} is a file, not a folder; give a folder for the package", setting="out")
     try:
         private_dir(out)
         return Path(tempfile.mkdtemp(prefix=f".{request_id}.", dir=out))
     except NotADirectoryError as exc:
-        raise ConfigError(f"--out {out} is inside a file, not a folder; give a folder", setting="--out") from exc
+        raise ConfigError(f"{out} is inside a file, not a folder; give a folder", setting="out") from exc
     except OSError as exc:
         raise ExportError(
-            f"cannot write a package in {out} ({exc.strerror}); choose another --out or fix its permissions",
+            f"cannot write a package in {out} ({exc.strerror})",
             request_id=request_id,
             reason="destination",
         ) from exc

@@ -63,10 +63,6 @@ class Redactor:
             return bool(words) and all(w in self.own_name_words for w in words)
         return False
 
-    def redact_text(self, text: str, language: str | None, counts: Counter[str]) -> str:
-        (entities,) = self.detector.analyze([text], language=language)
-        return self._apply(text, entities, counts)
-
     def _apply(self, text: str, entities: Sequence[Any], counts: Counter[str]) -> str:
         others = [e for e in entities if not self.is_own(e.type, text[e.start : e.end])]
         # An IP in a text of the subject's that names nobody else (their own log line, a note on

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import SourceSpec
-from connectors.errors import ExportError
-from discover.index import Index
+from discover.index import Index, utcnow
 from discover.subjects import REVIEW, Identifier, resolve
 from export.deliver import S3Delivery, existing_package, upload
+from export.errors import ExportError, package_exists
 from export.formats import MATCH, Table
 from export.gather import Gathered, GatherOptions, gather
 from export.package import FORMAT_VERSION, check_request_id, package_sha256, write_package
@@ -124,12 +124,7 @@ def export_subject(
     if to_s3 and not overwrite:
         found_at = existing_package(destination, rid, s3 or S3Delivery())
         if found_at:
-            raise ExportError(
-                f"a package for request id {rid} already exists at {found_at}; pass --overwrite to replace it, "
-                "or use another --request-id",
-                request_id=rid,
-                reason="exists",
-            )
+            raise package_exists(rid, found_at)
     subject = resolve(index, identifiers, expand=expand)
     gathered = gather(index, subject, specs=specs, options=options)
     if gathered.stale and rescan is not None:
@@ -156,7 +151,7 @@ def export_subject(
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "request_id": rid,
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "generated_at": utcnow(),
         "generator": {"name": "piiport", "version": generator_version},
         "complete": complete,
         "subject": {

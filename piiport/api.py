@@ -266,8 +266,8 @@ def export_subject(
 
     An identifier that matches nothing still gives a package (empty, ``found`` false;
     ``complete`` says whether every container could be read).
-    Raises ``ExportError`` when the identifiers are ambiguous (a shared phone, a name that
-    matches several people) or the request id already has a package.
+    Raises ``AmbiguousSubjectError`` when the identifiers are ambiguous (a shared phone, a name
+    that matches several people), ``ExportError`` when the request id already has a package.
 
     Every attempt goes into the audit trail (``piiport audit``) twice: ``export.started`` before
     anything is read, then ``export`` with the outcome and the package's sha256. ``actor`` names
@@ -372,7 +372,7 @@ def locate(
 ) -> LocateResult:
     """Where a subject's data lives (source, container, field, records, match kinds, last scan); no values.
 
-    Same resolution as ``export_subject``: raises ``ExportError`` when the identifiers are ambiguous.
+    Same resolution as ``export_subject``: raises ``AmbiguousSubjectError`` when the identifiers are ambiguous.
     """
     from discover.locate import locate as run_locate
     from discover.subjects import parse_identifiers
@@ -439,10 +439,11 @@ class _ExportAudit:
         )
 
     def failed(self, exc: BaseException) -> None:
-        from connectors.errors import ExportError
+        from discover.errors import AmbiguousSubjectError
+        from export.errors import ExportError
 
-        refused = isinstance(exc, ExportError) and exc.reason == "ambiguous"
-        reason = exc.reason if isinstance(exc, ExportError) else type(exc).__name__
+        refused = isinstance(exc, AmbiguousSubjectError)
+        reason = exc.reason if isinstance(exc, (ExportError, AmbiguousSubjectError)) else type(exc).__name__
         self._append("export", "refused" if refused else "failed", detail={"reason": reason})
 
 

@@ -16,18 +16,85 @@ from typing import Any, TypeVar
 
 import click
 
-from piiport.errors import PiiportError
+from piiport.errors import (
+    AmbiguousSubjectError,
+    ConfigError,
+    DetectorCrashedError,
+    ExportError,
+    IndexBusyError,
+    MissingIndexError,
+    PiiportError,
+    RequestIdError,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: A policy was breached: new personal data (``scan --fail-on new-pii``), a retention limit.
 EXIT_POLICY = 3
 
+#: Exit code per error type; an error takes the code of the nearest type in its class hierarchy.
+EXIT_CODES: dict[type[PiiportError], int] = {
+    PiiportError: 1,
+    ConfigError: 2,  # usage: a bad option, environment variable or config setting
+    RequestIdError: 2,  # a bad --request-id is a bad option like any other
+}
+
+#: What to do, in terms of this command line's options, appended to the library's message. Keyed by
+#: error type, or (type, the ConfigError's setting / the ExportError's reason) where a type covers
+#: several faults. The library states the fact; only the CLI knows which flag fixes it.
+HINTS: dict[type[PiiportError] | tuple[type[PiiportError], str], str] = {
+    MissingIndexError: "run `piiport scan` first or pass --index",
+    IndexBusyError: "wait for it to finish, or use another index with --index",
+    DetectorCrashedError: "run again with fewer --workers or smaller inputs",
+    AmbiguousSubjectError: "ask for an identifier that is the person's own, such as --email or --phone",
+    RequestIdError: "choose another --request-id",
+    (ExportError, "exists"): "pass --overwrite to replace it, or use another --request-id",
+    (ExportError, "destination"): "choose another --out, or fix its permissions",
+    (ConfigError, "identifiers"): "--email, --phone, --ip or --name",
+}
+
+#: The option that gave a ConfigError's setting: the message about its value starts with it.
+OPTION_OF_SETTING = {
+    "identifiers.email": "--email",
+    "identifiers.phone": "--phone",
+    "identifiers.ip": "--ip",
+    "identifiers.name": "--name",
+    "out": "--out",
+}
+
+
+def exit_code(error: PiiportError) -> int:
+    """The exit code of an error: ``EXIT_CODES`` of the nearest listed type."""
+    return next(EXIT_CODES[t] for t in type(error).__mro__ if t in EXIT_CODES)
+
+
+def hint(error: PiiportError) -> str | None:
+    """The command-line hint for an error, if one fits (never for a setting read from a config file)."""
+    if isinstance(error, ConfigError) and error.path:
+        return None
+    for t in type(error).__mro__:
+        if t in HINTS:
+            return HINTS[t]
+    if isinstance(error, ConfigError) and error.setting:
+        return HINTS.get((ConfigError, error.setting))
+    if isinstance(error, ExportError) and error.reason:
+        return HINTS.get((ExportError, error.reason))
+    return None
+
+
+def cli_message(error: PiiportError) -> str:
+    """The library's message, with the option it is about in front and the hint behind."""
+    message = error.message
+    if isinstance(error, ConfigError) and not error.path and error.setting in OPTION_OF_SETTING:
+        message = f"{OPTION_OF_SETTING[error.setting]} {message}"
+    extra = hint(error)
+    return f"{message}; {extra}" if extra else message
+
 
 class PiiportClickError(click.ClickException):
     def __init__(self, error: PiiportError) -> None:
-        super().__init__(error.message)
-        self.exit_code = error.exit_code  # type: ignore[misc]
+        super().__init__(cli_message(error))
+        self.exit_code = exit_code(error)  # type: ignore[misc]
 
 
 def handle_errors(func: F) -> F:

@@ -1,5 +1,27 @@
-"""piiport's exception tree: every error it raises on purpose is a :class:`PiiportError`."""
+"""piiport's exception tree: every error it raises on purpose is a :class:`PiiportError`.
 
-from connectors.errors import ConfigError, DetectionError, ExportError, IndexBusyError, PiiportError, SourceError
+Each layer defines its own errors; this module gathers them for users of the library.
+"""
 
-__all__ = ["ConfigError", "DetectionError", "ExportError", "IndexBusyError", "PiiportError", "SourceError"]
+from connectors.errors import ConfigError, PiiportError, SourceError
+from discover.errors import (
+    AmbiguousSubjectError,
+    DetectionError,
+    DetectorCrashedError,
+    IndexBusyError,
+    MissingIndexError,
+)
+from export.errors import ExportError, RequestIdError
+
+__all__ = [
+    "AmbiguousSubjectError",
+    "ConfigError",
+    "DetectionError",
+    "DetectorCrashedError",
+    "ExportError",
+    "IndexBusyError",
+    "MissingIndexError",
+    "PiiportError",
+    "RequestIdError",
+    "SourceError",
+]

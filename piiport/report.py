@@ -11,7 +11,7 @@ import html
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -322,11 +322,12 @@ def build(
 ) -> ReportData:
     from connectors.redact import mask_url
     from discover.changes import FINISHED, previous_diff, snapshots
+    from discover.index import utcnow
     from discover.inventory import inventory
 
     history = [s for s in snapshots(index) if s.status in FINISHED]
     changes = previous_diff(index, history[-1].run_id) if history else None
-    generated = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    generated = utcnow(now)
     return ReportData(
         generated_at=generated,
         index_url=mask_url(index.url),

@@ -296,7 +296,7 @@ def test_export_json_output_and_exit_codes(runner: CliRunner, tmp_path: Path, de
     bad = runner.invoke(main, ["export", "--email", "not-an-email"])
     assert bad.exit_code == 2 and "--email n***@*** is not a valid email address" in bad.output
     none = runner.invoke(main, ["export"])
-    assert none.exit_code == 2 and "give at least one identifier" in none.output
+    assert none.exit_code == 2 and "give at least one identifier; --email, --phone, --ip or --name" in none.output
 
 
 def test_the_readme_config_example_is_valid(tmp_path: Path) -> None:
@@ -328,3 +328,63 @@ def test_scan_and_export_in_fresh_processes(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["found"] and out["errors"] == [] and out["records"] == 7
+
+
+def test_error_types_map_to_exit_codes_and_hints_in_the_cli() -> None:
+    from connectors.flatten import TooDeep
+    from connectors.s3 import S3Error
+    from discover.executors import ExecutorError
+    from piiport.cli import cli_message, exit_code
+    from piiport.errors import (
+        AmbiguousSubjectError,
+        ConfigError,
+        DetectorCrashedError,
+        ExportError,
+        IndexBusyError,
+        MissingIndexError,
+        RequestIdError,
+    )
+
+    cases = [
+        (ConfigError("workers must be at least 1", setting="workers"), 2, "workers must be at least 1"),
+        (ExecutorError("the dask executor needs Dask", setting="executor"), 2, "the dask executor needs Dask"),
+        (ConfigError("a token named 't' already exists", setting="name"), 2, "a token named 't' already exists"),
+        (
+            MissingIndexError("no index at i.db", setting="index"),
+            2,
+            "no index at i.db; run `piiport scan` first or pass --index",
+        ),
+        (
+            RequestIdError("request id 'a b' is bad", request_id="a b"),
+            2,
+            "request id 'a b' is bad; choose another --request-id",
+        ),
+        (
+            ExportError("a package exists", reason="exists"),
+            1,
+            "a package exists; pass --overwrite to replace it, or use another --request-id",
+        ),
+        (ExportError("column x does not fit", reason="parquet"), 1, "column x does not fit"),
+        (
+            AmbiguousSubjectError("x matches 2 subjects", matched=2),
+            1,
+            "x matches 2 subjects; ask for an identifier that is the person's own, such as --email or --phone",
+        ),
+        (
+            IndexBusyError("another scan holds the index"),
+            1,
+            "another scan holds the index; wait for it to finish, or use another index with --index",
+        ),
+        (DetectorCrashedError("a worker died"), 1, "a worker died; run again with fewer --workers or smaller inputs"),
+        (S3Error("bucket b does not exist", code="NoSuchBucket"), 1, "bucket b does not exist"),
+        (TooDeep("a.b"), 1, str(TooDeep("a.b"))),
+        (
+            ConfigError("n***@*** is not a valid email address", setting="identifiers.email"),
+            2,
+            "--email n***@*** is not a valid email address",
+        ),
+        # From a config file, the setting is the config's, not an option: no option, no hint.
+        (ConfigError("config c.yaml: x is a file", setting="out", path="c.yaml"), 2, "config c.yaml: x is a file"),
+    ]
+    for error, code, line in cases:
+        assert (exit_code(error), cli_message(error)) == (code, line), error

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.errors import ConfigError, DetectionError
+from connectors.errors import ConfigError
 from discover.detector import Detector, ner_view
+from discover.errors import DetectionError
 from discover.settings import DetectionSettings
 
 
@@ -66,9 +67,15 @@ def test_a_missing_model_is_an_error_not_a_download() -> None:
 def test_tldextract_uses_its_bundled_suffix_list(detector: Detector) -> None:
     import tldextract.tldextract as tld
 
-    detector.analyze(["mail me at someone@example.co.uk"])
-    assert tld.TLD_EXTRACTOR.suffix_list_urls == ()
-    assert tld.TLD_EXTRACTOR("someone@example.co.uk").suffix == "co.uk"
+    from discover.presidio_compat import offline_extractor
+
+    default_urls = tld.TLD_EXTRACTOR.suffix_list_urls
+    text = "mail me at someone@example.co.uk or at x@example.invalidtld"
+    found = detector.analyze([text])[0]
+    assert [(e.type, text[e.start : e.end]) for e in found] == [("EMAIL_ADDRESS", "someone@example.co.uk")]
+    # piiport's own extractor never fetches the list; tldextract's process-wide one is left alone.
+    assert offline_extractor().suffix_list_urls == () and offline_extractor()("example.co.uk").suffix == "co.uk"
+    assert tld.TLD_EXTRACTOR.suffix_list_urls == default_urls != ()
 
 
 def test_french_text_and_phone_formats(detector: Detector) -> None:

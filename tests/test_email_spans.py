@@ -86,7 +86,7 @@ def test_detect_gives_the_address_alone_for_every_shape(runner: CliRunner, detec
     assert got == want
 
 
-def test_the_login_line_of_the_issue_has_exact_offsets(runner: CliRunner, detector) -> None:
+def test_an_email_in_a_logfmt_login_line_has_exact_offsets(runner: CliRunner, detector) -> None:
     line = "2026-01-01 10:00:00 login ok user=jane.doe@example.com from 10.1.2.3\n"
     result = runner.invoke(main, ["detect", "-"], input=line)
     entities = [(e["type"], e["start"], e["end"]) for e in json.loads(result.output)["entities"]]

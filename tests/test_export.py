@@ -17,9 +17,10 @@ import pytest
 from fixtures import CUSTOMERS, EMPLOYEES
 
 from connectors.base import SourceSpec
-from connectors.errors import ExportError
+from discover.errors import AmbiguousSubjectError
 from discover.index import Index
 from discover.scan import scan
+from export.errors import ExportError, RequestIdError
 from export.formats import neutralised
 from piiport.api import export_subject
 from piiport.config import Config
@@ -185,12 +186,10 @@ def test_employee_export_leaves_out_the_customers_they_support_and_their_manager
 
 
 def test_shared_phone_and_ambiguous_name_are_refused(shop: Index, shop_db: Path, tmp_path: Path, detector) -> None:
-    with pytest.raises(ExportError) as err:
+    with pytest.raises(AmbiguousSubjectError) as err:
         _export(shop, tmp_path, phones=["+33 1 42 68 53 00"])
-    assert err.value.message == (
-        "phone number +33***00 is shared by 2 subjects (an office line or a team address); "
-        "ask for an identifier that is the person's own, such as --email"
-    )
+    assert err.value.message == "phone number +33***00 is shared by 2 subjects (an office line or a team address)"
+    assert err.value.matched == 2
     # Each employee's own e-mail still exports, without the colleague behind the shared line.
     assert (
         _export(shop, tmp_path, emails=["talia.bonnet@shop.example"], request_id="t").manifest["totals"]["records"] == 2
@@ -199,11 +198,9 @@ def test_shared_phone_and_ambiguous_name_are_refused(shop: Index, shop_db: Path,
     with sqlite3.connect(shop_db) as db:
         db.execute("INSERT INTO customers VALUES (9, 'Alice', 'Martin', 'alice.m@example.net', NULL, NULL, NULL)")
     scan([SourceSpec(name="shop", url=f"sqlite:///{shop_db}")], index=shop, detector=detector)
-    with pytest.raises(ExportError) as err:
+    with pytest.raises(AmbiguousSubjectError) as ambiguous:
         _export(shop, tmp_path, names=["Alice Martin"])
-    assert err.value.message == (
-        "person a*** m*** matches 2 subjects; ask for an identifier that is the person's own, such as --email or --phone"
-    )
+    assert ambiguous.value.message == "person a*** m*** matches 2 subjects"
 
 
 def test_info_address_on_many_accounts_is_shared(tmp_path: Path, index: Index, detector) -> None:
@@ -219,7 +216,7 @@ def test_info_address_on_many_accounts_is_shared(tmp_path: Path, index: Index, d
             ],
         )
     scan([SourceSpec(name="b2b", url=f"sqlite:///{db}")], index=index, detector=detector)
-    with pytest.raises(ExportError, match="is shared by 2 subjects"):
+    with pytest.raises(AmbiguousSubjectError, match="is shared by 2 subjects"):
         _export(index, tmp_path, emails=["info@acme.example"])
     nora = _export(index, tmp_path, emails=["nora@acme.example"])
     rows = json.loads((Path(nora.package) / "data/b2b/accounts.json").read_text())
@@ -364,7 +361,7 @@ def test_request_id_is_never_silently_reused_and_zip(shop: Index, tmp_path: Path
         assert zf.testzip() is None
     replaced = _export(shop, tmp_path, emails=["bruno.dubois@example.org"], request_id="REQ-42", overwrite=True)
     assert Path(replaced.package).is_dir() and not Path(first.package).exists()
-    with pytest.raises(ExportError, match="is not usable as a file name"):
+    with pytest.raises(RequestIdError, match="is not usable as a file name"):
         _export(shop, tmp_path, emails=["bruno.dubois@example.org"], request_id="../escape")
 
 

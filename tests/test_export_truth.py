@@ -237,13 +237,13 @@ def test_a_name_alone_request_finds_the_customer_and_lists_the_namesake(
     assert _package(result) == JENNIFER
     assert [r["container"] for r in result.manifest["review"]] == ["actor"]
     # A second customer of that name makes the name ambiguous again: refused, as before.
-    from connectors.errors import ExportError
+    from discover.errors import AmbiguousSubjectError
 
     db = tmp_path / "rental.db"
     with sqlite3.connect(db) as conn:
         conn.execute("INSERT INTO customer VALUES (6, 2, 'Jennifer', 'Davis', 'jdavis@example.net', 7, 1)")
     scan([SourceSpec(name="rental", url=f"sqlite:///{db}")], index=rental, detector=detector)
-    with pytest.raises(ExportError, match=r"person j\*\*\* d\*\*\* matches 2 subjects"):
+    with pytest.raises(AmbiguousSubjectError, match=r"person j\*\*\* d\*\*\* matches 2 subjects"):
         _export(rental, tmp_path, names=["Jennifer Davis"])
 
 

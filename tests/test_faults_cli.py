@@ -1,4 +1,4 @@
-"""Faults a user meets at the command line (issue 14): one clear line, the right exit code, no traceback.
+"""Faults a user meets at the command line: one clear line, the right exit code, no traceback.
 
 The table ``CASES`` runs each fault as a user would, ``piiport`` in a fresh process in an
 empty folder; add a row for a new fault. Beside it: long texts, passwords in URLs, file
@@ -90,11 +90,12 @@ def _request_id_case(rid: str, line: str) -> Case:
 
 RESERVED = "is a reserved file name on Windows (CON, PRN, AUX, NUL, COM1-9, LPT1-9); choose another --request-id"
 NOT_A_FILE_NAME = (
-    "is not usable as a file name; use letters, digits, '.', '_' and '-' (at most 100 characters, not ending in '.')"
+    "is not usable as a file name; use letters, digits, '.', '_' and '-' (at most 100 characters, not ending in '.'); "
+    "choose another --request-id"
 )
 
 CASES = [
-    # item 9: numbers out of range in the config
+    # numbers out of range in the config
     _config_case(
         "retries-0",
         "sources:\n  - url: a.csv\n    retries: 0\n",
@@ -128,7 +129,7 @@ CASES = [
     _config_case(
         "max_depth-0", "export:\n  max_depth: 0\n", "export.max_depth is 0; it must be a whole number from 1 to 100"
     ),
-    # item 10: --out is a file; binary input to detect
+    # --out is a file; binary input to detect
     Case(
         "out-is-a-file",
         ("export", "--email", "alma@example.com", "--out", "taken"),
@@ -166,7 +167,7 @@ CASES = [
         "Error: standard input, line 1: byte 0xff is not UTF-8; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)",
         stdin=b"\xff\xfe binary\n",
     ),
-    # item 12: request ids are usage errors; Windows reserved names are refused
+    # request ids are usage errors; Windows reserved names are refused
     _request_id_case("CON", RESERVED),
     _request_id_case("nul.txt", RESERVED),
     _request_id_case("Com1.zip", RESERVED),
@@ -199,7 +200,7 @@ def test_windows_names_that_only_look_reserved_are_accepted(tmp_path: Path) -> N
         assert (tmp_path / "exports" / rid / "manifest.json").exists()
 
 
-# -- item 2: long texts ----------------------------------------------------------------------------
+# -- long texts ------------------------------------------------------------------------------------
 
 FILLER = "the order was shipped late and the box arrived damaged please check the invoice before friday".split()  # noqa: SIM905
 
@@ -374,7 +375,7 @@ def test_chunks_cut_at_line_breaks_then_spaces_and_cover_the_text() -> None:
     assert len(split_text("x" * 9000)) == 3  # no white space at all: cut anyway
 
 
-# -- item 7: passwords with @, : and / -------------------------------------------------------------
+# -- passwords with @, : and / ---------------------------------------------------------------------
 
 PASSWORDS = ["p@ss@TAILat", "p:ss:TAILcolon", "p/ss/TAILslash", "a@b:c/TAILall"]
 
@@ -436,7 +437,7 @@ def test_a_password_with_at_reaches_the_right_host_and_stays_out_of_the_index(
         assert b"TAIL" not in raw and password.encode() not in raw
 
 
-# -- item 8: file modes ----------------------------------------------------------------------------
+# -- file modes ------------------------------------------------------------------------------------
 
 
 def _modes(root: Path) -> dict[str, str]:
@@ -470,7 +471,7 @@ def test_index_and_packages_are_private_under_umask_022(tmp_path: Path) -> None:
     assert oct((tmp_path / "exports").stat().st_mode & 0o777) == "0o700"
 
 
-# -- item 9: export.out from the config file ------------------------------------------------------
+# -- export.out from the config file ---------------------------------------------------------------
 
 
 def test_export_out_is_relative_to_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -481,7 +482,7 @@ def test_export_out_is_relative_to_the_config_file(tmp_path: Path, monkeypatch: 
     monkeypatch.chdir(elsewhere)
     for out, expected in (
         ("packages", str(conf / "packages")),
-        ("../shared/pk", str(conf / "../shared/pk")),
+        ("../outbox/pk", str(conf / "../outbox/pk")),
         (str(tmp_path / "abs"), str(tmp_path / "abs")),
         ("s3://bucket/requests", "s3://bucket/requests"),
     ):
@@ -490,7 +491,7 @@ def test_export_out_is_relative_to_the_config_file(tmp_path: Path, monkeypatch: 
     assert load_config(None).export.out == "exports"  # no config file: the working directory's
 
 
-# -- item 12: --name --no-expand ------------------------------------------------------------------
+# -- --name --no-expand ----------------------------------------------------------------------------
 
 
 def test_name_without_expansion_exports_only_the_records_that_hold_the_name(tmp_path: Path, detector) -> None:

@@ -155,7 +155,7 @@ def test_second_scan_is_refused_and_a_killed_scan_takes_its_workers_along(tmp_pa
         assert second.returncode == 1
         line = one_error_line(second)
         assert line.startswith("Error: another scan holds the index sqlite:///.piiport/index.db (run 2, running since ")
-        assert line.endswith("); wait for it to finish, or scan into another index with --index")
+        assert line.endswith("); wait for it to finish, or use another index with --index")
         running = piiport(tmp_path, "inventory")
         assert running.returncode == 0 and one_error_line(running).startswith("note: a scan is running (run 2, since ")
 
@@ -185,7 +185,7 @@ def test_second_scan_is_refused_and_a_killed_scan_takes_its_workers_along(tmp_pa
 
 
 def test_the_scan_lock_is_free_after_a_scan_and_held_during_one(tmp_path: Path, index: Index, detector) -> None:
-    from connectors.errors import IndexBusyError
+    from discover.errors import IndexBusyError
 
     (tmp_path / "a.csv").write_text(ALMA, encoding="utf-8")
     seen = []
@@ -408,7 +408,7 @@ def test_empty_damaged_and_locked_index_get_advice_that_fits(tmp_path: Path) -> 
     assert proc.returncode == 1
     line = one_error_line(proc)
     assert line.endswith(
-        "database is locked; another piiport process is writing it: wait for it to finish and try again"
+        "database is locked; another piiport process is writing it; wait for it to finish, or use another index with --index"
     )
 
 

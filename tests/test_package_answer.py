@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from conftest import make_shop
 
 from connectors.base import SourceSpec
-from connectors.errors import ConfigError, ExportError
+from connectors.errors import ConfigError
+from discover.errors import AmbiguousSubjectError
 from discover.index import Index
 from discover.scan import scan
 from export.page_text import NBSP, NNBSP, TEXT, words
@@ -458,9 +459,9 @@ def test_locate_cli_refuses_an_ambiguous_identifier_and_prints_no_values(
     assert shared.exit_code == 1
     assert shared.output.strip() == (
         "Error: phone number +33***00 is shared by 2 subjects (an office line or a team address); "
-        "ask for an identifier that is the person's own, such as --email"
+        "ask for an identifier that is the person's own, such as --email or --phone"
     )
-    with pytest.raises(ExportError):
+    with pytest.raises(AmbiguousSubjectError, match="matches 2 subjects"):
         locate(names=["Alice Martin", "Bruno Dubois"], index=shop)
 
 

@@ -83,3 +83,28 @@ def test_a_missing_service_skips_locally_and_fails_in_ci(tmp_path: Path) -> None
     ci = _run_pytest(tmp_path, require=True)
     assert ci.returncode == 1
     assert "\nPostgreSQL is not reachable (PIIPORT_REQUIRE_SERVICES=1 requires it)\n" in ci.stdout
+
+
+def test_a_foreign_package_of_the_same_name_is_refused_in_one_line(tmp_path: Path) -> None:
+    # PyPI has a package called discover: installed beside piiport, it would shadow piiport's own.
+    foreign = tmp_path / "site" / "discover"
+    foreign.mkdir(parents=True)
+    (foreign / "__init__.py").write_text("def main():\n    pass\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    cli = subprocess.run(
+        [str(Path(sys.executable).with_name("piiport")), "--help"], capture_output=True, text=True, env=env
+    )
+    assert cli.returncode == 1 and cli.stdout == ""
+    assert cli.stderr.splitlines() == [
+        f"Error: the package 'discover' imported from {foreign / '__init__.py'} is not piiport's own; "
+        "install piiport in a virtual environment of its own (python -m venv, or pipx)"
+    ]
+    # A program that imports piiport gets an ImportError it can catch, naming the package and its path.
+    probe = "try:\n    import piiport\nexcept ImportError as e:\n    print(e.name, e.path)\n"
+    as_library = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert as_library.returncode == 0 and as_library.stdout == f"discover {foreign / '__init__.py'}\n"

@@ -205,7 +205,7 @@ def test_the_export_side_parses_phones_with_the_scan_function() -> None:
         ]
     # Fits no region: its digits, as a phone column indexes it.
     assert parse_identifiers(phones=["9876 543 2101"], regions=("FR",)) == [Identifier(PHONE_DIGITS, "98765432101")]
-    with pytest.raises(ConfigError, match=r"--phone 1\*\*\*45 is not a valid phone number"):
+    with pytest.raises(ConfigError, match=r"^1\*\*\*45 is not a valid phone number"):
         parse_identifiers(phones=["12345"], regions=DEFAULT)
 
 

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from periodic import BACKENDS, execute, sql_source, write_config
 
+from connectors.errors import ConfigError
 from discover.retention import MaxAge
 from piiport.cli import main
 
@@ -199,7 +200,7 @@ def test_max_age_is_calendar_arithmetic() -> None:
     )
     assert MaxAge.parse("30d").cutoff(end_of_march) == datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
     assert MaxAge.parse(" 2w ").cutoff(end_of_march) == datetime(2026, 3, 17, 12, 0, tzinfo=timezone.utc)
-    with pytest.raises(Exception, match="not an age"):
+    with pytest.raises(ConfigError, match="not an age"):
         MaxAge.parse("0d")
 
 

@@ -21,9 +21,9 @@ from discover.index import Index
 from discover.inventory import inventory
 from discover.scan import scan
 from discover.settings import ScanSettings
+from export.errors import ExportError
 from piiport.api import export_subject
 from piiport.config import Config, S3Settings
-from piiport.errors import ExportError
 
 pytestmark = pytest.mark.s3
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from connectors.base import SourceSpec
-from connectors.errors import ExportError
+from discover.errors import AmbiguousSubjectError
 from discover.index import Index
 from discover.scan import scan
 from discover.settings import ScanSettings
@@ -65,6 +65,6 @@ def test_the_newsletter_email_reaches_the_same_person(scanned: tuple[Index, Path
 
 def test_an_office_line_of_two_employees_is_still_refused(scanned: tuple[Index, Path]) -> None:
     index, tmp = scanned
-    with pytest.raises(ExportError, match="shared by 2 subjects") as caught:
+    with pytest.raises(AmbiguousSubjectError, match="shared by 2 subjects") as caught:
         export_subject(phones=["+33 1 40 00 00 00"], index=index, out=tmp / "out", request_id="R3")
     assert caught.value.reason == "ambiguous"

@@ -18,7 +18,8 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from connectors.errors import ConfigError, ExportError
+from connectors.errors import ConfigError
+from export.errors import ExportError
 from piiport.config import Config
 from piiport.service import schemas
 from piiport.service.audit import AuditLog
@@ -34,7 +35,6 @@ logger = logging.getLogger("piiport.service")
 
 MAX_BODY = 64 * 1024
 MAX_IDENTIFIERS = 20
-_OPTION_FIELD = {"--email": "email", "--phone": "phone", "--ip": "ip", "--name": "name"}
 
 
 @dataclass
@@ -180,15 +180,8 @@ class Service:
                 regions=self.config.detection.phone_regions,
             )
         except ConfigError as exc:
-            message = exc.message
-            for option, name in _OPTION_FIELD.items():
-                message = message.replace(option, name)
-            raise ApiError(
-                422,
-                "invalid_identifier",
-                message,
-                f"identifiers.{_OPTION_FIELD.get(exc.setting or '', '')}".rstrip("."),
-            ) from exc
+            field = exc.setting if exc.setting and exc.setting.startswith("identifiers.") else "identifiers"
+            raise ApiError(422, "invalid_identifier", exc.message, field) from exc
         if body.request_id is not None:
             try:
                 check_request_id(body.request_id)

@@ -46,9 +46,11 @@ def _clear_leftovers(out: Path, request_id: str) -> None:
 
 
 def run(job_id: str, claim: str, *, config_path: str | None, index_url: str | None, packages: str) -> int:
-    from connectors.errors import ExportError, PiiportError
+    from connectors.errors import PiiportError
+    from discover.errors import AmbiguousSubjectError
     from discover.index import Index
     from discover.sealing import KeySealer
+    from export.errors import ExportError
     from piiport.api import export_subject
     from piiport.config import load_config
     from piiport.service.jobs import JobStore
@@ -92,11 +94,12 @@ def run(job_id: str, claim: str, *, config_path: str | None, index_url: str | No
             "package_sha256": exported.sha256,
             "download_url": exported.download_url,
         }
+    except AmbiguousSubjectError as exc:
+        status = "refused"
+        result = {"error": {"code": exc.reason, "message": exc.message, "subjects_matched": exc.matched}}
     except ExportError as exc:
-        status = "refused" if exc.reason == "ambiguous" else "failed"
+        status = "failed"
         result = {"error": {"code": exc.reason or "export", "message": exc.message}}
-        if exc.matched is not None:
-            result["error"]["subjects_matched"] = exc.matched
     except PiiportError as exc:
         status, result = "failed", {"error": {"code": type(exc).__name__, "message": exc.message}}
     except Exception as exc:

@@ -1,0 +1,55 @@
+"""Everything piiport needs from Presidio and tldextract beyond building an ``AnalyzerEngine``, in one place.
+
+Only public names are used: ``SpacyNlpEngine.process_batch`` and ``NlpArtifacts`` (its ``lemmas``
+and ``keywords`` attributes, its ``set_keywords`` static method), and ``tldextract.TLDExtract``.
+``tests/test_presidio_compat.py`` checks these names and signatures, so that an upgrade that changes
+them fails there, loudly; pyproject.toml pins both packages to the range tested.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from discover.chunking import Keywords
+
+
+def token_artifacts(nlp_engine: Any, texts: Sequence[str], language: str, *, batch_size: int) -> Iterator[Any]:
+    """Presidio's ``NlpArtifacts`` of each text, from spaCy's full pipeline (NER included)."""
+    for _, artifacts in nlp_engine.process_batch(list(texts), language, batch_size=batch_size):
+        yield with_token_lemmas(artifacts, nlp_engine, language)
+
+
+def tokenized_artifacts(nlp_engine: Any, texts: Sequence[str], language: str, *, batch_size: int) -> list[Any]:
+    """``NlpArtifacts`` of each text from the tokenizer alone: pattern recognizers need tokens (for
+    context words), not the NER model. Eager, so that no pipe of the full pipeline runs meanwhile."""
+    nlp = nlp_engine.nlp[language]
+    with nlp.select_pipes(disable=nlp.pipe_names):
+        return list(token_artifacts(nlp_engine, texts, language, batch_size=batch_size))
+
+
+def with_token_lemmas(artifacts: Any, nlp_engine: Any, language: str) -> Any:
+    """Lemmas (and the context keywords derived from them) from the lower-cased tokens.
+
+    piiport runs spaCy without its lemmatizer (NER does not need it), so lemmas are empty, and
+    Presidio's context words ("phone", "call") match lemmas. Keywords are derived again from these
+    lemmas, or no context word ever matches; ``Keywords`` makes each look-up constant time.
+    """
+    artifacts.lemmas = [lemma or token.lower_ for lemma, token in zip(artifacts.lemmas, artifacts.tokens, strict=True)]
+    artifacts.keywords = Keywords(artifacts.set_keywords(nlp_engine, artifacts.lemmas, language))
+    return artifacts
+
+
+@functools.cache
+def offline_extractor() -> Any:
+    """A tldextract extractor on the public-suffix snapshot bundled with tldextract: it never fetches
+    the list over the network (tldextract's default extractor does, on first use)."""
+    import tldextract
+
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+def has_public_suffix(domain: str) -> bool:
+    """Whether ``domain`` ends in a known public suffix, by the bundled list (as Presidio's own e-mail check)."""
+    return offline_extractor()(domain).fqdn != ""
