@@ -7,6 +7,7 @@ batches and can fetch records again by key, which is what export needs.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 from abc import ABC, abstractmethod
@@ -14,9 +15,14 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from connectors.errors import SourceError
+from connectors.options import SourceOptions
+from connectors.redact import mask_url
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 #: Why a listing passes over an entry, as the summary says it.
 SKIP_REASONS: Mapping[str, str] = {
@@ -42,7 +48,15 @@ class SourceSpec:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     language: str = "en"
-    options: Mapping[str, Any] = field(default_factory=dict)
+    #: The connector's own options class (``SqlOptions``, ``S3Options``); a plain ``SourceOptions``
+    #: gives every option its default.
+    options: SourceOptions = field(default_factory=SourceOptions)
+
+    def __repr__(self) -> str:
+        # The URL may hold a password: a spec in a log line or a traceback must not show it.
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        shown["url"] = mask_url(self.url)
+        return f"SourceSpec({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def selects(self, *names: str) -> bool:
         """Whether a container passes the include and exclude glob patterns, by any of its names
@@ -192,6 +206,11 @@ class ContainerReader(ABC):
         an incremental rescan reads whole when their version changed (files) or always (tables)."""
         return None
 
+    def table_version(self) -> str | None:
+        """A version of the whole container that changes whenever any record does, computed
+        without reading the records; None where there is none (the default)."""
+        return None
+
     def range_fingerprints(
         self, step: int, changed_column: str | None = None, fields: Sequence[str] | None = None
     ) -> dict[int, str]:
@@ -214,11 +233,42 @@ class ContainerReader(ABC):
         return self.ref.version
 
 
+class RelationalReader(ContainerReader):
+    """A reader on a table: records located by key columns, and found again by column values,
+    which is what following foreign keys needs."""
+
+    #: How records are located: ``primary_key``, ``unique_index``, ``rowid``, or ``row_hash`` (a
+    #: weak locator: the row is found again only while its content is unchanged).
+    key_kind: str
+
+    @abstractmethod
+    def fetch_where(
+        self, columns: tuple[str, ...], values: Collection[tuple[Any, ...]]
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Records whose ``columns`` equal one of the value tuples, unflattened."""
+
+    @abstractmethod
+    def keys_where(
+        self, columns: tuple[str, ...], values: Collection[tuple[Any, ...]]
+    ) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """Keys of the records whose ``columns`` equal one of the value tuples, with the tuple each holds."""
+
+    @abstractmethod
+    def precision(self) -> dict[str, tuple[int, int]]:
+        """Declared (precision, scale) of decimal columns."""
+
+    @abstractmethod
+    def all_fields(self) -> list[FieldInfo]:
+        """Every column, binary ones included: a package holds the whole record."""
+
+
 class Connector(ABC):
     """Read-only access to one source. Subclasses register themselves by URL scheme."""
 
     #: URL schemes (``sqlite``, ``s3``) this connector serves.
     schemes: ClassVar[tuple[str, ...]] = ()
+    #: The options this connector takes: the config file's keys for its sources.
+    options_type: ClassVar[type[SourceOptions]] = SourceOptions
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
@@ -259,11 +309,19 @@ class Connector(ABC):
         return []
 
 
-_REGISTRY: dict[str, Callable[[SourceSpec], Connector]] = {}
+#: The entry point group connectors register under: the entry point's name is a URL scheme,
+#: its object a ``Connector`` subclass. A third-party package adds a source type with
+#: ``[project.entry-points."piiport.connectors"] myscheme = "mypkg.module:MyConnector"``.
+ENTRY_POINT_GROUP = "piiport.connectors"
+
+#: Connectors registered at run time (``register``); they win over entry points of the same scheme.
+_REGISTRY: dict[str, type[Connector]] = {}
+_LOADED: dict[str, type[Connector]] = {}
 
 
 def register(*schemes: str) -> Callable[[type[Connector]], type[Connector]]:
-    """Class decorator: make a connector serve URLs with these schemes."""
+    """Class decorator: make a connector serve URLs with these schemes in this process (an entry
+    point does it for every process, without importing the connector up front)."""
 
     def decorate(cls: type[Connector]) -> type[Connector]:
         for scheme in schemes:
@@ -274,9 +332,14 @@ def register(*schemes: str) -> Callable[[type[Connector]], type[Connector]]:
     return decorate
 
 
+def _entry_points() -> dict[str, EntryPoint]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
 def known_schemes() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | set(_entry_points()))
 
 
 def url_scheme(url: str) -> str:
@@ -287,31 +350,41 @@ def url_scheme(url: str) -> str:
     return head.split("+", 1)[0].lower()
 
 
+def connector_class(url: str, source: str | None = None) -> type[Connector]:
+    """The connector class serving ``url``'s scheme; only its own module is imported."""
+    scheme = url_scheme(url)
+    found = _REGISTRY.get(scheme) or _LOADED.get(scheme)
+    if found is not None:
+        return found
+    where = f"source {source!r}: " if source else ""
+    entry = _entry_points().get(scheme)
+    if entry is None:
+        known = known_schemes()
+        if not known:  # piiport's own entry points are missing: a checkout used without installing it
+            raise SourceError(
+                f"{where}no connector is registered, not even the built-in ones; install piiport "
+                "(pip install -e . in a checkout) so that its entry points exist",
+                source=source,
+            )
+        raise SourceError(f"{where}unknown URL scheme {scheme!r}; known schemes: {', '.join(known)}", source=source)
+    try:
+        loaded = entry.load()
+    except Exception as exc:  # a broken third-party package: say which, not a traceback
+        raise SourceError(
+            f"{where}the connector for {scheme!r} ({entry.value}) cannot be loaded: {type(exc).__name__}: {exc}; "
+            "reinstall the package that provides it",
+            source=source,
+        ) from exc
+    if not (isinstance(loaded, type) and issubclass(loaded, Connector)):
+        raise SourceError(
+            f"{where}the entry point {scheme!r} ({entry.value}) is not a Connector subclass; "
+            "fix the package that provides it",
+            source=source,
+        )
+    _LOADED[scheme] = loaded
+    return loaded
+
+
 def connect(spec: SourceSpec) -> Connector:
     """The connector for a source, chosen by the scheme of its URL."""
-    _load_builtin()
-    scheme = url_scheme(spec.url)
-    factory = _REGISTRY.get(scheme)
-    if factory is None:
-        raise SourceError(
-            f"source {spec.name!r}: unknown URL scheme {scheme!r}; known schemes: {', '.join(known_schemes())}",
-            source=spec.name,
-        )
-    return factory(spec)
-
-
-_BUILTINS_LOADED = False
-
-
-def _load_builtin() -> None:
-    # Importing the modules runs their @register decorators; done lazily so that
-    # `piiport --help` does not pay for SQLAlchemy or pyarrow. A flag, not "is the registry
-    # empty": importing one connector module elsewhere must not hide the others.
-    global _BUILTINS_LOADED
-    if _BUILTINS_LOADED:
-        return
-    import connectors.files
-    import connectors.s3
-    import connectors.sql  # noqa: F401
-
-    _BUILTINS_LOADED = True
+    return connector_class(spec.url, spec.name)(spec)

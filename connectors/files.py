@@ -31,7 +31,6 @@ from connectors.base import (
     FieldInfo,
     Record,
     SourceSpec,
-    register,
 )
 from connectors.errors import SourceError
 from connectors.flatten import MAX_DEPTH, TooDeep, flatten, join_path, path_at_depth
@@ -471,9 +470,10 @@ def local_path(url: str) -> Path:
     return Path(url[len("file://") :] if url.startswith("file://") else url).expanduser()
 
 
-@register("file")
 class FileConnector(Connector):
     """A single file or a directory tree, walked in sorted order."""
+
+    schemes = ("file",)
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)

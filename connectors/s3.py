@@ -14,9 +14,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import PurePosixPath
 from typing import IO, Any
 
-from connectors.base import Connector, ContainerReader, ContainerRef, SourceSpec, register
+from connectors.base import Connector, ContainerReader, ContainerRef, SourceSpec
 from connectors.errors import SourceError
 from connectors.files import FileReader, format_for, known_suffixes
+from connectors.options import S3Options, coerce
+from connectors.transient import S3_TRANSIENT
 
 logger = logging.getLogger(__name__)
 
@@ -32,35 +34,53 @@ def split_s3_url(url: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def s3_client(options: Mapping[str, Any]) -> Any:
-    """A boto3 client from the standard credential chain, with region, endpoint and profile options.
+def s3_client(options: S3Options | Mapping[str, Any]) -> Any:
+    """A boto3 client from the standard credential chain, with region, endpoint and profile options
+    (an ``S3Options``, or a mapping of its fields: the delivery settings).
 
     ``AWS_ENDPOINT_URL`` (and ``AWS_ENDPOINT_URL_S3``) work as they do for boto3 itself.
     """
     import boto3
     from botocore.config import Config
 
-    session = boto3.session.Session(profile_name=options.get("profile"), region_name=options.get("region"))
+    if not isinstance(options, S3Options):
+        options = S3Options(**options)
+
+    session = boto3.session.Session(profile_name=options.profile, region_name=options.region)
     config = Config(
         # SigV4 everywhere: presigned URLs of SSE-KMS objects need it, and SigV2 is retired.
         signature_version="s3v4",
-        retries={"max_attempts": int(options.get("max_attempts", 5)), "mode": "standard"},
-        connect_timeout=float(options.get("connect_timeout", 10)),
-        read_timeout=float(options.get("read_timeout", 60)),
+        retries={"max_attempts": options.max_attempts, "mode": "standard"},
+        connect_timeout=options.connect_timeout,
+        read_timeout=options.read_timeout,
     )
-    return session.client("s3", endpoint_url=options.get("endpoint_url"), config=config)
+    return session.client("s3", endpoint_url=options.endpoint_url, config=config)
 
 
 def _error_code(exc: BaseException) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+    """The S3 error code of an answer; "" for a failure with no answer (a network error)."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
 
 
 class S3Error(SourceError):
-    """An S3 failure, with the S3 error code."""
+    """An S3 failure, with the S3 error code ("" when no answer came: a network failure).
 
-    def __init__(self, message: str, *, code: str, source: str | None = None, container: str | None = None):
+    ``transient``: the store said "later" (throttling, 5xx) after botocore's own retries.
+    """
+
+    def __init__(
+        self, message: str, *, code: str = "", source: str | None = None, container: str | None = None
+    ) -> None:
         super().__init__(message, source=source, container=container)
         self.code = code
+
+    @property
+    def transient(self) -> bool:
+        return self.code in S3_TRANSIENT
 
 
 def translate(
@@ -76,7 +96,7 @@ def translate(
         hint = "the object was deleted after it was listed; scan again"
     elif code in {"PreconditionFailed", "412"}:
         hint = "the object changed while it was read; scan again"
-    elif code in {"SlowDown", "Throttling", "ThrottlingException", "503", "500", "InternalError", "ServiceUnavailable"}:
+    elif code in S3_TRANSIENT:
         hint = f"the store kept answering {code} after retries; try again later"
     elif code:
         hint = f"S3 error {code}"
@@ -142,19 +162,22 @@ class RangeFile(io.RawIOBase):
         return n
 
 
-@register("s3")
 class S3Connector(Connector):
     """Objects under ``s3://bucket/prefix`` whose key ends in a known file suffix."""
 
+    schemes = ("s3",)
+    options_type = S3Options
+
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
+        self.options = coerce(S3Options, spec.options, spec.name)
         self.bucket, self.prefix = split_s3_url(spec.url)
         self._client: Any = None
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = s3_client(self.spec.options)
+            self._client = s3_client(self.options)
         return self._client
 
     def containers(self) -> Iterator[ContainerRef]:

@@ -11,17 +11,15 @@ import contextlib
 import decimal
 import functools
 import hashlib
-import json
 import logging
 import os
-import random
 import sqlite3
 import time
 import warnings
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from connectors.base import (
@@ -30,23 +28,32 @@ from connectors.base import (
     ContainerReader,
     ContainerRef,
     FieldInfo,
+    KeyRange,
     Record,
     Relation,
+    RelationalReader,
     SourceSpec,
     decode_key,
     encode_key,
-    register,
 )
 from connectors.errors import SourceError, wrong_password
 from connectors.flatten import flatten
 from connectors.flatten import loads as json_loads
+from connectors.options import SqlOptions, coerce
 from connectors.redact import mask_url, quote_password
+from connectors.sql_keys import KeyLocator
+from connectors.sql_pages import Pager
+from connectors.sql_sample import Sampler
+from connectors.transient import driver_transient
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
     from sqlalchemy.engine import Engine
+    from sqlalchemy.exc import DBAPIError
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _SYSTEM_SCHEMAS = {
     "information_schema",
@@ -139,12 +146,16 @@ def _lenient_type() -> type:
     return Lenient
 
 
-@register("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle")
 class SqlConnector(Connector):
     """A database reached by a SQLAlchemy URL. The connection is opened read-only where the driver allows."""
 
+    # Served through the ``piiport.connectors`` entry points of these names (pyproject.toml).
+    schemes = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle")
+    options_type = SqlOptions
+
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
+        self.options = coerce(SqlOptions, spec.options, spec.name)
         self._engine: Engine | None = None
         self._tables: dict[str, Table] | None = None
         self._native: dict[tuple[str, str], str] = {}
@@ -180,9 +191,9 @@ class SqlConnector(Connector):
             # Shows up in pg_stat_activity, so a DBA can tell what is reading. The password, if not
             # in the URL, comes from PGPASSWORD or ~/.pgpass through libpq.
             connect_args["application_name"] = "piiport"
-            connect_args["connect_timeout"] = int(self.spec.options.get("connect_timeout", 10))
+            connect_args["connect_timeout"] = self.options.connect_timeout
         elif backend in {"mysql", "mariadb"}:
-            connect_args["connect_timeout"] = int(self.spec.options.get("connect_timeout", 10))
+            connect_args["connect_timeout"] = self.options.connect_timeout
             if url.password is None and os.environ.get("MYSQL_PWD"):
                 url = url.set(password=os.environ["MYSQL_PWD"])
         try:
@@ -289,7 +300,7 @@ class SqlConnector(Connector):
         dialect = self.engine.dialect.name
         if dialect == "sqlite":
             return [default or "main"]
-        wanted = self.spec.options.get("schemas")
+        wanted = self.options.schemas
         if wanted:
             return list(wanted)
         if dialect in {"mysql", "mariadb"} and self.engine.url.database:
@@ -303,7 +314,7 @@ class SqlConnector(Connector):
 
         inspector = inspect(self.engine)
         default = inspector.default_schema_name
-        views = bool(self.spec.options.get("views", False))
+        views = self.options.views
         metadata = MetaData()
         for schema in self._schemas(inspector):
             names = list(inspector.get_table_names(schema=schema))
@@ -366,7 +377,7 @@ class SqlConnector(Connector):
         if self._tables is None and self.engine.dialect.name != "sqlite":
             # A worker reflects its table when it opens a unit: mid-scan, a dropped connection
             # there is the same fault as during a read, and gets the same retries.
-            options = self.spec.options
+            options = self.options
 
             def reflect() -> dict[str, Table]:
                 self._tables = self._reflect()
@@ -376,8 +387,8 @@ class SqlConnector(Connector):
                 self,
                 ref.name,
                 reflect,
-                retries=int(options.get("retries", 4)),
-                delay=float(options.get("retry_delay", 0.5)),
+                retries=options.retries,
+                delay=options.retry_delay,
             )
         table = self.tables().get(ref.name)
         if table is None:
@@ -412,11 +423,6 @@ class SqlConnector(Connector):
         return inspect(self.engine).default_schema_name
 
 
-#: Key sampling: tables whose key span is below this many times the sample are sorted instead;
-#: at most this many draws per wanted row; keys per ``IN`` query.
-_SAMPLE_MIN_SPAN = 20
-_SAMPLE_DRAWS = 50
-_SAMPLE_CHUNK = 500
 #: A SQLite file modified this recently is not trusted as unchanged by its mtime.
 _RACY_SECONDS = 2.0
 #: Key ranges fingerprinted one query each; beyond, one grouped query (keys far apart).
@@ -471,7 +477,7 @@ def _tidy_decimal(value: decimal.Decimal) -> decimal.Decimal:
 _KIND_WORDS = {"decimal": "numbers", "float": "numbers", "date": "dates", "datetime": "dates with a time"}
 
 
-class SqlTableReader(ContainerReader):
+class SqlTableReader(RelationalReader):
     """Reads one table.
 
     ``batches`` pages through the table by key (keyset pagination: ``WHERE key > last
@@ -488,57 +494,28 @@ class SqlTableReader(ContainerReader):
         self.types = {c.name: native.get((table.name, c.name)) or _logical_type(c.type) for c in table.columns}
         self.columns = [c for c in table.columns if self.types[c.name] != "bytes"]
         self.skipped_fields = [c.name for c in table.columns if self.types[c.name] == "bytes"]
-        self.key_exprs, self.key_kind = self._locate_by()
-        self.key_columns = [e.label("__rowid__") if self.key_kind == "rowid" else e for e in self.key_exprs]
-        options = connector.spec.options
-        self.retries = int(options.get("retries", 4))
-        self.retry_delay = float(options.get("retry_delay", 0.5))
-
-    def _locate_by(self) -> tuple[list[Any], str]:
-        from sqlalchemy import literal_column
-
-        pk = list(self.table.primary_key.columns)
-        if pk:
-            return pk, "primary_key"
-        if self.connector.engine.dialect.name == "sqlite":
-            return [literal_column("rowid")], "rowid"
-        from sqlalchemy import UniqueConstraint
-
-        candidates = [list(i.columns) for i in sorted(self.table.indexes, key=lambda i: i.name or "") if i.unique]
-        candidates += [
-            list(c.columns)
-            for c in sorted(self.table.constraints, key=lambda c: str(c.name or ""))
-            if isinstance(c, UniqueConstraint)
-        ]
-        for cols in candidates:
-            if cols and all(not c.nullable for c in cols):
-                return cols, "unique_index"
-        return [], "row_hash"
+        self.keys = KeyLocator(table, connector.engine.dialect.name, self.types)
+        # The locator's parts under the names other code reads them by (retention, fingerprints).
+        self.key_exprs, self.key_kind, self.key_columns = self.keys.exprs, self.keys.kind, self.keys.columns
+        self.retries = connector.options.retries
+        self.retry_delay = connector.options.retry_delay
+        self.sampler = Sampler(self.keys, lambda: connector.engine, self._key_bounds)
+        self.pager = Pager(self.keys, lambda: connector.engine, self._with_retry)
 
     def fields(self) -> list[FieldInfo]:
         return [FieldInfo(c.name, self.types[c.name]) for c in self.columns]
 
     def key_fields(self) -> list[str]:
-        return [c.name for c in self.key_exprs] if self.key_kind in ("primary_key", "unique_index") else []
+        return self.keys.key_fields()
 
     def _columns_of(self, row: Any) -> list[Any]:
-        """The table's column values of a row: they follow the key columns, by position."""
-        offset = len(self.key_columns)
-        return [row[offset + i] for i in range(len(self.table.columns))]
+        return self.keys.columns_of(row)
 
     def _key(self, row: Any) -> str:
-        if self.key_kind == "row_hash":
-            payload = json.dumps(self._columns_of(row), default=str, sort_keys=True)
-            return "h:" + hashlib.sha256(payload.encode()).hexdigest()[:32]
-        return encode_key([row[i] for i in range(len(self.key_columns))])
+        return self.keys.key(row)
 
     def _select(self, source: Any = None) -> Any:
-        from sqlalchemy import select
-
-        if source is None:
-            return select(*self.key_columns, *self.table.columns)
-        keys = [source.c[c.name] for c in self.key_exprs]
-        return select(*keys, *(source.c[c.name] for c in self.table.columns))
+        return self.keys.select(source)
 
     def _record(self, row: Any) -> Record:
         values: dict[str, Any] = {}
@@ -565,9 +542,7 @@ class SqlTableReader(ContainerReader):
         """
         before = Counter(self.connector.text_values)
         with self.connector.translate_errors(self.ref.name), self.connector.engine.connect() as conn:
-            rows = self._sample_by_key(conn, size, seed)
-            if rows is None:
-                rows = list(conn.execute(self._sample_statement(conn, size)))
+            rows = self.sampler.rows(conn, size, seed)
         self._note_text_values(before, "of the profiling sample")
         return [self._record(row) for row in rows]
 
@@ -578,80 +553,6 @@ class SqlTableReader(ContainerReader):
                 declared = _KIND_WORDS.get(self.types.get(column, ""), "of the column's declared type")
                 self.notes.append(f"column {column}: {n:,} value(s) {where} are not {declared}; read as text")
 
-    def _sample_by_key(self, conn: Any, size: int, seed: int) -> list[Any] | None:
-        """Rows at random values of an integer key; None without one, for a small table, or where
-        keys are too sparse for that.
-
-        Memory: the sample, plus the rows one round of draws hits (at most ``_SAMPLE_DRAWS`` per
-        wanted row).
-
-        Every draw lands on each existing row with the same chance, so the first ``size``
-        distinct rows hit are a uniform sample; nothing reads or sorts the whole table, as
-        ``ORDER BY random()`` does (0.23 s on W1's million rows, against 10 ms this way, and
-        growing with the table). Small tables are left to the caller: sorting them is cheap.
-        """
-        if not self._one_integer_key():
-            return None
-        bounds = self._key_bounds(conn)
-        if bounds is None or bounds[1] - bounds[0] < size * _SAMPLE_MIN_SPAN:
-            return None
-        low, high = bounds
-        from sqlalchemy import bindparam
-
-        key = self.key_exprs[0]
-        stmt = self._select().where(key.in_(bindparam("keys", expanding=True)))
-        rng = random.Random(seed)
-        found: dict[Any, Any] = {}
-        tried, hits, draw = 0, 0, size * 2
-        while len(found) < size and tried < size * _SAMPLE_DRAWS:
-            candidates = [rng.randint(low, high) for _ in range(min(draw, size * _SAMPLE_DRAWS - tried))]
-            rows: dict[Any, Any] = {}
-            for start in range(0, len(candidates), _SAMPLE_CHUNK):
-                chunk = sorted(set(candidates[start : start + _SAMPLE_CHUNK]))
-                rows.update((row[0], row) for row in conn.execute(stmt, {"keys": chunk}))
-            tried += len(candidates)
-            for k in candidates:  # in draw order, so which rows are kept does not depend on the database
-                if k in rows:
-                    hits += 1
-                    if k not in found and len(found) < size:
-                        found[k] = rows[k]
-            # The next round draws about what the hit rate so far says is still missing.
-            draw = int((size - len(found)) * 1.5 * tried / hits) + 16 if hits else draw * 4
-        return list(found.values()) if len(found) >= size else None
-
-    def _sample_statement(self, conn: Any, size: int) -> Any:
-        from sqlalchemy import func, literal, text
-
-        dialect = self.connector.engine.dialect.name
-        if dialect == "postgresql":
-            estimate = conn.execute(
-                text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"),
-                {"t": self._qualified()},
-            ).scalar()
-            if estimate and estimate > size * 20:
-                percent = min(100.0, 100.0 * size * 4 / float(estimate))
-                sampled = self.table.tablesample(func.bernoulli(percent))
-                return self._select(sampled).order_by(func.random()).limit(size)
-            return self._select().order_by(func.random()).limit(size)
-        if dialect in {"mysql", "mariadb"}:
-            estimate = conn.execute(
-                text("SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = :s AND TABLE_NAME = :t"),
-                {"s": self.table.schema or self.connector.engine.url.database, "t": self.table.name},
-            ).scalar()
-            stmt = self._select()
-            if estimate and estimate > size * 20:
-                # Every row is kept with the same probability, so the sample is unbiased
-                # without sorting the whole table.
-                stmt = stmt.where(func.rand() < literal(min(1.0, size * 4 / float(estimate))))
-            return stmt.order_by(func.rand()).limit(size)
-        return self._select().order_by(func.random()).limit(size)
-
-    def _qualified(self) -> str:
-        def quote(name: str) -> str:
-            return '"' + name.replace('"', '""') + '"'
-
-        return f"{quote(self.table.schema)}.{quote(self.table.name)}" if self.table.schema else quote(self.table.name)
-
     # -- full pass --------------------------------------------------------------------------
     def batches(self, batch_size: int) -> Iterator[list[Record]]:
         if self.key_kind == "row_hash":
@@ -660,7 +561,7 @@ class SqlTableReader(ContainerReader):
         yield from self._unit_batches(batch_size, None)
 
     # -- work units and column batches ---------------------------------------------------
-    def units(self, rows_per_unit: int) -> list[Any]:
+    def units(self, rows_per_unit: int) -> list[KeyRange | None]:
         """Key ranges ``(low, high)`` of about ``rows_per_unit`` rows, for an integer key; else one unit.
 
         The last ranges are smaller (``_key_ranges``), so that workers finish together.
@@ -671,7 +572,7 @@ class SqlTableReader(ContainerReader):
             bounds = self._key_bounds(conn)
         if bounds is None or bounds[1] - bounds[0] < rows_per_unit:
             return [None]
-        return _key_ranges(bounds[0], bounds[1] + 1, rows_per_unit)
+        return [KeyRange(*r) for r in _key_ranges(bounds[0], bounds[1] + 1, rows_per_unit)]
 
     def range_step(self, rows_per_range: int) -> int | None:
         if not self._one_integer_key():
@@ -690,19 +591,50 @@ class SqlTableReader(ContainerReader):
         span = bounds[1] - bounds[0] + 1
         return max(1, -(-rows_per_range * span // max(count, 1)))
 
+    def table_version(self) -> str | None:
+        """A version of the whole table, cheaper than its fingerprints (``connectors.sql_fingerprint``):
+        SQLite's page bytes, PostgreSQL's row versions; None elsewhere."""
+        from connectors.sql_fingerprint import columns_digest, postgres_table_version, sqlite_table_version
+
+        engine = self.connector.engine
+        dialect = engine.dialect.name
+        if dialect == "sqlite":
+            from sqlalchemy.engine import make_url
+
+            database = make_url(self.connector.spec.url).database
+            if not database:
+                return None
+            path = Path(database).expanduser().resolve()
+            with self.connector.translate_errors(self.ref.name):
+                version = sqlite_table_version(path, self.table.name)
+        elif dialect == "postgresql":
+            table_sql = self._qualified_sql(engine.dialect.identifier_preparer.quote)
+
+            def read() -> str | None:
+                with engine.connect() as conn:
+                    return postgres_table_version(conn, self.sampler.qualified(), table_sql)
+
+            version = self._with_retry(read)
+        else:
+            return None
+        if version is None:
+            return None
+        return f"{version}:{hashlib.blake2b(columns_digest(self.table), digest_size=8).hexdigest()}"
+
     def range_fingerprints(
         self, step: int, changed_column: str | None = None, fields: Sequence[str] | None = None
     ) -> dict[int, str]:
         """Fingerprints per key range, computed inside the database, over the key and the
         columns of ``fields`` (JSON paths: their column; None: every column).
 
-        PostgreSQL: ``md5(string_agg(row::text ORDER BY key))``; MySQL/MariaDB:
+        PostgreSQL: the sum of ``hashtextextended`` (64 bits) of each row's quoted values, all
+        ranges in one grouped query; MySQL/MariaDB:
         ``BIT_XOR`` and ``SUM`` of ``CRC32(CONCAT_WS('|', …))`` with a marker for NULL; SQLite: an
         MD5 of ``group_concat`` of ``quote()``d values, the MD5 a function registered on the
         connection. Each with the range's row count. With ``changed_column``: the row count and
         that column's highest value. One query per range, on the key's index (a grouped query
         over the whole table sorts it: 6 s against under 1 s on a million rows), unless the keys
-        are so sparse that most ranges would be empty.
+        are so sparse that most ranges would be empty; PostgreSQL groups by hash, unsorted.
         """
         from sqlalchemy import text
 
@@ -718,8 +650,10 @@ class SqlTableReader(ContainerReader):
             aggregates = f"COUNT(*), MAX({q(changed_column)})"
             source = table
         elif dialect == "postgresql":
+            # A 64-bit hash per row, summed: one grouped pass with no sort (an ordered md5 of
+            # string_agg per range took twice as long).
             values = ", ".join([f"quote_nullable({key})", *(f"quote_nullable({q(c.name)})" for c in columns)])
-            aggregates = f"count(*), md5(string_agg(concat_ws(',', {values}), chr(10) ORDER BY {key}))"
+            aggregates = f"count(*), sum(hashtextextended(concat_ws(',', {values}), 0))"
             source = table
         elif dialect in {"mysql", "mariadb"}:
             values = ", ".join([key, *(f"IFNULL(CONCAT('v', {q(c.name)}), 'N')" for c in columns)])
@@ -747,6 +681,9 @@ class SqlTableReader(ContainerReader):
                     conn.connection.dbapi_connection.create_function(  # type: ignore[union-attr]
                         "piiport_md5", 1, _md5_text, deterministic=True
                     )
+                elif dialect == "postgresql":
+                    # The planner expects a group per row and compiles the query first: longer than the pass.
+                    conn.execute(text("SET LOCAL jit = off"))
                 return list(conn.execute(stmt, params or {}).all())
 
         def key_bounds() -> tuple[int, int] | None:
@@ -758,7 +695,7 @@ class SqlTableReader(ContainerReader):
         if bounds is None:
             return out
         first, last = bounds[0] // step, bounds[1] // step
-        if last - first > _MAX_RANGE_QUERIES:
+        if dialect == "postgresql" or last - first > _MAX_RANGE_QUERIES:
             rows = self._with_retry(lambda: run(grouped))
             return {int(r[0]): ":".join(str(v) for v in r[1:]) for r in rows}
         for no in range(first, last + 1):
@@ -788,13 +725,7 @@ class SqlTableReader(ContainerReader):
         return int(low), int(high)  # some drivers return an integer column's bounds as Decimal
 
     def _one_integer_key(self) -> bool:
-        """Records are located by one integer column (or the rowid): key ranges and key draws work."""
-        return len(self.key_exprs) == 1 and self.key_kind != "row_hash" and self._integer_key()
-
-    def _integer_key(self) -> bool:
-        if self.key_kind == "rowid":
-            return True
-        return self.types.get(self.key_exprs[0].name) == "int"
+        return self.keys.one_integer_key()
 
     def column_batches(self, batch_size: int, fields: Sequence[str], *, unit: Any = None) -> Iterator[Columns]:
         """Keyset pages of only the key and the wanted columns, as columns.
@@ -816,95 +747,21 @@ class SqlTableReader(ContainerReader):
         fast_int = self._one_integer_key()
         raw = fast_int and all(self.types[f] in _DRIVER_TYPES for f in fields)
         if raw:
-            for rows in self._driver_pages(batch_size, unit, wanted):
+            for rows in self.pager.driver_pages(batch_size, unit, wanted):
                 # Columns by transposing in C; the extractor reads these types as they come.
                 columns = list(zip(*rows, strict=True))
                 yield Columns([f"[{k}]" for k in columns[0]], dict(zip(fields, map(list, columns[1:]), strict=True)))
             return
-        for rows in self._pages(batch_size, unit, wanted):
+        for rows in self.pager.pages(batch_size, unit, wanted):
             keys = [f"[{r[0]}]" for r in rows] if fast_int else [encode_key(r[:width]) for r in rows]
             values = {f: [_plain(r[width + i]) for r in rows] for i, f in enumerate(fields)}
             yield Columns(keys, values)
 
-    def _driver_pages(self, size: int, unit: Any, columns: list[Any]) -> Iterator[list[Any]]:
-        """Keyset pages of an integer key read through the driver's cursor, as plain tuples.
-
-        The same query as ``_pages``; it skips SQLAlchemy's row objects, which cost as much
-        as the read itself on a fast source. Only for types the driver returns as the
-        extractor reads them (text, integers, IP addresses). Driver errors become
-        SQLAlchemy's, so retries and messages are the same.
-        """
-        from sqlalchemy import bindparam, select
-        from sqlalchemy.exc import DBAPIError
-
-        key = self.key_exprs[0]
-        dialect = self.connector.engine.dialect
-        base = select(*self.key_columns, *columns).order_by(key).limit(size)
-        if unit is not None:
-            base = base.where(key < bindparam("high"))
-        first = base.where(key >= bindparam("low")) if unit is not None else base
-        following = base.where(key > bindparam("after"))
-        compiled = {name: stmt.compile(dialect=dialect) for name, stmt in (("first", first), ("after", following))}
-        bounds: dict[str, Any] = {"low": unit[0], "high": unit[1]} if unit is not None else {}
-
-        def page(after: Any) -> list[Any]:
-            c = compiled["first" if after is None else "after"]
-            values = {**bounds, "after": after}
-            params = {**c.params, **{k: v for k, v in values.items() if k in c.params}}
-            args: Any = [params[n] for n in c.positiontup or ()] if c.positional else params
-            with self.connector.engine.connect() as conn:
-                cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-                try:
-                    cursor.execute(str(c), args)
-                    return list(cursor.fetchall())
-                except dialect.loaded_dbapi.Error as exc:
-                    raise DBAPIError.instance(str(c), args, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
-                finally:
-                    cursor.close()
-
-        yield from self._keyset(size, page, lambda row: row[0])
-
     def _unit_batches(self, batch_size: int, unit: Any) -> Iterator[list[Record]]:
-        for rows in self._pages(batch_size, unit, list(self.table.columns)):
+        for rows in self.pager.pages(batch_size, unit, list(self.table.columns)):
             yield [self._record(row) for row in rows]
 
-    def _pages(self, size: int, unit: Any, columns: list[Any]) -> Iterator[list[Any]]:
-        width = len(self.key_columns)
-        yield from self._keyset(
-            size, lambda after: self._page(after, size, unit, columns), lambda row: tuple(row[i] for i in range(width))
-        )
-
-    def _keyset(self, size: int, fetch: Any, last_key: Any) -> Iterator[list[Any]]:
-        """Keyset pagination: ``fetch(None)``, then ``fetch(last_key(last row))`` until a short or
-        empty page; each read retried from where it was (``_with_retry``)."""
-        after: Any = None
-        while True:
-            rows = self._with_retry(lambda after=after: fetch(after))
-            if not rows:
-                return
-            yield rows
-            if len(rows) < size:
-                return
-            after = last_key(rows[-1])
-
-    def _page(
-        self, after: tuple[Any, ...] | None, size: int, unit: Any = None, columns: list[Any] | None = None
-    ) -> list[Any]:
-        from sqlalchemy import select, tuple_
-
-        cols = list(self.table.columns) if columns is None else columns
-        stmt = select(*self.key_columns, *cols).order_by(*self.key_exprs).limit(size)
-        if unit is not None:
-            stmt = stmt.where(self.key_exprs[0] >= unit[0], self.key_exprs[0] < unit[1])
-        if after is not None:
-            if len(self.key_exprs) == 1:
-                stmt = stmt.where(self.key_exprs[0] > after[0])
-            else:
-                stmt = stmt.where(tuple_(*self.key_exprs) > tuple_(*after))
-        with self.connector.engine.connect() as conn:
-            return list(conn.execute(stmt).all())
-
-    def _with_retry(self, call: Any) -> Any:
+    def _with_retry(self, call: Callable[..., T]) -> T:
         """Run a read; on a dropped connection wait (0.5 s, 1 s, 2 s, …) and try again."""
         return with_retry(self.connector, self.ref.name, call, retries=self.retries, delay=self.retry_delay)
 
@@ -1016,10 +873,10 @@ class SqlTableReader(ContainerReader):
         ]
 
 
-def with_retry(connector: SqlConnector, container: str, call: Any, *, retries: int, delay: float) -> Any:
+def with_retry(connector: SqlConnector, container: str, call: Callable[[], T], *, retries: int, delay: float) -> T:
     """Run ``call`` (a read of ``container``); on a dropped connection wait (``delay``, twice
     that, …) and try again, up to ``retries`` times, then raise one SourceError saying so."""
-    from sqlalchemy.exc import DBAPIError, OperationalError
+    from sqlalchemy.exc import DBAPIError
 
     # A file database does not drop connections; a server may, and mid-scan a failed
     # reconnect is as transient as the drop itself.
@@ -1030,7 +887,7 @@ def with_retry(connector: SqlConnector, container: str, call: Any, *, retries: i
             try:
                 return call()
             except DBAPIError as exc:
-                lost = server and (exc.connection_invalidated or isinstance(exc, OperationalError))
+                lost = server and _transient(exc)
                 if not lost or attempt >= retries:
                     if lost:
                         raise SourceError(
@@ -1050,3 +907,14 @@ def with_retry(connector: SqlConnector, container: str, call: Any, *, retries: i
                     wait,
                 )
                 time.sleep(wait)
+
+
+def _transient(exc: DBAPIError) -> bool:
+    """A dropped connection, a server restart, a deadlock: by the driver's error type and code
+    (``connectors.transient``); a driver whose codes are not known there, by SQLAlchemy's class."""
+    from sqlalchemy.exc import OperationalError
+
+    if exc.connection_invalidated:
+        return True
+    known = driver_transient(exc.orig) if isinstance(exc.orig, BaseException) else None
+    return isinstance(exc, OperationalError) if known is None else known

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from connectors.errors import ConfigError
+from connectors.options import SourceOptions
 
 EXECUTORS = ("local", "dask")
 #: Retries of a unit on Dask: a worker that died or a task that raised runs again elsewhere.
@@ -40,10 +41,9 @@ def check_executor(executor: str, scheduler: str | None) -> None:
             )
 
 
-def max_concurrency(options: Any) -> int | None:
+def max_concurrency(options: SourceOptions) -> int | None:
     """The per-source cap on units that run at once (``max_concurrency`` in a source's config)."""
-    value = options.get("max_concurrency") if options else None
-    return int(value) if value is not None else None
+    return options.max_concurrency
 
 
 class LocalExecutor:

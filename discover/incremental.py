@@ -1,8 +1,11 @@
 """Incremental rescans: what a scan records so that the next one reads only what changed.
 
 A file or S3 object is read again when its version (size and mtime, or ETag and size)
-changed. A table with one integer key is cut into fixed key ranges (``range_no * step`` to
-``(range_no + 1) * step - 1``, ``step`` chosen at the full scan and kept); the database computes
+changed. A table whose version (``ContainerReader.table_version``: SQLite's page bytes,
+PostgreSQL's row versions) is the one its last scan recorded is not read, fingerprinted nor
+sampled: its profile and findings stand. Otherwise a table with one integer key is cut into
+fixed key ranges (``range_no * step`` to ``(range_no + 1) * step - 1``, ``step`` chosen at the
+full scan and kept); the database computes
 a fingerprint per range (``SqlTableReader.range_fingerprints``), and only ranges whose
 fingerprint changed, appeared or emptied are read again, their findings replacing exactly those
 of the same ranges. Each range keeps its own counts and masked examples, merged in range order,
@@ -19,14 +22,14 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from connectors.options import SourceOptions, SqlOptions
 from discover.extract import FieldStats
 from discover.profile import FieldProfile
 from discover.settings import DetectionSettings, ScanSettings
 
 #: Bumped when what a range summary or a signature means changes: older state means a full read.
-_FORMAT = 1
+_FORMAT = 2
 
 
 def signature(
@@ -119,13 +122,11 @@ def merge(summaries: Iterable[RangeSummary]) -> RangeSummary:
     return out
 
 
-def changed_column(options: Mapping[str, Any], table: str, columns: Iterable[str]) -> str | None:
+def changed_column(options: SourceOptions, table: str, columns: Iterable[str]) -> str | None:
     """The source's watermark column for a table (``changed_column``: one name, or per table),
     when the table has it."""
-    chosen = options.get("changed_column")
-    if isinstance(chosen, Mapping):
-        chosen = chosen.get(table)
-    return chosen if isinstance(chosen, str) and chosen in set(columns) else None
+    chosen = options.changed_column_of(table) if isinstance(options, SqlOptions) else None
+    return chosen if chosen is not None and chosen in set(columns) else None
 
 
 __all__ = ["RangeSummary", "changed_column", "merge", "signature"]

@@ -125,7 +125,8 @@ class UnitTask:
     profiles: dict[str, FieldProfile]
     detection: DetectionSettings
     batch_size: int
-    key: bytes
+    #: The index key: a unit that fails is logged and shown with its task, never with the key.
+    key: bytes = field(repr=False)
     #: The container's record keys are personal data: seal them (``discover.sealing``).
     seal_keys: bool = False
     #: Hashed findings kept in memory before the rest go to a temporary file.
@@ -457,6 +458,9 @@ class _ScanRun:
             result.containers.append(job.result)
             try:
                 with connector.open(ref) as reader:
+                    if _same_table(job, reader, last, pre) and last is not None:
+                        result.containers[-1] = _unchanged(job.result, last)
+                        continue
                     # About twice the target of non-null values per field, so sparse fields still get a sample.
                     sample = reader.sample(settings.sample_size * 2, seed=settings.seed)
                     job.profiles = profiler.profile(sample, reader.fields())
@@ -469,6 +473,8 @@ class _ScanRun:
                     units = _plan_ranges(job, reader, last, detection, settings, rows_per_unit)
                     if source_version is not None:
                         job.state.update(pre=pre, source=source_version)
+                    if job.table_version is not None:
+                        job.state.update(pre=pre, table=job.table_version)
                     if units is None:
                         units = reader.units(rows_per_unit) if settings.parallel else [None]
             except Exception as exc:  # one bad container never loses the rest of a scan
@@ -506,6 +512,20 @@ def _unchanged(r: ContainerResult, last: LastScan) -> ContainerResult:
     r.pii_fields = list(last.state.get("pii_fields", []))
     r.ranges_total = len(last.ranges)
     return r
+
+
+def _same_table(job: _Job, reader: Any, last: LastScan | None, pre: str) -> bool:
+    """Whether the table is the one its last scan read (``ContainerReader.table_version``: no
+    row changed, added or went), under the same settings: then neither its rows nor a sample
+    are read, and its profile, findings and counts stand. Sets ``job.table_version``, taken
+    before anything is read, for the next scan to compare against."""
+    job.table_version = reader.table_version()
+    return (
+        job.table_version is not None
+        and last is not None
+        and last.state.get("table") == job.table_version
+        and last.state.get("pre") == pre
+    )
 
 
 def _plan_ranges(
@@ -583,6 +603,7 @@ class _Job:
     summaries: dict[int, RangeSummary] = field(default_factory=dict)
     kept: dict[int, str] = field(default_factory=dict)
     sample_notes: list[str] = field(default_factory=list)
+    table_version: str | None = None
 
     def drop_buffered(self) -> None:
         """Forget results waiting to be written, and their spill files."""

@@ -71,8 +71,9 @@ class ScanSettings:
     sample_size: int = 100
     batch_size: int = 1000
     seed: int = 0
-    #: Worker processes; each runs its own Presidio engine.
-    workers: int = 1
+    #: Worker processes; each runs its own Presidio engine. The one default of the API, the CLI
+    #: and the config file: one per core.
+    workers: int = field(default_factory=default_workers)
     #: Rows per work unit (a key range of a table); findings of a unit are held in memory.
     unit_rows: int = 25_000
     #: Rows per unit when the container has free text: NER is slow, so smaller units spread better.

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.base import ContainerRef, Relation, SourceSpec, connect, decode_key
+from connectors.base import ContainerRef, Relation, RelationalReader, SourceSpec, connect, decode_key
 from connectors.errors import PiiportError
 from connectors.flatten import flatten
 from discover.extract import TEXT
@@ -166,13 +166,13 @@ class _SourceGatherer:
     def _reader_meta(self, reader: Any, container: str) -> None:
         if container in self.fields:
             return
-        if hasattr(reader, "all_fields"):
+        if isinstance(reader, RelationalReader):
             self.fields[container] = [(f.name, f.type) for f in reader.all_fields()]
             self.precision[container] = reader.precision()
 
     def _locator(self, c: dict[str, Any], key: str, reader: Any) -> dict[str, Any]:
         if c["kind"] == "table":
-            kind = getattr(reader, "key_kind", "primary_key")
+            kind = reader.key_kind if isinstance(reader, RelationalReader) else "primary_key"
             loc: dict[str, Any] = {
                 "source": self.spec.name,
                 "container": c["name"],

@@ -207,9 +207,10 @@ def detect_texts(
     detector: Detector | None = None,
     config: Config | None = None,
     batch_size: int = 256,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> Iterator[list[Entity]]:
-    """Entities in each text, streamed in input order, with ``workers`` processes.
+    """Entities in each text, streamed in input order, with ``workers`` processes (default: the
+    config's, one per core unless it says otherwise, as ``piiport detect``).
 
     Memory: one batch of ``batch_size`` texts and their entities with one worker; with more, at
     most ``4 * workers + 1`` batches of up to 64 texts (``discover.textpool.detect_stream``).
@@ -217,7 +218,8 @@ def detect_texts(
     from discover.textpool import detect_stream
 
     det = detector or build_detector(config)
-    yield from detect_stream(texts, detector=det, language=language, workers=workers, batch_size=batch_size)
+    chosen = workers if workers is not None else _config(config).scan.workers
+    yield from detect_stream(texts, detector=det, language=language, workers=chosen, batch_size=batch_size)
 
 
 def export_subject(

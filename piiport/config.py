@@ -12,8 +12,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from connectors.base import SourceSpec, url_scheme
-from connectors.errors import ConfigError
+from connectors.base import SourceSpec, connector_class, url_scheme
+from connectors.errors import ConfigError, SourceError
+from connectors.options import S3Options, SourceOptions, coerce, option_names, parse_options
 from discover.index import DEFAULT_INDEX
 from discover.retention import MaxAge, RetentionRule
 from discover.settings import DEFAULT_MODELS, DEFAULT_REGIONS, DetectionSettings, ScanSettings, default_workers
@@ -44,21 +45,8 @@ _TOP_KEYS = {
 }
 _RETENTION_KEYS = {"source", "container", "date_column", "mtime", "max_age", "basis"}
 _DETECTION_KEYS = {"language", "entities", "phone_regions", "score_threshold", "models"}
-_SOURCE_KEYS = {
-    "name",
-    "url",
-    "path",
-    "include",
-    "exclude",
-    "language",
-    "schemas",
-    "views",
-    "retries",
-    "retry_delay",
-    "connect_timeout",
-    "changed_column",
-    "max_concurrency",
-}
+#: Keys of every source; the rest are the fields of its connector's options class (``SqlOptions`` …).
+_SOURCE_KEYS = {"name", "url", "path", "include", "exclude", "language"}
 _S3_KEYS = {"region", "endpoint_url", "profile", "sse", "kms_key_id", "url_expiry", "multipart_threshold_mb"}
 _EXPORT_KEYS = {
     "out",
@@ -137,7 +125,8 @@ class S3Settings:
 
 @dataclass(frozen=True)
 class Config:
-    index: str = DEFAULT_INDEX
+    #: Out of the repr: a PostgreSQL index URL may hold a password.
+    index: str = field(default=DEFAULT_INDEX, repr=False)
     sources: tuple[SourceSpec, ...] = ()
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     scan: ScanSettings = field(default_factory=ScanSettings)
@@ -210,7 +199,7 @@ def specs_from_urls(
             name, n = f"{base}-{n}", n + 1
         used.add(name)
         # Absolute, so that an export run from another folder finds the source again.
-        options = dict(s3_options or {}) if url.startswith("s3://") else {}
+        options = S3Options(**(s3_options or {})) if url.startswith("s3://") else SourceOptions()
         out.append(SourceSpec(name=name, url=_resolve_url(url, Path.cwd()), language=language, options=options))
     return tuple(out)
 
@@ -225,36 +214,19 @@ def _parse_sources(path: Path, raw: Any, language: str) -> tuple[SourceSpec, ...
     for i, item in enumerate(raw):
         if not isinstance(item, dict):
             raise _fail(path, f"sources[{i}] must be a mapping with name and url", "sources")
-        _check_keys(path, f"in sources[{i}]: ", item, _SOURCE_KEYS)
         url = item.get("url") or item.get("path")
         if not url or not isinstance(url, str):
             raise _fail(path, f"sources[{i}] needs a url (or path)", "sources")
+        kind = _options_type(url)
+        _check_keys(path, f"in sources[{i}]: ", item, _SOURCE_KEYS | set(option_names(kind)))
         name = str(item.get("name") or source_name(url))
         if name in seen:
             raise _fail(path, f"two sources are named {name!r}; give each a unique name", "sources")
         seen.add(name)
-        options: dict[str, Any] = {}
-        if item.get("schemas") is not None:
-            options["schemas"] = _str_list(path, "schemas", item["schemas"])
-        if "views" in item:
-            if not isinstance(item["views"], bool):
-                raise _fail(path, f"sources[{i}].views must be true or false", "views")
-            options["views"] = item["views"]
-        for key, kind in (("retries", int), ("retry_delay", float), ("connect_timeout", int)):
-            if key in item:
-                options[key] = _bounded(path, item, key, kind, None, where=f"sources[{i}].")
-        if item.get("max_concurrency") is not None:
-            cap = _number(path, item, "max_concurrency", int, None)
-            if cap is None or cap < 1:
-                raise _fail(
-                    path, f"sources[{i}].max_concurrency must be a whole number of at least 1", "max_concurrency"
-                )
-            options["max_concurrency"] = cap
-        for key in ("region", "endpoint_url", "profile"):
-            if item.get(key) is not None:
-                options[key] = str(item[key])
-        if item.get("changed_column") is not None:
-            options["changed_column"] = _changed_column(path, i, item["changed_column"])
+        try:
+            options = parse_options(kind, {k: v for k, v in item.items() if k not in _SOURCE_KEYS}, f"sources[{i}].")
+        except ConfigError as exc:
+            raise _fail(path, exc.message, exc.setting) from exc
         out.append(
             SourceSpec(
                 name=name,
@@ -268,17 +240,26 @@ def _parse_sources(path: Path, raw: Any, language: str) -> tuple[SourceSpec, ...
     return tuple(out)
 
 
-def _changed_column(path: Path, i: int, value: Any) -> str | dict[str, str]:
-    """``changed_column``: one column name for every table, or a mapping of table to column."""
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, dict) and value and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        return dict(value)
-    raise _fail(
-        path,
-        f"sources[{i}].changed_column must be a column name (changed_column: updated_at) or a mapping of "
-        "table to column ({orders: updated_at})",
-        "changed_column",
+def _options_type(url: str) -> type[SourceOptions]:
+    """The options class of the connector serving ``url``; the common options for a scheme no
+    connector serves (the scan says so, naming the known schemes)."""
+    try:
+        return connector_class(url).options_type
+    except SourceError:
+        return SourceOptions
+
+
+def _with_s3_defaults(spec: SourceSpec, s3: S3Settings) -> SourceSpec:
+    """An S3 source's connection options, the ``s3`` section's where the source gives none."""
+    own = coerce(S3Options, spec.options, spec.name)
+    return replace(
+        spec,
+        options=replace(
+            own,
+            region=own.region or s3.region,
+            endpoint_url=own.endpoint_url or s3.endpoint_url,
+            profile=own.profile or s3.profile,
+        ),
     )
 
 
@@ -324,10 +305,8 @@ def _flag(path: Path, data: Mapping[str, Any], key: str, default: bool) -> bool:
 # The allowed range of each bounded number setting: (low, high, whether low itself is allowed).
 # Zero is refused for all of them: zero retries, delay or timeout, a zero-megabyte upload part
 # or a zero depth are typos, and a negative max_depth silently dropped every related row.
+# A source's options are checked by their dataclass (connectors.options).
 _RANGES: dict[str, tuple[float, float, bool]] = {
-    "retries": (1, 100, True),
-    "retry_delay": (0, 300, False),
-    "connect_timeout": (1, 3600, True),
     "multipart_threshold_mb": (5, 5120, True),  # S3 upload parts are 5 MiB to 5 GiB
     "max_depth": (1, 100, True),
 }
@@ -680,7 +659,7 @@ def load_config(
         raise _fail(where, exc.message, exc.setting) from exc
     s3 = _s3(where, data.get("s3"))
     sources = tuple(
-        replace(spec, options={**s3.client_options(), **spec.options}) if spec.url.startswith("s3://") else spec
+        _with_s3_defaults(spec, s3) if spec.url.startswith("s3://") else spec
         for spec in _parse_sources(where, data.get("sources"), detection.language)
     )
     return Config(

@@ -13,6 +13,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from fixtures import make_shop
 
+from connectors.options import SqlOptions
 from piiport.cli import main
 
 
@@ -65,7 +66,7 @@ def test_scan_errors_exit_1_with_one_line_and_the_rest_is_scanned(
 
 def test_config_errors_exit_2(runner: CliRunner, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("sources:\n  - url: x.db\n    colour: blue\n", encoding="utf-8")
+    bad.write_text("sources:\n  - url: sqlite:///x.db\n    colour: blue\n", encoding="utf-8")
     result = runner.invoke(main, ["scan", "--config", str(bad)])
     assert result.exit_code == 2
     assert result.output.strip() == (
@@ -308,12 +309,7 @@ def test_the_readme_config_example_is_valid(tmp_path: Path) -> None:
     path.write_text(block, encoding="utf-8")
     cfg = load_config(path)
     assert [s.name for s in cfg.sources] == ["crm", "billing", "files"]
-    assert cfg.sources[1].options == {
-        "views": False,
-        "retries": 4,
-        "changed_column": "updated_at",
-        "max_concurrency": 4,
-    }
+    assert cfg.sources[1].options == SqlOptions(views=False, retries=4, changed_column="updated_at", max_concurrency=4)
     assert cfg.scan.full is False  # incremental: true
     assert cfg.scan.executor == "local" and cfg.scan.scheduler is None
     assert cfg.sources[0].url == f"sqlite:///{tmp_path / 'crm.db'}"  # relative to the config file

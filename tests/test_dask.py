@@ -20,6 +20,7 @@ from conftest import CUSTOMERS, EMPLOYEES, make_shop
 from test_scan_files import write_all_formats
 
 from connectors.base import SourceSpec
+from connectors.options import SourceOptions
 from discover.index import Index
 from discover.inventory import inventory
 from discover.scan import scan
@@ -102,13 +103,18 @@ def test_a_dask_scan_answers_exactly_as_a_local_scan(tmp_path: Path, detector, s
     assert alice[0] is True and alice[1] > 0
 
 
+def _test_dir(task: Any) -> Path:
+    """The test's tmp_path: where its sources are (shop.db and files/ lie in it)."""
+    return Path(task.spec.url.removeprefix("sqlite:///")).parent
+
+
 def _one_at_a_time(task: Any) -> Any:
     """A unit that notes when another unit of its source runs at the same moment."""
     import time
 
     from discover.scan import run_unit
 
-    folder = Path(task.spec.options["marker"])
+    folder = _test_dir(task)
     try:
         fd = os.open(folder / "running", os.O_CREAT | os.O_EXCL)
     except FileExistsError:
@@ -128,10 +134,7 @@ def test_max_concurrency_caps_the_units_of_a_source_that_run_at_once(
 ) -> None:
     sources = [s for s in _sources(tmp_path) if s.name == "shop"]
     expected = _scan(tmp_path, "local", sources, detector, ScanSettings(workers=1))
-    options: dict[str, Any] = {"marker": str(tmp_path)}
-    if cap is not None:
-        options["max_concurrency"] = cap
-    capped = [SourceSpec(name=s.name, url=s.url, options=options) for s in sources]
+    capped = [SourceSpec(name=s.name, url=s.url, options=SourceOptions(max_concurrency=cap)) for s in sources]
     monkeypatch.setattr(sys.modules["discover.scan"], "run_unit", _one_at_a_time)
     got = _scan(
         tmp_path, "dask", capped, detector, ScanSettings(workers=2, unit_rows=50, executor="dask", scheduler=scheduler)
@@ -144,7 +147,7 @@ def _dies_once(task: Any) -> Any:
     """A unit that kills its worker process on its first attempt (for one file)."""
     from discover.scan import run_unit
 
-    marker = Path(task.spec.options["marker"])
+    marker = _test_dir(task) / "marker"
     if task.ref.name == "utf8.csv" and not marker.exists():
         marker.write_text("died")
         os._exit(1)
@@ -155,7 +158,7 @@ def _fails_twice(task: Any) -> Any:
     """A unit whose first two attempts lose their database connection."""
     from discover.scan import run_unit
 
-    marker = Path(task.spec.options["marker"])
+    marker = _test_dir(task) / "marker"
     if task.ref.name == "customers":
         attempts = int(marker.read_text()) if marker.exists() else 0
         if attempts < 2:
@@ -171,9 +174,8 @@ def test_a_unit_that_fails_is_retried_and_the_scan_completes(
     marker = tmp_path / "marker"
     sources = [s for s in _sources(tmp_path) if s.name == source]
     expected = _scan(tmp_path, "local", sources, detector, ScanSettings(workers=1))
-    faulty = [SourceSpec(name=s.name, url=s.url, options={"marker": str(marker)}) for s in sources]
     monkeypatch.setattr(sys.modules["discover.scan"], "run_unit", unit)  # what the runner submits as the task
-    got = _scan(tmp_path, "dask", faulty, detector, ScanSettings(workers=2, executor="dask", scheduler=scheduler))
+    got = _scan(tmp_path, "dask", sources, detector, ScanSettings(workers=2, executor="dask", scheduler=scheduler))
     assert marker.exists()  # the fault happened
     assert got == expected
 

@@ -98,22 +98,22 @@ CASES = [
     # numbers out of range in the config
     _config_case(
         "retries-0",
-        "sources:\n  - url: a.csv\n    retries: 0\n",
+        "sources:\n  - url: sqlite:///a.db\n    retries: 0\n",
         "sources[0].retries is 0; it must be a whole number from 1 to 100",
     ),
     _config_case(
         "retries-negative",
-        "sources:\n  - url: a.csv\n    retries: -3\n",
+        "sources:\n  - url: sqlite:///a.db\n    retries: -3\n",
         "sources[0].retries is -3; it must be a whole number from 1 to 100",
     ),
     _config_case(
         "retry_delay-0",
-        "sources:\n  - url: a.csv\n    retry_delay: 0\n",
+        "sources:\n  - url: sqlite:///a.db\n    retry_delay: 0\n",
         "sources[0].retry_delay is 0.0; it must be a number of seconds greater than 0 and at most 300",
     ),
     _config_case(
         "connect_timeout-negative",
-        "sources:\n  - url: a.csv\n    connect_timeout: -1\n",
+        "sources:\n  - url: sqlite:///a.db\n    connect_timeout: -1\n",
         "sources[0].connect_timeout is -1; it must be a whole number from 1 to 3600",
     ),
     _config_case(

@@ -19,6 +19,7 @@ from servers import mariadb_database, postgres_database, run_sql
 
 from connectors.base import SourceSpec
 from connectors.errors import ConfigError
+from connectors.options import SqlOptions
 from connectors.sql import SqlTableReader
 from discover.detector import Detector
 from discover.index import Index
@@ -153,6 +154,9 @@ def _check_mixes(
         full.close()
         shutil.rmtree(tmp_path / f"full{mix}")
     assert read_less >= mixes // 2  # most mixes touch a few ranges: the rest is not read again
+    # Nothing written since: every table is unchanged (its version, or its file, as last time).
+    again = _scan(spec, incremental, detector, workers)
+    assert {c.read for c in again.containers} == {"unchanged"}
     incremental.close()
 
 
@@ -275,7 +279,7 @@ def test_watermark_column(tmp_path: Path, detector: Detector) -> None:
         conn.executemany(
             "INSERT INTO people VALUES (?, ?, '2026-01-01')", [(i, f"user{i}@example.com") for i in range(1, 301)]
         )
-    spec = SourceSpec(name="crm", url=f"sqlite:///{db}", options={"changed_column": "updated_at"})
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}", options=SqlOptions(changed_column="updated_at"))
     idx = Index(f"sqlite:///{tmp_path / 'idx' / 'index.db'}", key=KEY)
     _scan(spec, idx, detector, 1)
     with sqlite3.connect(db) as conn:
@@ -323,7 +327,14 @@ def test_an_unwritten_sqlite_file_is_not_read_and_a_written_one_is_fingerprinted
             conn.execute("INSERT INTO other VALUES (1, 'x')")
         other, people = _scan(spec, idx, detector, 1).containers
         assert (other.container, other.read, other.ranges_read) == ("other", "ranges", 1)
-        assert (people.container, people.read, len(calls)) == ("people", "unchanged", 2)
+        # The people table's pages are those of the last scan: not fingerprinted, not sampled.
+        assert (people.container, people.read, len(calls)) == ("people", "unchanged", 1)
+        with sqlite3.connect(db) as conn:  # the same length in place: only the page's bytes differ
+            old = conn.execute("SELECT email FROM people WHERE email IS NOT NULL LIMIT 1").fetchone()[0]
+            conn.execute("UPDATE people SET email = ? WHERE email = ?", ("z" + old[1:], old))
+        other, people = _scan(spec, idx, detector, 1).containers
+        assert (other.read, people.read, people.ranges_read, len(calls)) == ("unchanged", "ranges", 1, 2)
+        assert idx.findings_for([idx.ident("EMAIL_ADDRESS", "z" + old[1:])])
     finally:
         SqlTableReader.range_fingerprints = real  # type: ignore[method-assign]
     idx.close()
@@ -397,7 +408,7 @@ def test_cli_full_flag_and_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert reads("files", "--full") == ["full"]
     (tmp_path / "piiport.yaml").write_text("incremental: false\nsources:\n  - path: files\n")
     assert reads("--config", "piiport.yaml") == ["full"]
-    (tmp_path / "bad.yaml").write_text("sources:\n  - path: files\n    changed_column: 5\n")
+    (tmp_path / "bad.yaml").write_text("sources:\n  - url: sqlite:///shop.db\n    changed_column: 5\n")
     bad = runner.invoke(main, ["scan", "--config", "bad.yaml"])
     assert bad.exit_code == 2
     assert "sources[0].changed_column must be a column name (changed_column: updated_at)" in bad.output
@@ -437,3 +448,118 @@ def test_mariadb_ranges_by_crc32(tmp_path: Path, detector: Detector) -> None:
         assert _answers(idx, spec, tmp_path / "e1", emails) == _answers(full, spec, tmp_path / "e2", emails)
         idx.close()
         full.close()
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """Count calls of one of ``SqlTableReader``'s methods (the real method still runs)."""
+    calls: list[int] = []
+    real = getattr(SqlTableReader, name)
+
+    def counted(self: SqlTableReader, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(SqlTableReader, name, counted)
+    return calls
+
+
+def test_postgres_unchanged_table_is_neither_sampled_nor_fingerprinted(
+    tmp_path: Path, detector: Detector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL's table version (row versions' ``xmin``): an unchanged table costs one
+    aggregate; an update of a column without personal data is a new version, so the ranges are
+    fingerprinted again, and found unchanged; a new e-mail is read."""
+    rows = ",\n".join(f"({i}, 'user{i}@example.com', 'note {i}')" for i in range(1, 301))
+    with postgres_database() as url:
+        run_sql(
+            url,
+            f"CREATE TABLE people (id integer PRIMARY KEY, email text, note text);\nINSERT INTO people VALUES {rows}",
+        )
+        spec = SourceSpec(name="crm", url=url)
+        idx = Index(f"sqlite:///{tmp_path / 'idx' / 'index.db'}", key=KEY)
+        first = _scan(spec, idx, detector, 1).containers[0]
+        samples, prints = _counting(monkeypatch, "sample"), _counting(monkeypatch, "range_fingerprints")
+        again = _scan(spec, idx, detector, 1).containers[0]
+        assert (again.read, again.records, again.findings, samples, prints) == (
+            "unchanged",
+            300,
+            first.findings,
+            [],
+            [],
+        )
+        run_sql(url, "UPDATE people SET note = 'edited' WHERE id = 5")
+        table = _scan(spec, idx, detector, 1).containers[0]
+        assert (table.read, len(samples), len(prints)) == ("unchanged", 1, 1)
+        run_sql(url, "UPDATE people SET email = 'moved@example.com' WHERE id = 250")
+        table = _scan(spec, idx, detector, 1).containers[0]
+        assert (table.read, table.ranges_read) == ("ranges", 1)
+        assert idx.findings_for([idx.ident("EMAIL_ADDRESS", "moved@example.com")])
+        assert _scan(spec, idx, detector, 1).containers[0].read == "unchanged"
+        assert len(samples) == 2
+        idx.close()
+
+
+def test_sqlite_wal_mode_and_a_new_column_are_not_taken_as_unchanged(
+    tmp_path: Path, detector: Detector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In WAL mode changed pages are in the -wal file: the table is fingerprinted, never skipped
+    by its pages; a column added with a default changes every row without writing a page."""
+    db = tmp_path / "crm.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, note TEXT)")
+        conn.executemany("INSERT INTO people VALUES (?, ?)", [(i, f"note {i}") for i in range(1, 301)])
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
+    idx = Index(f"sqlite:///{tmp_path / 'idx' / 'index.db'}", key=KEY)
+    _scan(spec, idx, detector, 1)
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE people ADD COLUMN email TEXT DEFAULT 'shared@example.com'")
+    table = _scan(spec, idx, detector, 1).containers[0]
+    assert (table.read, table.entities) == ("full", {"EMAIL_ADDRESS": 300})
+    prints = _counting(monkeypatch, "range_fingerprints")
+    wal = sqlite3.connect(db)
+    try:
+        assert wal.execute("PRAGMA journal_mode=wal").fetchone() == ("wal",)
+        wal.execute("UPDATE people SET email = 'walled@example.com' WHERE id = 7")
+        wal.commit()
+        table = _scan(spec, idx, detector, 1).containers[0]
+        assert (table.read, table.ranges_read, len(prints)) == ("ranges", 1, 1)
+        assert idx.findings_for([idx.ident("EMAIL_ADDRESS", "walled@example.com")])
+    finally:
+        wal.close()
+    idx.close()
+
+
+def test_an_unchanged_table_with_free_text_runs_no_nlp(
+    tmp_path: Path, detector: Detector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table whose name column is told from product names by NER at profiling, its file
+    written since (another table): the rescan neither samples, profiles nor extracts, so the
+    language model is never asked for."""
+    db = tmp_path / "crm.db"
+    names = [f"{a} {b}" for a in FIRST for b in LAST]
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE tickets (id INTEGER PRIMARY KEY, name TEXT, notes TEXT)")
+        conn.executemany(
+            "INSERT INTO tickets VALUES (?, ?, ?)",
+            [(i, names[i % len(names)], f"Call back on +33 6 12 34 56 {i % 90 + 10}") for i in range(1, 121)],
+        )
+        conn.execute("CREATE TABLE other (id INTEGER PRIMARY KEY, note TEXT)")
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
+    idx = Index(f"sqlite:///{tmp_path / 'idx' / 'index.db'}", key=KEY)
+    first = {c.container: c for c in _scan(spec, idx, detector, 1).containers}
+    assert first["tickets"].entities.get("PERSON")  # found by NER in the notes
+    engines: list[int] = []
+    real = Detector.engine
+
+    def counted(self: Detector, language: str | None = None) -> Any:
+        engines.append(1)
+        return real(self, language)
+
+    monkeypatch.setattr(Detector, "engine", counted)
+    samples = _counting(monkeypatch, "sample")
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO other VALUES (1, 'x')")
+    again = {c.container: c for c in _scan(spec, idx, detector, 1).containers}
+    assert (again["tickets"].read, again["tickets"].entities) == ("unchanged", first["tickets"].entities)
+    assert (engines, len(samples)) == ([], 1)  # only the other table was sampled
+    idx.close()

@@ -17,6 +17,7 @@ from fixtures import write_all_formats
 from s3server import FaultProxy, moto_server
 
 from connectors.base import SourceSpec, connect
+from connectors.options import S3Options
 from discover.index import Index
 from discover.inventory import inventory
 from discover.scan import scan
@@ -268,7 +269,7 @@ def test_throttling_and_5xx_are_retried(s3, s3_endpoint: str, index: Index, dete
     with FaultProxy(s3_endpoint, fail=10_000) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         down = scan(
-            [SourceSpec(name="s", url=f"s3://{bucket}/t", options={"max_attempts": 3})],
+            [SourceSpec(name="s", url=f"s3://{bucket}/t", options=S3Options(max_attempts=3))],
             index=index,
             detector=detector,
             settings=settings,

@@ -15,6 +15,7 @@ import pytest
 from servers import mariadb_database, postgres_database, run_sql
 
 from connectors.base import SourceSpec
+from connectors.options import SqlOptions
 from discover.index import Index
 from discover.inventory import inventory
 from discover.scan import scan
@@ -73,7 +74,12 @@ def pg() -> Iterator[str]:
 
 
 def _scan(url: str, index: Index, detector, name: str = "db", settings=None, **options) -> object:
-    return scan([SourceSpec(name=name, url=url, options=options)], index=index, detector=detector, settings=settings)
+    return scan(
+        [SourceSpec(name=name, url=url, options=SqlOptions(**options))],
+        index=index,
+        detector=detector,
+        settings=settings,
+    )
 
 
 def _inv(index: Index) -> set[tuple[str, str, str]]:
@@ -121,7 +127,9 @@ def test_postgres_include_exclude_on_schema_table(pg: str, index: Index, detecto
     )
     assert sorted(c.container for c in result.containers) == ["sales.order_lines", "sales.orders", "tickets"]
     views = scan(
-        [SourceSpec(name="v", url=pg, include=("crm.*",), options={"views": True})], index=index, detector=detector
+        [SourceSpec(name="v", url=pg, include=("crm.*",), options=SqlOptions(views=True))],
+        index=index,
+        detector=detector,
     )
     assert sorted(c.container for c in views.containers) == ["crm.customer_emails", "crm.customers"]
 
@@ -226,7 +234,7 @@ def test_postgres_connection_dropped_mid_scan_is_retried(index: Index, detector,
         from discover.settings import ScanSettings
 
         result = scan(
-            [SourceSpec(name="db", url=url, options={"retry_delay": 0.1})],
+            [SourceSpec(name="db", url=url, options=SqlOptions(retry_delay=0.1))],
             index=index,
             detector=detector,
             # With a pool, key ranges of 50 rows: units still to read when the first one is written.
@@ -265,7 +273,7 @@ def test_postgres_connection_lost_for_good_gives_a_clear_error(index: Index, det
         from discover.settings import ScanSettings
 
         result = scan(
-            [SourceSpec(name="db", url=url, options={"retry_delay": 0.01, "retries": 2})],
+            [SourceSpec(name="db", url=url, options=SqlOptions(retry_delay=0.01, retries=2))],
             index=index,
             detector=detector,
             settings=ScanSettings(batch_size=100, workers=workers, unit_rows=50),
@@ -286,7 +294,7 @@ def test_postgres_a_worker_that_opens_its_table_while_the_server_refuses_retries
 
     with postgres_database() as url:
         run_sql(url, "CREATE TABLE people (id int PRIMARY KEY, email text)")
-        connector = SqlConnector(SourceSpec(name="db", url=url, options={"retry_delay": 0.2, "retries": 4}))
+        connector = SqlConnector(SourceSpec(name="db", url=url, options=SqlOptions(retry_delay=0.2, retries=4)))
         _allow_connections(url, False)
         reopen = threading.Timer(0.5, _allow_connections, args=(url, True))
         reopen.start()
