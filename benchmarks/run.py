@@ -36,6 +36,11 @@ Figures (the targets are in the README's Performance section):
   of the worker processes, and CPU seconds of the scanning process itself per million rows
   (notes); from them, the hours a billion-row table and 100 million notes would take on 50
   workers (the larger of the workers' share and the scanning process's, which writes the index).
+- Direct writes (``--only direct --index-url postgresql+psycopg://…/EMPTY_DB``): CPU seconds of the
+  scanning process alone (its workers excluded) per million W1 rows, scanning into a PostgreSQL
+  index with workers writing their units themselves / with the scanning process writing every
+  finding; interleaved, best of ``--repeat``. The index database's piiport tables are dropped
+  before each scan: give an empty database meant for this.
 - Executor (``--executor dask``, instead of the figures above): wall time of `piiport scan
   --executor dask` / the local pool's, on W1 and on W2, interleaved, best of ``--repeat``, twice:
   against a LocalCluster of ``--workers`` processes that the benchmark started beforehand
@@ -225,9 +230,10 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the workloads and indexes in this folder")
     parser.add_argument(
         "--only",
-        choices=("w1", "w2", "incremental", "export", "detect", "scaling"),
+        choices=("w1", "w2", "incremental", "export", "detect", "scaling", "direct"),
         help="run one workload's figures only",
     )
+    parser.add_argument("--index-url", help="for --only direct: an empty PostgreSQL database for the index")
     parser.add_argument("--postgres", help="also measure incremental rescans on this PostgreSQL database URL")
     parser.add_argument("--data", type=Path, help="labelled texts (presidio-research JSON) for --only detect")
     parser.add_argument(
@@ -262,6 +268,10 @@ def main() -> None:
         report += incremental_figures(work, rows, args.workers, min(args.repeat, 2), args.postgres)
     if args.executor == "local" and args.only in (None, "export"):
         report += export_figures(work, args.quick, args.repeat)
+    if args.only == "direct":
+        if not args.index_url:
+            parser.error("--only direct needs --index-url postgresql+psycopg://… (an empty database)")
+        report += direct_figures(work, rows, args.workers, args.repeat, args.index_url)
     if args.only == "detect" or (args.only is None and args.data):
         if args.data is None:
             parser.error("--only detect needs --data FILE (labelled texts in the presidio-research format)")
@@ -320,6 +330,65 @@ def w1_figures(work: Path, rows: int, workers: int, repeat: int) -> list[tuple[s
             "the ceiling for the figure above (each run: "
             + ", ".join(f"{2 * a / p:.2f}x" for a, p in zip(alones, pairs, strict=True))
             + ")",
+        ),
+    ]
+
+
+#: A scan through the API in a process of its own; prints the CPU seconds and wall time of
+#: ``scan()`` in this process (the pool's workers are other processes: not counted).
+DRIVER_SCAN = """
+import sys, time
+from connectors.base import SourceSpec
+from discover.index import Index
+from discover.scan import scan
+from discover.settings import ScanSettings
+
+index = Index(sys.argv[1], key=b"b" * 32)
+settings = ScanSettings(workers=int(sys.argv[3]), direct_writes=sys.argv[4] == "on")
+cpu, wall = time.process_time(), time.perf_counter()
+result = scan([SourceSpec(name="w1", url=sys.argv[2])], index=index, settings=settings)
+assert result.ok, result.errors
+print(time.process_time() - cpu, time.perf_counter() - wall)
+"""
+
+
+def direct_figures(work: Path, rows: int, workers: int, repeat: int, index_url: str) -> list[tuple[str, str, str]]:
+    """The scanning process's CPU per million rows with and without direct writes, same run."""
+    from sqlalchemy import create_engine
+
+    from discover.index_schema import schema
+
+    db = build_w1(work / "w1-direct.db", rows)
+    engine = create_engine(index_url)
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
+    wall: dict[str, list[float]] = {"off": [], "on": []}
+    for _ in range(repeat):
+        for mode in ("off", "on"):
+            schema().drop_all(engine)  # a fresh index each time
+            out = subprocess.run(
+                [sys.executable, "-c", DRIVER_SCAN, index_url, f"sqlite:///{db}", str(workers), mode],
+                cwd=work,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.split()
+            cpu[mode].append(float(out[-2]))
+            wall[mode].append(float(out[-1]))
+    schema().drop_all(engine)
+    engine.dispose()
+    per_m = {mode: min(v) * 1_000_000 / rows for mode, v in cpu.items()}
+    load = os.getloadavg()[0]
+    return [
+        (
+            "W1 driver CPU, direct writes / driver writes",
+            f"{per_m['on'] / per_m['off']:.2f}x",
+            f"{per_m['on']:.1f} s vs {per_m['off']:.1f} s per million rows (scanning process only; "
+            f"--workers {workers}, {rows:,} rows, best of {repeat}; load average {load:.1f})",
+        ),
+        (
+            "W1 wall, direct writes / driver writes",
+            f"{min(wall['on']) / min(wall['off']):.2f}x",
+            f"{min(wall['on']):.1f} s vs {min(wall['off']):.1f} s",
         ),
     ]
 

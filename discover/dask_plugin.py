@@ -22,15 +22,23 @@ class IndexKeyPlugin(WorkerPlugin):
 
     name = "piiport-index-key"
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, index_url: str | None = None) -> None:
         self.key = key
+        #: With direct writes, the index the worker writes units into (it may carry a password:
+        #: it travels as the key does).
+        self.index_url = index_url
 
     def setup(self, worker: Any) -> None:
-        from discover.scan import _WORKER
+        from discover.scan import _WORKER, INDEX_URL_SLOT
 
         _WORKER[KEY_SLOT] = self.key
+        if self.index_url is None:
+            _WORKER.pop(INDEX_URL_SLOT, None)
+        else:
+            _WORKER[INDEX_URL_SLOT] = self.index_url
 
     def teardown(self, worker: Any) -> None:
-        from discover.scan import _WORKER
+        from discover.scan import _WORKER, INDEX_URL_SLOT
 
         _WORKER.pop(KEY_SLOT, None)
+        _WORKER.pop(INDEX_URL_SLOT, None)

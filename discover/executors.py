@@ -49,13 +49,13 @@ def max_concurrency(options: SourceOptions) -> int | None:
 class LocalExecutor:
     """Today's process pool: one Presidio engine per worker process, forked from the parent."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, index_url: str | None = None) -> None:
         from concurrent.futures import ProcessPoolExecutor
 
-        from discover.lifeline import die_with_parent
-
         self.slots = workers
-        self._pool = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers, initializer=_start_local_worker, initargs=(os.getpid(), index_url)
+        )
 
     def submit(self, fn: Callable[[Any], Any], task: Any) -> Any:
         return self._pool.submit(fn, task)
@@ -72,6 +72,16 @@ class LocalExecutor:
         for future in pending:
             if not future.cancelled() and future.exception() is None:
                 future.result().discard()
+
+
+def _start_local_worker(parent: int, index_url: str | None) -> None:
+    """A pool worker: it dies with the scan, and knows the index it writes units into (direct writes)."""
+    from discover.lifeline import die_with_parent
+    from discover.scan import _WORKER, INDEX_URL_SLOT
+
+    die_with_parent(parent)
+    if index_url is not None:
+        _WORKER[INDEX_URL_SLOT] = index_url
 
 
 def _run_on_worker(fn: Callable[[Any], Any], task: Any, semaphore: Any) -> Any:
@@ -129,8 +139,9 @@ class DaskExecutor:
     """Units as Dask tasks: on a LocalCluster started here, or on the cluster of ``scheduler``.
 
     Each task is submitted with ``pure=False`` (Dask would otherwise merge identical units)
-    and ``retries``. A unit's findings always come back in its result: spilling to a worker's
-    local disk is turned off, since the driver could not read that file.
+    and ``retries``. A unit's findings come back in its result (unless it writes them into the
+    index itself): spilling to a worker's local disk is turned off, since the driver could not
+    read that file.
     """
 
     def __init__(
@@ -141,6 +152,7 @@ class DaskExecutor:
         key: bytes,
         retries: int = DEFAULT_RETRIES,
         started: tuple[Any, Any] | None = None,
+        index_url: str | None = None,
     ) -> None:
         self.retries = retries
         self._semaphores: dict[str, Any] = {}
@@ -148,8 +160,9 @@ class DaskExecutor:
         from discover.dask_plugin import IndexKeyPlugin
 
         self.slots = max(1, sum(self._client.nthreads().values()))
-        # The index key reaches each worker once; a worker that joins later gets it too.
-        self._client.register_plugin(IndexKeyPlugin(key), name=IndexKeyPlugin.name)
+        # The index key (and, for direct writes, its URL) reaches each worker once; a worker
+        # that joins later gets them too.
+        self._client.register_plugin(IndexKeyPlugin(key, index_url), name=IndexKeyPlugin.name)
 
     def _semaphore(self, source: str, leases: int | None) -> Any:
         if leases is None:
@@ -161,8 +174,10 @@ class DaskExecutor:
         return self._semaphores[source]
 
     def submit(self, fn: Callable[[Any], Any], task: Any) -> Any:
-        # The key is on the workers already; the task carries none. Findings come back whole.
-        light = dataclasses.replace(task, key=b"", in_memory=sys.maxsize, spill_dir=None)
+        # The key is on the workers already; the task carries none. Findings come back whole,
+        # unless the unit writes them into the index itself (direct writes): no spill file either way.
+        in_memory = task.in_memory if task.target is not None else sys.maxsize
+        light = dataclasses.replace(task, key=b"", in_memory=in_memory, spill_dir=None)
         semaphore = self._semaphore(task.spec.name, max_concurrency(task.spec.options))
         return self._client.submit(_run_on_worker, fn, light, semaphore, pure=False, retries=self.retries)
 
@@ -185,10 +200,13 @@ class DaskExecutor:
             self._cluster.close()
 
 
-def open_executor(executor: str, *, workers: int, scheduler: str | None, key: bytes) -> LocalExecutor | DaskExecutor:
+def open_executor(
+    executor: str, *, workers: int, scheduler: str | None, key: bytes, index_url: str | None = None
+) -> LocalExecutor | DaskExecutor:
+    """``index_url``: the index workers write units into themselves (direct writes), if any."""
     if executor == "dask":
-        return DaskExecutor(workers=workers, scheduler=scheduler, key=key)
-    return LocalExecutor(workers)
+        return DaskExecutor(workers=workers, scheduler=scheduler, key=key, index_url=index_url)
+    return LocalExecutor(workers, index_url=index_url)
 
 
 class OpeningExecutor:
@@ -217,16 +235,21 @@ class OpeningExecutor:
         except BaseException as exc:  # raised again in open(), in the scan's own thread
             self._error = exc
 
-    def open(self, key: bytes) -> LocalExecutor | DaskExecutor:
-        """The executor, once started; the start's error (no Dask, no scheduler) raised here."""
+    def open(self, key: bytes, *, index_url: str | None = None) -> LocalExecutor | DaskExecutor:
+        """The executor, once started; the start's error (no Dask, no scheduler) raised here.
+        ``index_url``: the index workers write units into themselves (direct writes), if any."""
         if self._thread is None:
-            return open_executor(self.executor, workers=self.workers, scheduler=self.scheduler, key=key)
+            return open_executor(
+                self.executor, workers=self.workers, scheduler=self.scheduler, key=key, index_url=index_url
+            )
         self._thread.join()
         self._thread = None
         if self._error is not None:
             raise self._error
         started, self._started = self._started, None
-        return DaskExecutor(workers=self.workers, scheduler=self.scheduler, key=key, started=started)
+        return DaskExecutor(
+            workers=self.workers, scheduler=self.scheduler, key=key, started=started, index_url=index_url
+        )
 
     def close(self) -> None:
         """Stop a cluster started for a scan that never needed it."""

@@ -32,6 +32,7 @@ from discover.errors import IndexBusyError, MissingIndexError
 from discover.extract import FIELD
 from discover.hashing import IdentifierHasher, load_key
 from discover.identifiers import STRONG as _STRONG
+from discover.index_direct import visible_parts
 from discover.index_schema import (
     LOOKUP_CHUNK,
     SCHEMA_VERSION,
@@ -225,7 +226,9 @@ class Index:
             cid = conn.execute(select(c.c.id).where(c.c.source == source, c.c.name == name)).scalar()
             if cid is None:
                 return 0
-            metas = conn.execute(select(b.c.meta).where(b.c.container_id == cid)).scalars()
+            metas = conn.execute(
+                select(b.c.meta).where(b.c.container_id == cid, b.c.part_id.in_(visible_parts(self.t)))
+            ).scalars()
             return sum(len(json.loads(m)["keys"]) for m in metas)
 
     @contextlib.contextmanager
@@ -389,11 +392,18 @@ class Index:
         return out
 
     def begin_container(
-        self, ref: ContainerRef, *, run_id: int, url: str, replace: Iterable[int] | None = None
+        self,
+        ref: ContainerRef,
+        *,
+        run_id: int,
+        url: str,
+        replace: Iterable[int] | None = None,
+        generation: int | None = None,
     ) -> ContainerWrite:
         """Start replacing what the index knows of one container (with ``replace``, of those key
-        ranges only), in one transaction."""
-        return ContainerWrite(self, ref, run_id=run_id, url=url, replace=replace)
+        ranges only), in one transaction; with ``generation``, by the parts workers wrote
+        (``discover.index_direct``)."""
+        return ContainerWrite(self, ref, run_id=run_id, url=url, replace=replace, generation=generation)
 
     def container_failed(self, ref: ContainerRef, *, run_id: int, url: str, error: str) -> None:
         """Record an error; findings from an earlier scan stay, marked stale."""
@@ -570,7 +580,12 @@ class Index:
 
         b = self.t["blocks"]
         with self.engine.connect() as conn:
-            for row in conn.execute(select(b.c.container_id, b.c.meta, b.c.data).order_by(b.c.part_id, b.c.block_no)):
+            stmt = (
+                select(b.c.container_id, b.c.meta, b.c.data)
+                .where(b.c.part_id.in_(visible_parts(self.t)))
+                .order_by(b.c.part_id, b.c.block_no)
+            )
+            for row in conn.execute(stmt):
                 block = _StoredBlock(row.container_id, row.meta, row.data)
                 for f in block.all():
                     yield self._row(block, f)
@@ -579,7 +594,9 @@ class Index:
         from sqlalchemy import func, select
 
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.coalesce(func.sum(self.t["blocks"].c.findings), 0))).scalar() or 0)
+            b = self.t["blocks"]
+            stmt = select(func.coalesce(func.sum(b.c.findings), 0)).where(b.c.part_id.in_(visible_parts(self.t)))
+            return int(conn.execute(stmt).scalar() or 0)
 
     def links(self, ident: bytes) -> list[LinkRow]:
         """The identifiers on each record that carries ``ident`` in a typed or name field (one
@@ -623,7 +640,7 @@ class Index:
                 # By code alone: SQLite would rather scan the container's whole postings than
                 # combine the two indexes, so other containers' rows are skipped here.
                 stmt = select(p.c.part_id, p.c.container_id, p.c.code, p.c.entries).where(
-                    p.c.code.in_(codes[start : start + LOOKUP_CHUNK])
+                    p.c.code.in_(codes[start : start + LOOKUP_CHUNK]), p.c.part_id.in_(visible_parts(self.t))
                 )
                 for part, cid, code, entries in conn.execute(stmt):
                     if containers is not None and cid not in containers:

@@ -16,13 +16,21 @@ from discover.hashing import KEY_ENV
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 #: Versions this piiport opens: version 2 lacks the tables of incremental rescans, which opening
 #: it adds (its containers then get a full read on their next scan), and the ``OWNED`` flag of
 #: postings entries, which only makes exports skip namesakes' records without reading them.
-UPGRADABLE = {"2"}
+#: Versions 2 and 3 lack the generation columns (``discover.index_direct``), added with the
+#: default 0: every part they hold belongs to its container's current generation.
+UPGRADABLE = {"2", "3"}
+#: Columns added to existing tables since version 2: (table, column, SQL type and default).
+ADDED_COLUMNS = (
+    ("containers", "generation", "INTEGER NOT NULL DEFAULT 0"),
+    ("parts", "generation", "INTEGER NOT NULL DEFAULT 0"),
+    ("parts", "unit_no", "INTEGER"),
+)
 #: Values bound in one ``IN (...)`` list.
 LOOKUP_CHUNK = 400
 
@@ -80,6 +88,9 @@ def schema() -> Any:
         Column("stale", Integer, nullable=False, default=0),
         Column("scanned_at", String(32)),
         Column("run_id", Integer),
+        # The generation of parts readers see (``discover.index_direct``): workers writing a
+        # PostgreSQL index add a new one beside it, and the container's commit switches to it.
+        Column("generation", Integer, nullable=False, default=0, server_default="0"),
         UniqueConstraint("source", "name", name="uq_container"),
     )
     Table(
@@ -116,6 +127,9 @@ def schema() -> Any:
         md,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("container_id", Integer, ForeignKey("containers.id", ondelete="CASCADE"), nullable=False),
+        Column("generation", Integer, nullable=False, default=0, server_default="0"),
+        # The work unit that wrote the part (direct writes): a retried unit replaces its own parts.
+        Column("unit_no", Integer),
         Index("ix_parts_container", "container_id"),
     )
     Table(
@@ -201,6 +215,7 @@ def migrate(engine: Engine, md: MetaData, *, key_fingerprint: str, url: str) -> 
                 setting="PIIPORT_INDEX_KEY",
             )
         elif rows.get("schema_version") in UPGRADABLE:
+            _add_columns(conn)
             conn.execute(meta.update().where(meta.c.k == "schema_version").values(v=SCHEMA_VERSION))
         elif rows.get("schema_version") != SCHEMA_VERSION and "meta" in existing:
             raise ConfigError(
@@ -208,6 +223,15 @@ def migrate(engine: Engine, md: MetaData, *, key_fingerprint: str, url: str) -> 
                 "scan into a new index",
                 setting="index",
             )
+
+
+def _add_columns(conn: Connection) -> None:
+    from sqlalchemy import inspect
+
+    inspector = inspect(conn)
+    for table, column, sql in ADDED_COLUMNS:
+        if column not in {c["name"] for c in inspector.get_columns(table)}:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {sql}")
 
 
 def new_id(result: Any) -> int:

@@ -64,43 +64,19 @@ def clear_ranges(t: dict[str, Table], conn: Connection, cid: int, ranges: Iterab
         conn.execute(k.delete().where(k.c.container_id == cid, k.c.range_no.in_(chunk)))
 
 
-class ContainerWrite:
-    """One container's replacement: old rows deleted, new rows inserted, committed together.
-
-    If anything fails before :meth:`commit`, the transaction rolls back and the index keeps
-    what it knew of the container before.
-    """
+class PartWriter:
+    """Inserts packed parts into an open transaction: the driver's for a whole container
+    (``ContainerWrite``), or a worker's for one unit (``discover.index_direct.UnitWrite``)."""
 
     def __init__(
-        self, index: Index, ref: ContainerRef, *, run_id: int, url: str, replace: Iterable[int] | None = None
+        self, index: Index, conn: Connection, tx: Any, container_id: int, *, generation: int, unit_no: int | None
     ) -> None:
-        """With ``replace`` (key range numbers), only those ranges' findings are replaced; the
-        other ranges' stay (an incremental rescan). Profiles and counts are always rewritten."""
         self.index = index
-        self.ref = ref
-        self.conn = index.engine.connect()
-        self.tx = self.conn.begin()
-        c = index.t["containers"]
-        cid = container_id(index.t, self.conn, ref.source, ref.name)
-        values = {
-            "kind": ref.kind,
-            "url": url,
-            "version": json.dumps(dict(ref.version)) if ref.version else None,
-            "run_id": run_id,
-            "scanned_at": utcnow(),
-        }
-        if cid is None:
-            cid = new_id(self.conn.execute(c.insert().values(source=ref.source, name=ref.name, **values)))
-        elif replace is None:
-            clear_container(index.t, self.conn, cid)
-            self.conn.execute(c.update().where(c.c.id == cid).values(**values))
-        else:
-            for table in ("field_hits", "profiles", "scan_state"):
-                t = index.t[table]
-                self.conn.execute(t.delete().where(t.c.container_id == cid))
-            clear_ranges(index.t, self.conn, cid, replace)
-            self.conn.execute(c.update().where(c.c.id == cid).values(**values))
-        self.container_id = cid
+        self.conn = conn
+        self.tx = tx
+        self.container_id = container_id
+        self.generation = generation
+        self.unit_no = unit_no
         self.findings = 0
         # The stored part that incoming parts are merged into: its id, blocks so far, entries held.
         self._part_id: int | None = None
@@ -126,7 +102,13 @@ class ContainerWrite:
         if self._part_id is not None and (range_no is not None or self._held + incoming > MERGED_PART_ENTRIES):
             self._flush()
         if self._part_id is None:
-            self._part_id = new_id(self.conn.execute(insert(t["parts"]).values(container_id=self.container_id)))
+            self._part_id = new_id(
+                self.conn.execute(
+                    insert(t["parts"]).values(
+                        container_id=self.container_id, generation=self.generation, unit_no=self.unit_no
+                    )
+                )
+            )
         cid, offset = self.container_id, self._blocks
         self.conn.execute(
             insert(t["blocks"]),
@@ -168,6 +150,68 @@ class ContainerWrite:
             ],
         )
         self._part_id, self._blocks = None, 0
+
+    def rollback(self) -> None:
+        if self.tx.is_active:
+            self.tx.rollback()
+        self.conn.close()
+
+
+class ContainerWrite(PartWriter):
+    """One container's replacement: old rows deleted, new rows inserted, committed together.
+
+    If anything fails before :meth:`commit`, the transaction rolls back and the index keeps
+    what it knew of the container before.
+    """
+
+    def __init__(
+        self,
+        index: Index,
+        ref: ContainerRef,
+        *,
+        run_id: int,
+        url: str,
+        replace: Iterable[int] | None = None,
+        generation: int | None = None,
+    ) -> None:
+        """With ``replace`` (key range numbers), only those ranges' findings are replaced; the
+        other ranges' stay (an incremental rescan). Profiles and counts are always rewritten.
+
+        With ``generation``, workers wrote the container's parts already, tagged with that
+        generation (``discover.index_direct``): this write makes it the one readers see."""
+        self.ref = ref
+        conn = index.engine.connect()
+        tx = conn.begin()
+        c = index.t["containers"]
+        cid = container_id(index.t, conn, ref.source, ref.name)
+        from sqlalchemy import select
+
+        values = {
+            "kind": ref.kind,
+            "url": url,
+            "version": json.dumps(dict(ref.version)) if ref.version else None,
+            "run_id": run_id,
+            "scanned_at": utcnow(),
+        }
+        if cid is None:
+            cid = new_id(conn.execute(c.insert().values(source=ref.source, name=ref.name, **values)))
+        elif generation is not None:
+            from discover.index_direct import switch_generation  # it builds on this module
+
+            switch_generation(index.t, conn, cid, generation, replace)
+            conn.execute(c.update().where(c.c.id == cid).values(**values, generation=generation))
+        elif replace is None:
+            clear_container(index.t, conn, cid)
+            conn.execute(c.update().where(c.c.id == cid).values(**values))
+        else:
+            for table in ("field_hits", "profiles", "scan_state"):
+                t = index.t[table]
+                conn.execute(t.delete().where(t.c.container_id == cid))
+            clear_ranges(index.t, conn, cid, replace)
+            conn.execute(c.update().where(c.c.id == cid).values(**values))
+        if generation is None:  # parts written here join the generation readers see
+            generation = int(conn.execute(select(c.c.generation).where(c.c.id == cid)).scalar() or 0)
+        super().__init__(index, conn, tx, cid, generation=generation, unit_no=None)
 
     def commit(
         self,
@@ -216,9 +260,4 @@ class ContainerWrite:
             )
         )
         self.tx.commit()
-        self.conn.close()
-
-    def rollback(self) -> None:
-        if self.tx.is_active:
-            self.tx.rollback()
         self.conn.close()

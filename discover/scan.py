@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from connectors.base import Connector, ContainerRef, KeyRange, SourceSpec, connect
-from connectors.errors import PiiportError, SourceError
+from connectors.errors import ConfigError, PiiportError, SourceError
 from connectors.redact import mask_url
 from discover.detector import Detector
 from discover.extract import Extractor, FieldStats, origins_of
@@ -24,6 +24,7 @@ from discover.hashing import IdentifierHasher
 from discover.identifiers import INDEXED_TYPES
 from discover.incremental import RangeSummary, changed_column, merge, signature
 from discover.index import ContainerWrite, Index, LastScan, utcnow
+from discover.index_direct import UnitTarget, UnitWrite, discard_generation, open_generation, supports_direct_writes
 from discover.packing import Part, PartBuilder
 from discover.profile import FieldProfile, Profiler
 from discover.sealing import KeySealer
@@ -133,6 +134,9 @@ class UnitTask:
     spill_dir: str | None = None
     #: The key range this unit is (``discover.incremental``), when the container keeps ranges.
     range_no: int | None = None
+    #: Direct writes (``discover.index_direct``): the unit writes its parts into the index itself,
+    #: opened from the URL its worker was given at start, and returns only counts.
+    target: UnitTarget | None = None
 
 
 @dataclass
@@ -202,6 +206,38 @@ def _worker_detector(settings: DetectionSettings) -> Detector:
     return detector
 
 
+#: Where a worker process keeps the index URL it writes to (direct writes), set when it starts.
+INDEX_URL_SLOT = "index_url"
+
+
+def _worker_index(key: bytes) -> Index:
+    """The index this worker process writes units into, opened once (per process, URL and key)."""
+    url = _WORKER.get(INDEX_URL_SLOT)
+    if url is None:
+        raise ConfigError(
+            "this worker was started without the index URL that direct writes need; restart the scan",
+            setting="direct_writes",
+        )
+    cache: dict[tuple[int, str, bytes], Index] = _WORKER.setdefault("indexes", {})
+    slot = (os.getpid(), url, key)
+    if slot not in cache:
+        cache[slot] = Index(url, key=key, create=False)
+    return cache[slot]
+
+
+def _write_unit(task: UnitTask, on_batch: Callable[[int], None] | None) -> UnitResult:
+    """Run a unit whose parts go straight into the index, in one transaction of its own."""
+    assert task.target is not None
+    write = UnitWrite(_worker_index(task.key), task.target)
+    try:
+        result = _extract(task, functools.partial(write.add_part, range_no=task.range_no), on_batch)
+        write.commit()
+    except BaseException:
+        write.rollback()
+        raise
+    return result
+
+
 def run_unit(
     task: UnitTask,
     sink: Callable[[Part], None] | None = None,
@@ -216,7 +252,14 @@ def run_unit(
     Memory: one batch and one part (about 40 bytes per finding), plus, without a sink, parts
     of up to ``task.in_memory`` findings; beyond that, parts go to a private temporary file
     (mode 0600) that ``UnitResult.all_parts`` reads back and the caller deletes.
+    A unit with a ``target`` and no sink writes its parts into the index itself.
     """
+    if task.target is not None and sink is None:
+        return _write_unit(task, on_batch)
+    return _extract(task, sink, on_batch)
+
+
+def _extract(task: UnitTask, sink: Callable[[Part], None] | None, on_batch: Callable[[int], None] | None) -> UnitResult:
     hasher = IdentifierHasher(task.key)
     needs_nlp = any(p.free_text for p in task.profiles.values())
     detector = _worker_detector(task.detection) if needs_nlp else None
@@ -299,7 +342,9 @@ def scan(
     Each container is profiled from a sample, then split into units (key ranges of a table,
     whole files) that ``settings.workers`` processes extract in parallel, one Presidio engine
     per process. Findings are hashed in the worker and written by this process, one
-    transaction per container, so a failed container leaves the index as it was.
+    transaction per container, so a failed container leaves the index as it was (into a
+    PostgreSQL index, workers write them and this process's commit makes them visible:
+    ``discover.index_direct``).
 
     With ``prune`` (the default) containers the source no longer lists are forgotten; a
     targeted rescan of a few containers passes ``prune=False``.
@@ -538,6 +583,9 @@ class _Job:
     done: int = 0
     failed: bool = False
     write: ContainerWrite | None = None
+    #: Direct writes: the container's id and the generation its units write.
+    target_id: int | None = None
+    generation: int | None = None
     buffered: list[UnitResult] = field(default_factory=list)
     stats: FieldStats = field(default_factory=FieldStats)
     entities: Counter[str] = field(default_factory=Counter)
@@ -583,8 +631,14 @@ class _Runner:
         self.queue: deque[_Job] = deque()
         self.window = max(2, settings.workers * 2)
         self._opening: Any = None
+        self.direct = False
 
     def __enter__(self) -> _Runner:
+        self.direct = _direct_writes(self.index, self.settings)  # here, so a refusal ends the run
+        if self.direct:
+            # Units run in this process write through the scan's own index (forked workers open theirs).
+            _WORKER[INDEX_URL_SLOT] = self.index.url
+            _WORKER.setdefault("indexes", {})[(os.getpid(), self.index.url, self.index.hasher.key)] = self.index
         if self.settings.parallel:
             from discover.executors import OpeningExecutor
 
@@ -603,7 +657,7 @@ class _Runner:
             local = self.settings.executor == "local"
             if local and detector is not None and any(p.free_text for p in job.profiles.values()):
                 detector.engine(job.spec.language)
-            self.pool = self._opening.open(key)
+            self.pool = self._opening.open(key, index_url=self.index.url if self.direct else None)
             self.window = max(2, self.pool.slots * 2)
         return self.pool
 
@@ -617,6 +671,10 @@ class _Runner:
             if job.write is not None:  # the scan stopped inside this container: keep what the index had
                 job.write.rollback()
                 job.write = None
+            self._discard(job)
+        if self.direct:
+            _WORKER.pop(INDEX_URL_SLOT, None)
+            _WORKER.get("indexes", {}).pop((os.getpid(), self.index.url, self.index.hasher.key), None)
 
     def reject(self, job: _Job, exc: BaseException, *, run_id: int) -> None:
         """A container that failed before any unit ran (listing, opening, profiling)."""
@@ -627,12 +685,18 @@ class _Runner:
     def submit(
         self, job: _Job, units: Sequence[KeyRange | None], *, detection: DetectionSettings, key: bytes, run_id: int
     ) -> None:
+        if self.direct:
+            try:
+                job.target_id, job.generation = open_generation(self.index, job.ref, run_id=run_id, url=job.url)
+            except Exception as exc:
+                self.reject(job, exc, run_id=run_id)
+                return
         job.run_id = run_id
         job.units = len(units)
         self.queue.append(job)
         if self.queue[0] is job:
             self._open(job)
-        for unit in units:
+        for unit_no, unit in enumerate(units):
             if job.failed:
                 break  # an earlier unit failed: the container's other units would be thrown away
             task = UnitTask(
@@ -647,6 +711,11 @@ class _Runner:
                 in_memory=self.settings.unit_findings_in_memory,
                 spill_dir=self.settings.spill_dir,
                 range_no=None if job.fingerprints is None or unit is None else unit.start // int(job.state["step"]),
+                target=(
+                    None
+                    if job.target_id is None or job.generation is None
+                    else UnitTarget(job.target_id, job.generation, unit_no)
+                ),
             )
             if not self.settings.parallel:
                 # In process, the job is the head of the queue: its rows go straight into its transaction.
@@ -677,7 +746,8 @@ class _Runner:
         self._advance()
 
     def _open(self, job: _Job) -> None:
-        if job.write is None and not job.failed:
+        # With direct writes the units write the parts; the container's write opens at its commit.
+        if job.write is None and not job.failed and job.generation is None:
             job.write = self.index.begin_container(job.ref, run_id=job.run_id, url=job.url, replace=job.replace)
 
     def _finished(self, job: _Job, *, task_result: UnitResult | BaseException) -> None:
@@ -694,9 +764,9 @@ class _Runner:
         self._advance()
 
     def _apply(self, job: _Job, unit: UnitResult) -> None:
-        assert job.write is not None
         try:
-            for part in unit.all_parts():
+            for part in unit.all_parts():  # none when the unit wrote its own (direct writes)
+                assert job.write is not None
                 job.write.add_part(part, unit.range_no)
         finally:
             unit.discard()
@@ -736,7 +806,6 @@ class _Runner:
             self._commit(head)
 
     def _commit(self, job: _Job) -> None:
-        assert job.write is not None
         origins = origins_of(job.profiles)
         ranges: dict[int, tuple[str, str]] = {}
         if job.fingerprints is not None:
@@ -759,6 +828,11 @@ class _Runner:
             "pii_fields": pii_fields,
         }
         try:
+            if job.write is None:  # direct writes: make the generation the units wrote the visible one
+                assert job.generation is not None
+                job.write = self.index.begin_container(
+                    job.ref, run_id=job.run_id, url=job.url, replace=job.replace, generation=job.generation
+                )
             job.write.commit(
                 records=job.result.records,
                 profiles=[p.as_dict() for p in job.profiles.values()],
@@ -791,6 +865,7 @@ class _Runner:
         if job.write is not None:
             job.write.rollback()
             job.write = None
+        self._discard(job)
         ref = job.ref
         if isinstance(exc, PiiportError):
             message = exc.message
@@ -809,9 +884,33 @@ class _Runner:
         elif self.queue[0] is job:
             self._advance()
 
+    def _discard(self, job: _Job) -> None:
+        """Direct writes: delete what the units of a container that will not commit wrote
+        (units still running may add more; the container's next commit deletes those)."""
+        if job.generation is None or job.target_id is None:
+            return
+        generation, job.generation = job.generation, None
+        try:
+            discard_generation(self.index, job.target_id, generation)
+        except Exception as exc:  # the index is unreachable: its next commit of the container cleans up
+            logger.debug("parts of %s/%s left to the next scan: %s", job.ref.source, job.ref.name, exc)
+
     def _record_failure(self, job: _Job) -> None:
         assert job.result.error is not None
         self.index.container_failed(job.ref, run_id=job.run_id, url=job.url, error=job.result.error)
+
+
+def _direct_writes(index: Index, settings: ScanSettings) -> bool:
+    """Whether workers write their parts into the index (default: when it is PostgreSQL)."""
+    if settings.direct_writes is None:
+        return supports_direct_writes(index)
+    if settings.direct_writes and not supports_direct_writes(index):
+        raise ConfigError(
+            "direct writes need a PostgreSQL index (postgresql+psycopg://…); turn direct_writes off "
+            "or scan into a PostgreSQL index",
+            setting="direct_writes",
+        )
+    return settings.direct_writes
 
 
 __all__ = ["ContainerResult", "Progress", "ScanResult", "SourceError", "UnitTask", "run_unit", "scan"]

@@ -89,6 +89,9 @@ class ScanSettings:
     executor: str = "local"
     #: A Dask scheduler address (``tcp://`` or ``tls://``); none: a LocalCluster of ``workers``.
     scheduler: str | None = None
+    #: Workers write their findings into the index themselves (``discover.index_direct``);
+    #: None: when the index is PostgreSQL. An SQLite index has one writer, the scanning process.
+    direct_writes: bool | None = None
 
     @property
     def parallel(self) -> bool:

@@ -34,6 +34,7 @@ _TOP_KEYS = {
     "batch_size",
     "sample_size",
     "incremental",
+    "direct_writes",
     "detection",
     "sources",
     "export",
@@ -651,6 +652,8 @@ def load_config(
             full=full if full is not None else not _flag(where, data, "incremental", True),
             executor=executor or _text(where, data, "executor") or "local",
             scheduler=scheduler or _text(where, data, "scheduler"),
+            # Unset: on for a PostgreSQL index (``discover.index_direct``).
+            direct_writes=_flag(where, data, "direct_writes", False) if "direct_writes" in data else None,
         )
     except ConfigError as exc:
         raise _fail(where, exc.message, exc.setting) from exc

@@ -19,12 +19,12 @@ def _engine(url: str, **kw):
 
 
 @contextmanager
-def postgres_database() -> Iterator[str]:
+def postgres_database(prefix: str = "piiport_t") -> Iterator[str]:
     """A fresh database; the test skips when the server is not there (fails under PIIPORT_REQUIRE_SERVICES=1)."""
     from sqlalchemy import text
     from sqlalchemy.exc import OperationalError
 
-    name = f"piiport_t_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = _engine(f"{PG_HOST}/postgres")
     try:
         with admin.connect() as conn:

@@ -77,8 +77,10 @@ def _answers(index: Index, out: Path) -> dict[str, Any]:
     return {"inventory": rows, "packages": packages}
 
 
-def _scan(tmp_path: Path, name: str, sources: list[SourceSpec], detector, settings: ScanSettings) -> dict[str, Any]:
-    index = Index(f"sqlite:///{tmp_path / name / 'index.db'}")
+def _scan(
+    tmp_path: Path, name: str, sources: list[SourceSpec], detector, settings: ScanSettings, index_url: str | None = None
+) -> dict[str, Any]:
+    index = Index(index_url or f"sqlite:///{tmp_path / name / 'index.db'}", key=b"k" * 32)
     try:
         # A small unit size, so that a table is several units (tasks) on each executor.
         result = scan(sources, index=index, detector=detector, settings=settings)
@@ -235,3 +237,25 @@ def test_a_scheduler_that_does_not_answer_is_one_line_and_exit_2(tmp_path: Path,
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and f"cannot start Dask on tcp://127.0.0.1:{port}" in lines[0], result.output
+
+
+def test_a_dask_scan_with_direct_writes_answers_as_a_driver_written_index(
+    tmp_path: Path, detector, scheduler: str
+) -> None:
+    """Dask workers write their units into a PostgreSQL index themselves (on by default there)."""
+    from servers import postgres_database
+
+    sources = _sources(tmp_path)
+    local = _scan(tmp_path, "local", sources, detector, ScanSettings(workers=2, unit_rows=50))
+    with postgres_database(prefix="directwrites") as url:
+        settings = ScanSettings(workers=2, unit_rows=50, executor="dask", scheduler=scheduler)
+        on_dask = _scan(tmp_path, "dask", sources, detector, settings, index_url=url)
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            written_by_units = conn.execute(text("SELECT count(*) FROM parts WHERE unit_no IS NOT NULL")).scalar()
+        engine.dispose()
+    assert written_by_units
+    assert on_dask["inventory"] == local["inventory"]
+    assert on_dask["packages"] == local["packages"]

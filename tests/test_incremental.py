@@ -123,11 +123,19 @@ def _answers(idx: Index, spec: SourceSpec, out: Path, emails: list[str]) -> dict
 
 
 def _check_mixes(
-    spec: SourceSpec, apply: Any, tmp_path: Path, detector: Detector, workers: int, mixes: int, seed: int
+    spec: SourceSpec,
+    apply: Any,
+    tmp_path: Path,
+    detector: Detector,
+    workers: int,
+    mixes: int,
+    seed: int,
+    index_url: str | None = None,
 ) -> None:
+    """``index_url``: where the incremental index is (default: an SQLite file)."""
     rng = random.Random(seed)
     keys = list(range(1, 401))
-    incremental = Index(f"sqlite:///{tmp_path / 'inc' / 'index.db'}", key=KEY)
+    incremental = Index(index_url or f"sqlite:///{tmp_path / 'inc' / 'index.db'}", key=KEY)
     first = _scan(spec, incremental, detector, workers)
     people = next(c for c in first.containers if c.container == "people")
     assert people.read == "full" and people.ranges_total > 4
@@ -153,9 +161,8 @@ def _check_mixes(
     incremental.close()
 
 
-@pytest.mark.parametrize("workers", [1, default_workers()], ids=lambda w: f"workers={w}")
-def test_sqlite_incremental_matches_full_scan(tmp_path: Path, detector: Detector, workers: int) -> None:
-    db = tmp_path / "crm.db"
+def _crm(db: Path) -> Any:
+    """A SQLite source of two tables, and a function that applies a mix of changes to it."""
     rng = random.Random(7)
     with sqlite3.connect(db) as conn:
         conn.execute(
@@ -171,8 +178,27 @@ def test_sqlite_incremental_matches_full_scan(tmp_path: Path, detector: Detector
             for op, values in ops:
                 conn.execute(*_sql(op, values))
 
+    return apply
+
+
+@pytest.mark.parametrize("workers", [1, default_workers()], ids=lambda w: f"workers={w}")
+def test_sqlite_incremental_matches_full_scan(tmp_path: Path, detector: Detector, workers: int) -> None:
+    db = tmp_path / "crm.db"
+    apply = _crm(db)
     spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
     _check_mixes(spec, apply, tmp_path, detector, workers, mixes=6, seed=workers)
+
+
+@pytest.mark.parametrize("workers", [1, default_workers()], ids=lambda w: f"workers={w}")
+def test_incremental_into_a_postgresql_index_with_direct_writes_matches_full_scan(
+    tmp_path: Path, detector: Detector, workers: int
+) -> None:
+    db = tmp_path / "crm.db"
+    apply = _crm(db)
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
+    # Workers write the incremental index's key ranges themselves (on by default for PostgreSQL).
+    with postgres_database(prefix="directwrites") as url:
+        _check_mixes(spec, apply, tmp_path, detector, workers, mixes=4, seed=20 + workers, index_url=url)
 
 
 def test_postgres_incremental_matches_full_scan(tmp_path: Path, detector: Detector) -> None:
@@ -336,10 +362,33 @@ def test_a_version_2_index_is_upgraded_and_read_whole_once(tmp_path: Path, detec
     assert idx.findings_for([idx.ident("EMAIL_ADDRESS", "user7@example.com")])
     idx.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone() == ("3",)
+        assert conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone() == ("4",)
         conn.execute("UPDATE meta SET v = '1' WHERE k = 'schema_version'")
     with pytest.raises(ConfigError, match="index schema version 1 is not supported by this piiport; scan into a new"):
         Index(f"sqlite:///{path}", key=KEY)
+
+
+def test_a_version_3_index_is_upgraded_in_place_and_keeps_its_findings(tmp_path: Path, detector: Detector) -> None:
+    db = tmp_path / "crm.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT)")
+        conn.executemany("INSERT INTO people VALUES (?, ?)", [(i, f"user{i}@example.com") for i in range(1, 101)])
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
+    path = tmp_path / "idx" / "index.db"
+    idx = Index(f"sqlite:///{path}", key=KEY)
+    _scan(spec, idx, detector, 1)
+    idx.close()
+    with sqlite3.connect(path) as conn:  # what piiport 3 left: no generation columns
+        for table, column in (("parts", "unit_no"), ("parts", "generation"), ("containers", "generation")):
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        conn.execute("UPDATE meta SET v = '3' WHERE k = 'schema_version'")
+    idx = Index(f"sqlite:///{path}", key=KEY)
+    assert len(idx.findings_for([idx.ident("EMAIL_ADDRESS", "user7@example.com")])) == 1
+    assert idx.count_findings() == 100
+    assert _scan(spec, idx, detector, 1).containers[0].read == "unchanged"
+    idx.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone() == ("4",)
 
 
 def test_cli_full_flag_and_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detector: Detector) -> None:
