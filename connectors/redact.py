@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://")
-# A URL inside a message ends at white space or at a quote around it.
+# A URL inside a message ends at white space or at a quote around it; masking also tries the
+# longer reading (to white space only), so a password holding a quote or ``<`` is still masked.
 _END = re.compile(r"""[\s'"<>]""")
+_LOOSE_END = re.compile(r"\s")
 _SECRET_PARAMS = re.compile(
     r"(?i)([?&](?:password|passwd|pwd|secret|token|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token)=)[^&\s]*"
 )
@@ -30,14 +32,15 @@ class UserInfo:
     at: int
 
 
-def find_userinfo(url: str, start: int = 0) -> UserInfo | None:
+def find_userinfo(url: str, start: int = 0, *, loose: bool = False) -> UserInfo | None:
     """The user and password of the URL whose ``scheme://`` ends at ``start``, if it has a password.
 
     The user info runs to the last ``@`` before the query (``?``, ``#``) that follows the first
     ``@``, so a password's own ``@``, ``:``, ``/``, ``?`` and ``#`` stay inside it; the user name
     is what precedes the first ``:`` and holds no ``/``, ``?`` or ``#`` (else the ``:`` is a port).
+    With ``loose``, the URL runs to the next white space even past a quote or ``<``/``>``.
     """
-    end_match = _END.search(url, start)
+    end_match = (_LOOSE_END if loose else _END).search(url, start)
     end = end_match.start() if end_match else len(url)
     first_at = url.find("@", start, end)
     if first_at < 0:
@@ -68,7 +71,9 @@ def mask_url(url: str) -> str:
     for match in _SCHEME.finditer(url):
         if match.start() < pos:
             continue  # a scheme-like run inside a password already masked
-        info = find_userinfo(url, match.end())
+        strict, loose = find_userinfo(url, match.end()), find_userinfo(url, match.end(), loose=True)
+        # The reading that masks more wins: a password may hold a quote, ``<`` or ``>``.
+        info = max((i for i in (strict, loose) if i is not None), key=lambda i: i.at, default=None)
         if info is None:
             continue
         out.append(url[pos : info.pw_start])

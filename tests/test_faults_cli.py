@@ -391,6 +391,10 @@ def test_mask_url_masks_up_to_the_last_at_of_the_authority() -> None:
         "postgresql://u@host/db": "postgresql://u@host/db",
         "a postgresql://u:x@h/db and mysql://v:y@z@h2/db": "a postgresql://u:***@h/db and mysql://v:***@h2/db",
         "s3://b/k?X-Amz-Signature=abc&x=1": "s3://b/k?X-Amz-Signature=***&x=1",
+        # A password holding what ends a URL inside a message (a quote, < or >) is still masked whole.
+        "postgresql://u:a<b@db.example.com/shop": "postgresql://u:***@db.example.com/shop",
+        "mysql://u:p@x'y@host/db": "mysql://u:***@host/db",
+        'see "postgresql://u:a"b@h/db" now': 'see "postgresql://u:***@h/db" now',
     }
     assert {url: mask_url(url) for url in cases} == cases
 

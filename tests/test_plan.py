@@ -160,10 +160,8 @@ def test_an_ambiguous_request_fails_in_discover_before_export(tmp_path: Path, in
 
 
 @given(
-    # Where a URL ends in a message (white space, quotes, angle brackets) mask_url cannot see past.
-    st.text(
-        st.characters(blacklist_categories=("Cs", "Cc", "Z"), blacklist_characters="'\"<>"), min_size=1, max_size=16
-    )
+    # Where a URL ends in a message (white space) mask_url cannot see past; quotes and <> it can.
+    st.text(st.characters(blacklist_categories=("Cs", "Cc", "Z")), min_size=1, max_size=16)
 )
 def test_a_masked_url_is_recognised_by_the_test_plans_use(password: str) -> None:
     url = f"postgresql://scanner:{password}@db.example.com:5432/shop"
