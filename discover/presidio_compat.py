@@ -69,4 +69,5 @@ def offline_extractor() -> Any:
 
 def has_public_suffix(domain: str) -> bool:
     """Whether ``domain`` ends in a known public suffix, by the bundled list (as Presidio's own e-mail check)."""
-    return offline_extractor()(domain).fqdn != ""
+    fqdn: str = offline_extractor()(domain).fqdn
+    return fqdn != ""
