@@ -505,6 +505,7 @@ class Index:
                 stale=bool(r.stale),
                 scanned_at=r.scanned_at,
                 run_id=r.run_id,
+                generation=int(r.generation or 0),
             )
             for r in rows
         ]

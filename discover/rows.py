@@ -56,6 +56,8 @@ class ContainerRow:
     stale: bool
     scanned_at: str | None
     run_id: int | None
+    #: The generation of its findings that readers see (direct writes, ``discover.index_direct``).
+    generation: int = 0
 
     @property
     def unread(self) -> bool:

@@ -21,11 +21,11 @@ subject"):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.base import ContainerRef, Relation
+from connectors.base import Connector, ContainerReader, ContainerRef, Relation, RelationalReader
 from connectors.errors import PiiportError
 from discover.extract import FIELD
 from discover.identifiers import EMAIL, PERSON
@@ -79,15 +79,15 @@ class UpwardFollower:
     def __init__(
         self,
         *,
-        conn: Any,
+        conn: Connector,
         plan: ExportPlan,
         source: str,
         by_name: Mapping[str, int],
         subject_idents: Collection[bytes],
         relations: Sequence[Relation],
         excluded: Collection[str],
-        locate: Any,
-        open_meta: Any,
+        locate: Callable[[str, str, ContainerReader], dict[str, Any]],
+        open_meta: Callable[[ContainerReader, str], None],
     ) -> None:
         self.conn = conn
         self.plan = plan
@@ -176,7 +176,8 @@ class UpwardFollower:
                 continue
             via = f"{rel.container}.{','.join(rel.columns)} -> {rel.ref_container}.{','.join(rel.ref_columns)}"
             try:
-                with self.conn.open(ContainerRef(self.source, rel.ref_container, "table")) as reader:
+                with self.conn.open(ContainerRef(self.source, rel.ref_container, "table")) as opened:
+                    reader = _relational(opened)
                     self.open_meta(reader, rel.ref_container)
                     for key, raw in reader.fetch_where(rel.ref_columns, values):
                         if key not in out[rel.ref_container]:
@@ -222,7 +223,8 @@ class UpwardFollower:
                 by_value[tuple(candidates[k].get(col) for col in rel.ref_columns)].append(k)
             mine = own.get(rel.container, set())
             try:
-                with self.conn.open(ContainerRef(self.source, rel.container, "table")) as reader:
+                with self.conn.open(ContainerRef(self.source, rel.container, "table")) as opened:
+                    reader = _relational(opened)
                     for child_key, value in reader.keys_where(rel.columns, list(by_value)):
                         if child_key in mine:
                             continue
@@ -240,3 +242,10 @@ class UpwardFollower:
                     f"{self.source}/{rel.container}: could not check who else references {table} rows: {exc.message}"
                 )
         return {k: (candidates[k], sorted(others[k])) for k in candidates if k not in entity}
+
+
+def _relational(reader: ContainerReader) -> RelationalReader:
+    """The reader of a table a foreign key names: only sources with relational readers have relations."""
+    if not isinstance(reader, RelationalReader):
+        raise TypeError(f"{type(reader).__name__} reads a table with foreign keys but is not a RelationalReader")
+    return reader

@@ -59,9 +59,9 @@ def shop_and_files(tmp_path: Path) -> list[SourceSpec]:
 
 def answers(index: Index, out: Path) -> dict[str, Any]:
     """What a user sees: the inventory, each finding, and each subject's exported records."""
-    names = {c["id"]: (c["source"], c["name"], c["records"], c["error"]) for c in index.containers()}
+    names = {c.id: (c.source, c.name, c.records, c.error) for c in index.containers()}
     findings = sorted(
-        (names[f["container_id"]][:2], f["record_key"], f["field"], f["entity_type"], f["ident"], f["origin"])
+        (names[f.container_id][:2], f.record_key, f.field, f.entity_type, f.ident, f.origin)
         for f in index.iter_findings()
     )
     rows = sorted(
@@ -147,7 +147,7 @@ def test_direct_writes_on_an_sqlite_index_are_refused(tmp_path: Path, detector: 
     index = Index(f"sqlite:///{tmp_path / 'idx' / 'index.db'}", key=KEY)
     with pytest.raises(ConfigError, match="direct writes need a PostgreSQL index"):
         scan(shop_and_files(tmp_path)[:1], index=index, detector=detector, settings=ScanSettings(direct_writes=True))
-    assert index.runs()[-1]["status"] == "interrupted"
+    assert index.runs()[-1].status == "interrupted"
     index.close()
 
 
@@ -171,7 +171,7 @@ def _people(db: Path, domain: str) -> None:
 
 
 def _index_answers(index: Index) -> dict[str, Any]:
-    names = {c["id"]: (c["source"], c["name"], c["records"], c["error"], c["stale"]) for c in index.containers()}
+    names = {c.id: (c.source, c.name, c.records, c.error, c.stale) for c in index.containers()}
     return {
         "containers": sorted(names.values()),
         "inventory": sorted((r.container, r.field, r.entity_type, r.records, r.non_null) for r in inventory(index)),
@@ -268,17 +268,17 @@ def test_a_failed_container_keeps_its_previous_generation_and_drops_the_new_one(
     settings = ScanSettings(workers=workers, unit_rows=50)
     assert scan(sources, index=index, detector=detector, settings=settings).ok
     alice = index.ident("EMAIL_ADDRESS", "alice.martin@example.com")
-    before = sorted((f["container_id"], f["record_key"], f["field"]) for f in index.findings_for([alice]))
+    before = sorted((f.container_id, f.record_key, f.field) for f in index.findings_for([alice]))
     monkeypatch.setattr(sys.modules["discover.scan"], "run_unit", _written_then_lost)
     result = scan(sources, index=index, detector=detector, settings=replace(settings, full=True))
     assert [e["container"] for e in result.errors] == ["customers"]
     assert "ConnectionError: connection reset by peer" in result.errors[0]["error"]
-    assert sorted((f["container_id"], f["record_key"], f["field"]) for f in index.findings_for([alice])) == before
-    customers = next(c for c in index.containers() if c["name"] == "customers")
-    assert customers["stale"] == 1
+    assert sorted((f.container_id, f.record_key, f.field) for f in index.findings_for([alice])) == before
+    customers = next(c for c in index.containers() if c.name == "customers")
+    assert customers.stale is True
     with index.engine.connect() as conn:  # what its units wrote is gone; its previous generation stays
         generations = conn.execute(
-            text("SELECT DISTINCT generation FROM parts WHERE container_id = :c"), {"c": customers["id"]}
+            text("SELECT DISTINCT generation FROM parts WHERE container_id = :c"), {"c": customers.id}
         ).all()
-    assert generations == [(customers["generation"],)]
+    assert generations == [(customers.generation,)]
     index.close()
