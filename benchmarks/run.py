@@ -720,23 +720,15 @@ def executor_figures(
     """Dask against the local pool, same workers, interleaved: on a LocalCluster the benchmark
     starts beforehand, outside the timing (``--scheduler``, as on a cluster that runs already),
     and on one the scan starts itself (start-up included)."""
-    from distributed import Client, LocalCluster
+    from discover.executors import start_dask
 
     workloads = []
     if only != "w2":
         workloads.append(("W1", build_w1(work / "w1.db", rows), rows, "rows"))
     if only != "w1":
         workloads.append(("W2", build_w2(work / "w2.db", notes)[0], notes, "notes"))
-    # As a user would start workers for piiport: one thread each, the scan code imported at start.
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        preload=["discover.scan"],
-    )
-    client = Client(cluster)
+    # The LocalCluster a scan starts for itself: one thread per worker, the scan code imported at start.
+    cluster, client = start_dask(workers, None)
     out = []
     try:
         for name, db, size, unit in workloads:

@@ -101,7 +101,7 @@ def _run_on_worker(fn: Callable[[Any], Any], task: Any, semaphore: Any) -> Any:
         return fn(task)
 
 
-def _start_dask(workers: int, scheduler: str | None) -> tuple[Any, Any]:
+def start_dask(workers: int, scheduler: str | None) -> tuple[Any, Any]:
     """A Dask client, and the LocalCluster started for it (None with a scheduler address)."""
     try:
         from distributed import Client, LocalCluster
@@ -156,7 +156,7 @@ class DaskExecutor:
     ) -> None:
         self.retries = retries
         self._semaphores: dict[str, Any] = {}
-        self._cluster, self._client = started or _start_dask(workers, scheduler)
+        self._cluster, self._client = started or start_dask(workers, scheduler)
         from discover.dask_plugin import IndexKeyPlugin
 
         self.slots = max(1, sum(self._client.nthreads().values()))
@@ -231,7 +231,7 @@ class OpeningExecutor:
 
     def _start(self) -> None:
         try:
-            self._started = _start_dask(self.workers, self.scheduler)
+            self._started = start_dask(self.workers, self.scheduler)
         except BaseException as exc:  # raised again in open(), in the scan's own thread
             self._error = exc
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from connectors.base import SourceSpec
 from discover.index import Index
 
 CUSTOMERS = [
@@ -143,3 +144,17 @@ def write_all_formats(root: Path) -> None:
     pq.write_table(pa.table({"email": [p[1] for p in PEOPLE]}), buf)
     with gzip.open(root / "gz_table.parquet.gz", "wb") as fh:
         fh.write(buf.getvalue().to_pybytes())
+
+
+def shop_and_files(tmp_path: Path) -> list[SourceSpec]:
+    """The shop database (with enough audit rows that its tables split into several units) and a
+    folder of every file format: a ``shop`` and a ``files`` source."""
+    shop = make_shop(tmp_path / "shop.db")
+    with sqlite3.connect(shop) as db:
+        db.executemany(
+            "INSERT INTO audit_log VALUES (?, ?, ?)",
+            [(f"2026-01-{1 + i % 28:02d}", CUSTOMERS[i % 4][3], f"login {i}") for i in range(300)],
+        )
+    files = tmp_path / "files"
+    write_all_formats(files)
+    return [SourceSpec(name="shop", url=f"sqlite:///{shop}"), SourceSpec(name="files", url=str(files))]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import CUSTOMERS, EMPLOYEES, make_shop
-from test_scan_files import write_all_formats
+from fixtures import CUSTOMERS, EMPLOYEES, make_shop, shop_and_files
 
 from connectors.base import SourceSpec
 from connectors.options import SourceOptions
@@ -51,18 +49,6 @@ def scheduler() -> Iterator[str]:
         cloudpickle.unregister_pickle_by_value(__import__(__name__))
 
 
-def _sources(tmp_path: Path) -> list[SourceSpec]:
-    shop = make_shop(tmp_path / "shop.db")
-    with sqlite3.connect(shop) as db:  # enough rows that the tables split into several units
-        db.executemany(
-            "INSERT INTO audit_log VALUES (?, ?, ?)",
-            [(f"2026-01-{1 + i % 28:02d}", CUSTOMERS[i % 4][3], f"login {i}") for i in range(300)],
-        )
-    files = tmp_path / "files"
-    write_all_formats(files)
-    return [SourceSpec(name="shop", url=f"sqlite:///{shop}"), SourceSpec(name="files", url=str(files))]
-
-
 def _answers(index: Index, out: Path) -> dict[str, Any]:
     """What a user sees: the inventory rows, and each subject's exported records."""
     rows = sorted(
@@ -92,7 +78,7 @@ def _scan(
 
 
 def test_a_dask_scan_answers_exactly_as_a_local_scan(tmp_path: Path, detector, scheduler: str) -> None:
-    sources = _sources(tmp_path)
+    sources = shop_and_files(tmp_path)
     local = _scan(tmp_path, "local", sources, detector, ScanSettings(workers=2, unit_rows=50))
     on_dask = _scan(
         tmp_path, "dask", sources, detector, ScanSettings(workers=2, unit_rows=50, executor="dask", scheduler=scheduler)
@@ -132,7 +118,7 @@ def _one_at_a_time(task: Any) -> Any:
 def test_max_concurrency_caps_the_units_of_a_source_that_run_at_once(
     tmp_path: Path, detector, scheduler: str, monkeypatch: pytest.MonkeyPatch, cap: int | None
 ) -> None:
-    sources = [s for s in _sources(tmp_path) if s.name == "shop"]
+    sources = [s for s in shop_and_files(tmp_path) if s.name == "shop"]
     expected = _scan(tmp_path, "local", sources, detector, ScanSettings(workers=1))
     capped = [SourceSpec(name=s.name, url=s.url, options=SourceOptions(max_concurrency=cap)) for s in sources]
     monkeypatch.setattr(sys.modules["discover.scan"], "run_unit", _one_at_a_time)
@@ -172,7 +158,7 @@ def test_a_unit_that_fails_is_retried_and_the_scan_completes(
     tmp_path: Path, detector, scheduler: str, monkeypatch: pytest.MonkeyPatch, unit: Any, source: str
 ) -> None:
     marker = tmp_path / "marker"
-    sources = [s for s in _sources(tmp_path) if s.name == source]
+    sources = [s for s in shop_and_files(tmp_path) if s.name == source]
     expected = _scan(tmp_path, "local", sources, detector, ScanSettings(workers=1))
     monkeypatch.setattr(sys.modules["discover.scan"], "run_unit", unit)  # what the runner submits as the task
     got = _scan(tmp_path, "dask", sources, detector, ScanSettings(workers=2, executor="dask", scheduler=scheduler))
@@ -245,7 +231,7 @@ def test_a_dask_scan_with_direct_writes_answers_as_a_driver_written_index(
     """Dask workers write their units into a PostgreSQL index themselves (on by default there)."""
     from servers import postgres_database
 
-    sources = _sources(tmp_path)
+    sources = shop_and_files(tmp_path)
     local = _scan(tmp_path, "local", sources, detector, ScanSettings(workers=2, unit_rows=50))
     with postgres_database(prefix="directwrites") as url:
         settings = ScanSettings(workers=2, unit_rows=50, executor="dask", scheduler=scheduler)

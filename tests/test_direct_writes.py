@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import CUSTOMERS, EMPLOYEES, make_shop, write_all_formats
+from fixtures import CUSTOMERS, EMPLOYEES, shop_and_files
 from servers import postgres_database
 
 from connectors.base import SourceSpec
@@ -43,18 +43,6 @@ def pg_index() -> Iterator[Callable[[], str]]:
     """Fresh PostgreSQL databases for indexes, dropped after the test."""
     with contextlib.ExitStack() as stack:
         yield lambda: stack.enter_context(postgres_database(prefix="directwrites"))
-
-
-def shop_and_files(tmp_path: Path) -> list[SourceSpec]:
-    shop = make_shop(tmp_path / "shop.db")
-    with sqlite3.connect(shop) as db:  # enough rows that a table splits into several units
-        db.executemany(
-            "INSERT INTO audit_log VALUES (?, ?, ?)",
-            [(f"2026-01-{1 + i % 28:02d}", CUSTOMERS[i % 4][3], f"login {i}") for i in range(300)],
-        )
-    files = tmp_path / "files"
-    write_all_formats(files)
-    return [SourceSpec(name="shop", url=f"sqlite:///{shop}"), SourceSpec(name="files", url=str(files))]
 
 
 def answers(index: Index, out: Path) -> dict[str, Any]:

@@ -341,7 +341,8 @@ def test_an_unwritten_sqlite_file_is_not_read_and_a_written_one_is_fingerprinted
     idx.close()
 
 
-def test_a_version_2_index_is_upgraded_and_read_whole_once(tmp_path: Path, detector: Detector) -> None:
+def _people_scanned_once(tmp_path: Path, detector: Detector) -> tuple[SourceSpec, Path]:
+    """A 100-row people table scanned once into a new index: its source and the index's path."""
     db = tmp_path / "crm.db"
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT)")
@@ -351,6 +352,11 @@ def test_a_version_2_index_is_upgraded_and_read_whole_once(tmp_path: Path, detec
     idx = Index(f"sqlite:///{path}", key=KEY)
     _scan(spec, idx, detector, 1)
     idx.close()
+    return spec, path
+
+
+def test_a_version_2_index_is_upgraded_and_read_whole_once(tmp_path: Path, detector: Detector) -> None:
+    spec, path = _people_scanned_once(tmp_path, detector)
     with sqlite3.connect(path) as conn:  # what piiport 2 left: no incremental tables
         conn.execute("PRAGMA foreign_keys=OFF")
         for table in ("scan_state", "key_ranges", "range_parts"):
@@ -369,15 +375,7 @@ def test_a_version_2_index_is_upgraded_and_read_whole_once(tmp_path: Path, detec
 
 
 def test_a_version_3_index_is_upgraded_in_place_and_keeps_its_findings(tmp_path: Path, detector: Detector) -> None:
-    db = tmp_path / "crm.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT)")
-        conn.executemany("INSERT INTO people VALUES (?, ?)", [(i, f"user{i}@example.com") for i in range(1, 101)])
-    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
-    path = tmp_path / "idx" / "index.db"
-    idx = Index(f"sqlite:///{path}", key=KEY)
-    _scan(spec, idx, detector, 1)
-    idx.close()
+    spec, path = _people_scanned_once(tmp_path, detector)
     with sqlite3.connect(path) as conn:  # what piiport 3 left: no generation columns
         for table, column in (("parts", "unit_no"), ("parts", "generation"), ("containers", "generation")):
             conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
