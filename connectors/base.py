@@ -39,6 +39,16 @@ class KeyRange(NamedTuple):
     stop: int
 
 
+class KeyBuckets(NamedTuple):
+    """A unit of some records of a key range: those in ``[start, stop)`` whose key is in one of
+    ``buckets`` (bucket ``key // width``). An incremental rescan re-reads changed buckets so."""
+
+    start: int
+    stop: int
+    width: int
+    buckets: tuple[int, ...]
+
+
 @dataclass(frozen=True)
 class SourceSpec:
     """One configured source: a name, where it is, and what to include."""
@@ -191,7 +201,7 @@ class ContainerReader(ABC):
         """
 
     def column_batches(
-        self, batch_size: int, fields: Sequence[str], *, unit: KeyRange | None = None
+        self, batch_size: int, fields: Sequence[str], *, unit: KeyRange | KeyBuckets | None = None
     ) -> Iterator[Columns]:
         """The records of a unit (``None``: all), as batches of the given fields' columns.
 
@@ -219,11 +229,17 @@ class ContainerReader(ABC):
         return None
 
     def range_fingerprints(
-        self, step: int, changed_column: str | None = None, fields: Sequence[str] | None = None
+        self,
+        step: int,
+        changed_column: str | None = None,
+        fields: Sequence[str] | None = None,
+        *,
+        width: int | None = None,
     ) -> dict[int, str]:
         """Per key range ``n`` (keys ``n * step`` to ``(n + 1) * step - 1``) that holds records, a
         fingerprint of its records, computed where the records are (no record is read out).
-        With ``changed_column``, the range's row count and the column's highest value."""
+        With ``changed_column``, the range's row count and the column's highest value. With
+        ``width`` (a divisor of ``step``), the same per bucket ``key // width`` instead."""
         raise NotImplementedError
 
     def fields(self) -> list[FieldInfo]:

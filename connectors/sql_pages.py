@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from connectors.base import KeyRange
+from connectors.base import KeyBuckets, KeyRange
 from connectors.sql_keys import KeyLocator
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ class Pager:
         self.engine = engine
         self.retry = retry
 
-    def driver_pages(self, size: int, unit: KeyRange | None, columns: list[Any]) -> Iterator[list[Any]]:
+    def driver_pages(self, size: int, unit: KeyRange | KeyBuckets | None, columns: list[Any]) -> Iterator[list[Any]]:
         """Keyset pages of an integer key read through the driver's cursor, as plain tuples.
 
         The same query as ``pages``; it skips SQLAlchemy's row objects, which cost as much
@@ -40,6 +40,8 @@ class Pager:
         base = select(*self.keys.columns, *columns).order_by(key).limit(size)
         if unit is not None:
             base = base.where(key < bindparam("high"))
+        if isinstance(unit, KeyBuckets):
+            base = base.where(in_buckets(key, unit))
         first = base.where(key >= bindparam("low")) if unit is not None else base
         following = base.where(key > bindparam("after"))
         compiled = {name: stmt.compile(dialect=dialect) for name, stmt in (("first", first), ("after", following))}
@@ -62,7 +64,7 @@ class Pager:
 
         yield from self.keyset(size, page, lambda row: row[0])
 
-    def pages(self, size: int, unit: KeyRange | None, columns: list[Any]) -> Iterator[list[Any]]:
+    def pages(self, size: int, unit: KeyRange | KeyBuckets | None, columns: list[Any]) -> Iterator[list[Any]]:
         """Keyset pages of the key columns and ``columns``, of a unit (``None``: the whole table)."""
         width = len(self.keys.columns)
         yield from self.keyset(
@@ -85,7 +87,11 @@ class Pager:
             after = last_key(rows[-1])
 
     def page(
-        self, after: tuple[Any, ...] | None, size: int, unit: KeyRange | None = None, columns: list[Any] | None = None
+        self,
+        after: tuple[Any, ...] | None,
+        size: int,
+        unit: KeyRange | KeyBuckets | None = None,
+        columns: list[Any] | None = None,
     ) -> list[Any]:
         from sqlalchemy import select, tuple_
 
@@ -94,8 +100,20 @@ class Pager:
         stmt = select(*self.keys.columns, *cols).order_by(*exprs).limit(size)
         if unit is not None:
             stmt = stmt.where(exprs[0] >= unit[0], exprs[0] < unit[1])
+        if isinstance(unit, KeyBuckets):
+            stmt = stmt.where(in_buckets(exprs[0], unit))
         if after is not None:
             after_key = exprs[0] > after[0] if len(exprs) == 1 else tuple_(*exprs) > tuple_(*after)
             stmt = stmt.where(after_key)
         with self.engine().connect() as conn:
             return list(conn.execute(stmt).all())
+
+
+def in_buckets(key: Any, unit: KeyBuckets) -> Any:
+    """``key // width IN (buckets)``, flooring negative keys as Python does (SQL truncates)."""
+    from sqlalchemy import case, literal_column
+
+    width: Any = literal_column(str(int(unit.width)))
+    bucket = case((key >= 0, key // width), else_=-1 - ((-1 - key) // width))
+    # Integers written into the statement: the raw-cursor path takes no expanding parameters.
+    return bucket.op("IN")(literal_column("(" + ",".join(str(int(b)) for b in unit.buckets) + ")"))

@@ -77,6 +77,11 @@ class FieldStats:
                 examples.append(masked)
         return len(examples) < _EXAMPLES and self._tries[key] < _EXAMPLE_TRIES
 
+    def wants_example(self, fname: str, entity_type: str) -> bool:
+        """Whether :meth:`add_example` would still take an example of this field and type."""
+        key = (fname, entity_type)
+        return len(self.examples[key]) < _EXAMPLES and self._tries[key] < _EXAMPLE_TRIES
+
     def merge(self, other: FieldStats) -> None:
         for k, v in other.non_null.items():
             self.non_null[k] += v
@@ -301,7 +306,7 @@ class Extractor:
                 stripped[fname] = list(map(str.strip, [raw or "" for raw in raws]))
                 stats.non_null[fname] += sum(map(bool, stripped[fname]))
             else:
-                stats.non_null[fname] += sum(1 for v in raws if _has_text(v))
+                stats.non_null[fname] += sum(1 for v in raws if has_text(v))
         for fname in by_part.get("full", []):
             self._name_column(cols, fname, FULL_NAME_SCORE, out)
         firsts, lasts = by_part.get("first", []), by_part.get("last", [])
@@ -401,7 +406,8 @@ def _first_texts(values: list[Any]) -> list[str]:
     return [texts[0] if (texts := value_texts(v)) else "" for v in values]
 
 
-def _has_text(value: Any) -> bool:
+def has_text(value: Any) -> bool:
+    """Whether a value holds a non-empty text: what counts as a non-null value."""
     if type(value) is str:
         return bool(value.strip())
     return bool(value_texts(value))

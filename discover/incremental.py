@@ -20,16 +20,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from connectors.options import SourceOptions, SqlOptions
+from discover.buckets import BucketTable, dump_prints, load_prints, split_name
 from discover.extract import FieldStats
 from discover.profile import FieldProfile
 from discover.settings import DetectionSettings, ScanSettings
 
 #: Bumped when what a range summary or a signature means changes: older state means a full read.
-_FORMAT = 2
+_FORMAT = 3
 
 
 def signature(
@@ -64,7 +65,10 @@ def signature(
 
 @dataclass
 class RangeSummary:
-    """What one key range contributed: records, per-field counts and examples, warnings."""
+    """What one key range contributed: records, per-field counts and examples, warnings; and,
+    for a range kept by buckets (``discover.buckets``), the same counts per bucket, each
+    bucket's fingerprint, where each field's examples were settled, and how many of its
+    buckets the index hides (re-read since its last full read)."""
 
     records: int = 0
     stats: FieldStats = field(default_factory=FieldStats)
@@ -72,21 +76,32 @@ class RangeSummary:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped_records: int = 0
+    width: int = 0
+    buckets: BucketTable | None = None
+    prints: dict[int, int] = field(default_factory=dict)
+    stops: dict[tuple[str, str], int] = field(default_factory=dict)
+    hidden: int = 0
 
     def dumps(self) -> str:
-        return json.dumps(
-            {
-                "records": self.records,
-                "non_null": dict(self.stats.non_null),
-                "hits": [[f, e, n] for (f, e), n in sorted(self.stats.hits.items())],
-                "examples": [[f, e, list(v)] for (f, e), v in sorted(self.stats.examples.items())],
-                "entities": dict(sorted(self.entities.items())),
-                "warnings": self.warnings[:20],
-                "notes": self.notes[:20],
-                "skipped_records": self.skipped_records,
-            },
-            separators=(",", ":"),
-        )
+        data: dict[str, object] = {
+            "records": self.records,
+            "non_null": dict(self.stats.non_null),
+            "hits": [[f, e, n] for (f, e), n in sorted(self.stats.hits.items())],
+            "examples": [[f, e, list(v)] for (f, e), v in sorted(self.stats.examples.items())],
+            "entities": dict(sorted(self.entities.items())),
+            "warnings": self.warnings[:20],
+            "notes": self.notes[:20],
+            "skipped_records": self.skipped_records,
+        }
+        if self.width and self.buckets is not None:
+            data.update(
+                width=self.width,
+                buckets=self.buckets.dumps(),
+                prints=dump_prints(self.prints),
+                stops=[[f, e, b] for (f, e), b in sorted(self.stops.items())],
+                hidden=self.hidden,
+            )
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def loads(cls, text: str) -> RangeSummary:
@@ -98,7 +113,7 @@ class RangeSummary:
             stats.hits[(f, e)] += n
         for f, e, v in data["examples"]:
             stats.examples[(f, e)].extend(v)
-        return cls(
+        out = cls(
             data["records"],
             stats,
             Counter(data["entities"]),
@@ -106,6 +121,56 @@ class RangeSummary:
             list(data["notes"]),
             data["skipped_records"],
         )
+        if data.get("width"):
+            out.width = int(data["width"])
+            out.buckets = BucketTable.loads(data["buckets"])
+            out.prints = load_prints(data["prints"])
+            out.stops = {(f, e): int(b) for f, e, b in data["stops"]}
+            out.hidden = int(data["hidden"])
+        return out
+
+    @classmethod
+    def from_buckets(
+        cls,
+        buckets: BucketTable,
+        examples: FieldStats,
+        *,
+        width: int,
+        prints: dict[int, int],
+        stops: dict[tuple[str, str], int],
+        hidden: int,
+    ) -> RangeSummary:
+        """A range's summary from its buckets' counts (a range re-read in part): its totals are
+        the sums of its buckets', its examples those given."""
+        stats = FieldStats()
+        entities: Counter[str] = Counter()
+        records = 0
+        for name, total in buckets.totals().items():
+            kind, *rest = split_name(name)
+            if kind == "r":
+                records = total
+            elif kind == "n":
+                stats.non_null[rest[0]] += total
+            elif kind == "h":
+                stats.hits[(rest[0], rest[1])] += total
+            elif kind == "e" and total:
+                entities[rest[0]] += total
+        for pair in stats.hits:
+            if examples.examples.get(pair):
+                stats.examples[pair] = list(examples.examples[pair])
+        return cls(records, stats, entities, [], [], 0, width, buckets, prints, stops, hidden)
+
+    def patch_plan(self, changed: Collection[int]) -> tuple[int | None, tuple[tuple[str, str], ...]] | None:
+        """For a rescan that re-reads only ``changed`` buckets of this range: the last bucket to
+        read from the range's start (where the last field's examples were settled) and the
+        fields whose examples must settle again; None when the range must be read whole
+        (kept without buckets, warnings or skipped records, examples never settled)."""
+        if not self.width or self.buckets is None or self.warnings or self.notes or self.skipped_records:
+            return None
+        needed = tuple(sorted(pair for pair, n in self.stats.hits.items() if n))
+        if any(pair not in self.stops for pair in needed):
+            return None
+        return max((self.stops[p] for p in needed), default=None), needed
 
 
 def merge(summaries: Iterable[RangeSummary]) -> RangeSummary:

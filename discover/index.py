@@ -399,6 +399,8 @@ class Index:
         url: str,
         replace: Iterable[int] | None = None,
         generation: int | None = None,
+        hide: Any = None,  # TEMP until the overlay lands
+        hide_width: int = 0,
     ) -> ContainerWrite:
         """Start replacing what the index knows of one container (with ``replace``, of those key
         ranges only), in one transaction; with ``generation``, by the parts workers wrote

@@ -213,6 +213,11 @@ class ContainerWrite(PartWriter):
             generation = int(conn.execute(select(c.c.generation).where(c.c.id == cid)).scalar() or 0)
         super().__init__(index, conn, tx, cid, generation=generation, unit_no=None)
 
+    def clear_ranges(self, ranges: Iterable[int]) -> None:
+        """Forget, in this write, the findings and summaries these key ranges had before."""
+        self._flush()
+        clear_ranges(self.index.t, self.conn, self.container_id, ranges)
+
     def commit(
         self,
         *,
@@ -232,6 +237,12 @@ class ContainerWrite(PartWriter):
         if state is not None:
             self.conn.execute(t["scan_state"].insert().values(container_id=self.container_id, state=json.dumps(state)))
         if ranges:
+            k = t["key_ranges"]
+            # A range re-read in part keeps its row until now.
+            numbers = sorted(ranges)
+            for start in range(0, len(numbers), LOOKUP_CHUNK):
+                chunk = numbers[start : start + LOOKUP_CHUNK]
+                self.conn.execute(k.delete().where(k.c.container_id == self.container_id, k.c.range_no.in_(chunk)))
             self.conn.execute(
                 t["key_ranges"].insert(),
                 [

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -15,9 +17,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from connectors.base import Connector, ContainerRef, KeyRange, SourceSpec, connect
+from connectors.base import Connector, ContainerRef, KeyBuckets, KeyRange, SourceSpec, connect
 from connectors.errors import ConfigError, PiiportError, SourceError
 from connectors.redact import mask_url
+from discover.buckets import BucketedExtractor, BucketTable, RangePatch, bucket_width, print_hash
 from discover.detector import Detector
 from discover.extract import Extractor, FieldStats, origins_of
 from discover.hashing import IdentifierHasher
@@ -54,6 +57,8 @@ class ContainerResult:
     #: For ``ranges``: key ranges read again, and the table's ranges.
     ranges_read: int = 0
     ranges_total: int = 0
+    #: Of those, buckets read again in ranges read in part (``discover.buckets``).
+    buckets_read: int = 0
 
 
 @dataclass
@@ -137,6 +142,10 @@ class UnitTask:
     #: Direct writes (``discover.index_direct``): the unit writes its parts into the index itself,
     #: opened from the URL its worker was given at start, and returns only counts.
     target: UnitTarget | None = None
+    #: The key width of the range's buckets (``discover.buckets``): counts are kept per bucket. 0: none.
+    width: int = 0
+    #: A rescan that re-reads only some buckets of the range (``discover.buckets.RangePatch``).
+    patch: RangePatch | None = None
 
 
 @dataclass
@@ -151,6 +160,11 @@ class UnitResult:
     spill: str | None = None
     notes: list[str] = field(default_factory=list)
     range_no: int | None = None
+    #: Per bucket counts (a range kept by buckets), and where each field's examples were settled.
+    buckets: BucketTable | None = None
+    stops: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: Only the patch's buckets were read (``UnitTask.patch``); False when the range was read whole.
+    patched: bool = False
 
     def all_parts(self) -> Iterator[Part]:
         """The unit's parts; ``discard`` removes the spill file after.
@@ -230,7 +244,7 @@ def _write_unit(task: UnitTask, on_batch: Callable[[int], None] | None) -> UnitR
     assert task.target is not None
     write = UnitWrite(_worker_index(task.key), task.target)
     try:
-        result = _extract(task, functools.partial(write.add_part, range_no=task.range_no), on_batch)
+        result = _run(task, functools.partial(write.add_part, range_no=task.range_no), on_batch)
         write.commit()
     except BaseException:
         write.rollback()
@@ -256,7 +270,89 @@ def run_unit(
     """
     if task.target is not None and sink is None:
         return _write_unit(task, on_batch)
+    return _run(task, sink, on_batch)
+
+
+def _run(task: UnitTask, sink: Callable[[Part], None] | None, on_batch: Callable[[int], None] | None) -> UnitResult:
+    if task.patch is not None:
+        patched = _extract_patch(task, on_batch)
+        if patched is not None:
+            if sink is not None:
+                for part in patched.parts:
+                    sink(part)
+                patched.parts = []
+            return patched
+        # The patch met something only a whole read summarises as a full scan does (a warning).
+        task = dataclasses.replace(task, patch=None)
     return _extract(task, sink, on_batch)
+
+
+def _extract_patch(task: UnitTask, on_batch: Callable[[int], None] | None) -> UnitResult | None:
+    """Re-read some buckets of a key range (``task.patch``): the range's first buckets until
+    every field's masked examples are settled again, then the changed buckets. Returns their
+    findings and per bucket counts; None when the reader warned or skipped records (the range
+    is then read whole). Memory: the changed buckets' findings, packed."""
+    patch, unit = task.patch, task.unit
+    assert patch is not None and unit is not None
+    width = patch.width
+    changed = set(patch.changed)
+    hasher = IdentifierHasher(task.key)
+    extractor = Extractor(task.profiles, None, regions=task.detection.phone_regions, language=task.spec.language)
+    if extractor.free_text:
+        extractor.detector = _worker_detector(task.detection)
+    bucketed = BucketedExtractor(extractor, width, keep=changed.__contains__)
+    builder = PartBuilder(
+        hasher.record_digester(task.ref.source, task.ref.name), KeySealer(task.key).seal if task.seal_keys else None
+    )
+    digesters = {etype: hasher.digester(etype) for etype in INDEXED_TYPES}
+    entities: Counter[str] = Counter()
+    parts: list[Part] = []
+    with _connector(task.spec).open(task.ref) as reader:
+
+        def read(low: int, high: int, only: tuple[int, ...] = ()) -> None:
+            if high <= low:
+                return
+            wanted: KeyRange | KeyBuckets = KeyBuckets(low, high, width, only) if only else KeyRange(low, high)
+            for cols in reader.column_batches(task.batch_size, extractor.fields, unit=wanted):
+                hashed = []
+                for group in bucketed.extract_columns(cols):
+                    hashed.append(group._replace(values=list(map(digesters[group.entity_type], group.values))))
+                    entities[group.entity_type] += len(group.keys)
+                builder.add(hashed)
+                if builder.findings >= task.in_memory and (part := builder.take()) is not None:
+                    parts.append(part)
+                if on_batch is not None:
+                    on_batch(len(cols))
+
+        end = unit.start if patch.prefix_end is None else min(unit.stop, (patch.prefix_end + 1) * width)
+        read(unit.start, end)
+        step = max(width, end - unit.start)
+        while end < unit.stop and not bucketed.settled(patch.needed):
+            read(end, min(unit.stop, end + step))
+            end, step = min(unit.stop, end + step), step * 2
+        rest = sorted(b for b in changed if (b + 1) * width > end)
+        for start in range(0, len(rest), _BUCKETS_PER_READ):  # the database skips the other rows
+            read(end, unit.stop, only=tuple(rest[start : start + _BUCKETS_PER_READ]))
+        if reader.warnings or reader.notes or reader.skipped_records:
+            return None
+    if (part := builder.take()) is not None:
+        parts.append(part)
+    return UnitResult(
+        parts,
+        bucketed.stats,
+        bucketed.records,
+        entities,
+        [],
+        0,
+        range_no=task.range_no,
+        buckets=bucketed.table(),
+        stops=bucketed.stops,
+        patched=True,
+    )
+
+
+#: Changed buckets named in one read of the rest of a range.
+_BUCKETS_PER_READ = 500
 
 
 def _extract(task: UnitTask, sink: Callable[[Part], None] | None, on_batch: Callable[[int], None] | None) -> UnitResult:
@@ -264,6 +360,8 @@ def _extract(task: UnitTask, sink: Callable[[Part], None] | None, on_batch: Call
     needs_nlp = any(p.free_text for p in task.profiles.values())
     detector = _worker_detector(task.detection) if needs_nlp else None
     extractor = Extractor(task.profiles, detector, regions=task.detection.phone_regions, language=task.spec.language)
+    bucketed = BucketedExtractor(extractor, task.width) if task.width else None
+    extract = bucketed.extract_columns if bucketed is not None else extractor.extract_columns
     builder = PartBuilder(
         hasher.record_digester(task.ref.source, task.ref.name), KeySealer(task.key).seal if task.seal_keys else None
     )
@@ -293,7 +391,7 @@ def _extract(task: UnitTask, sink: Callable[[Part], None] | None, on_batch: Call
         with _connector(task.spec).open(task.ref) as reader:
             for cols in reader.column_batches(task.batch_size, extractor.fields, unit=task.unit):
                 hashed = []
-                for group in extractor.extract_columns(cols):
+                for group in extract(cols):
                     hashed.append(group._replace(values=list(map(digesters[group.entity_type], group.values))))
                     entities[group.entity_type] += len(group.keys)
                 builder.add(hashed)
@@ -306,7 +404,7 @@ def _extract(task: UnitTask, sink: Callable[[Part], None] | None, on_batch: Call
                 spill.close()
             return UnitResult(
                 kept,
-                extractor.stats,
+                extractor.stats if bucketed is None else bucketed.stats,
                 extractor.records,
                 entities,
                 list(reader.warnings),
@@ -314,6 +412,8 @@ def _extract(task: UnitTask, sink: Callable[[Part], None] | None, on_batch: Call
                 spill.name if spill is not None else None,
                 list(reader.notes),
                 task.range_no,
+                buckets=None if bucketed is None else bucketed.table(),
+                stops={} if bucketed is None else bucketed.stops,
             )
     except BaseException:
         if spill is not None:
@@ -480,7 +580,7 @@ class _ScanRun:
             except Exception as exc:  # one bad container never loses the rest of a scan
                 runner.reject(job, exc, run_id=result.run_id)
                 continue
-            if job.replace is not None and not job.replace:
+            if job.replace is not None and not job.replace and not job.patches:
                 # No range changed: what the index knows of the table stands.
                 assert last is not None
                 result.containers[-1] = _unchanged(job.result, last)
@@ -552,22 +652,63 @@ def _plan_ranges(
     # those, is drawn again each scan): a change elsewhere in the row is not a change here.
     fields = [f for f, p in job.profiles.items() if p.is_pii]
     job.sample_notes = list(job.notes)
-    if last is not None and last.state.get("sig") == sig and last.state.get("step"):
-        step = int(last.state["step"])  # the ranges of the full scan, kept
+    reuse = last is not None and last.state.get("sig") == sig and bool(last.state.get("step"))
+    step = int(last.state["step"]) if reuse and last is not None else fresh_step  # the full scan's ranges, kept
+    # Buckets (``discover.buckets``) for tables of typed fields: free text is analysed in
+    # batches, which buckets would cut small; a sealed key is not read back as a number.
+    has_text = any(p.free_text for p in job.profiles.values())
+    width = 0 if has_text or job.seal_keys else bucket_width(step)
+    bucket_prints: dict[int, dict[int, int]] = {}
+    if width:
+        per = step // width
+        for bucket, text in reader.range_fingerprints(step, column, fields, width=width).items():
+            bucket_prints.setdefault(bucket // per, {})[bucket] = print_hash(text)
+        prints = {no: _range_print(found) for no, found in bucket_prints.items()}
+    else:
         prints = reader.range_fingerprints(step, column, fields)
+    job.state["step"] = step
+    job.state["width"] = width
+    if reuse and last is not None:
         changed = {no for no, fp in prints.items() if last.ranges.get(no, ("",))[0] != fp}
-        job.replace = changed | (set(last.ranges) - set(prints))
+        if width:
+            for no in sorted(changed & set(last.ranges)):
+                _plan_patch(job, no, RangeSummary.loads(last.ranges[no][1]), bucket_prints[no], width, step)
+        job.replace = (changed - set(job.patches)) | (set(last.ranges) - set(prints))
         job.kept = {no: summary for no, (_, summary) in last.ranges.items() if no in prints and no not in changed}
     else:
-        step = fresh_step
-        prints = reader.range_fingerprints(step, column, fields)
         changed = set(prints)
-    job.state["step"] = step
     job.fingerprints = {no: prints[no] for no in changed}
+    job.bucket_prints = {no: bucket_prints.get(no, {}) for no in changed}
     job.result.read = "ranges" if job.replace is not None else "full"
     job.result.ranges_read = len(changed)
     job.result.ranges_total = len(prints)
+    job.result.buckets_read = sum(len(p.changed) for p in job.patches.values())
     return [KeyRange(no * step, (no + 1) * step) for no in sorted(changed)]
+
+
+#: A range whose re-read buckets would make more than this share of its buckets hidden is
+#: read whole instead, which rewrites its findings without hidden ones.
+HIDDEN_SHARE = 0.25
+
+
+def _plan_patch(job: _Job, no: int, old: RangeSummary, now: dict[int, int], width: int, step: int) -> None:
+    """Whether a changed range is re-read in part (its changed buckets) or whole."""
+    if old.width != width:
+        return
+    diff = tuple(sorted(b for b in now.keys() | old.prints.keys() if now.get(b) != old.prints.get(b)))
+    plan = old.patch_plan(diff)
+    if plan is None or old.hidden + len(diff) > HIDDEN_SHARE * (step // width):
+        return
+    job.patches[no] = RangePatch(width, plan[0], diff, plan[1])
+    job.patched_from[no] = old
+
+
+def _range_print(buckets: dict[int, int]) -> str:
+    """A range's fingerprint from its buckets'."""
+    digest = hashlib.blake2b(digest_size=16)
+    for bucket in sorted(buckets):
+        digest.update(f"{bucket}:{buckets[bucket]};".encode())
+    return digest.hexdigest()
 
 
 @dataclass
@@ -604,6 +745,16 @@ class _Job:
     kept: dict[int, str] = field(default_factory=dict)
     sample_notes: list[str] = field(default_factory=list)
     table_version: str | None = None
+    #: Ranges re-read in part (``discover.buckets``): what each re-reads, its summary before,
+    #: its buckets' fingerprints now, and those that had to be read whole after all.
+    patches: dict[int, RangePatch] = field(default_factory=dict)
+    patched_from: dict[int, RangeSummary] = field(default_factory=dict)
+    bucket_prints: dict[int, dict[int, int]] = field(default_factory=dict)
+    escalated: set[int] = field(default_factory=set)
+
+    def hidden(self) -> dict[int, tuple[int, ...]]:
+        """The buckets whose old findings the index hides, per range re-read in part."""
+        return {no: p.changed for no, p in self.patches.items() if no not in self.escalated}
 
     def drop_buffered(self) -> None:
         """Forget results waiting to be written, and their spill files."""
@@ -699,6 +850,7 @@ class _Runner:
         for unit_no, unit in enumerate(units):
             if job.failed:
                 break  # an earlier unit failed: the container's other units would be thrown away
+            range_no = None if job.fingerprints is None or unit is None else unit.start // int(job.state["step"])
             task = UnitTask(
                 job.spec,
                 job.ref,
@@ -710,12 +862,14 @@ class _Runner:
                 seal_keys=job.seal_keys,
                 in_memory=self.settings.unit_findings_in_memory,
                 spill_dir=self.settings.spill_dir,
-                range_no=None if job.fingerprints is None or unit is None else unit.start // int(job.state["step"]),
+                range_no=range_no,
                 target=(
                     None
                     if job.target_id is None or job.generation is None
                     else UnitTarget(job.target_id, job.generation, unit_no)
                 ),
+                width=int(job.state.get("width", 0)) if range_no is not None else 0,
+                patch=None if range_no is None else job.patches.get(range_no),
             )
             if not self.settings.parallel:
                 # In process, the job is the head of the queue: its rows go straight into its transaction.
@@ -729,7 +883,13 @@ class _Runner:
     def _call(self, task: UnitTask, job: _Job) -> UnitResult | BaseException:
         write = job.write
         try:
-            sink = functools.partial(write.add_part, range_no=task.range_no) if write is not None else None
+            # A patch's parts go through ``_apply``: a patch that ends up reading its range whole
+            # must first clear the range's old findings.
+            sink = (
+                functools.partial(write.add_part, range_no=task.range_no)
+                if write is not None and task.patch is None
+                else None
+            )
             return run_unit(task, sink=sink, on_batch=self._records)
         except Exception as exc:
             return exc
@@ -748,7 +908,14 @@ class _Runner:
     def _open(self, job: _Job) -> None:
         # With direct writes the units write the parts; the container's write opens at its commit.
         if job.write is None and not job.failed and job.generation is None:
-            job.write = self.index.begin_container(job.ref, run_id=job.run_id, url=job.url, replace=job.replace)
+            job.write = self.index.begin_container(
+                job.ref,
+                run_id=job.run_id,
+                url=job.url,
+                replace=job.replace,
+                hide=job.hidden(),
+                hide_width=int(job.state.get("width", 0)),
+            )
 
     def _finished(self, job: _Job, *, task_result: UnitResult | BaseException) -> None:
         job.done += 1
@@ -764,16 +931,19 @@ class _Runner:
         self._advance()
 
     def _apply(self, job: _Job, unit: UnitResult) -> None:
+        no = unit.range_no
+        if no is not None and no in job.patches and not unit.patched:
+            job.escalated.add(no)  # read whole after all: its old findings go, not hidden
+            if job.write is not None and job.generation is None:
+                job.write.clear_ranges([no])
         try:
             for part in unit.all_parts():  # none when the unit wrote its own (direct writes)
                 assert job.write is not None
                 job.write.add_part(part, unit.range_no)
         finally:
             unit.discard()
-        if unit.range_no is not None:
-            job.summaries[unit.range_no] = RangeSummary(
-                unit.records, unit.stats, unit.entities, unit.warnings, unit.notes, unit.skipped_records
-            )
+        if no is not None:
+            job.summaries[no] = self._summary(job, no, unit)
         job.stats.merge(unit.stats)
         job.entities.update(unit.entities)
         job.result.records += unit.records
@@ -782,6 +952,34 @@ class _Runner:
         job.skipped_records += unit.skipped_records
         if self.pool is not None:
             self._records(unit.records)
+
+    @staticmethod
+    def _summary(job: _Job, no: int, unit: UnitResult) -> RangeSummary:
+        width = int(job.state.get("width", 0))
+        prints = job.bucket_prints.get(no, {})
+        if unit.patched:
+            old, patch = job.patched_from[no], job.patches[no]
+            assert old.buckets is not None and unit.buckets is not None
+            return RangeSummary.from_buckets(
+                old.buckets.without(patch.changed).combined(unit.buckets),
+                unit.stats,
+                width=width,
+                prints=prints,
+                stops=unit.stops,
+                hidden=old.hidden + len(patch.changed),
+            )
+        return RangeSummary(
+            unit.records,
+            unit.stats,
+            unit.entities,
+            unit.warnings,
+            unit.notes,
+            unit.skipped_records,
+            width=width if unit.buckets is not None else 0,
+            buckets=unit.buckets,
+            prints=prints,
+            stops=unit.stops,
+        )
 
     def _records(self, count: int) -> None:
         if self.progress:
@@ -831,7 +1029,13 @@ class _Runner:
             if job.write is None:  # direct writes: make the generation the units wrote the visible one
                 assert job.generation is not None
                 job.write = self.index.begin_container(
-                    job.ref, run_id=job.run_id, url=job.url, replace=job.replace, generation=job.generation
+                    job.ref,
+                    run_id=job.run_id,
+                    url=job.url,
+                    replace=None if job.replace is None else job.replace | job.escalated,
+                    generation=job.generation,
+                    hide=job.hidden(),
+                    hide_width=int(job.state.get("width", 0)),
                 )
             job.write.commit(
                 records=job.result.records,
