@@ -228,6 +228,12 @@ class ContainerReader(ABC):
         without reading the records; None where there is none (the default)."""
         return None
 
+    def changed_key_spans(self, since: str | None) -> tuple[str | None, list[tuple[int, int]] | None]:
+        """Where the container's records may have changed since an earlier scan, cheaper than
+        fingerprints: a token to keep for the next scan, and the key spans that hold every
+        change since ``since`` (that scan's token). ``(None, None)``, the default: cannot tell."""
+        return None, None
+
     def range_fingerprints(
         self,
         step: int,
@@ -235,11 +241,13 @@ class ContainerReader(ABC):
         fields: Sequence[str] | None = None,
         *,
         width: int | None = None,
+        buckets: Collection[int] | None = None,
     ) -> dict[int, str]:
         """Per key range ``n`` (keys ``n * step`` to ``(n + 1) * step - 1``) that holds records, a
         fingerprint of its records, computed where the records are (no record is read out).
         With ``changed_column``, the range's row count and the column's highest value. With
-        ``width`` (a divisor of ``step``), the same per bucket ``key // width`` instead."""
+        ``width`` (a divisor of ``step``), the same per bucket ``key // width`` instead; with
+        ``buckets`` too, for those buckets only."""
         raise NotImplementedError
 
     def fields(self) -> list[FieldInfo]:

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.exc import DBAPIError
 
+    from connectors.sql_fingerprint import LeafPages
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -491,6 +493,8 @@ class SqlTableReader(RelationalReader):
 
     def __init__(self, ref: ContainerRef, connector: SqlConnector, table: Table) -> None:
         super().__init__(ref)
+        #: The table's leaf pages, read with its version (SQLite rowid tables; ``changed_key_spans``).
+        self._leaves: LeafPages | None = None
         self.connector = connector
         self.table = table
         native = connector._native
@@ -597,7 +601,7 @@ class SqlTableReader(RelationalReader):
     def table_version(self) -> str | None:
         """A version of the whole table, cheaper than its fingerprints (``connectors.sql_fingerprint``):
         SQLite's page bytes, PostgreSQL's row versions; None elsewhere."""
-        from connectors.sql_fingerprint import columns_digest, postgres_table_version, sqlite_table_version
+        from connectors.sql_fingerprint import columns_digest, postgres_table_version, sqlite_table_pages
 
         engine = self.connector.engine
         dialect = engine.dialect.name
@@ -609,7 +613,8 @@ class SqlTableReader(RelationalReader):
                 return None
             path = Path(database).expanduser().resolve()
             with self.connector.translate_errors(self.ref.name):
-                version = sqlite_table_version(path, self.table.name)
+                # The leaf pages, read with the version, say where rows changed (``changed_key_spans``).
+                version, self._leaves = sqlite_table_pages(path, self.table.name, leaves=self._rowid_key())
         elif dialect == "postgresql":
             table_sql = self._qualified_sql(engine.dialect.identifier_preparer.quote)
 
@@ -624,6 +629,42 @@ class SqlTableReader(RelationalReader):
             return None
         return f"{version}:{hashlib.blake2b(columns_digest(self.table), digest_size=8).hexdigest()}"
 
+    def changed_key_spans(self, since: str | None) -> tuple[str | None, list[tuple[int, int]] | None]:
+        """SQLite rowid tables: the table's leaf pages as of ``table_version`` (a token for the next
+        scan), and the key spans of the pages changed since ``since`` (a token from an earlier
+        scan): every row changed, added or deleted since is in one. ``(None, None)`` where pages
+        cannot tell (another database, WAL mode, a key that is not the rowid)."""
+        from connectors.sql_fingerprint import LeafPages, changed_spans
+
+        leaves = self._leaves
+        if leaves is None:
+            return None, None
+        token = leaves.dumps()
+        if since is None:
+            return token, None
+        try:
+            before = LeafPages.loads(since)
+        except Exception:  # a token of another format: no spans, so everything is fingerprinted
+            return token, None
+        return token, changed_spans(before, leaves)
+
+    def _rowid_key(self) -> bool:
+        """Whether the table's key is SQLite's rowid (an ``INTEGER PRIMARY KEY`` of a rowid table)."""
+        if self.key_kind == "rowid":
+            return True
+        if self.key_kind != "primary_key" or len(self.key_columns) != 1:
+            return False
+        from sqlalchemy import text
+
+        with self.connector.engine.connect() as conn:
+            sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = :t"), {"t": self.table.name}).scalar()
+            if sql is None or "WITHOUT ROWID" in " ".join(str(sql).upper().split()):
+                return False
+            quoted = '"' + self.table.name.replace('"', '""') + '"'
+            info = conn.execute(text(f"PRAGMA table_info({quoted})")).all()
+        pk = [row for row in info if row[5]]
+        return len(pk) == 1 and str(pk[0][2]).upper() == "INTEGER"
+
     def range_fingerprints(
         self,
         step: int,
@@ -631,11 +672,12 @@ class SqlTableReader(RelationalReader):
         fields: Sequence[str] | None = None,
         *,
         width: int | None = None,
+        buckets: Collection[int] | None = None,
     ) -> dict[int, str]:
         """Fingerprints per key range, computed inside the database, over the key and the
         columns of ``fields`` (JSON paths: their column; None: every column). With ``width``
         (a divisor of ``step``), per bucket of ``width`` keys instead (bucket ``key // width``),
-        still one query per range or one grouped query in all.
+        still one query per range or one grouped query in all; with ``buckets`` too, only those.
 
         PostgreSQL: the sum of ``hashtextextended`` (64 bits) of each row's quoted values, all
         ranges in one grouped query; MySQL/MariaDB:
@@ -688,13 +730,18 @@ class SqlTableReader(RelationalReader):
             raise ValueError(f"bucket width {grain} does not divide the range step {step}")
         bucket = f"CASE WHEN {key} >= 0 THEN {key} {div} {grain} ELSE -1 - ((-1 - {key}) {div} {grain}) END"
         grouped = text(f"SELECT {bucket} AS g, {aggregates} FROM {source} GROUP BY g")
-        if width:
-            # Buckets of one range: the range's rows are few, so grouping them is a small sort.
-            one = text(
-                f"SELECT {bucket} AS g, {aggregates} FROM {source} WHERE {key} >= :low AND {key} < :high GROUP BY g"
-            )
-        else:
-            one = text(f"SELECT {aggregates} FROM {source} WHERE {key} >= :low AND {key} < :high")
+        in_range = f"FROM {source} WHERE {key} >= :low AND {key} < :high"
+        asked: dict[int, list[int]] | None = None  # per range, the buckets asked for
+        if width and buckets is not None:
+            per = step // grain
+            asked = {}
+            for b in sorted(buckets):
+                asked.setdefault(b // per, []).append(int(b))
+            in_range += f" AND {bucket} IN (__buckets__)"
+        # Buckets of one range: the range's rows are few, so grouping them is a small sort.
+        one = text(
+            f"SELECT {bucket} AS g, {aggregates} {in_range} GROUP BY g" if width else f"SELECT {aggregates} {in_range}"
+        )
 
         def run(stmt: Any, params: dict[str, int] | None = None) -> list[Any]:
             # A connection per try: a retry after a dropped connection needs a new one.
@@ -717,19 +764,23 @@ class SqlTableReader(RelationalReader):
         if bounds is None:
             return out
         first, last = bounds[0] // step, bounds[1] // step
-        if dialect == "postgresql" or last - first > _MAX_RANGE_QUERIES:
+        if asked is None and (dialect == "postgresql" or last - first > _MAX_RANGE_QUERIES):
             rows = self._with_retry(lambda: run(grouped))
             return {int(r[0]): ":".join(str(v) for v in r[1:]) for r in rows}
+        numbers = sorted(asked) if asked is not None else list(range(first, last + 1))
 
         def of_range(no: int) -> list[Any]:
-            return self._with_retry(lambda: run(one, {"low": no * step, "high": (no + 1) * step}))
+            stmt = one
+            if asked is not None:  # the range's buckets asked for, as integers in the statement
+                stmt = text(one.text.replace("__buckets__", ",".join(map(str, asked[no]))))
+            return self._with_retry(lambda: run(stmt, {"low": no * step, "high": (no + 1) * step}))
 
         # A few ranges at a time, each on its own connection: the database works while the
         # interpreter waits (SQLite runs the query outside the GIL but for our md5 per group).
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(_FINGERPRINT_THREADS, os.cpu_count() or 1)) as pool:
-            for no, found in zip(range(first, last + 1), pool.map(of_range, range(first, last + 1)), strict=True):
+            for no, found in zip(numbers, pool.map(of_range, numbers), strict=True):
                 if width:
                     out.update((int(r[0]), ":".join(str(v) for v in r[1:])) for r in found)
                 elif found[0][0]:

@@ -23,8 +23,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
 if TYPE_CHECKING:
@@ -43,56 +44,50 @@ def columns_digest(table: Table) -> bytes:
 def sqlite_table_version(path: Path, table: str) -> str | None:
     """The hash of the table's pages, its ``CREATE`` statement and page size; None in WAL mode,
     for a view or a virtual table (no pages of its own), or where ``dbstat`` is missing."""
+    return sqlite_table_pages(path, table, leaves=False)[0]
+
+
+def sqlite_table_pages(path: Path, table: str, *, leaves: bool) -> tuple[str | None, LeafPages | None]:
+    """:func:`sqlite_table_version`, and with ``leaves`` the table's leaf pages (``LeafPages``,
+    for a rowid table), from one read of its pages."""
     uri = f"file:{quote(str(path))}?mode=ro"
     digest = hashlib.blake2b(digest_size=20)
+    leaf_pages: dict[str, tuple[int, bytes]] = {}
+    overflow: dict[str, list[tuple[str, bytes]]] = {}
     with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5, isolation_level=None)) as db:
         db.execute("BEGIN")
         try:
             found = db.execute("SELECT type, sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
             # Asked with the shared lock held (by the read above): the mode cannot change until the end.
             if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
-                return None
+                return None, None
             if found is None or found[0] != "table" or not found[1]:
-                return None
+                return None, None
             page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
             try:
-                pages = db.execute(
-                    "SELECT pageno, pgoffset, pgsize FROM dbstat WHERE name = ? ORDER BY pgoffset", (table,)
+                rows = db.execute(
+                    "SELECT pageno, pagetype, path, pgoffset, pgsize FROM dbstat WHERE name = ? ORDER BY pgoffset",
+                    (table,),
                 ).fetchall()
             except sqlite3.OperationalError:  # SQLite built without the dbstat table
-                return None
-            if not pages:
-                return None
+                return None, None
+            if not rows:
+                return None, None
             digest.update(f"{found[1]}\n{page_size}\n".encode())
             with open(path, "rb") as fh:
-                _hash_pages(fh, pages, digest)
+                for pageno, pagetype, where, data in _pages(fh, rows):
+                    digest.update(pageno.to_bytes(8, "little"))
+                    digest.update(data)
+                    if not leaves:
+                        continue
+                    if pagetype == "leaf":
+                        leaf_pages[where] = (pageno, data)
+                    elif pagetype == "overflow":
+                        owner, _, number = where.partition("+")
+                        overflow.setdefault(owner, []).append((number, data))
         finally:
             db.execute("ROLLBACK")
-    return "pages:" + digest.hexdigest()
-
-
-def _hash_pages(fh: Any, pages: list[tuple[int, int, int]], digest: Any) -> None:
-    """Page numbers and bytes, read in runs of adjacent pages."""
-    run_start, run_len = -1, 0
-    numbers: list[int] = []
-    for pageno, offset, size in pages:
-        if run_start >= 0 and offset == run_start + run_len and len(numbers) < _READ_RUN:
-            run_len += size
-            numbers.append(pageno)
-            continue
-        if run_start >= 0:
-            _hash_run(fh, run_start, run_len, numbers, digest)
-        run_start, run_len, numbers = offset, size, [pageno]
-    if run_start >= 0:
-        _hash_run(fh, run_start, run_len, numbers, digest)
-
-
-def _hash_run(fh: Any, start: int, length: int, numbers: list[int], digest: Any) -> None:
-    fh.seek(start)
-    data = fh.read(length)
-    digest.update(repr(numbers).encode())
-    digest.update(len(data).to_bytes(8, "little"))
-    digest.update(data)
+    return "pages:" + digest.hexdigest(), _leaf_map(leaf_pages, overflow) if leaves else None
 
 
 def postgres_table_version(conn: Any, qualified: str, table_sql: str) -> str | None:
@@ -108,4 +103,120 @@ def postgres_table_version(conn: Any, qualified: str, table_sql: str) -> str | N
     return f"xmin:{row[0]}:{row[1] or 0}"
 
 
-__all__ = ["columns_digest", "postgres_table_version", "sqlite_table_version"]
+class LeafPages(NamedTuple):
+    """A rowid table's leaf pages: page number, a hash of its bytes (and its overflow pages'),
+    and the first and last rowid it holds."""
+
+    pages: list[int]
+    hashes: list[int]
+    firsts: list[int]
+    lasts: list[int]
+
+    def dumps(self) -> str:
+        import base64
+        import zlib
+        from array import array
+
+        data = array("q", [len(self.pages), *self.pages, *self.hashes, *self.firsts, *self.lasts]).tobytes()
+        return base64.b64encode(zlib.compress(data, 1)).decode()
+
+    @classmethod
+    def loads(cls, text: str) -> LeafPages:
+        import base64
+        import zlib
+        from array import array
+
+        values = array("q")
+        values.frombytes(zlib.decompress(base64.b64decode(text)))
+        n = values[0]
+        cols = [values[1 + i * n : 1 + (i + 1) * n].tolist() for i in range(4)]
+        return cls(*cols)
+
+
+def changed_spans(before: LeafPages, now: LeafPages) -> list[tuple[int, int]]:
+    """The rowid spans of leaf pages that are not, byte for byte, what they were: every row
+    inserted, changed or deleted since lies in one (as it is now, or as it was)."""
+    old = {p: (h, f, last) for p, h, f, last in zip(*before, strict=True)}
+    spans = []
+    seen = set()
+    for page, digest, first, last in zip(*now, strict=True):
+        seen.add(page)
+        was = old.get(page)
+        if was is not None and was[0] == digest:
+            continue
+        spans.append((first, last))
+        if was is not None:
+            spans.append((was[1], was[2]))
+    spans += [(f, last) for p, (_, f, last) in old.items() if p not in seen]
+    return spans
+
+
+def _leaf_map(leaves: dict[str, tuple[int, bytes]], overflow: dict[str, list[tuple[str, bytes]]]) -> LeafPages:
+    out = LeafPages([], [], [], [])
+    for where, (pageno, data) in leaves.items():
+        span = _rowid_span(data, 100 if pageno == 1 else 0)
+        if span is None:
+            continue  # an empty root page
+        digest = hashlib.blake2b(data, digest_size=8)
+        for _, more in sorted(overflow.get(where, [])):
+            digest.update(more)
+        out.pages.append(pageno)
+        out.hashes.append(int.from_bytes(digest.digest(), "big", signed=True))
+        out.firsts.append(span[0])
+        out.lasts.append(span[1])
+    return out
+
+
+def _pages(fh: Any, rows: list[tuple[int, str, str, int, int]]) -> Iterator[tuple[int, str, str, bytes]]:
+    """Each page's bytes, read in runs of adjacent pages (``rows`` in file order)."""
+    i = 0
+    while i < len(rows):
+        j = i + 1
+        while j < len(rows) and j - i < _READ_RUN and rows[j][3] == rows[j - 1][3] + rows[j - 1][4]:
+            j += 1
+        fh.seek(rows[i][3])
+        data = fh.read(rows[j - 1][3] + rows[j - 1][4] - rows[i][3])
+        for pageno, pagetype, where, offset, size in rows[i:j]:
+            at = offset - rows[i][3]
+            yield pageno, pagetype, where, data[at : at + size]
+        i = j
+
+
+def _rowid_span(page: bytes, header: int) -> tuple[int, int] | None:
+    """The first and last rowid of a table b-tree leaf page (type 13): the cell pointer array
+    is in key order; a cell starts with its payload size and its rowid, both varints."""
+    if page[header] != 13:
+        return None
+    cells = int.from_bytes(page[header + 3 : header + 5], "big")
+    if not cells:
+        return None
+    pointers = header + 8
+    first = int.from_bytes(page[pointers : pointers + 2], "big")
+    last = int.from_bytes(page[pointers + 2 * (cells - 1) : pointers + 2 * cells], "big")
+    return _cell_rowid(page, first), _cell_rowid(page, last)
+
+
+def _cell_rowid(page: bytes, at: int) -> int:
+    _, at = _varint(page, at)  # the payload's size
+    rowid, _ = _varint(page, at)
+    return rowid - (1 << 64) if rowid >= 1 << 63 else rowid
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    value = 0
+    for i in range(8):
+        byte = data[at + i]
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, at + i + 1
+    return (value << 8) | data[at + 8], at + 9
+
+
+__all__ = [
+    "LeafPages",
+    "changed_spans",
+    "columns_digest",
+    "postgres_table_version",
+    "sqlite_table_pages",
+    "sqlite_table_version",
+]

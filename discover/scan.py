@@ -659,7 +659,14 @@ def _plan_ranges(
     has_text = any(p.free_text for p in job.profiles.values())
     width = 0 if has_text or job.seal_keys else bucket_width(step)
     bucket_prints: dict[int, dict[int, int]] = {}
-    if width:
+    before: dict[int, RangeSummary] = {}  # summaries of the last scan, as loaded
+    # Where rows may have changed, from the table's pages (SQLite): only there are buckets fingerprinted.
+    token, spans = reader.changed_key_spans(last.state.get("pages") if reuse and last is not None else None)
+    if token is not None:
+        job.state["pages"] = token
+    if width and reuse and last is not None and spans is not None and last.state.get("width") == width:
+        prints = _prints_where_changed(reader, last, spans, step, width, column, fields, bucket_prints, before)
+    elif width:
         per = step // width
         for bucket, text in reader.range_fingerprints(step, column, fields, width=width).items():
             bucket_prints.setdefault(bucket // per, {})[bucket] = print_hash(text)
@@ -672,7 +679,8 @@ def _plan_ranges(
         changed = {no for no, fp in prints.items() if last.ranges.get(no, ("",))[0] != fp}
         if width:
             for no in sorted(changed & set(last.ranges)):
-                _plan_patch(job, no, RangeSummary.loads(last.ranges[no][1]), bucket_prints[no], width, step)
+                old = before[no] if no in before else RangeSummary.loads(last.ranges[no][1])
+                _plan_patch(job, no, old, bucket_prints[no], width, step)
         job.replace = (changed - set(job.patches)) | (set(last.ranges) - set(prints))
         job.kept = {no: summary for no, (_, summary) in last.ranges.items() if no in prints and no not in changed}
     else:
@@ -684,6 +692,44 @@ def _plan_ranges(
     job.result.ranges_total = len(prints)
     job.result.buckets_read = sum(len(p.changed) for p in job.patches.values())
     return [KeyRange(no * step, (no + 1) * step) for no in sorted(changed)]
+
+
+def _prints_where_changed(
+    reader: Any,
+    last: LastScan,
+    spans: list[tuple[int, int]],
+    step: int,
+    width: int,
+    column: str | None,
+    fields: list[str],
+    bucket_prints: dict[int, dict[int, int]],
+    before: dict[int, RangeSummary],
+) -> dict[int, str]:
+    """Range fingerprints when only ``spans`` may have changed: the buckets they touch are
+    fingerprinted again, the others keep their last fingerprints (from the range summaries);
+    a range they do not touch keeps its fingerprint. Fills ``bucket_prints`` for the ranges
+    touched, and ``before`` with the summaries it loaded."""
+    per = step // width
+    touched: set[int] = set()
+    for low, high in spans:
+        touched.update(range(low // width, high // width + 1))
+    ranges = {b // per for b in touched}
+    for no in ranges & set(last.ranges):
+        before[no] = RangeSummary.loads(last.ranges[no][1])
+        if before[no].width != width:  # kept without buckets: all of it again
+            touched.update(range(no * per, (no + 1) * per))
+    fresh: dict[int, dict[int, int]] = {}
+    if touched:
+        for bucket, text in reader.range_fingerprints(step, column, fields, width=width, buckets=touched).items():
+            fresh.setdefault(bucket // per, {})[bucket] = print_hash(text)
+    prints = {no: fp for no, (fp, _) in last.ranges.items() if no not in ranges}
+    for no in ranges:
+        kept = {b: h for b, h in (before[no].prints if no in before else {}).items() if b not in touched}
+        kept.update(fresh.get(no, {}))
+        if kept:
+            bucket_prints[no] = kept
+            prints[no] = _range_print(kept)
+    return prints
 
 
 #: A range whose re-read buckets would make more than this share of its buckets hidden is

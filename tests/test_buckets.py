@@ -26,7 +26,9 @@ PROFILES = {
 REGIONS = ("FR", "GB")
 
 # Few distinct values, so masked examples look alike and settle late (after many tries).
-emails = st.sampled_from([None, "", "  ", "a@x.example", "b@x.example", "not an e-mail", "c.d@y.example", "A@X.example"])
+emails = st.sampled_from(
+    [None, "", "  ", "a@x.example", "b@x.example", "not an e-mail", "c.d@y.example", "A@X.example"]
+)
 phones = st.sampled_from([None, "+33 6 12 34 56 78", "06 12 34 56 79", "12345678", "n/a", "+44 20 7946 0018", ""])
 names = st.sampled_from([None, "", "Alice", "Bruno", " Chloé ", "Émile"])
 ips = st.one_of(
@@ -136,7 +138,9 @@ def test_kept_buckets_give_their_own_counts_and_findings(table: Any, data: Any) 
     every = {k // width for k in keys}
     kept = data.draw(st.sets(st.sampled_from(sorted(every))))
     want_rows, want_stops, want_findings = _reference(batches, width)
-    bucketed = BucketedExtractor(Extractor(PROFILES, None, regions=REGIONS, language="en"), width, keep=kept.__contains__)
+    bucketed = BucketedExtractor(
+        Extractor(PROFILES, None, regions=REGIONS, language="en"), width, keep=kept.__contains__
+    )
     found: Counter[str] = Counter()
     for cols in batches:
         found.update(f"{g.field}|{g.entity_type}|{k}" for g in bucketed.extract_columns(cols) for k in g.keys)

@@ -1,0 +1,96 @@
+"""SQLite's pages say where rows changed (``connectors.sql_fingerprint``): every row inserted,
+updated or deleted between two reads of a table's leaf pages lies in a span of a page that
+changed, whatever the changes (values that spill to overflow pages, deletes that merge pages,
+inserts that split them)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.sql_fingerprint import LeafPages, changed_spans, sqlite_table_pages
+
+values = st.one_of(
+    st.none(),
+    st.text(max_size=30),
+    st.integers(-5, 5),
+    st.builds(lambda n, c: c * n, st.integers(1000, 9000), st.sampled_from("ab")),  # overflow pages
+)
+ops = st.lists(
+    st.tuples(st.sampled_from(["insert", "update", "delete"]), st.integers(-50, 600), values), max_size=40
+)
+
+
+def _rows(db: Path) -> dict[int, Any]:
+    with sqlite3.connect(db) as conn:
+        return {k: v for k, v in conn.execute("SELECT id, v FROM t")}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(-50, 600), values), max_size=300), ops)
+def test_every_changed_row_lies_in_a_changed_page(tmp_path: Path, initial: Any, changes: Any) -> None:
+    db = tmp_path / "t.db"
+    db.unlink(missing_ok=True)
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+        conn.executemany("INSERT OR REPLACE INTO t VALUES (?, ?)", initial)
+    before_rows = _rows(db)
+    _, before = sqlite_table_pages(db, "t", leaves=True)
+    assert before is not None
+    with sqlite3.connect(db) as conn:
+        for op, key, value in changes:
+            if op == "insert":
+                conn.execute("INSERT OR IGNORE INTO t VALUES (?, ?)", (key, value))
+            elif op == "update":
+                conn.execute("UPDATE t SET v = ? WHERE id = ?", (value, key))
+            else:
+                conn.execute("DELETE FROM t WHERE id = ?", (key,))
+    after_rows = _rows(db)
+    _, after = sqlite_table_pages(db, "t", leaves=True)
+    assert after is not None
+    spans = changed_spans(LeafPages.loads(before.dumps()), after)
+    changed = {k for k in before_rows.keys() | after_rows.keys() if before_rows.get(k, ...) != after_rows.get(k, ...)}
+    for key in changed:
+        assert any(low <= key <= high for low, high in spans), f"row {key} changed outside every changed page"
+    if not changed and before == after:
+        assert spans == []
+
+
+def test_wal_mode_and_a_missing_table_have_no_pages(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+        conn.execute("INSERT INTO t VALUES (1, 'x')")
+    assert sqlite_table_pages(db, "t", leaves=True) == (None, None)
+    assert sqlite_table_pages(db, "nope", leaves=True) == (None, None)
+
+
+def test_rows_deleted_at_a_page_edge_or_with_their_page_are_covered(tmp_path: Path) -> None:
+    db = tmp_path / "e.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, "x" * 200) for i in range(1, 401)])
+    _, before = sqlite_table_pages(db, "t", leaves=True)
+    assert before is not None and len(before.pages) > 4
+    last_of_second = sorted(before.lasts)[1]
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM t WHERE id IN (400, ?)", (last_of_second,))  # the last row of two pages
+        conn.execute("DELETE FROM t WHERE id BETWEEN 150 AND 260")  # whole pages
+        conn.execute("UPDATE t SET v = ? WHERE id = 5", ("y" * 9000,))  # into overflow pages
+    _, after = sqlite_table_pages(db, "t", leaves=True)
+    assert after is not None
+    spans = changed_spans(before, after)
+    for key in [400, last_of_second, 150, 200, 260, 5]:
+        assert any(low <= key <= high for low, high in spans), key
+
+
+def test_a_changed_page_counts_with_its_old_span_and_a_page_gone_with_its_last() -> None:
+    before = LeafPages(pages=[2, 3, 4], hashes=[1, 2, 3], firsts=[1, 11, 21], lasts=[10, 20, 30])
+    after = LeafPages(pages=[2, 3], hashes=[9, 2], firsts=[1, 11], lasts=[9, 20])  # 10 deleted, page 4 freed
+    assert sorted(changed_spans(before, after)) == [(1, 9), (1, 10), (21, 30)]
+    assert changed_spans(before, before) == []
