@@ -662,7 +662,11 @@ class Index:
         for h in hashes:
             for code in bucket_codes(h):
                 by_code.setdefault(code, []).append(h)
-        p, b = self.t["postings"], self.t["blocks"]
+        p, b, hb = self.t["postings"], self.t["blocks"], self.t["hidden_buckets"]
+        # Whether a part hides records, asked with its postings: an index without hidden
+        # buckets pays no query of its own for them.
+        hides = select(hb.c.part_id).where(hb.c.part_id == p.c.part_id).exists().label("hides")
+        hiding: set[int] = set()
         positions: dict[tuple[int, int], dict[int, None]] = {}
         codes = list(by_code)
         out: list[tuple[_StoredBlock, list[int]]] = []
@@ -670,12 +674,14 @@ class Index:
             for start in range(0, len(codes), LOOKUP_CHUNK):
                 # By code alone: SQLite would rather scan the container's whole postings than
                 # combine the two indexes, so other containers' rows are skipped here.
-                stmt = select(p.c.part_id, p.c.container_id, p.c.code, p.c.entries).where(
+                stmt = select(p.c.part_id, p.c.container_id, p.c.code, p.c.entries, hides).where(
                     p.c.code.in_(codes[start : start + LOOKUP_CHUNK]), p.c.part_id.in_(visible_parts(self.t))
                 )
-                for part, cid, code, entries in conn.execute(stmt):
+                for part, cid, code, entries, part_hides in conn.execute(stmt):
                     if containers is not None and cid not in containers:
                         continue
+                    if part_hides:
+                        hiding.add(part)
                     for h in by_code[code]:
                         for block_no, pos in search(entries, h, skip_owned=skip_owned):
                             positions.setdefault((part, block_no), {})[pos] = None
@@ -683,7 +689,7 @@ class Index:
             for part, block_no in sorted(positions):
                 by_part.setdefault(part, []).append(block_no)
             # Per part: SQLite answers ``(part_id, block_no) IN (...)`` by scanning every block.
-            hidden = load_hidden(self.t, conn, by_part) if by_part else HiddenBuckets()
+            hidden = load_hidden(self.t, conn, hiding & by_part.keys()) if hiding else HiddenBuckets()
             for part, block_nos in by_part.items():
                 for start in range(0, len(block_nos), LOOKUP_CHUNK):
                     stmt = select(b.c.part_id, b.c.block_no, b.c.container_id, b.c.meta, b.c.data).where(
