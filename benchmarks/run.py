@@ -517,12 +517,25 @@ EXPORT_IMPORTS = (
 
 def cached_w1_index(rows: int) -> Path:
     """A W1 table of ``rows`` rows and its index (``index/index.db``), built once and kept."""
-    from discover.index import SCHEMA_VERSION
+    from discover.index_schema import SCHEMA_VERSION, UPGRADABLE
 
-    folder = Path(tempfile.gettempdir()) / "piiport-bench-cache" / f"w1-{rows}-seed1-schema{SCHEMA_VERSION}"
+    cache = Path(tempfile.gettempdir()) / "piiport-bench-cache"
+    folder = cache / f"w1-{rows}-seed1-schema{SCHEMA_VERSION}"
     index = folder / "index" / "index.db"
     if index.exists():
         return index
+    for version in sorted(UPGRADABLE, reverse=True):
+        # An index of an earlier version this piiport upgrades in place when it opens it: a copy
+        # (the earlier version's entry stays, for checkouts that still read it) and the same table.
+        earlier = cache / f"w1-{rows}-seed1-schema{version}"
+        if (earlier / "index" / "index.db").exists() and (earlier / "w1.db").exists():
+            building = cache / f"{folder.name}.copying"
+            shutil.rmtree(building, ignore_errors=True)
+            building.mkdir(parents=True)
+            os.link(earlier / "w1.db", building / "w1.db")
+            shutil.copytree(earlier / "index", building / "index")
+            building.rename(folder)
+            return index
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "w1.db"
     if not db.exists():

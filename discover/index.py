@@ -19,7 +19,7 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ from discover.extract import FIELD
 from discover.hashing import IdentifierHasher, load_key
 from discover.identifiers import STRONG as _STRONG
 from discover.index_direct import visible_parts
+from discover.index_hidden import HiddenBuckets, load_hidden, load_visible_hidden
 from discover.index_schema import (
     LOOKUP_CHUNK,
     SCHEMA_VERSION,
@@ -218,7 +219,7 @@ class Index:
         return known
 
     def container_record_counts(self, source: str, name: str) -> int:
-        """Records of one container that the index holds personal data for."""
+        """Records of one container that the index holds personal data for (hidden ones not)."""
         from sqlalchemy import select
 
         b, c = self.t["blocks"], self.t["containers"]
@@ -226,10 +227,15 @@ class Index:
             cid = conn.execute(select(c.c.id).where(c.c.source == source, c.c.name == name)).scalar()
             if cid is None:
                 return 0
-            metas = conn.execute(
-                select(b.c.meta).where(b.c.container_id == cid, b.c.part_id.in_(visible_parts(self.t)))
-            ).scalars()
-            return sum(len(json.loads(m)["keys"]) for m in metas)
+            hidden = load_visible_hidden(self.t, conn, visible_parts(self.t), cid)
+            rows = conn.execute(
+                select(b.c.part_id, b.c.meta).where(b.c.container_id == cid, b.c.part_id.in_(visible_parts(self.t)))
+            )
+            total = 0
+            for part_id, meta in rows:
+                keys = json.loads(meta)["keys"]
+                total += len(keys) - len(hidden.positions(part_id, keys))
+            return total
 
     @contextlib.contextmanager
     def scan_lock(self) -> Iterator[None]:
@@ -399,13 +405,23 @@ class Index:
         url: str,
         replace: Iterable[int] | None = None,
         generation: int | None = None,
-        hide: Any = None,  # TEMP until the overlay lands
+        hide: Mapping[int, Collection[int]] | None = None,
         hide_width: int = 0,
     ) -> ContainerWrite:
         """Start replacing what the index knows of one container (with ``replace``, of those key
         ranges only), in one transaction; with ``generation``, by the parts workers wrote
-        (``discover.index_direct``)."""
-        return ContainerWrite(self, ref, run_id=run_id, url=url, replace=replace, generation=generation)
+        (``discover.index_direct``); with ``hide``, hiding some key buckets of some ranges'
+        existing parts (``ContainerWrite``, ``discover.index_hidden``)."""
+        return ContainerWrite(
+            self,
+            ref,
+            run_id=run_id,
+            url=url,
+            replace=replace,
+            generation=generation,
+            hide=hide,
+            hide_width=hide_width,
+        )
 
     def container_failed(self, ref: ContainerRef, *, run_id: int, url: str, error: str) -> None:
         """Record an error; findings from an earlier scan stay, marked stale."""
@@ -547,7 +563,7 @@ class Index:
         for block, positions in self._lookup(wanted, skip_owned=skip_owned):
             for pos in positions:
                 f = block.finding(pos)
-                if f.ident in wanted and (origin is None or f.origin == origin):
+                if f.ident in wanted and (origin is None or f.origin == origin) and f.record not in block.hidden:
                     out.append(self._row(block, f))
         return out
 
@@ -569,8 +585,8 @@ class Index:
         out: list[FindingRow] = []
         for block, positions in self._lookup(hashes, containers={ref.container_id for ref in refs}):
             for pos in positions:
-                if pos >= len(block.keys):
-                    continue  # a finding's entry whose hash prefix equals a record's: not a record
+                if pos >= len(block.keys) or pos in block.hidden:
+                    continue  # a finding's entry whose hash prefix equals a record's, or a hidden record
                 key = self._open_key(block.keys[pos])
                 if RecordRef(block.container_id, key) not in refs:
                     continue  # another record whose hash shares the prefix
@@ -578,28 +594,39 @@ class Index:
         return out
 
     def iter_findings(self) -> Iterator[FindingRow]:
-        """Every finding in the index. Memory: one block."""
+        """Every finding in the index (not those of hidden records). Memory: one block, and the
+        hidden buckets of the index."""
         from sqlalchemy import select
 
         b = self.t["blocks"]
         with self.engine.connect() as conn:
+            hidden = load_visible_hidden(self.t, conn, visible_parts(self.t))
             stmt = (
-                select(b.c.container_id, b.c.meta, b.c.data)
+                select(b.c.part_id, b.c.container_id, b.c.meta, b.c.data)
                 .where(b.c.part_id.in_(visible_parts(self.t)))
                 .order_by(b.c.part_id, b.c.block_no)
             )
             for row in conn.execute(stmt):
-                block = _StoredBlock(row.container_id, row.meta, row.data)
+                block = _StoredBlock(row.part_id, row.container_id, row.meta, row.data, hidden)
                 for f in block.all():
-                    yield self._row(block, f)
+                    if f.record not in block.hidden:
+                        yield self._row(block, f)
 
     def count_findings(self) -> int:
+        """Findings in the index, not those of hidden records: only the blocks of parts that hide
+        some records are read. Memory: one block."""
         from sqlalchemy import func, select
 
         with self.engine.connect() as conn:
             b = self.t["blocks"]
             stmt = select(func.coalesce(func.sum(b.c.findings), 0)).where(b.c.part_id.in_(visible_parts(self.t)))
-            return int(conn.execute(stmt).scalar() or 0)
+            total = int(conn.execute(stmt).scalar() or 0)
+            hidden = load_visible_hidden(self.t, conn, visible_parts(self.t))
+            for part_id in sorted(hidden.parts):
+                for meta, data in conn.execute(select(b.c.meta, b.c.data).where(b.c.part_id == part_id)):
+                    block = _StoredBlock(part_id, 0, meta, data, hidden)
+                    total -= block.count_of(block.hidden)
+            return total
 
     def links(self, ident: bytes) -> list[LinkRow]:
         """The identifiers on each record that carries ``ident`` in a typed or name field (one
@@ -626,7 +653,8 @@ class Index:
     ) -> list[tuple[_StoredBlock, list[int]]]:
         """The blocks that postings entries of ``hashes`` point to, each with the positions
         pointed at (findings, or records for record hashes), in ``containers`` only if given.
-        Callers check what they find: entries are matched by an 8-byte prefix.
+        Callers check what they find: entries are matched by an 8-byte prefix, and a block's
+        ``hidden`` records (``discover.index_hidden``) are still pointed at.
         Memory: the blocks pointed at."""
         from sqlalchemy import select
 
@@ -634,7 +662,11 @@ class Index:
         for h in hashes:
             for code in bucket_codes(h):
                 by_code.setdefault(code, []).append(h)
-        p, b = self.t["postings"], self.t["blocks"]
+        p, b, hb = self.t["postings"], self.t["blocks"], self.t["hidden_buckets"]
+        # Whether a part hides records, asked with its postings: an index without hidden
+        # buckets pays no query of its own for them.
+        hides = select(hb.c.part_id).where(hb.c.part_id == p.c.part_id).exists().label("hides")
+        hiding: set[int] = set()
         positions: dict[tuple[int, int], dict[int, None]] = {}
         codes = list(by_code)
         out: list[tuple[_StoredBlock, list[int]]] = []
@@ -642,12 +674,14 @@ class Index:
             for start in range(0, len(codes), LOOKUP_CHUNK):
                 # By code alone: SQLite would rather scan the container's whole postings than
                 # combine the two indexes, so other containers' rows are skipped here.
-                stmt = select(p.c.part_id, p.c.container_id, p.c.code, p.c.entries).where(
+                stmt = select(p.c.part_id, p.c.container_id, p.c.code, p.c.entries, hides).where(
                     p.c.code.in_(codes[start : start + LOOKUP_CHUNK]), p.c.part_id.in_(visible_parts(self.t))
                 )
-                for part, cid, code, entries in conn.execute(stmt):
+                for part, cid, code, entries, part_hides in conn.execute(stmt):
                     if containers is not None and cid not in containers:
                         continue
+                    if part_hides:
+                        hiding.add(part)
                     for h in by_code[code]:
                         for block_no, pos in search(entries, h, skip_owned=skip_owned):
                             positions.setdefault((part, block_no), {})[pos] = None
@@ -655,13 +689,14 @@ class Index:
             for part, block_no in sorted(positions):
                 by_part.setdefault(part, []).append(block_no)
             # Per part: SQLite answers ``(part_id, block_no) IN (...)`` by scanning every block.
+            hidden = load_hidden(self.t, conn, hiding & by_part.keys()) if hiding else HiddenBuckets()
             for part, block_nos in by_part.items():
                 for start in range(0, len(block_nos), LOOKUP_CHUNK):
                     stmt = select(b.c.part_id, b.c.block_no, b.c.container_id, b.c.meta, b.c.data).where(
                         b.c.part_id == part, b.c.block_no.in_(block_nos[start : start + LOOKUP_CHUNK])
                     )
                     for row in conn.execute(stmt):
-                        block = _StoredBlock(row.container_id, row.meta, row.data)
+                        block = _StoredBlock(row.part_id, row.container_id, row.meta, row.data, hidden)
                         out.append((block, list(positions[(row.part_id, row.block_no)])))
         return out
 
@@ -691,9 +726,13 @@ def _lock_path(index_path: Path) -> Path:
 
 
 class _StoredBlock(DecodedBlock):
-    def __init__(self, container_id: int, meta: str, data: bytes) -> None:
+    """A block read from the index; ``hidden``: the positions of its records that a rescan of
+    their key buckets replaced (``discover.index_hidden``), which no read may return."""
+
+    def __init__(self, part_id: int, container_id: int, meta: str, data: bytes, hidden: HiddenBuckets) -> None:
         super().__init__(meta, data)
         self.container_id = container_id
+        self.hidden = hidden.positions(part_id, self.keys)
 
 
 __all__ = [

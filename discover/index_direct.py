@@ -75,11 +75,11 @@ def open_generation(index: Index, ref: ContainerRef, *, run_id: int, url: str) -
 
 
 def drop_parts(t: dict[str, Table], conn: Connection, cid: int, parts: Iterable[int]) -> None:
-    """Delete parts of a container with their blocks, postings and range links."""
+    """Delete parts of a container with their blocks, postings, range links and hidden buckets."""
     ids = sorted(set(parts))
     for start in range(0, len(ids), LOOKUP_CHUNK):
         chunk = ids[start : start + LOOKUP_CHUNK]
-        for table in ("range_parts", "postings", "blocks"):
+        for table in ("hidden_buckets", "range_parts", "postings", "blocks"):
             tb = t[table]
             # By container too: its index finds the rows (postings have none on part_id).
             conn.execute(tb.delete().where(tb.c.container_id == cid, tb.c.part_id.in_(chunk)))
@@ -91,7 +91,8 @@ def switch_generation(
 ) -> None:
     """In the container's commit: forget what the new generation replaces and any generation
     a killed scan left. With ``replace`` (an incremental rescan), the parts of the other key
-    ranges move to the new generation; the caller sets ``containers.generation``."""
+    ranges move to the new generation, with their hidden buckets (``discover.index_hidden``,
+    keyed by part); the caller sets ``containers.generation``."""
     from sqlalchemy import select
 
     p, rp, k, c = t["parts"], t["range_parts"], t["key_ranges"], t["containers"]

@@ -18,13 +18,14 @@ if TYPE_CHECKING:
     from sqlalchemy import MetaData
     from sqlalchemy.engine import Connection, Engine
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 #: Versions this piiport opens: version 2 lacks the tables of incremental rescans, which opening
 #: it adds (its containers then get a full read on their next scan), and the ``OWNED`` flag of
 #: postings entries, which only makes exports skip namesakes' records without reading them.
 #: Versions 2 and 3 lack the generation columns (``discover.index_direct``), added with the
 #: default 0: every part they hold belongs to its container's current generation.
-UPGRADABLE = {"2", "3"}
+#: Versions 2 to 4 lack ``hidden_buckets`` (``discover.index_hidden``), created empty: nothing hidden.
+UPGRADABLE = {"2", "3", "4"}
 #: Columns added to existing tables since version 2: (table, column, SQL type and default).
 ADDED_COLUMNS = (
     ("containers", "generation", "INTEGER NOT NULL DEFAULT 0"),
@@ -178,6 +179,19 @@ def schema() -> Any:
         Column("container_id", Integer, nullable=False),
         Column("range_no", BigInteger, nullable=False),
         Index("ix_range_parts_container", "container_id", "range_no"),
+    )
+    # Records of a range's old parts that a rescan of a few of the range's key buckets replaced
+    # (``discover.index_hidden``): per part and rescan, the bucket width and the buckets (JSON list).
+    Table(
+        "hidden_buckets",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("part_id", Integer, ForeignKey("parts.id", ondelete="CASCADE"), nullable=False),
+        Column("container_id", Integer, nullable=False),
+        Column("width", BigInteger, nullable=False),
+        Column("buckets", long_text, nullable=False),
+        Index("ix_hidden_buckets_part", "part_id"),
+        Index("ix_hidden_buckets_container", "container_id"),
     )
     # What the index knew when each run finished (``discover.changes``): counts and statuses,
     # no identifiers, so two runs can be compared after later scans replaced the rows above.

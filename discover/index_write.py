@@ -4,10 +4,11 @@ and the deletes that forget a container or some of its key ranges."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import ContainerRef
+from discover.index_hidden import hide_buckets
 from discover.index_schema import LOOKUP_CHUNK, new_id, utcnow
 from discover.packing import ENTRY_SIZE, Part, merge_entries, part_entries, postings_rows
 
@@ -32,6 +33,7 @@ def container_id(t: dict[str, Table], conn: Connection, source: str, name: str) 
 def clear_container(t: dict[str, Table], conn: Connection, cid: int) -> None:
     """Forget everything the index holds for a container but its ``containers`` row."""
     for table in (
+        "hidden_buckets",
         "range_parts",
         "postings",
         "blocks",
@@ -57,7 +59,7 @@ def clear_ranges(t: dict[str, Table], conn: Connection, cid: int, ranges: Iterab
             pid
             for (pid,) in conn.execute(select(rp.c.part_id).where(rp.c.container_id == cid, rp.c.range_no.in_(chunk)))
         ]
-        for table in ("range_parts", "postings", "blocks"):
+        for table in ("hidden_buckets", "range_parts", "postings", "blocks"):
             tb = t[table]
             conn.execute(tb.delete().where(tb.c.part_id.in_(parts)))
         conn.execute(t["parts"].delete().where(t["parts"].c.id.in_(parts)))
@@ -173,12 +175,29 @@ class ContainerWrite(PartWriter):
         url: str,
         replace: Iterable[int] | None = None,
         generation: int | None = None,
+        hide: Mapping[int, Collection[int]] | None = None,
+        hide_width: int = 0,
     ) -> None:
         """With ``replace`` (key range numbers), only those ranges' findings are replaced; the
         other ranges' stay (an incremental rescan). Profiles and counts are always rewritten.
 
         With ``generation``, workers wrote the container's parts already, tagged with that
-        generation (``discover.index_direct``): this write makes it the one readers see."""
+        generation (``discover.index_direct``): this write makes it the one readers see.
+
+        With ``hide`` (range number: bucket numbers ``k // hide_width``), the parts those ranges
+        had before this write keep their findings but no longer show those of records in these
+        buckets (``discover.index_hidden``); the parts added now show theirs. A range is in
+        ``replace`` or in ``hide``, never both. ``hide`` makes the write incremental: without
+        ``replace``, no range is replaced."""
+        if hide:
+            if replace is None:
+                replace = ()
+            replace = list(replace)
+            both = set(replace) & set(hide)
+            if both:
+                raise ValueError(f"ranges {sorted(both)} are both replaced and hidden")
+            if hide_width <= 0:
+                raise ValueError(f"hide_width must be a positive number of keys, not {hide_width}")
         self.ref = ref
         conn = index.engine.connect()
         tx = conn.begin()
@@ -193,6 +212,10 @@ class ContainerWrite(PartWriter):
             "run_id": run_id,
             "scanned_at": utcnow(),
         }
+        if cid is not None and hide:
+            # Before the generation switch: the parts readers see now, not those units just wrote.
+            current = int(conn.execute(select(c.c.generation).where(c.c.id == cid)).scalar() or 0)
+            hide_buckets(index.t, conn, cid, current, hide, hide_width)
         if cid is None:
             cid = new_id(conn.execute(c.insert().values(source=ref.source, name=ref.name, **values)))
         elif generation is not None:
@@ -237,8 +260,8 @@ class ContainerWrite(PartWriter):
         if state is not None:
             self.conn.execute(t["scan_state"].insert().values(container_id=self.container_id, state=json.dumps(state)))
         if ranges:
+            # A range whose buckets were hidden kept its row: its new summary replaces it.
             k = t["key_ranges"]
-            # A range re-read in part keeps its row until now.
             numbers = sorted(ranges)
             for start in range(0, len(numbers), LOOKUP_CHUNK):
                 chunk = numbers[start : start + LOOKUP_CHUNK]

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, pairwise
 from typing import Any, NamedTuple
@@ -318,6 +318,12 @@ class DecodedBlock:
                 hits = [i for i, p in enumerate(positions) if p == record]
             out.extend(self._at(header, offset, positions, i) for i in hits)
         return out
+
+    def count_of(self, records: Collection[int]) -> int:
+        """How many findings the records at these positions hold."""
+        if not records:
+            return 0
+        return sum(sum(1 for p in positions if p in records) for _, _, _, positions in self.groups)
 
     def all(self) -> list[Finding]:
         return [self._at(h, offset, positions, i) for h, _, offset, positions in self.groups for i in range(h[4])]

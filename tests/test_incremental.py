@@ -25,6 +25,7 @@ from connectors.options import SqlOptions
 from connectors.sql import SqlTableReader
 from discover.detector import Detector
 from discover.index import Index
+from discover.index_schema import SCHEMA_VERSION
 from discover.scan import ScanResult, scan
 from discover.settings import ScanSettings, default_workers
 from piiport.api import export_subject
@@ -360,7 +361,7 @@ def test_a_version_2_index_is_upgraded_and_read_whole_once(tmp_path: Path, detec
     spec, path = _people_scanned_once(tmp_path, detector)
     with sqlite3.connect(path) as conn:  # what piiport 2 left: no incremental tables
         conn.execute("PRAGMA foreign_keys=OFF")
-        for table in ("scan_state", "key_ranges", "range_parts"):
+        for table in ("scan_state", "key_ranges", "range_parts", "hidden_buckets"):
             conn.execute(f"DROP TABLE {table}")
         conn.execute("UPDATE meta SET v = '2' WHERE k = 'schema_version'")
     idx = Index(f"sqlite:///{path}", key=KEY)
@@ -369,7 +370,8 @@ def test_a_version_2_index_is_upgraded_and_read_whole_once(tmp_path: Path, detec
     assert idx.findings_for([idx.ident("EMAIL_ADDRESS", "user7@example.com")])
     idx.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone() == ("4",)
+        assert conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone() == (SCHEMA_VERSION,)
+        assert conn.execute("SELECT count(*) FROM hidden_buckets").fetchone() == (0,)
         conn.execute("UPDATE meta SET v = '1' WHERE k = 'schema_version'")
     with pytest.raises(ConfigError, match="index schema version 1 is not supported by this piiport; scan into a new"):
         Index(f"sqlite:///{path}", key=KEY)
@@ -380,6 +382,7 @@ def test_a_version_3_index_is_upgraded_in_place_and_keeps_its_findings(tmp_path:
     with sqlite3.connect(path) as conn:  # what piiport 3 left: no generation columns
         for table, column in (("parts", "unit_no"), ("parts", "generation"), ("containers", "generation")):
             conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        conn.execute("DROP TABLE hidden_buckets")
         conn.execute("UPDATE meta SET v = '3' WHERE k = 'schema_version'")
     idx = Index(f"sqlite:///{path}", key=KEY)
     assert len(idx.findings_for([idx.ident("EMAIL_ADDRESS", "user7@example.com")])) == 1
@@ -387,7 +390,8 @@ def test_a_version_3_index_is_upgraded_in_place_and_keeps_its_findings(tmp_path:
     assert _scan(spec, idx, detector, 1).containers[0].read == "unchanged"
     idx.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone() == ("4",)
+        assert conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone() == (SCHEMA_VERSION,)
+        assert conn.execute("SELECT count(*) FROM hidden_buckets").fetchone() == (0,)
 
 
 def test_cli_full_flag_and_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detector: Detector) -> None:
