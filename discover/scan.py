@@ -57,7 +57,8 @@ class ContainerResult:
     #: For ``ranges``: key ranges read again, and the table's ranges.
     ranges_read: int = 0
     ranges_total: int = 0
-    #: Of those, buckets read again in ranges read in part (``discover.buckets``).
+    #: Of those, the ranges read in part (``discover.buckets``), and the buckets they read again.
+    ranges_in_part: int = 0
     buckets_read: int = 0
 
 
@@ -690,6 +691,7 @@ def _plan_ranges(
     job.result.read = "ranges" if job.replace is not None else "full"
     job.result.ranges_read = len(changed)
     job.result.ranges_total = len(prints)
+    job.result.ranges_in_part = len(job.patches)
     job.result.buckets_read = sum(len(p.changed) for p in job.patches.values())
     return [KeyRange(no * step, (no + 1) * step) for no in sorted(changed)]
 

@@ -234,9 +234,11 @@ def _print_summary(result: Any) -> None:
     if unchanged or ranged:
         said = [f"{len(unchanged)} container(s) unchanged since their last scan, not read"] if unchanged else []
         if ranged:
+            buckets, in_part = sum(c.buckets_read for c in ranged), sum(c.ranges_in_part for c in ranged)
             said.append(
                 f"{sum(c.ranges_read for c in ranged):,} of {sum(c.ranges_total for c in ranged):,} key ranges "
                 f"of {len(ranged)} table(s) read again"
+                + (f" ({in_part:,} of them in part: {buckets:,} changed key buckets)" if in_part else "")
             )
         click.echo(f"  incremental: {'; '.join(said)} (--full reads everything)")
     for c in result.containers:
