@@ -637,3 +637,59 @@ def test_rescans_by_buckets_match_full_scans(
         shutil.rmtree(tmp_path / f"full{mix}")
     assert patched >= 2  # most rescans re-read buckets, not whole ranges
     incremental.close()
+
+
+@pytest.mark.parametrize("index_kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("workers", [1, default_workers()], ids=lambda w: f"workers={w}")
+def test_a_range_read_in_part_that_meets_a_note_is_read_whole(
+    tmp_path: Path, detector: Detector, workers: int, index_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A phone column declared NUMERIC: a range whose phones were all empty has no note, and is
+    re-read in part when one changes; the changed row's text phone is a note ("read as text"),
+    which a part cannot place among the range's, so the range is read whole after all (and its
+    old findings cleared, not hidden): the index still answers as a full scan's."""
+    import discover.buckets
+
+    monkeypatch.setattr(discover.buckets, "BUCKETS_PER_RANGE", 10)
+    db = tmp_path / "crm.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT, phone NUMERIC)")
+        conn.executemany(
+            "INSERT INTO people VALUES (?, ?, ?)",
+            [
+                (
+                    i,
+                    f"{chr(97 + i % 26)}{i}@crm.example",
+                    None if i < 300 else f"+33 6 12 34 {i % 90 + 10} {i % 80 + 10}",
+                )
+                for i in range(600)
+            ],
+        )
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
+    settings = ScanSettings(workers=workers, unit_rows=100)
+
+    def check(incremental: Index) -> None:
+        assert scan([spec], index=incremental, detector=detector, settings=settings).ok
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE people SET phone = '+33 6 99 88 77 66', email = 'moved@crm.example' WHERE id = 42")
+            conn.execute("UPDATE people SET email = 'other@crm.example' WHERE id = 450")
+        people = scan([spec], index=incremental, detector=detector, settings=settings).containers[0]
+        # Planned in part: the range of id 42 (no note before); the range of id 450 had notes: whole.
+        assert people.read == "ranges" and people.ranges_in_part == 1
+        full = Index(f"sqlite:///{tmp_path / 'full' / 'index.db'}", key=KEY)
+        assert scan([spec], index=full, detector=detector, settings=dataclasses.replace(settings, full=True)).ok
+        emails = ["moved@crm.example", "other@crm.example", "p41@crm.example", "z337@crm.example"]
+        got = _answers(incremental, spec, tmp_path / "e-inc", emails)
+        assert got == _answers(full, spec, tmp_path / "e-full", emails)
+        assert got["exports"]["moved@crm.example"][0] == 1
+        full.close()
+
+    if index_kind == "sqlite":
+        check(Index(f"sqlite:///{tmp_path / 'inc' / 'index.db'}", key=KEY))
+        return
+    with postgres_database(prefix="escalate") as url:  # workers write the ranges themselves
+        index = Index(url, key=KEY)
+        try:
+            check(index)
+        finally:
+            index.close()

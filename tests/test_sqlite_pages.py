@@ -20,9 +20,7 @@ values = st.one_of(
     st.integers(-5, 5),
     st.builds(lambda n, c: c * n, st.integers(1000, 9000), st.sampled_from("ab")),  # overflow pages
 )
-ops = st.lists(
-    st.tuples(st.sampled_from(["insert", "update", "delete"]), st.integers(-50, 600), values), max_size=40
-)
+ops = st.lists(st.tuples(st.sampled_from(["insert", "update", "delete"]), st.integers(-50, 600), values), max_size=40)
 
 
 def _rows(db: Path) -> dict[int, Any]:
