@@ -223,9 +223,10 @@ class ContainerReader(ABC):
         an incremental rescan reads whole when their version changed (files) or always (tables)."""
         return None
 
-    def table_version(self) -> str | None:
+    def table_version(self, known: str | None = None) -> str | None:
         """A version of the whole container that changes whenever any record does, computed
-        without reading the records; None where there is none (the default)."""
+        without reading the records; None where there is none (the default). ``known``: the
+        version the last scan recorded (a reader may skip work that only a change needs)."""
         return None
 
     def changed_key_spans(self, since: str | None) -> tuple[str | None, list[tuple[int, int]] | None]:

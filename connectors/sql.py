@@ -426,6 +426,11 @@ class SqlConnector(Connector):
         return inspect(self.engine).default_schema_name
 
 
+def _page_version(version: str | None) -> str | None:
+    """The pages' part of a version ``table_version`` gave (``pages:…:columns``)."""
+    return version.rsplit(":", 1)[0] if version and version.startswith("pages:") else None
+
+
 #: A SQLite file modified this recently is not trusted as unchanged by its mtime.
 _RACY_SECONDS = 2.0
 #: Key ranges fingerprinted one query each; beyond, one grouped query (keys far apart).
@@ -598,7 +603,7 @@ class SqlTableReader(RelationalReader):
         span = bounds[1] - bounds[0] + 1
         return max(1, -(-rows_per_range * span // max(count, 1)))
 
-    def table_version(self) -> str | None:
+    def table_version(self, known: str | None = None) -> str | None:
         """A version of the whole table, cheaper than its fingerprints (``connectors.sql_fingerprint``):
         SQLite's page bytes, PostgreSQL's row versions; None elsewhere."""
         from connectors.sql_fingerprint import columns_digest, postgres_table_version, sqlite_table_pages
@@ -614,7 +619,9 @@ class SqlTableReader(RelationalReader):
             path = Path(database).expanduser().resolve()
             with self.connector.translate_errors(self.ref.name):
                 # The leaf pages, read with the version, say where rows changed (``changed_key_spans``).
-                version, self._leaves = sqlite_table_pages(path, self.table.name, leaves=self._rowid_key())
+                version, self._leaves = sqlite_table_pages(
+                    path, self.table.name, leaves=self._rowid_key(), known=_page_version(known)
+                )
         elif dialect == "postgresql":
             table_sql = self._qualified_sql(engine.dialect.identifier_preparer.quote)
 

@@ -47,13 +47,14 @@ def sqlite_table_version(path: Path, table: str) -> str | None:
     return sqlite_table_pages(path, table, leaves=False)[0]
 
 
-def sqlite_table_pages(path: Path, table: str, *, leaves: bool) -> tuple[str | None, LeafPages | None]:
-    """:func:`sqlite_table_version`, and with ``leaves`` the table's leaf pages (``LeafPages``,
-    for a rowid table), from one read of its pages."""
+def sqlite_table_pages(
+    path: Path, table: str, *, leaves: bool, known: str | None = None
+) -> tuple[str | None, LeafPages | None]:
+    """:func:`sqlite_table_version`, and with ``leaves`` the table's leaf pages (``LeafPages``, for
+    a rowid table) unless the version is ``known`` (then nothing changed: no need), both from
+    the same read transaction."""
     uri = f"file:{quote(str(path))}?mode=ro"
     digest = hashlib.blake2b(digest_size=20)
-    leaf_pages: dict[str, tuple[int, bytes]] = {}
-    overflow: dict[str, list[tuple[str, bytes]]] = {}
     with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5, isolation_level=None)) as db:
         db.execute("BEGIN")
         try:
@@ -75,19 +76,16 @@ def sqlite_table_pages(path: Path, table: str, *, leaves: bool) -> tuple[str | N
                 return None, None
             digest.update(f"{found[1]}\n{page_size}\n".encode())
             with open(path, "rb") as fh:
-                for pageno, pagetype, where, data in _pages(fh, rows):
-                    digest.update(pageno.to_bytes(8, "little"))
+                for run, data in _runs(fh, rows):
+                    digest.update(repr([r[0] for r in run]).encode())
+                    digest.update(len(data).to_bytes(8, "little"))
                     digest.update(data)
-                    if not leaves:
-                        continue
-                    if pagetype == "leaf":
-                        leaf_pages[where] = (pageno, data)
-                    elif pagetype == "overflow":
-                        owner, _, number = where.partition("+")
-                        overflow.setdefault(owner, []).append((number, data))
+                version = "pages:" + digest.hexdigest()
+                if not leaves or version == known:
+                    return version, None
+                return version, _leaf_map(fh, rows)
         finally:
             db.execute("ROLLBACK")
-    return "pages:" + digest.hexdigest(), _leaf_map(leaf_pages, overflow) if leaves else None
 
 
 def postgres_table_version(conn: Any, qualified: str, table_sql: str) -> str | None:
@@ -151,14 +149,28 @@ def changed_spans(before: LeafPages, now: LeafPages) -> list[tuple[int, int]]:
     return spans
 
 
-def _leaf_map(leaves: dict[str, tuple[int, bytes]], overflow: dict[str, list[tuple[str, bytes]]]) -> LeafPages:
+def _leaf_map(fh: Any, rows: list[tuple[int, str, str, int, int]]) -> LeafPages:
+    """The leaf pages, each with its overflow pages' bytes in its hash (a value that changes only
+    in its overflow pages changes its leaf's hash)."""
+    leaves: dict[str, tuple[int, memoryview]] = {}
+    overflow: dict[str, list[tuple[str, memoryview]]] = {}
+    for run, data in _runs(fh, [r for r in rows if r[1] in ("leaf", "overflow")]):
+        view = memoryview(data)
+        start = run[0][3]
+        for pageno, pagetype, where, offset, size in run:
+            page = view[offset - start : offset - start + size]
+            if pagetype == "leaf":
+                leaves[where] = (pageno, page)
+            else:
+                owner, _, number = where.partition("+")
+                overflow.setdefault(owner, []).append((number, page))
     out = LeafPages([], [], [], [])
-    for where, (pageno, data) in leaves.items():
-        span = _rowid_span(data, 100 if pageno == 1 else 0)
+    for where, (pageno, page) in leaves.items():
+        span = _rowid_span(page, 100 if pageno == 1 else 0)
         if span is None:
             continue  # an empty root page
-        digest = hashlib.blake2b(data, digest_size=8)
-        for _, more in sorted(overflow.get(where, [])):
+        digest = hashlib.blake2b(page, digest_size=8)
+        for _, more in sorted(overflow.get(where, []), key=lambda item: item[0]):
             digest.update(more)
         out.pages.append(pageno)
         out.hashes.append(int.from_bytes(digest.digest(), "big", signed=True))
@@ -167,22 +179,19 @@ def _leaf_map(leaves: dict[str, tuple[int, bytes]], overflow: dict[str, list[tup
     return out
 
 
-def _pages(fh: Any, rows: list[tuple[int, str, str, int, int]]) -> Iterator[tuple[int, str, str, bytes]]:
-    """Each page's bytes, read in runs of adjacent pages (``rows`` in file order)."""
+def _runs(fh: Any, rows: list[tuple[int, str, str, int, int]]) -> Iterator[tuple[list[Any], bytes]]:
+    """Pages (``rows`` in file order) read in runs of adjacent ones: each run and its bytes."""
     i = 0
     while i < len(rows):
         j = i + 1
         while j < len(rows) and j - i < _READ_RUN and rows[j][3] == rows[j - 1][3] + rows[j - 1][4]:
             j += 1
         fh.seek(rows[i][3])
-        data = fh.read(rows[j - 1][3] + rows[j - 1][4] - rows[i][3])
-        for pageno, pagetype, where, offset, size in rows[i:j]:
-            at = offset - rows[i][3]
-            yield pageno, pagetype, where, data[at : at + size]
+        yield rows[i:j], fh.read(rows[j - 1][3] + rows[j - 1][4] - rows[i][3])
         i = j
 
 
-def _rowid_span(page: bytes, header: int) -> tuple[int, int] | None:
+def _rowid_span(page: Any, header: int) -> tuple[int, int] | None:
     """The first and last rowid of a table b-tree leaf page (type 13): the cell pointer array
     is in key order; a cell starts with its payload size and its rowid, both varints."""
     if page[header] != 13:
@@ -196,13 +205,13 @@ def _rowid_span(page: bytes, header: int) -> tuple[int, int] | None:
     return _cell_rowid(page, first), _cell_rowid(page, last)
 
 
-def _cell_rowid(page: bytes, at: int) -> int:
+def _cell_rowid(page: Any, at: int) -> int:
     _, at = _varint(page, at)  # the payload's size
     rowid, _ = _varint(page, at)
     return rowid - (1 << 64) if rowid >= 1 << 63 else rowid
 
 
-def _varint(data: bytes, at: int) -> tuple[int, int]:
+def _varint(data: Any, at: int) -> tuple[int, int]:
     value = 0
     for i in range(8):
         byte = data[at + i]

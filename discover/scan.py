@@ -620,7 +620,7 @@ def _same_table(job: _Job, reader: Any, last: LastScan | None, pre: str) -> bool
     row changed, added or went), under the same settings: then neither its rows nor a sample
     are read, and its profile, findings and counts stand. Sets ``job.table_version``, taken
     before anything is read, for the next scan to compare against."""
-    job.table_version = reader.table_version()
+    job.table_version = reader.table_version(last.state.get("table") if last is not None else None)
     return (
         job.table_version is not None
         and last is not None
