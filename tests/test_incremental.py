@@ -205,61 +205,56 @@ def test_incremental_into_a_postgresql_index_with_direct_writes_matches_full_sca
         _check_mixes(spec, apply, tmp_path, detector, workers, mixes=4, seed=20 + workers, index_url=url)
 
 
-def test_postgres_incremental_matches_full_scan(tmp_path: Path, detector: Detector) -> None:
-    from sqlalchemy import create_engine, text
+def _applier(engine: Any) -> Any:
+    """A function that applies a mix of changes through a SQLAlchemy engine (PostgreSQL, MariaDB)."""
+    from sqlalchemy import text
 
-    rng = random.Random(11)
-    with postgres_database() as url:
-        run_sql(
-            url,
-            "CREATE TABLE people (id integer PRIMARY KEY, first_name text, last_name text, email text, phone text)",
-        )
+    def apply(ops: list[tuple[str, tuple[Any, ...]]]) -> None:
+        with engine.begin() as conn:
+            for op, values in ops:
+                sql, args = _sql(op, values)
+                names = [f"p{i}" for i in range(len(args))]
+                for name in names:
+                    sql = sql.replace("?", f":{name}", 1)
+                conn.execute(text(sql), dict(zip(names, args, strict=True)))
+
+    return apply
+
+
+#: Each server's people table, and the seed and number of its mixes.
+_SERVERS = {
+    "postgresql": (
+        postgres_database,
+        "CREATE TABLE people (id integer PRIMARY KEY, first_name text, last_name text, email text, phone text)",
+        3,
+        5,
+    ),
+    "mariadb": (
+        mariadb_database,
+        "CREATE TABLE people (id INT PRIMARY KEY, first_name VARCHAR(40), last_name VARCHAR(40), "
+        "email VARCHAR(100), phone VARCHAR(40))",
+        5,
+        4,
+    ),
+}
+
+
+@pytest.mark.parametrize("server", sorted(_SERVERS))
+def test_server_incremental_matches_full_scan(tmp_path: Path, detector: Detector, server: str) -> None:
+    """The random mixes on PostgreSQL (bucket fingerprints by ``hashtextextended``, one grouped
+    query) and MariaDB (by ``CRC32``, a query per range); changed buckets read back by key."""
+    from sqlalchemy import create_engine
+
+    database, ddl, seed, mixes = _SERVERS[server]
+    rng = random.Random(seed + 8)
+    with database() as url:
+        run_sql(url, ddl)
         engine = create_engine(url)
-
-        def apply(ops: list[tuple[str, tuple[Any, ...]]]) -> None:
-            with engine.begin() as conn:
-                for op, values in ops:
-                    sql, args = _sql(op, values)
-                    names = [f"p{i}" for i in range(len(args))]
-                    for name in names:
-                        sql = sql.replace("?", f":{name}", 1)
-                    conn.execute(text(sql), dict(zip(names, args, strict=True)))
-
+        apply = _applier(engine)
         apply([("insert", _row(rng, i)) for i in range(1, 401)])
         spec = SourceSpec(name="crm", url=url)
         try:
-            _check_mixes(spec, apply, tmp_path, detector, default_workers(), mixes=5, seed=3)
-        finally:
-            engine.dispose()
-
-
-def test_mariadb_incremental_matches_full_scan(tmp_path: Path, detector: Detector) -> None:
-    """The same random mixes on MariaDB: bucket fingerprints by ``CRC32`` and ``DIV``, changed
-    buckets read back by key (``KeyBuckets``)."""
-    from sqlalchemy import create_engine, text
-
-    rng = random.Random(13)
-    with mariadb_database() as url:
-        run_sql(
-            url,
-            "CREATE TABLE people (id INT PRIMARY KEY, first_name VARCHAR(40), last_name VARCHAR(40), "
-            "email VARCHAR(100), phone VARCHAR(40))",
-        )
-        engine = create_engine(url)
-
-        def apply(ops: list[tuple[str, tuple[Any, ...]]]) -> None:
-            with engine.begin() as conn:
-                for op, values in ops:
-                    sql, args = _sql(op, values)
-                    names = [f"p{i}" for i in range(len(args))]
-                    for name in names:
-                        sql = sql.replace("?", f":{name}", 1)
-                    conn.execute(text(sql), dict(zip(names, args, strict=True)))
-
-        apply([("insert", _row(rng, i)) for i in range(1, 401)])
-        spec = SourceSpec(name="crm", url=url)
-        try:
-            _check_mixes(spec, apply, tmp_path, detector, default_workers(), mixes=4, seed=5)
+            _check_mixes(spec, apply, tmp_path, detector, default_workers(), mixes=mixes, seed=seed)
         finally:
             engine.dispose()
 
