@@ -223,6 +223,10 @@ class ContainerReader(ABC):
         an incremental rescan reads whole when their version changed (files) or always (tables)."""
         return None
 
+    def key_bounds(self) -> tuple[int, int] | None:
+        """The lowest and highest key, for containers with one integer key; None for the others."""
+        return None
+
     def table_version(self, known: str | None = None) -> str | None:
         """A version of the whole container that changes whenever any record does, computed
         without reading the records; None where there is none (the default). ``known``: the

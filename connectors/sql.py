@@ -603,6 +603,16 @@ class SqlTableReader(RelationalReader):
         span = bounds[1] - bounds[0] + 1
         return max(1, -(-rows_per_range * span // max(count, 1)))
 
+    def key_bounds(self) -> tuple[int, int] | None:
+        if not self._one_integer_key():
+            return None
+
+        def read() -> tuple[int, int] | None:
+            with self.connector.engine.connect() as conn:
+                return self._key_bounds(conn)
+
+        return self._with_retry(read)
+
     def table_version(self, known: str | None = None) -> str | None:
         """A version of the whole table, cheaper than its fingerprints (``connectors.sql_fingerprint``):
         SQLite's page bytes, PostgreSQL's row versions; None elsewhere."""

@@ -36,11 +36,18 @@ _SEP = "\x1f"
 ABSENT = -1
 
 
-def bucket_width(step: int) -> int:
-    """The key width of a bucket of a range of ``step`` keys: a divisor of ``step``."""
-    width = max(1, step // BUCKETS_PER_RANGE)
+#: Buckets of one table at most: the scanning process holds each one's fingerprint while it
+#: plans the table (about 100 bytes each), so a very large table gets wider buckets.
+MAX_BUCKETS = 4_000_000
+
+
+def bucket_width(step: int, ranges: int = 1) -> int:
+    """The key width of the buckets of a table of ``ranges`` ranges of ``step`` keys: a divisor
+    of ``step``, about ``BUCKETS_PER_RANGE`` buckets a range, ``MAX_BUCKETS`` in all at most."""
+    per_range = max(1, min(BUCKETS_PER_RANGE, MAX_BUCKETS // max(1, ranges)))
+    width = max(1, -(-step // per_range))
     while step % width:
-        width -= 1
+        width += 1
     return width
 
 
@@ -76,20 +83,6 @@ class BucketTable:
     names: list[str]
     ids: Any  # numpy int64, sorted
     counts: Any  # numpy int64, (len(ids), len(names))
-
-    @classmethod
-    def from_rows(cls, rows: Sequence[tuple[int, Mapping[str, int]]]) -> BucketTable:
-        import numpy as np
-
-        names = sorted({n for _, row in rows for n in row})
-        column = {n: j for j, n in enumerate(names)}
-        counts = np.full((len(rows), len(names)), ABSENT, dtype=np.int64)
-        for i, (_, row) in enumerate(rows):
-            for n, v in row.items():
-                counts[i, column[n]] = v
-        ids = np.array([b for b, _ in rows], dtype=np.int64)
-        order = np.argsort(ids, kind="stable")
-        return cls(names, ids[order], counts[order])
 
     def totals(self) -> dict[str, int]:
         """Each counter summed over the buckets; counters absent from every bucket left out."""

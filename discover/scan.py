@@ -639,7 +639,11 @@ def _plan_ranges(
 ) -> list[KeyRange | None] | None:
     """The key ranges to read, for a table whose changes can be found range by range; None
     for other containers (read whole). Sets ``job.replace`` to the ranges whose findings are
-    replaced (None: all of them) and ``job.fingerprints`` to what to record for them."""
+    replaced (None: all of them), ``job.patches`` to those re-read in part (``discover.buckets``)
+    and ``job.fingerprints`` to what to record for them.
+
+    Memory: the fingerprint of each bucket of the table (``buckets.MAX_BUCKETS`` at most, about
+    100 bytes each), held until the table's units are written."""
     column = changed_column(job.spec.options, job.ref.name, [f.name for f in reader.fields()])
     method = f"watermark:{column}" if column else "checksum"
     sig = signature(
@@ -658,7 +662,13 @@ def _plan_ranges(
     # Buckets (``discover.buckets``) for tables of typed fields: free text is analysed in
     # batches, which buckets would cut small; a sealed key is not read back as a number.
     has_text = any(p.free_text for p in job.profiles.values())
-    width = 0 if has_text or job.seal_keys else bucket_width(step)
+    width = 0
+    if not (has_text or job.seal_keys):
+        if reuse and last is not None and last.state.get("width"):
+            width = int(last.state["width"])  # the full scan's buckets, kept as its ranges are
+        else:
+            bounds = reader.key_bounds()
+            width = bucket_width(step, 1 if bounds is None else bounds[1] // step - bounds[0] // step + 1)
     bucket_prints: dict[int, dict[int, int]] = {}
     before: dict[int, RangeSummary] = {}  # summaries of the last scan, as loaded
     # Where rows may have changed, from the table's pages (SQLite): only there are buckets fingerprinted.
