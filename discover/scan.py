@@ -418,9 +418,9 @@ def scan(
     that all need its profile, and incremental rescans compare it); a file or S3 object is one
     unit whose task samples, profiles and extracts it on a worker (``profile_in_tasks``), so
     this process only lists them and checks their versions. Findings are hashed in the worker
-    and written by this process, one transaction per container, so a failed container leaves the index as it was (into a
-    PostgreSQL index, workers write them and this process's commit makes them visible:
-    ``discover.index_direct``).
+    and written by this process, one transaction per container, so a failed container leaves
+    the index as it was (into a PostgreSQL index, workers write them and this process's commit
+    makes them visible: ``discover.index_direct``).
 
     With ``prune`` (the default) containers the source no longer lists are forgotten; a
     targeted rescan of a few containers passes ``prune=False``.
