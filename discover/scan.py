@@ -1022,4 +1022,15 @@ def _direct_writes(index: Index, settings: ScanSettings) -> bool:
     return settings.direct_writes
 
 
-__all__ = ["ContainerResult", "Progress", "ScanResult", "SourceError", "UnitTask", "run_unit", "scan"]
+__all__ = [
+    "ContainerProfile",
+    "ContainerResult",
+    "Progress",
+    "Sampling",
+    "ScanResult",
+    "SourceError",
+    "UnitTask",
+    "profile_container",
+    "run_unit",
+    "scan",
+]
