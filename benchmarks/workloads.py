@@ -1,10 +1,15 @@
-"""Deterministic benchmark workloads (seeded): W1 structured rows, W2 free-text notes with planted entities."""
+"""Deterministic benchmark workloads (seeded): W1 structured rows, W2 free-text notes with planted entities,
+and a source of many small files."""
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
 import sqlite3
 from pathlib import Path
+
+CITIES = ["Paris", "Lyon", "Leeds", "Berlin", "Boston", "Lille", "Porto", "Ghent"]
 
 FIRST = [
     "Alice",
@@ -144,3 +149,25 @@ def build_w2(path: Path, notes: int, *, seed: int = 2) -> tuple[Path, dict[int, 
             rows.append((i, text))
         db.executemany("INSERT INTO tickets VALUES (?, ?)", rows)
     return path, truth
+
+
+def build_many_files(root: Path, files: int, *, rows: int = 4, seed: int = 1) -> Path:
+    """``files`` small files, CSV and JSON in turn, of ``rows`` people each (a full name, an
+    e-mail, a city): a source whose cost is per container, not per row."""
+    rng = random.Random(seed)
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    for n in range(files):
+        people = [
+            (f"{rng.choice(FIRST)} {rng.choice(LAST)}", f"person{n}.{k}@example{n % 50}.org", rng.choice(CITIES))
+            for k in range(rows)
+        ]
+        folder = root / f"batch{n // 500:03d}"
+        folder.mkdir(exist_ok=True)
+        if n % 2:
+            records = [{"name": name, "email": email, "city": city} for name, email, city in people]
+            (folder / f"people{n:06d}.json").write_text(json.dumps(records), encoding="utf-8")
+        else:
+            lines = ["name,email,city"] + [",".join(p) for p in people]
+            (folder / f"people{n:06d}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root

@@ -305,6 +305,11 @@ class Connector(ABC):
     schemes: ClassVar[tuple[str, ...]] = ()
     #: The options this connector takes: the config file's keys for its sources.
     options_type: ClassVar[type[SourceOptions]] = SourceOptions
+    #: Its containers are read whole (files, S3 objects): ``units`` is one unit, and there are no
+    #: key ranges nor table versions, so all the work on one container can be done where it is read
+    #: (a scan samples it in the task that extracts it). False, the default: the lister's process
+    #: opens each container first (tables: their key ranges need its sample's profile).
+    reads_whole: ClassVar[bool] = False
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec

@@ -474,6 +474,7 @@ class FileConnector(Connector):
     """A single file or a directory tree, walked in sorted order."""
 
     schemes = ("file",)
+    reads_whole = True
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)

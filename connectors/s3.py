@@ -167,6 +167,7 @@ class S3Connector(Connector):
 
     schemes = ("s3",)
     options_type = S3Options
+    reads_whole = True
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from connectors.base import Connector, ContainerRef, KeyBuckets, KeyRange, SourceSpec, connect
+from connectors.base import Connector, ContainerReader, ContainerRef, KeyBuckets, KeyRange, SourceSpec, connect
 from connectors.errors import ConfigError, PiiportError, SourceError
 from connectors.redact import mask_url
 from discover.buckets import BucketedExtractor, BucketTable, RangePatch, bucket_width, print_hash
@@ -119,10 +119,53 @@ Progress = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
+class Sampling:
+    """How a container's profile is drawn: ``records`` sampled at random with ``seed``."""
+
+    records: int
+    seed: int
+
+    @classmethod
+    def of(cls, settings: ScanSettings) -> Sampling:
+        # About twice the target of non-null values per field, so sparse fields still get a sample.
+        return cls(settings.sample_size * 2, settings.seed)
+
+
+@dataclass(frozen=True)
+class ContainerProfile:
+    """What a container's sample decided: its fields' profiles, the fields not scanned, notes on
+    values read, whether its record keys are sealed, and the process that drew the sample."""
+
+    profiles: dict[str, FieldProfile]
+    skipped_fields: list[str]
+    notes: list[str]
+    #: A key that is personal data (an e-mail as primary key) is stored sealed, never in plaintext.
+    seal_keys: bool
+    pid: int
+
+
+def profile_container(reader: ContainerReader, profiler: Profiler, sampling: Sampling) -> ContainerProfile:
+    """Sample an open container and profile its fields: in the scanning process for a table,
+    in the task that extracts it for a container read whole. Memory: the sample."""
+    sample = reader.sample(sampling.records, seed=sampling.seed)
+    profiles = profiler.profile(sample, reader.fields())
+    return ContainerProfile(
+        profiles,
+        list(reader.skipped_fields),
+        list(reader.notes),
+        any(f in profiles and profiles[f].is_pii for f in reader.key_fields()),
+        os.getpid(),
+    )
+
+
+@dataclass(frozen=True)
 class UnitTask:
     """One independent piece of work: a key range of a table, or a whole file.
 
     Everything in it is plain data, so a process pool (or a distributed engine) can run it.
+    A task with ``sampling`` is a whole container (a file, an S3 object) not profiled yet: it
+    samples and profiles the container first, then extracts it (``profiles`` and ``seal_keys``
+    are then unused), and returns the profile with its result.
     """
 
     spec: SourceSpec
@@ -147,6 +190,8 @@ class UnitTask:
     width: int = 0
     #: A rescan that re-reads only some buckets of the range (``discover.buckets.RangePatch``).
     patch: RangePatch | None = None
+    #: Profile the container here first, from a sample drawn so (``ScanSettings.profile_in_tasks``).
+    sampling: Sampling | None = None
 
 
 @dataclass
@@ -166,6 +211,8 @@ class UnitResult:
     stops: dict[tuple[str, str], int] = field(default_factory=dict)
     #: Only the patch's buckets were read (``UnitTask.patch``); False when the range was read whole.
     patched: bool = False
+    #: The container's profile, when the task drew it (``UnitTask.sampling``).
+    profile: ContainerProfile | None = None
 
     def all_parts(self) -> Iterator[Part]:
         """The unit's parts; ``discard`` removes the spill file after.
@@ -214,7 +261,8 @@ def _share_connector(spec: SourceSpec, connector: Any | None) -> None:
 
 
 def _worker_detector(settings: DetectionSettings) -> Detector:
-    """One Presidio engine per worker process, built the first time a unit needs it."""
+    """One Presidio engine per worker process, built the first time a unit needs it (to profile
+    a container or to read its free text)."""
     detector = _WORKER.get("detector")
     if detector is None or detector.settings != settings:
         detector = _WORKER["detector"] = Detector(settings)
@@ -268,6 +316,8 @@ def run_unit(
     of up to ``task.in_memory`` findings; beyond that, parts go to a private temporary file
     (mode 0600) that ``UnitResult.all_parts`` reads back and the caller deletes.
     A unit with a ``target`` and no sink writes its parts into the index itself.
+    A unit with ``sampling`` (a whole file or object) is profiled here first, from a sample
+    (memory: the sample too), with this process's engine; its result carries the profile.
     """
     if task.target is not None and sink is None:
         return _write_unit(task, on_batch)
@@ -356,15 +406,37 @@ def _extract_patch(task: UnitTask, on_batch: Callable[[int], None] | None) -> Un
 _BUCKETS_PER_READ = 500
 
 
+def _profile_here(task: UnitTask, reader: ContainerReader) -> ContainerProfile:
+    """The container's profile, drawn in this process (a worker's, for a file or an object),
+    with the process's one engine (``_worker_detector``), used only if a field needs NER."""
+    assert task.sampling is not None
+    detection = task.detection
+    profiler = Profiler(
+        _worker_detector(detection),
+        regions=detection.phone_regions,
+        entities=detection.entities,
+        language=task.spec.language,
+    )
+    return profile_container(reader, profiler, task.sampling)
+
+
 def _extract(task: UnitTask, sink: Callable[[Part], None] | None, on_batch: Callable[[int], None] | None) -> UnitResult:
-    hasher = IdentifierHasher(task.key)
-    needs_nlp = any(p.free_text for p in task.profiles.values())
+    profile = None
+    profiles, seal_keys = task.profiles, task.seal_keys
+    if task.sampling is not None:
+        # A reader of its own, as in the scanning process: the sample's malformed records and
+        # notes are not the full pass's.
+        with _connector(task.spec).open(task.ref) as reader:
+            profile = _profile_here(task, reader)
+        profiles, seal_keys = profile.profiles, profile.seal_keys
+    needs_nlp = any(p.free_text for p in profiles.values())
     detector = _worker_detector(task.detection) if needs_nlp else None
-    extractor = Extractor(task.profiles, detector, regions=task.detection.phone_regions, language=task.spec.language)
+    extractor = Extractor(profiles, detector, regions=task.detection.phone_regions, language=task.spec.language)
     bucketed = BucketedExtractor(extractor, task.width) if task.width else None
     extract = bucketed.extract_columns if bucketed is not None else extractor.extract_columns
+    hasher = IdentifierHasher(task.key)
     builder = PartBuilder(
-        hasher.record_digester(task.ref.source, task.ref.name), KeySealer(task.key).seal if task.seal_keys else None
+        hasher.record_digester(task.ref.source, task.ref.name), KeySealer(task.key).seal if seal_keys else None
     )
     kept: list[Part] = []
     held = 0
@@ -415,6 +487,7 @@ def _extract(task: UnitTask, sink: Callable[[Part], None] | None, on_batch: Call
                 task.range_no,
                 buckets=None if bucketed is None else bucketed.table(),
                 stops={} if bucketed is None else bucketed.stops,
+                profile=profile,
             )
     except BaseException:
         if spill is not None:
@@ -442,16 +515,20 @@ def scan(
 
     Each container is profiled from a sample, then split into units (key ranges of a table,
     whole files) that ``settings.workers`` processes extract in parallel, one Presidio engine
-    per process. Findings are hashed in the worker and written by this process, one
-    transaction per container, so a failed container leaves the index as it was (into a
-    PostgreSQL index, workers write them and this process's commit makes them visible:
-    ``discover.index_direct``).
+    per process. A table is sampled and profiled here (one sample, then many key-range units
+    that all need its profile, and incremental rescans compare it); a file or S3 object is one
+    unit whose task samples, profiles and extracts it on a worker (``profile_in_tasks``), so
+    this process only lists them and checks their versions. Findings are hashed in the worker
+    and written by this process, one transaction per container, so a failed container leaves
+    the index as it was (into a PostgreSQL index, workers write them and this process's commit
+    makes them visible: ``discover.index_direct``).
 
     With ``prune`` (the default) containers the source no longer lists are forgotten; a
     targeted rescan of a few containers passes ``prune=False``.
 
-    Memory: one sample per container and one batch; with a pool, also the hashed findings of
-    at most ``2 * workers`` units (a table unit is ``unit_rows`` rows, a file is one unit).
+    Memory: one sample per table (per file, in the worker that reads it) and one batch; with a
+    pool, also the hashed findings of at most ``2 * workers`` units (a table unit is
+    ``unit_rows`` rows, a file is one unit).
     """
     detection = detection or (detector.settings if detector else DetectionSettings())
     detector = detector or Detector(detection)
@@ -557,18 +634,27 @@ class _ScanRun:
                 result.containers.append(_unchanged(job.result, last))  # a SQLite file not written since
                 continue
             result.containers.append(job.result)
+            if connector.reads_whole and settings.profile_in_tasks:
+                # A file or object: sampled, profiled and read in one task, on a worker (in this
+                # process with one worker); here it is only listed and its version checked.
+                if source_version is not None:
+                    job.state.update(pre=pre, source=source_version)
+                runner.submit(
+                    job,
+                    [None],
+                    detection=detection,
+                    key=index.hasher.key,
+                    run_id=result.run_id,
+                    sampling=Sampling.of(settings),
+                )
+                continue
             try:
                 with connector.open(ref) as reader:
                     if _same_table(job, reader, last, pre) and last is not None:
                         result.containers[-1] = _unchanged(job.result, last)
                         continue
-                    # About twice the target of non-null values per field, so sparse fields still get a sample.
-                    sample = reader.sample(settings.sample_size * 2, seed=settings.seed)
-                    job.profiles = profiler.profile(sample, reader.fields())
-                    job.skipped_fields = list(reader.skipped_fields)
-                    job.notes = list(reader.notes)
-                    # A key that is personal data (an e-mail as primary key) is stored sealed, never in plaintext.
-                    job.seal_keys = any(f in job.profiles and job.profiles[f].is_pii for f in reader.key_fields())
+                    # A table is profiled here: its key ranges (and its incremental state) need the profile.
+                    job.take(profile_container(reader, profiler, Sampling.of(settings)))
                     has_text = any(p.free_text for p in job.profiles.values())
                     rows_per_unit = settings.text_unit_rows if has_text else settings.unit_rows
                     units = _plan_ranges(job, reader, last, detection, settings, rows_per_unit)
@@ -814,6 +900,15 @@ class _Job:
         """The buckets whose old findings the index hides, per range re-read in part."""
         return {no: p.changed for no, p in self.patches.items() if no not in self.escalated}
 
+    def take(self, profile: ContainerProfile) -> None:
+        """Take the container's profile, drawn here or by its task (``UnitTask.sampling``)."""
+        self.profiles = profile.profiles
+        self.skipped_fields = list(profile.skipped_fields)
+        self.notes = list(profile.notes)
+        self.seal_keys = profile.seal_keys
+        # Where the sample was drawn: a worker's process for a file or object profiled in its task.
+        logger.debug("%s/%s: profiled in process %d", self.ref.source, self.ref.name, profile.pid)
+
     def drop_buffered(self) -> None:
         """Forget results waiting to be written, and their spill files."""
         for unit in self.buffered:
@@ -857,15 +952,17 @@ class _Runner:
             )
         return self
 
-    def _ensure_pool(self, job: _Job, key: bytes) -> Any:
+    def _ensure_pool(self, task: UnitTask, key: bytes) -> Any:
         """The executor (``discover.executors``), created on first use. When the work needs NER
         and the pool is local, the parent loads the model first, so that forked workers share it
-        instead of each loading their own (Dask workers load it once each, on their first unit)."""
+        instead of each loading their own (Dask workers load it once each, on their first unit).
+        A container profiled in its task may need it (a name column, free text): loaded too."""
         if self.pool is None:
             detector = _WORKER.get("detector")
             local = self.settings.executor == "local"
-            if local and detector is not None and any(p.free_text for p in job.profiles.values()):
-                detector.engine(job.spec.language)
+            needs_nlp = task.sampling is not None or any(p.free_text for p in task.profiles.values())
+            if local and detector is not None and needs_nlp:
+                detector.engine(task.spec.language)
             self.pool = self._opening.open(key, index_url=self.index.url if self.direct else None)
             self.window = max(2, self.pool.slots * 2)
         return self.pool
@@ -892,8 +989,17 @@ class _Runner:
         self.fail(job, exc, run_id=run_id)
 
     def submit(
-        self, job: _Job, units: Sequence[KeyRange | None], *, detection: DetectionSettings, key: bytes, run_id: int
+        self,
+        job: _Job,
+        units: Sequence[KeyRange | None],
+        *,
+        detection: DetectionSettings,
+        key: bytes,
+        run_id: int,
+        sampling: Sampling | None = None,
     ) -> None:
+        """Run a container's units; with ``sampling``, its one unit profiles it first (a whole
+        file or object, not profiled yet). The container commits in its turn (``_advance``)."""
         if self.direct:
             try:
                 job.target_id, job.generation = open_generation(self.index, job.ref, run_id=run_id, url=job.url)
@@ -928,12 +1034,13 @@ class _Runner:
                 ),
                 width=int(job.state.get("width", 0)) if range_no is not None else 0,
                 patch=None if range_no is None else job.patches.get(range_no),
+                sampling=sampling,
             )
             if not self.settings.parallel:
                 # In process, the job is the head of the queue: its rows go straight into its transaction.
                 self._finished(job, task_result=self._call(task, job))
                 continue
-            pool = self._ensure_pool(job, key)
+            pool = self._ensure_pool(task, key)
             while len(self.inflight) >= self.window:
                 self._wait_one()
             self.inflight[pool.submit(run_unit, task)] = job
@@ -994,6 +1101,8 @@ class _Runner:
             job.escalated.add(no)  # read whole after all: its old findings go, not hidden
             if job.write is not None and job.generation is None:
                 job.write.clear_ranges([no])
+        if unit.profile is not None:  # profiled in its task: the commit writes this profile
+            job.take(unit.profile)
         try:
             for part in unit.all_parts():  # none when the unit wrote its own (direct writes)
                 assert job.write is not None
@@ -1175,4 +1284,15 @@ def _direct_writes(index: Index, settings: ScanSettings) -> bool:
     return settings.direct_writes
 
 
-__all__ = ["ContainerResult", "Progress", "ScanResult", "SourceError", "UnitTask", "run_unit", "scan"]
+__all__ = [
+    "ContainerProfile",
+    "ContainerResult",
+    "Progress",
+    "Sampling",
+    "ScanResult",
+    "SourceError",
+    "UnitTask",
+    "profile_container",
+    "run_unit",
+    "scan",
+]

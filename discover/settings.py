@@ -92,6 +92,11 @@ class ScanSettings:
     #: Workers write their findings into the index themselves (``discover.index_direct``);
     #: None: when the index is PostgreSQL. An SQLite index has one writer, the scanning process.
     direct_writes: bool | None = None
+    #: Containers read whole (files, S3 objects: ``Connector.reads_whole``) are sampled and
+    #: profiled in the task that extracts them, on a worker, so the scanning process only lists
+    #: them. False: this process samples and profiles each one first, as it does tables (kept to
+    #: measure against: ``benchmarks/run.py --only profile-tasks``). The findings are the same.
+    profile_in_tasks: bool = True
 
     @property
     def parallel(self) -> bool:
