@@ -255,7 +255,12 @@ class SqlConnector(Connector):
         def creator() -> sqlite3.Connection:
             return sqlite3.connect(uri, uri=True, timeout=5, check_same_thread=False)
 
-        return create_engine("sqlite://", creator=creator)
+        from sqlalchemy.pool import QueuePool
+
+        # A file's pool, as SQLAlchemy gives ``sqlite:///path``: "sqlite://" alone would get the
+        # in-memory database's one connection per thread, which more threads than its size
+        # (fingerprints read by a few threads) close under each other.
+        return create_engine("sqlite://", creator=creator, poolclass=QueuePool)
 
     def close(self) -> None:
         if self._engine is not None:
