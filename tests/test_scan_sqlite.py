@@ -292,3 +292,41 @@ def test_units_cover_the_key_range_once_and_end_in_smaller_ranges(tmp_path: Path
     assert all(a[1] == b[0] for a, b in itertools.pairwise(units))  # contiguous: every row in exactly one unit
     sizes = [high - low for low, high in units]
     assert sizes[:18] == [1000] * 18 and sizes[18:] == [250] * 8
+
+
+_MANY_THREADS = """
+import sys, threading
+from concurrent.futures import ThreadPoolExecutor
+from sqlalchemy import text
+from connectors.base import SourceSpec, connect
+
+connector = connect(SourceSpec(name="s", url=sys.argv[1]))
+barrier = threading.Barrier(12)
+
+def work(_):
+    barrier.wait()
+    with connector.engine.connect() as conn:
+        return tuple(conn.execute(text("SELECT count(*), sum(length(v || id)) FROM t")).one())
+
+answers = set()
+for _ in range(3):
+    with ThreadPoolExecutor(12) as pool:
+        answers.update(pool.map(work, range(12)))
+print(len(answers))
+"""
+
+
+def test_a_sqlite_source_serves_many_threads_at_once(tmp_path: Path) -> None:
+    """Fingerprints are read by a few threads at once: each must get a connection of its own
+    (a pool of one connection per thread closed them under each other and crashed the process)."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "t.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, "x" * 50) for i in range(300_000)])
+    run = subprocess.run(
+        [sys.executable, "-c", _MANY_THREADS, f"sqlite:///{db}"], capture_output=True, text=True, timeout=120
+    )
+    assert (run.returncode, run.stdout.strip()) == (0, "1"), run.stderr[-500:]
