@@ -9,6 +9,7 @@ import gzip
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -158,3 +159,26 @@ def shop_and_files(tmp_path: Path) -> list[SourceSpec]:
     files = tmp_path / "files"
     write_all_formats(files)
     return [SourceSpec(name="shop", url=f"sqlite:///{shop}"), SourceSpec(name="files", url=str(files))]
+
+
+def local_cluster() -> Any:
+    """A Dask LocalCluster of 2 single-threaded worker processes on loopback, no dashboard."""
+    import distributed
+
+    return distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
+
+
+def exported_packages(index: Index, subjects: list[str], out: Path) -> dict[str, Any]:
+    """Per subject's e-mail: what its export found, its records, each file's content and the review."""
+    from piiport.api import export_subject
+    from piiport.config import Config
+
+    packages = {}
+    for email in subjects:
+        result = export_subject(emails=[email], config=Config(), index=index, out=out, request_id=email.split("@")[0])
+        package = Path(result.package)
+        files = {f["path"]: json.loads((package / f["path"]).read_text("utf-8")) for f in result.manifest["files"]}
+        packages[email] = (result.found, result.records, files, result.manifest.get("review"))
+    return packages

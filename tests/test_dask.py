@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from fixtures import CUSTOMERS, EMPLOYEES, make_shop, shop_and_files
+from fixtures import CUSTOMERS, EMPLOYEES, local_cluster, make_shop, shop_and_files
 
 from connectors.base import SourceSpec
 from connectors.options import SourceOptions
@@ -39,9 +39,7 @@ def scheduler() -> Iterator[str]:
 
     # The fault-injecting unit functions below run on the workers: ship them by value.
     cloudpickle.register_pickle_by_value(__import__(__name__))
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    )
+    cluster = local_cluster()
     try:
         yield cluster.scheduler_address
     finally:

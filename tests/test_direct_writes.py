@@ -8,7 +8,6 @@ leave the index answering as before it started.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sqlite3
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import CUSTOMERS, EMPLOYEES, shop_and_files
+from fixtures import CUSTOMERS, EMPLOYEES, exported_packages, shop_and_files
 from servers import postgres_database
 
 from connectors.base import SourceSpec
@@ -31,8 +30,6 @@ from discover.index import Index
 from discover.inventory import inventory
 from discover.scan import run_unit, scan
 from discover.settings import ScanSettings
-from piiport.api import export_subject
-from piiport.config import Config
 
 KEY = b"d" * 32
 SUBJECTS = [c[3] for c in CUSTOMERS] + [e[3] for e in EMPLOYEES] + ["nobody@example.com"]
@@ -55,12 +52,7 @@ def answers(index: Index, out: Path) -> dict[str, Any]:
     rows = sorted(
         (r.source, r.container, r.field, r.entity_type, r.origin, r.records, r.non_null) for r in inventory(index)
     )
-    packages = {}
-    for email in SUBJECTS:
-        result = export_subject(emails=[email], config=Config(), index=index, out=out, request_id=email.split("@")[0])
-        package = Path(result.package)
-        files = {f["path"]: json.loads((package / f["path"]).read_text("utf-8")) for f in result.manifest["files"]}
-        packages[email] = (result.found, result.records, files, result.manifest.get("review"))
+    packages = exported_packages(index, SUBJECTS, out)
     return {
         "containers": sorted(names.values()),
         "inventory": rows,

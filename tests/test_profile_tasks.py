@@ -8,7 +8,6 @@ the same error, at one worker and at the default count.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import CUSTOMERS, PEOPLE, shop_and_files, write_all_formats
+from fixtures import CUSTOMERS, PEOPLE, exported_packages, local_cluster, shop_and_files, write_all_formats
 from s3server import moto_server
 
 from connectors.base import SourceSpec
@@ -28,8 +27,6 @@ from discover.index import Index
 from discover.inventory import inventory
 from discover.scan import ScanResult, scan
 from discover.settings import ScanSettings, default_workers
-from piiport.api import export_subject
-from piiport.config import Config
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow
@@ -45,9 +42,7 @@ def scheduler() -> Iterator[str]:
     with pytest.MonkeyPatch.context() as mp:
         for key, value in AWS.items():
             mp.setenv(key, value)
-        cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-        )
+        cluster = local_cluster()
         try:
             yield cluster.scheduler_address
         finally:
@@ -75,12 +70,7 @@ def answers(index: Index, out: Path) -> dict[str, Any]:
         (r.source, r.container, r.field, r.entity_type, r.origin, r.records, r.non_null, r.prevalence, r.examples)
         for r in inventory(index)
     )
-    packages = {}
-    for email in SUBJECTS:
-        result = export_subject(emails=[email], config=Config(), index=index, out=out, request_id=email.split("@")[0])
-        package = Path(result.package)
-        files = {f["path"]: json.loads((package / f["path"]).read_text("utf-8")) for f in result.manifest["files"]}
-        packages[email] = (result.found, result.records, files, result.manifest.get("review"))
+    packages = exported_packages(index, SUBJECTS, out)
     return {"containers": containers, "profiles": profiles, "inventory": rows, "packages": packages}
 
 
