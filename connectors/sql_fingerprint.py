@@ -150,32 +150,33 @@ def changed_spans(before: LeafPages, now: LeafPages) -> list[tuple[int, int]]:
 
 
 def _leaf_map(fh: Any, rows: list[tuple[int, str, str, int, int]]) -> LeafPages:
-    """The leaf pages, each with its overflow pages' bytes in its hash (a value that changes only
-    in its overflow pages changes its leaf's hash)."""
-    leaves: dict[str, tuple[int, memoryview]] = {}
-    overflow: dict[str, list[tuple[str, memoryview]]] = {}
+    """The leaf pages, each with its overflow pages in its hash (a value that changes only in its
+    overflow pages changes its leaf's hash). Memory: one run of pages, and a few numbers a page:
+    each page is hashed and parsed as it is read, never kept."""
+    leaves: dict[str, tuple[int, bytes, int, int]] = {}  # path: page, hash of its bytes, first, last rowid
+    overflow: dict[str, list[tuple[str, bytes]]] = {}  # leaf path: (overflow number, hash of its bytes)
     for run, data in _runs(fh, [r for r in rows if r[1] in ("leaf", "overflow")]):
         view = memoryview(data)
         start = run[0][3]
         for pageno, pagetype, where, offset, size in run:
             page = view[offset - start : offset - start + size]
             if pagetype == "leaf":
-                leaves[where] = (pageno, page)
+                span = _rowid_span(page, 100 if pageno == 1 else 0)
+                if span is not None:  # None: an empty root page
+                    leaves[where] = (pageno, hashlib.blake2b(page, digest_size=16).digest(), *span)
             else:
                 owner, _, number = where.partition("+")
-                overflow.setdefault(owner, []).append((number, page))
+                overflow.setdefault(owner, []).append((number, hashlib.blake2b(page, digest_size=16).digest()))
+        view.release()
     out = LeafPages([], [], [], [])
-    for where, (pageno, page) in leaves.items():
-        span = _rowid_span(page, 100 if pageno == 1 else 0)
-        if span is None:
-            continue  # an empty root page
-        digest = hashlib.blake2b(page, digest_size=8)
+    for where, (pageno, own, first, last) in leaves.items():
+        digest = hashlib.blake2b(own, digest_size=8)
         for _, more in sorted(overflow.get(where, []), key=lambda item: item[0]):
             digest.update(more)
         out.pages.append(pageno)
         out.hashes.append(int.from_bytes(digest.digest(), "big", signed=True))
-        out.firsts.append(span[0])
-        out.lasts.append(span[1])
+        out.firsts.append(first)
+        out.lasts.append(last)
     return out
 
 
