@@ -24,7 +24,7 @@ from itertools import pairwise
 from typing import Any
 
 from connectors.base import Columns
-from discover.extract import Extractor, FieldStats, FindingGroup, has_text
+from discover.extract import STR_OR_NONE, Extractor, FieldStats, FindingGroup, has_text
 from discover.identifiers import PERSON, PHONE, PHONE_DIGITS
 from discover.name_fields import name_columns
 
@@ -54,16 +54,6 @@ def bucket_width(step: int, ranges: int = 1) -> int:
 def print_hash(text: str) -> int:
     """A bucket's fingerprint (as the database gave it) in 8 bytes, to keep and compare."""
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
-
-
-def record_number(key: str) -> int | None:
-    """The integer of a record key ``"[123]"`` (``connectors.base.encode_int_key``); None otherwise."""
-    if key.startswith("[") and key.endswith("]"):
-        try:
-            return int(key[1:-1])
-        except ValueError:
-            return None
-    return None
 
 
 def counter_name(*parts: str) -> str:
@@ -241,7 +231,7 @@ class BucketedExtractor:
             values = cols.values.get(fname)
             if values is None:
                 continue
-            if set(map(type, values)) <= _STR_OR_NONE:
+            if set(map(type, values)) <= STR_OR_NONE:
                 flags = list(map(bool, map(str.strip, [v or "" for v in values])))
             else:
                 flags = list(map(has_text, values))
@@ -371,9 +361,6 @@ class _Batch:
         return np.bincount(where, minlength=len(self.starts)).astype(np.int64)
 
 
-_STR_OR_NONE = frozenset({str, type(None)})
-
-
 def _numbers(keys: Sequence[str]) -> list[int]:
     """The integers of record keys ``"[123]"`` (only tables with one integer key have buckets)."""
     try:
@@ -416,6 +403,5 @@ __all__ = [
     "dump_prints",
     "load_prints",
     "print_hash",
-    "record_number",
     "split_name",
 ]

@@ -216,7 +216,7 @@ class Extractor:
         self, cols: Columns, fname: str, etype: str, norm: Callable[[str], str | None], out: list[FindingGroup]
     ) -> None:
         raws = cols.values[fname]
-        if set(map(type, raws)) <= _STR_OR_NONE:
+        if set(map(type, raws)) <= STR_OR_NONE:
             self._typed_texts(cols.keys, raws, fname, etype, norm, out)
             return
         seen: dict[str, str | None] = {}
@@ -302,7 +302,7 @@ class Extractor:
         stripped: dict[str, list[str]] = {}
         for fname in self.names:
             raws = cols.values[fname]
-            if set(map(type, raws)) <= _STR_OR_NONE:
+            if set(map(type, raws)) <= STR_OR_NONE:
                 stripped[fname] = list(map(str.strip, [raw or "" for raw in raws]))
                 stats.non_null[fname] += sum(map(bool, stripped[fname]))
             else:
@@ -398,7 +398,8 @@ class Extractor:
 
 
 _UNSEEN: Any = object()
-_STR_OR_NONE = frozenset({str, type(None)})
+#: The types of a column of texts and nulls, which the fast paths take.
+STR_OR_NONE = frozenset({str, type(None)})
 
 
 def _first_texts(values: list[Any]) -> list[str]:
