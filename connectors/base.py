@@ -227,10 +227,11 @@ class ContainerReader(ABC):
         """The lowest and highest key, for containers with one integer key; None for the others."""
         return None
 
-    def table_version(self, known: str | None = None) -> str | None:
+    def table_version(self, known: str | None = None, pages: str | None = None) -> str | None:
         """A version of the whole container that changes whenever any record does, computed
         without reading the records; None where there is none (the default). ``known``: the
-        version the last scan recorded (a reader may skip work that only a change needs)."""
+        version the last scan recorded (a reader may skip work that only a change needs);
+        ``pages``: the token ``changed_key_spans`` gave that scan (a reader may reuse it)."""
         return None
 
     def changed_key_spans(self, since: str | None) -> tuple[str | None, list[tuple[int, int]] | None]:
@@ -247,13 +248,21 @@ class ContainerReader(ABC):
         *,
         width: int | None = None,
         buckets: Collection[int] | None = None,
+        ranges: Collection[int] | None = None,
     ) -> dict[int, str]:
         """Per key range ``n`` (keys ``n * step`` to ``(n + 1) * step - 1``) that holds records, a
         fingerprint of its records, computed where the records are (no record is read out).
         With ``changed_column``, the range's row count and the column's highest value. With
         ``width`` (a divisor of ``step``), the same per bucket ``key // width`` instead; with
-        ``buckets`` too, for those buckets only."""
+        ``buckets`` too, for those buckets only; with ``ranges``, for those ranges only."""
         raise NotImplementedError
+
+    @property
+    def spreads_fingerprints(self) -> bool:
+        """Whether ``range_fingerprints`` works in this process (an embedded database: SQLite),
+        so that a scan spreads a table's ranges over its worker processes. False: the database
+        server does the work."""
+        return False
 
     def fields(self) -> list[FieldInfo]:
         """The container's fields where they are known up front (tables, Parquet)."""

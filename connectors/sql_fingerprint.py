@@ -48,13 +48,14 @@ def sqlite_table_version(path: Path, table: str) -> str | None:
 
 
 def sqlite_table_pages(
-    path: Path, table: str, *, leaves: bool, known: str | None = None
+    path: Path, table: str, *, leaves: bool, known: str | None = None, since: LeafPages | None = None
 ) -> tuple[str | None, LeafPages | None]:
     """:func:`sqlite_table_version`, and with ``leaves`` the table's leaf pages (``LeafPages``, for
     a rowid table) unless the version is ``known`` (then nothing changed: no need), both from
-    the same read transaction."""
+    the same read transaction and one read of the pages. ``since``: the leaf pages of an
+    earlier scan; a leaf page whose bytes are the same keeps its rowid span without a parse.
+    Memory: one run of pages, and a few numbers a page."""
     uri = f"file:{quote(str(path))}?mode=ro"
-    digest = hashlib.blake2b(digest_size=20)
     with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5, isolation_level=None)) as db:
         db.execute("BEGIN")
         try:
@@ -74,18 +75,73 @@ def sqlite_table_pages(
                 return None, None
             if not rows:
                 return None, None
-            digest.update(f"{found[1]}\n{page_size}\n".encode())
             with open(path, "rb") as fh:
-                for run, data in _runs(fh, rows):
-                    digest.update(repr([r[0] for r in run]).encode())
-                    digest.update(len(data).to_bytes(8, "little"))
-                    digest.update(data)
-                version = "pages:" + digest.hexdigest()
-                if not leaves or version == known:
-                    return version, None
-                return version, _leaf_map(fh, rows)
+                return _read_pages(fh, rows, f"{found[1]}\n{page_size}\n", leaves=leaves, known=known, since=since)
         finally:
             db.execute("ROLLBACK")
+
+
+def _read_pages(
+    fh: Any,
+    rows: list[tuple[int, str, str, int, int]],
+    head: str,
+    *,
+    leaves: bool,
+    known: str | None,
+    since: LeafPages | None,
+) -> tuple[str, LeafPages | None]:
+    """The version (a hash of each page's number and bytes, every page hashed once) and the leaf
+    pages, each leaf with its overflow pages in its hash (a value that changes only in its
+    overflow pages changes its leaf's hash)."""
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(head.encode())
+    # An earlier scan's leaf page by its hash; a page without overflow pages has its own bytes'
+    # hash, so the same bytes give the same hash: its span stands.
+    spans = {} if since is None else {(p, h): (f, last) for p, h, f, last in zip(*since, strict=True)}
+    # leaf path: page, hash of its bytes, its leaf hash without overflow pages, rowid span
+    found: dict[str, tuple[int, bytes, int, tuple[int, int]]] = {}
+    overflow: dict[str, list[tuple[str, bytes]]] = {}  # leaf path: (overflow number, hash of its bytes)
+    for run, data in _runs(fh, rows):
+        view = memoryview(data)
+        start = run[0][3]
+        for pageno, pagetype, where, offset, size in run:
+            page = view[offset - start : offset - start + size]
+            own = hashlib.sha256(page).digest()[:16]  # SHA-256 is the fastest here (CPU instructions)
+            digest.update(pageno.to_bytes(8, "little"))
+            digest.update(own)
+            if not leaves:
+                continue
+            if pagetype == "leaf":
+                alone = int.from_bytes(own[:8], "big", signed=True)
+                span = spans.get((pageno, alone))
+                if span is None:
+                    span = _rowid_span(page, 100 if pageno == 1 else 0)
+                    if span is None:  # an empty root page
+                        continue
+                found[where] = (pageno, own, alone, span)
+            elif pagetype == "overflow":
+                owner, _, number = where.partition("+")
+                overflow.setdefault(owner, []).append((number, own))
+        view.release()
+    version = "pages:" + digest.hexdigest()
+    if not leaves or version == known:
+        return version, None
+    out = LeafPages([], [], [], [])
+    for where, (pageno, own, alone, span) in found.items():
+        more = overflow.get(where)
+        out.pages.append(pageno)
+        out.hashes.append(alone if not more else _leaf_hash(own, [h for _, h in sorted(more, key=lambda m: m[0])]))
+        out.firsts.append(span[0])
+        out.lasts.append(span[1])
+    return version, out
+
+
+def _leaf_hash(own: bytes, overflow: list[bytes]) -> int:
+    """A leaf page's hash with its overflow pages' (a page without any: its own hash, cut)."""
+    digest = hashlib.blake2b(own, digest_size=8)
+    for more in overflow:
+        digest.update(more)
+    return int.from_bytes(digest.digest(), "big", signed=True)
 
 
 def postgres_table_version(conn: Any, qualified: str, table_sql: str) -> str | None:
@@ -147,37 +203,6 @@ def changed_spans(before: LeafPages, now: LeafPages) -> list[tuple[int, int]]:
             spans.append((was[1], was[2]))
     spans += [(f, last) for p, (_, f, last) in old.items() if p not in seen]
     return spans
-
-
-def _leaf_map(fh: Any, rows: list[tuple[int, str, str, int, int]]) -> LeafPages:
-    """The leaf pages, each with its overflow pages in its hash (a value that changes only in its
-    overflow pages changes its leaf's hash). Memory: one run of pages, and a few numbers a page:
-    each page is hashed and parsed as it is read, never kept."""
-    leaves: dict[str, tuple[int, bytes, int, int]] = {}  # path: page, hash of its bytes, first, last rowid
-    overflow: dict[str, list[tuple[str, bytes]]] = {}  # leaf path: (overflow number, hash of its bytes)
-    for run, data in _runs(fh, [r for r in rows if r[1] in ("leaf", "overflow")]):
-        view = memoryview(data)
-        start = run[0][3]
-        for pageno, pagetype, where, offset, size in run:
-            page = view[offset - start : offset - start + size]
-            if pagetype == "leaf":
-                span = _rowid_span(page, 100 if pageno == 1 else 0)
-                if span is not None:  # None: an empty root page
-                    leaves[where] = (pageno, hashlib.blake2b(page, digest_size=16).digest(), *span)
-            else:
-                owner, _, number = where.partition("+")
-                overflow.setdefault(owner, []).append((number, hashlib.blake2b(page, digest_size=16).digest()))
-        view.release()
-    out = LeafPages([], [], [], [])
-    for where, (pageno, own, first, last) in leaves.items():
-        digest = hashlib.blake2b(own, digest_size=8)
-        for _, more in sorted(overflow.get(where, []), key=lambda item: item[0]):
-            digest.update(more)
-        out.pages.append(pageno)
-        out.hashes.append(int.from_bytes(digest.digest(), "big", signed=True))
-        out.firsts.append(first)
-        out.lasts.append(last)
-    return out
 
 
 def _runs(fh: Any, rows: list[tuple[int, str, str, int, int]]) -> Iterator[tuple[list[Any], bytes]]:

@@ -10,8 +10,9 @@ bucket where its masked examples were settled (``stops``). A rescan then re-read
 range's changed buckets, plus its first buckets as far as its examples reach, keeps the other
 buckets' counts, and hides the changed buckets' old findings (``hidden_buckets`` in the index).
 
-Updates spread at random touch most ranges but few buckets: with 10 keys a bucket, 1% of the
-rows updated means about 10% of the buckets read again.
+Updates spread at random touch most ranges but few buckets: with 5 keys a bucket, 1% of the
+rows updated means about 5% of the buckets read again (with 10 keys, 10%: narrower buckets read
+fewer rows again but make bigger summaries; 5 was the faster on a million-row table).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from discover.identifiers import PERSON, PHONE, PHONE_DIGITS
 from discover.name_fields import name_columns
 
 #: About this many buckets per key range.
-BUCKETS_PER_RANGE = 2500
+BUCKETS_PER_RANGE = 5_000
 _SEP = "\x1f"
 #: In a :class:`BucketTable`, a counter the bucket's extraction never touched (not the same as 0:
 #: a field read with no hit still shows in the inventory, with 0 records).

@@ -13,7 +13,7 @@ import pickle
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -251,6 +251,35 @@ def _connector(spec: SourceSpec) -> Any:
     return cache[key]
 
 
+@dataclass(frozen=True)
+class FingerprintTask:
+    """Some key ranges of a table to fingerprint (``ContainerReader.range_fingerprints``) in a
+    worker process: plain data, like a ``UnitTask``."""
+
+    spec: SourceSpec
+    ref: ContainerRef
+    step: int
+    changed_column: str | None
+    fields: tuple[str, ...]
+    width: int
+    ranges: tuple[int, ...]
+    buckets: tuple[int, ...] | None = None
+
+
+def fingerprint_ranges(task: FingerprintTask) -> dict[int, str]:
+    """The fingerprints of ``task``'s ranges (or of its buckets), in this process."""
+    reader: ContainerReader
+    with _connector(task.spec).open(task.ref) as reader:
+        return reader.range_fingerprints(
+            task.step,
+            task.changed_column,
+            list(task.fields),
+            width=task.width or None,
+            buckets=task.buckets,
+            ranges=task.ranges,
+        )
+
+
 def _share_connector(spec: SourceSpec, connector: Any | None) -> None:
     cache: dict[tuple[int, str, str], Any] = _WORKER.setdefault("connectors", {})
     key = (os.getpid(), spec.name, spec.url)
@@ -401,6 +430,11 @@ def _extract_patch(task: UnitTask, on_batch: Callable[[int], None] | None) -> Un
         patched=True,
     )
 
+
+#: Ranges of a table at least, for its fingerprints to be spread over worker processes; and at
+#: most (keys so far apart that most ranges are empty: the database groups them in one query).
+_SPREAD_RANGES = 4
+_SPREAD_MAX = 20_000
 
 #: Changed buckets named in one read of the rest of a range.
 _BUCKETS_PER_READ = 500
@@ -657,7 +691,8 @@ class _ScanRun:
                     job.take(profile_container(reader, profiler, Sampling.of(settings)))
                     has_text = any(p.free_text for p in job.profiles.values())
                     rows_per_unit = settings.text_unit_rows if has_text else settings.unit_rows
-                    units = _plan_ranges(job, reader, last, detection, settings, rows_per_unit)
+                    fingerprint = functools.partial(runner.fingerprints, job, reader, index.hasher.key)
+                    units = _plan_ranges(job, reader, last, detection, settings, rows_per_unit, fingerprint)
                     if source_version is not None:
                         job.state.update(pre=pre, source=source_version)
                     if job.table_version is not None:
@@ -706,7 +741,11 @@ def _same_table(job: _Job, reader: Any, last: LastScan | None, pre: str) -> bool
     row changed, added or went), under the same settings: then neither its rows nor a sample
     are read, and its profile, findings and counts stand. Sets ``job.table_version``, taken
     before anything is read, for the next scan to compare against."""
-    job.table_version = reader.table_version(last.state.get("table") if last is not None else None)
+    job.table_version = (
+        reader.table_version(last.state.get("table"), last.state.get("pages"))
+        if last is not None
+        else reader.table_version()
+    )
     return (
         job.table_version is not None
         and last is not None
@@ -722,11 +761,13 @@ def _plan_ranges(
     detection: DetectionSettings,
     settings: ScanSettings,
     rows_per_unit: int,
+    fingerprint: Callable[..., Callable[[], dict[int, str]]],
 ) -> list[KeyRange | None] | None:
     """The key ranges to read, for a table whose changes can be found range by range; None
     for other containers (read whole). Sets ``job.replace`` to the ranges whose findings are
     replaced (None: all of them), ``job.patches`` to those re-read in part (``discover.buckets``)
-    and ``job.fingerprints`` to what to record for them.
+    and ``job.fingerprints`` to what to record for them. ``fingerprint``: the runner's
+    ``fingerprints`` (the reader's ``range_fingerprints``, maybe spread over worker processes).
 
     Memory: the fingerprint of each bucket of the table (``buckets.MAX_BUCKETS`` at most, about
     100 bytes each), held until the table's units are written."""
@@ -762,14 +803,14 @@ def _plan_ranges(
     if token is not None:
         job.state["pages"] = token
     if width and reuse and last is not None and spans is not None and last.state.get("width") == width:
-        prints = _prints_where_changed(reader, last, spans, step, width, column, fields, bucket_prints, before)
+        prints = _prints_where_changed(fingerprint, last, spans, step, width, column, fields, bucket_prints, before)
     elif width:
         per = step // width
-        for bucket, text in reader.range_fingerprints(step, column, fields, width=width).items():
+        for bucket, text in fingerprint(step, column, fields, width=width)().items():
             bucket_prints.setdefault(bucket // per, {})[bucket] = print_hash(text)
         prints = {no: _range_print(found) for no, found in bucket_prints.items()}
     else:
-        prints = reader.range_fingerprints(step, column, fields)
+        prints = fingerprint(step, column, fields)()
     job.state["step"] = step
     job.state["width"] = width
     if reuse and last is not None:
@@ -793,7 +834,7 @@ def _plan_ranges(
 
 
 def _prints_where_changed(
-    reader: Any,
+    fingerprint: Callable[..., Callable[[], dict[int, str]]],
     last: LastScan,
     spans: list[tuple[int, int]],
     step: int,
@@ -812,13 +853,19 @@ def _prints_where_changed(
     for low, high in spans:
         touched.update(range(low // width, high // width + 1))
     ranges = {b // per for b in touched}
+    # Asked first: the workers fingerprint while the summaries load here.
+    pending = [fingerprint(step, column, fields, width=width, buckets=set(touched))] if touched else []
+    whole: set[int] = set()
     for no in ranges & set(last.ranges):
         before[no] = RangeSummary.loads(last.ranges[no][1])
         if before[no].width != width:  # kept without buckets: all of it again
-            touched.update(range(no * per, (no + 1) * per))
+            whole.update(range(no * per, (no + 1) * per))
+    if whole - touched:
+        pending.append(fingerprint(step, column, fields, width=width, buckets=whole - touched))
+        touched |= whole
     fresh: dict[int, dict[int, int]] = {}
-    if touched:
-        for bucket, text in reader.range_fingerprints(step, column, fields, width=width, buckets=touched).items():
+    for gather in pending:
+        for bucket, text in gather().items():
             fresh.setdefault(bucket // per, {})[bucket] = print_hash(text)
     prints = {no: fp for no, (fp, _) in last.ranges.items() if no not in ranges}
     for no in ranges:
@@ -839,7 +886,7 @@ def _plan_patch(job: _Job, no: int, old: RangeSummary, now: dict[int, int], widt
     """Whether a changed range is re-read in part (its changed buckets) or whole."""
     if old.width != width:
         return
-    diff = tuple(sorted(b for b in now.keys() | old.prints.keys() if now.get(b) != old.prints.get(b)))
+    diff = tuple(sorted({b for b, _ in now.items() ^ old.prints.items()}))
     plan = old.patch_plan(diff)
     if plan is None or old.hidden + len(diff) > HIDDEN_SHARE * (step // width):
         return
@@ -849,10 +896,8 @@ def _plan_patch(job: _Job, no: int, old: RangeSummary, now: dict[int, int], widt
 
 def _range_print(buckets: dict[int, int]) -> str:
     """A range's fingerprint from its buckets'."""
-    digest = hashlib.blake2b(digest_size=16)
-    for bucket in sorted(buckets):
-        digest.update(f"{bucket}:{buckets[bucket]};".encode())
-    return digest.hexdigest()
+    text = "".join([f"{bucket}:{buckets[bucket]};" for bucket in sorted(buckets)])
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 @dataclass
@@ -952,20 +997,83 @@ class _Runner:
             )
         return self
 
-    def _ensure_pool(self, task: UnitTask, key: bytes) -> Any:
+    def _ensure_pool(self, task: UnitTask | None, key: bytes) -> Any:
         """The executor (``discover.executors``), created on first use. When the work needs NER
         and the pool is local, the parent loads the model first, so that forked workers share it
         instead of each loading their own (Dask workers load it once each, on their first unit).
-        A container profiled in its task may need it (a name column, free text): loaded too."""
+        A container profiled in its task may need it (a name column, free text): loaded too.
+        A pool first opened for fingerprints (``task`` None) does not load it: its workers load
+        it themselves if a later unit needs it."""
         if self.pool is None:
             detector = _WORKER.get("detector")
             local = self.settings.executor == "local"
-            needs_nlp = task.sampling is not None or any(p.free_text for p in task.profiles.values())
-            if local and detector is not None and needs_nlp:
+            if (
+                local
+                and detector is not None
+                and task is not None
+                and (task.sampling is not None or any(p.free_text for p in task.profiles.values()))
+            ):
                 detector.engine(task.spec.language)
             self.pool = self._opening.open(key, index_url=self.index.url if self.direct else None)
             self.window = max(2, self.pool.slots * 2)
         return self.pool
+
+    def fingerprints(
+        self,
+        job: _Job,
+        reader: ContainerReader,
+        key: bytes,
+        step: int,
+        changed_column: str | None,
+        fields: Sequence[str],
+        *,
+        width: int | None = None,
+        buckets: Collection[int] | None = None,
+    ) -> Callable[[], dict[int, str]]:
+        """``reader.range_fingerprints``, spread over the local worker processes when the reader
+        fingerprints in this process (``ContainerReader.spreads_fingerprints``: SQLite) and
+        there are ranges enough: each worker takes every n-th range. Returns at once; the
+        function returned waits for the fingerprints (in this process: computes them).
+        Memory: the fingerprints."""
+        ranges: list[int] = []
+        if self.settings.parallel and self.settings.executor == "local" and reader.spreads_fingerprints:
+            if buckets is not None:
+                ranges = sorted({b // (step // int(width or step)) for b in buckets})
+            elif (bounds := reader.key_bounds()) is not None and bounds[1] // step - bounds[0] // step < _SPREAD_MAX:
+                ranges = list(range(bounds[0] // step, bounds[1] // step + 1))
+        if len(ranges) < _SPREAD_RANGES:
+            return lambda: reader.range_fingerprints(step, changed_column, fields, width=width, buckets=buckets)
+        if self.pool is None:
+            # Before the pool forks, so that its workers inherit it: their units count per bucket
+            # with numpy (``discover.buckets``), and this process loads it for the summaries anyway.
+            import numpy  # noqa: F401
+
+        pool = self._ensure_pool(None, key)
+        shares = 2 * pool.slots  # more shares than workers: one slow share does not hold the rest
+        per = step // int(width or step)
+        futures = []
+        for share in range(min(shares, len(ranges))):
+            mine = ranges[share::shares]
+            kept = set(mine)
+            task = FingerprintTask(
+                job.spec,
+                job.ref,
+                step,
+                changed_column,
+                tuple(fields),
+                int(width or 0),
+                tuple(mine),
+                None if buckets is None else tuple(sorted(b for b in buckets if b // per in kept)),
+            )
+            futures.append(pool.submit(fingerprint_ranges, task))
+
+        def gather() -> dict[int, str]:
+            out: dict[int, str] = {}
+            for future in futures:
+                out.update(future.result())
+            return out
+
+        return gather
 
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
