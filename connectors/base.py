@@ -260,7 +260,8 @@ class ContainerReader(ABC):
     @property
     def spreads_fingerprints(self) -> bool:
         """Whether ``range_fingerprints`` works in this process (an embedded database: SQLite),
-        so that a scan spreads a table's ranges over its worker processes. False: the database
+        so that a scan on the local process pool spreads a table's ranges over its workers
+        (with one worker or on Dask they run in the scanning process). False: the database
         server does the work."""
         return False
 

@@ -5,8 +5,8 @@ A table whose version is the one its last scan recorded is not read, fingerprint
 again (``discover.scan``). Where no such version can be had soundly the answer is None, and the
 scan falls back to fingerprinting key ranges (``SqlTableReader.range_fingerprints``).
 
-- SQLite: a hash of the bytes of every page of the table's b-tree (``dbstat`` lists them, with
-  their offsets in the file), read inside a read transaction: in rollback-journal mode that
+- SQLite: a hash of the bytes of every page of the table's b-tree (``dbstat`` lists them; page
+  ``n`` is at ``(n - 1) * page_size`` in the file), read inside a read transaction: in rollback-journal mode that
   transaction's shared lock keeps writers from changing the file while it is read. In WAL mode
   changed pages live in the ``-wal`` file and readers do not block checkpoints, so there is no
   version (None).
@@ -67,9 +67,11 @@ def sqlite_table_pages(
                 return None, None
             page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
             try:
+                # Each page's offset from its number: dbstat's own ``pgoffset`` is wrong for overflow
+                # pages (SQLite 3.40 gives the offset of another page of the chain, or of the leaf).
                 rows = db.execute(
-                    "SELECT pageno, pagetype, path, pgoffset, pgsize FROM dbstat WHERE name = ? ORDER BY pgoffset",
-                    (table,),
+                    "SELECT pageno, pagetype, path, (pageno - 1) * ?, ? FROM dbstat WHERE name = ? ORDER BY pageno",
+                    (page_size, page_size, table),
                 ).fetchall()
             except sqlite3.OperationalError:  # SQLite built without the dbstat table
                 return None, None
@@ -120,8 +122,9 @@ def _read_pages(
                         continue
                 found[where] = (pageno, own, alone, span)
             elif pagetype == "overflow":
-                owner, _, number = where.partition("+")
-                overflow.setdefault(owner, []).append((number, own))
+                # ``/000/001+000002``: the third overflow page of cell 1 of the leaf ``/000/``.
+                owner = where[: where.rindex("/") + 1]
+                overflow.setdefault(owner, []).append((where, own))
         view.release()
     version = "pages:" + digest.hexdigest()
     if not leaves or version == known:

@@ -997,23 +997,16 @@ class _Runner:
             )
         return self
 
-    def _ensure_pool(self, task: UnitTask | None, key: bytes) -> Any:
+    def _ensure_pool(self, key: bytes, nlp_language: str | None) -> Any:
         """The executor (``discover.executors``), created on first use. When the work needs NER
-        and the pool is local, the parent loads the model first, so that forked workers share it
-        instead of each loading their own (Dask workers load it once each, on their first unit).
-        A container profiled in its task may need it (a name column, free text): loaded too.
-        A pool first opened for fingerprints (``task`` None) does not load it: its workers load
-        it themselves if a later unit needs it."""
+        (``nlp_language``: the language it needs) and the pool is local, the parent loads the
+        model first, so that forked workers share it instead of each loading their own (Dask
+        workers load it once each, on their first unit)."""
         if self.pool is None:
             detector = _WORKER.get("detector")
             local = self.settings.executor == "local"
-            if (
-                local
-                and detector is not None
-                and task is not None
-                and (task.sampling is not None or any(p.free_text for p in task.profiles.values()))
-            ):
-                detector.engine(task.spec.language)
+            if local and detector is not None and nlp_language is not None:
+                detector.engine(nlp_language)
             self.pool = self._opening.open(key, index_url=self.index.url if self.direct else None)
             self.window = max(2, self.pool.slots * 2)
         return self.pool
@@ -1048,7 +1041,9 @@ class _Runner:
             # with numpy (``discover.buckets``), and this process loads it for the summaries anyway.
             import numpy  # noqa: F401
 
-        pool = self._ensure_pool(None, key)
+        # The table's units come next: a free-text table's need NER.
+        needs_nlp = any(p.free_text for p in job.profiles.values())
+        pool = self._ensure_pool(key, job.spec.language if needs_nlp else None)
         shares = 2 * pool.slots  # more shares than workers: one slow share does not hold the rest
         per = step // int(width or step)
         futures = []
@@ -1148,7 +1143,9 @@ class _Runner:
                 # In process, the job is the head of the queue: its rows go straight into its transaction.
                 self._finished(job, task_result=self._call(task, job))
                 continue
-            pool = self._ensure_pool(task, key)
+            # A container profiled in its task may need NER (a name column, free text): loaded too.
+            needs_nlp = task.sampling is not None or any(p.free_text for p in task.profiles.values())
+            pool = self._ensure_pool(key, task.spec.language if needs_nlp else None)
             while len(self.inflight) >= self.window:
                 self._wait_one()
             self.inflight[pool.submit(run_unit, task)] = job

@@ -19,6 +19,8 @@ values = st.one_of(
     st.text(max_size=30),
     st.integers(-5, 5),
     st.builds(lambda n, c: c * n, st.integers(1000, 9000), st.sampled_from("ab")),  # overflow pages
+    # The same long prefix, another last character: a change only in the record's overflow pages.
+    st.builds(lambda n, c: "p" * n + c, st.sampled_from([5000, 9000]), st.sampled_from("xyz")),
 )
 ops = st.lists(st.tuples(st.sampled_from(["insert", "update", "delete"]), st.integers(-50, 600), values), max_size=40)
 
@@ -37,7 +39,7 @@ def test_every_changed_row_lies_in_a_changed_page(tmp_path: Path, initial: Any, 
         conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
         conn.executemany("INSERT OR REPLACE INTO t VALUES (?, ?)", initial)
     before_rows = _rows(db)
-    _, before = sqlite_table_pages(db, "t", leaves=True)
+    before_version, before = sqlite_table_pages(db, "t", leaves=True)
     assert before is not None
     with sqlite3.connect(db) as conn:
         for op, key, value in changes:
@@ -57,6 +59,8 @@ def test_every_changed_row_lies_in_a_changed_page(tmp_path: Path, initial: Any, 
     changed = {k for k in before_rows.keys() | after_rows.keys() if before_rows.get(k, ...) != after_rows.get(k, ...)}
     for key in changed:
         assert any(low <= key <= high for low, high in spans), f"row {key} changed outside every changed page"
+    if changed:
+        assert version != before_version
     if not changed and before == after:
         assert spans == []
 
@@ -95,3 +99,22 @@ def test_a_changed_page_counts_with_its_old_span_and_a_page_gone_with_its_last()
     after = LeafPages(pages=[2, 3], hashes=[9, 2], firsts=[1, 11], lasts=[9, 20])  # 10 deleted, page 4 freed
     assert sorted(changed_spans(before, after)) == [(1, 9), (1, 10), (21, 30)]
     assert changed_spans(before, before) == []
+
+
+def test_a_change_only_in_overflow_pages_changes_the_version_and_its_leaf(tmp_path: Path) -> None:
+    """An e-mail stored after a large value lives in the record's overflow pages: changing it to
+    one of the same length writes no leaf page, yet the version and the leaf's hash change."""
+    db = tmp_path / "t.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, photo BLOB, email TEXT)")
+        conn.executemany(
+            "INSERT INTO t VALUES (?, ?, ?)", [(i, b"x" * 6000, f"u{i:03d}@example.org") for i in range(30)]
+        )
+    version, before = sqlite_table_pages(db, "t", leaves=True)
+    assert before is not None
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE t SET email = 'z007@example.org' WHERE id = 7")
+    again, after = sqlite_table_pages(db, "t", leaves=True, since=before)
+    assert after is not None and again != version
+    spans = changed_spans(before, after)
+    assert spans and all(low <= 7 <= high for low, high in spans)  # row 7's leaf, nothing else
