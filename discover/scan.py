@@ -1064,8 +1064,13 @@ class _Runner:
 
         def gather() -> dict[int, str]:
             out: dict[int, str] = {}
-            for future in futures:
-                out.update(future.result())
+            try:
+                for future in futures:
+                    out.update(future.result())
+            except BaseException:
+                for future in futures:  # the table fails: its other shares need not run
+                    future.cancel()
+                raise
             return out
 
         return gather

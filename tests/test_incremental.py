@@ -750,3 +750,34 @@ def test_a_value_changed_only_in_overflow_pages_is_found(tmp_path: Path, detecto
     assert idx.findings_for([idx.ident("EMAIL_ADDRESS", "z007@example.org")])
     assert not idx.findings_for([idx.ident("EMAIL_ADDRESS", "u007@example.org")])
     idx.close()
+
+
+def test_a_fingerprint_share_that_fails_in_a_worker_fails_only_its_table(
+    tmp_path: Path, detector: Detector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite fingerprints spread over two workers: an error in one share is that table's error,
+    in one line, and the other table is read as usual."""
+    db = tmp_path / "crm.db"
+    with sqlite3.connect(db) as conn:
+        for name in ("bad", "good"):
+            conn.execute(f"CREATE TABLE {name} (id INTEGER PRIMARY KEY, email TEXT)")
+            conn.executemany(
+                f"INSERT INTO {name} VALUES (?, ?)", [(i, f"{name}{i}@example.org") for i in range(1, 301)]
+            )
+    real = SqlTableReader.range_fingerprints
+
+    def failing(self: SqlTableReader, *args: Any, **kwargs: Any) -> dict[int, str]:
+        if self.table.name == "bad" and kwargs.get("ranges") is not None:  # a share, in a worker
+            raise RuntimeError("the disk is on fire")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(SqlTableReader, "range_fingerprints", failing)  # the workers fork after this
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
+    idx = Index(f"sqlite:///{tmp_path / 'idx' / 'index.db'}", key=KEY)
+    result = scan([spec], index=idx, detector=detector, settings=ScanSettings(workers=2, unit_rows=60))
+    by_name = {c.container: c for c in result.containers}
+    assert by_name["good"].entities == {"EMAIL_ADDRESS": 300}
+    assert [(e["container"], e["error"].splitlines()) for e in result.errors] == [
+        ("bad", [by_name["bad"].error])
+    ] and "the disk is on fire" in by_name["bad"].error
+    idx.close()
