@@ -6,7 +6,6 @@ Units that kill their worker or fail with a connection error must still complete
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from fixtures import CUSTOMERS, EMPLOYEES, local_cluster, make_shop, shop_and_files
+from fixtures import CUSTOMERS, EMPLOYEES, exported_packages, local_cluster, make_shop, shop_and_files
 
 from connectors.base import SourceSpec
 from connectors.options import SourceOptions
@@ -23,9 +22,7 @@ from discover.index import Index
 from discover.inventory import inventory
 from discover.scan import scan
 from discover.settings import ScanSettings
-from piiport.api import export_subject
 from piiport.cli import main
-from piiport.config import Config
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow
@@ -52,13 +49,7 @@ def _answers(index: Index, out: Path) -> dict[str, Any]:
     rows = sorted(
         (r.source, r.container, r.field, r.entity_type, r.origin, r.records, r.non_null) for r in inventory(index)
     )
-    packages = {}
-    for email in SUBJECTS:
-        result = export_subject(emails=[email], config=Config(), index=index, out=out, request_id=email.split("@")[0])
-        package = Path(result.package)
-        files = {f["path"]: json.loads((package / f["path"]).read_text("utf-8")) for f in result.manifest["files"]}
-        packages[email] = (result.found, result.records, files, result.manifest.get("review"))
-    return {"inventory": rows, "packages": packages}
+    return {"inventory": rows, "packages": exported_packages(index, SUBJECTS, out)}
 
 
 def _scan(
