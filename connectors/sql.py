@@ -517,6 +517,8 @@ class SqlTableReader(RelationalReader):
         super().__init__(ref)
         #: The table's leaf pages, read with its version (SQLite rowid tables; ``changed_key_spans``).
         self._leaves: LeafPages | None = None
+        #: The earlier scan's leaf pages ``table_version`` was given: its token, and the pages read from it.
+        self._since: tuple[str | None, LeafPages | None] = (None, None)
         self.connector = connector
         self.table = table
         native = connector._native
@@ -651,7 +653,7 @@ class SqlTableReader(RelationalReader):
                     self.table.name,
                     leaves=self._rowid_key(),
                     known=_page_version(known),
-                    since=_leaf_pages(pages),
+                    since=self._earlier_pages(pages),
                 )
         elif dialect == "postgresql":
             table_sql = self._qualified_sql(engine.dialect.identifier_preparer.quote)
@@ -672,19 +674,23 @@ class SqlTableReader(RelationalReader):
         scan), and the key spans of the pages changed since ``since`` (a token from an earlier
         scan): every row changed, added or deleted since is in one. ``(None, None)`` where pages
         cannot tell (another database, WAL mode, a key that is not the rowid)."""
-        from connectors.sql_fingerprint import LeafPages, changed_spans
+        from connectors.sql_fingerprint import changed_spans
 
         leaves = self._leaves
         if leaves is None:
             return None, None
         token = leaves.dumps()
-        if since is None:
-            return token, None
-        try:
-            before = LeafPages.loads(since)
-        except Exception:  # a token of another format: no spans, so everything is fingerprinted
+        before = self._earlier_pages(since)
+        if before is None:  # none, or a token of another format: no spans, so everything is fingerprinted
             return token, None
         return token, changed_spans(before, leaves)
+
+    def _earlier_pages(self, token: str | None) -> LeafPages | None:
+        """An earlier scan's leaf pages from its token, read once for ``table_version`` and
+        ``changed_key_spans``; None if none or unreadable (another format)."""
+        if token != self._since[0]:
+            self._since = (token, _leaf_pages(token))
+        return self._since[1]
 
     def _rowid_key(self) -> bool:
         """Whether the table's key is SQLite's rowid (an ``INTEGER PRIMARY KEY`` of a rowid table)."""
@@ -763,14 +769,18 @@ class SqlTableReader(RelationalReader):
             # Texts joined by the unit separator, NULL as "" (the extractor reads both as nothing):
             # half the cost of quote(). A value holding the separator could in principle make two
             # rows that differ only by where it stands look alike: then that row is not read again.
-            values = " || char(31) || ".join([f"{key}", *(f"coalesce({q(c.name)}, '')" for c in columns)])
+            def row_text(alias: str) -> str:  # one row's text, the same for both queries below
+                cells = [f"{alias}{key}", *(f"coalesce({alias}{q(c.name)}, '')" for c in columns)]
+                return " || char(31) || ".join(cells)
+
+            values = row_text("")
             # group_concat follows the ordered subquery; were the order ever to differ, the range
             # would only be read again, never missed.
             aggregates = "count(*), piiport_md5(group_concat(r, char(10)))"
             source = f"(SELECT {key} AS piiport_key_, {values} AS r FROM {table} ORDER BY {key})"
             # The same rows' values, bucket by bucket, in key order as the join reads them (an
             # ORDER BY costs a sort, a fifth of the query): the same fingerprints.
-            joined_values = " || char(31) || ".join([f"t.{key}", *(f"coalesce(t.{q(c.name)}, '')" for c in columns)])
+            joined_values = row_text("t.")
             joined = text(
                 "WITH piiport_b(piiport_g) AS (VALUES __buckets__) "
                 f"SELECT piiport_g, {aggregates} FROM (SELECT piiport_g, {joined_values} AS r "

@@ -102,7 +102,7 @@ def _read_pages(
     spans = {} if since is None else {(p, h): (f, last) for p, h, f, last in zip(*since, strict=True)}
     # leaf path: page, hash of its bytes, its leaf hash without overflow pages, rowid span
     found: dict[str, tuple[int, bytes, int, tuple[int, int]]] = {}
-    overflow: dict[str, list[tuple[str, bytes]]] = {}  # leaf path: (overflow number, hash of its bytes)
+    overflow: dict[str, list[tuple[str, bytes]]] = {}  # leaf path: (overflow page's path, hash of its bytes)
     for run, data in _runs(fh, rows):
         view = memoryview(data)
         start = run[0][3]

@@ -1028,10 +1028,11 @@ class _Runner:
         there are ranges enough: each worker takes every n-th range. Returns at once; the
         function returned waits for the fingerprints (in this process: computes them).
         Memory: the fingerprints."""
+        per = step // int(width or step)  # buckets a range
         ranges: list[int] = []
         if self.settings.parallel and self.settings.executor == "local" and reader.spreads_fingerprints:
             if buckets is not None:
-                ranges = sorted({b // (step // int(width or step)) for b in buckets})
+                ranges = sorted({b // per for b in buckets})
             elif (bounds := reader.key_bounds()) is not None and bounds[1] // step - bounds[0] // step < _SPREAD_MAX:
                 ranges = list(range(bounds[0] // step, bounds[1] // step + 1))
         if len(ranges) < _SPREAD_RANGES:
@@ -1045,7 +1046,6 @@ class _Runner:
         needs_nlp = any(p.free_text for p in job.profiles.values())
         pool = self._ensure_pool(key, job.spec.language if needs_nlp else None)
         shares = 2 * pool.slots  # more shares than workers: one slow share does not hold the rest
-        per = step // int(width or step)
         futures = []
         for share in range(min(shares, len(ranges))):
             mine = ranges[share::shares]
