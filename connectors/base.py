@@ -49,6 +49,27 @@ class KeyBuckets(NamedTuple):
     buckets: tuple[int, ...]
 
 
+class KeyChanges(NamedTuple):
+    """Where a container's records may have changed since an earlier scan
+    (``ContainerReader.changed_key_spans``)."""
+
+    #: What to keep for the next scan to compare against; None: nothing.
+    token: str | None = None
+    #: Key spans (first and last key) that hold every record changed or added since; None:
+    #: cannot tell (every key range is fingerprinted).
+    spans: list[tuple[int, int]] | None = None
+    #: Where the spans cannot show deletions (PostgreSQL's row versions): the container's
+    #: records now. The scan compares those outside the spans' buckets with what its last read
+    #: counted there, and where they are fewer, the records of each bucket (``bucket_rows``).
+    #: None: a deletion shows in the spans (SQLite's pages).
+    rows: int | None = None
+
+
+def fingerprint_rows(fingerprint: str) -> int:
+    """The row count a fingerprint of ``ContainerReader.range_fingerprints`` starts with."""
+    return int(fingerprint.split(":", 1)[0])
+
+
 @dataclass(frozen=True)
 class SourceSpec:
     """One configured source: a name, where it is, and what to include."""
@@ -234,11 +255,17 @@ class ContainerReader(ABC):
         ``pages``: the token ``changed_key_spans`` gave that scan (a reader may reuse it)."""
         return None
 
-    def changed_key_spans(self, since: str | None) -> tuple[str | None, list[tuple[int, int]] | None]:
-        """Where the container's records may have changed since an earlier scan, cheaper than
-        fingerprints: a token to keep for the next scan, and the key spans that hold every
-        change since ``since`` (that scan's token). ``(None, None)``, the default: cannot tell."""
-        return None, None
+    def changed_key_spans(self, since: str | None) -> KeyChanges:
+        """Where the container's records may have changed since an earlier scan (``since``: the
+        token that scan kept), cheaper than fingerprinting them all. Asked after
+        ``table_version``. The default: cannot tell."""
+        return KeyChanges()
+
+    def bucket_rows(self, width: int) -> dict[int, int]:
+        """Records per bucket of ``width`` keys (bucket ``key // width``) that holds any,
+        counted where the records are (for a container whose ``changed_key_spans`` gives
+        ``rows``). Memory: a number per bucket."""
+        raise NotImplementedError
 
     def range_fingerprints(
         self,
@@ -251,7 +278,8 @@ class ContainerReader(ABC):
         ranges: Collection[int] | None = None,
     ) -> dict[int, str]:
         """Per key range ``n`` (keys ``n * step`` to ``(n + 1) * step - 1``) that holds records, a
-        fingerprint of its records, computed where the records are (no record is read out).
+        fingerprint of its records, computed where the records are (no record is read out);
+        each fingerprint starts with the range's row count and a colon (``fingerprint_rows``).
         With ``changed_column``, the range's row count and the column's highest value. With
         ``width`` (a divisor of ``step``), the same per bucket ``key // width`` instead; with
         ``buckets`` too, for those buckets only; with ``ranges``, for those ranges only."""

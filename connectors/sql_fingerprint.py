@@ -14,6 +14,19 @@ scan falls back to fingerprinting key ranges (``SqlTableReader.range_fingerprint
   of the transaction that wrote it): every insert and update writes a new row version with a
   new transaction id. Only for plain tables (views and foreign tables have no ``xmin``).
 
+Where rows changed, also without reading them (``changed_key_spans``):
+
+- SQLite: the leaf pages whose bytes changed, each with its rowid span.
+- PostgreSQL: the rows whose ``xmin`` is not older than the oldest transaction still running
+  when the last scan began (``txid_snapshot_xmin``): every row written by a transaction that
+  committed after that moment has one (a subtransaction's id is newer than its parent's).
+  Deleted rows leave nothing to see: the row count of each key range goes with the spans, and
+  the scan compares it with its own counts. Transaction ids are 32 bits and wrap around: the
+  comparison is modulo 2**32 and holds while fewer than 2**31 transactions separate the two
+  scans (beyond, or on another server, database, table or timeline, everything is fingerprinted).
+  A frozen row keeps its ``xmin`` (PostgreSQL 9.4 and later); a row so old that its ``xmin``
+  seems newer than the token only costs a fingerprint.
+
 Both include the table's columns as reflected (and SQLite's ``CREATE`` statement): a column
 added with a default changes what every row holds without writing a page or a row version.
 """
@@ -147,8 +160,9 @@ def _leaf_hash(own: bytes, overflow: list[bytes]) -> int:
     return int.from_bytes(digest.digest(), "big", signed=True)
 
 
-def postgres_table_version(conn: Any, qualified: str, table_sql: str) -> str | None:
-    """Row count and sum of ``hashint8extended(xmin)`` of a plain table; None for other relations."""
+def postgres_table_version(conn: Any, qualified: str, table_sql: str) -> tuple[str, int] | None:
+    """Row count and sum of ``hashint8extended(xmin)`` of a plain table, and the row count
+    alone; None for other relations."""
     from sqlalchemy import text
 
     kind = conn.execute(
@@ -157,7 +171,58 @@ def postgres_table_version(conn: Any, qualified: str, table_sql: str) -> str | N
     if kind != "r":
         return None
     row = conn.execute(text(f"SELECT count(*), sum(hashint8extended(xmin::text::bigint, 0)) FROM {table_sql}")).one()
-    return f"xmin:{row[0]}:{row[1] or 0}"
+    return f"xmin:{row[0]}:{row[1] or 0}", int(row[0])
+
+
+def postgres_change_token(conn: Any, qualified: str) -> str | None:
+    """What a later scan compares row versions against (``postgres_changed_keys``): the server,
+    its timeline, the table's oid and the oldest transaction id still running, as a 64-bit
+    number; None where the server does not tell (no ``pg_control_*`` functions, no right)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with conn.begin_nested():  # a refusal must not end the transaction the version is read in
+            row = conn.execute(
+                text(
+                    "SELECT (SELECT system_identifier FROM pg_control_system()), "
+                    "(SELECT timeline_id FROM pg_control_checkpoint()), CAST(:t AS regclass)::oid, "
+                    "txid_snapshot_xmin(txid_current_snapshot())"
+                ),
+                {"t": qualified},
+            ).one()
+    except DBAPIError:
+        return None
+    return "xmin:" + ":".join(str(v) for v in row)
+
+
+#: Transaction ids between two scans beyond which row versions cannot be compared (2**31
+#: wraps around; a margin for the transactions that run while the scan does).
+_XID_HORIZON = 2**31 - 2**24
+#: Changed rows beyond which the key spans are not worth having: everything is fingerprinted.
+_MAX_CHANGED_KEYS = 1_000_000
+
+
+def postgres_changed_keys(conn: Any, table_sql: str, key_sql: str, since: str, now: str) -> list[int] | None:
+    """The keys of the rows written since the token ``since`` (``now``: this scan's), in one
+    pass over the table; None where the tokens cannot be compared (another server, timeline
+    or table, transaction ids wrapped around) or too many rows changed. Memory: their keys."""
+    from sqlalchemy import text
+
+    old, new = since.split(":"), now.split(":")
+    if len(old) != 5 or old[0] != "xmin" or old[1:4] != new[1:4]:
+        return None
+    before, current = int(old[4]), int(new[4])
+    if not 0 <= current - before < _XID_HORIZON:
+        return None
+    # Newer than ``before`` modulo 2**32: less than 2**31 ahead of it.
+    written = f"((CAST(CAST(xmin AS text) AS bigint) - {before % 2**32}) & 4294967295) < 2147483648"
+    conn.execute(text("SET LOCAL jit = off"))  # compiling takes longer than the pass
+    keys = conn.execute(
+        text(f"SELECT {key_sql} FROM {table_sql} WHERE {written} LIMIT {_MAX_CHANGED_KEYS + 1}")
+    ).scalars()
+    out = [int(k) for k in keys]
+    return None if len(out) > _MAX_CHANGED_KEYS else out
 
 
 class LeafPages(NamedTuple):
@@ -254,6 +319,8 @@ __all__ = [
     "LeafPages",
     "changed_spans",
     "columns_digest",
+    "postgres_change_token",
+    "postgres_changed_keys",
     "postgres_table_version",
     "sqlite_table_pages",
     "sqlite_table_version",

@@ -17,7 +17,17 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from connectors.base import Connector, ContainerReader, ContainerRef, KeyBuckets, KeyRange, SourceSpec, connect
+from connectors.base import (
+    Connector,
+    ContainerReader,
+    ContainerRef,
+    KeyBuckets,
+    KeyChanges,
+    KeyRange,
+    SourceSpec,
+    connect,
+    fingerprint_rows,
+)
 from connectors.errors import ConfigError, PiiportError, SourceError
 from connectors.redact import mask_url
 from discover.buckets import BucketedExtractor, BucketTable, RangePatch, bucket_width, print_hash
@@ -799,11 +809,13 @@ def _plan_ranges(
     bucket_prints: dict[int, dict[int, int]] = {}
     before: dict[int, RangeSummary] = {}  # summaries of the last scan, as loaded
     # Where rows may have changed, from the table's pages (SQLite): only there are buckets fingerprinted.
-    token, spans = reader.changed_key_spans(last.state.get("pages") if reuse and last is not None else None)
-    if token is not None:
-        job.state["pages"] = token
-    if width and reuse and last is not None and spans is not None and last.state.get("width") == width:
-        prints = _prints_where_changed(fingerprint, last, spans, step, width, column, fields, bucket_prints, before)
+    changes = reader.changed_key_spans(last.state.get("pages") if reuse and last is not None else None)
+    if changes.token is not None:
+        job.state["pages"] = changes.token
+    if width and reuse and last is not None and changes.spans is not None and last.state.get("width") == width:
+        prints = _prints_where_changed(
+            fingerprint, reader.bucket_rows, last, changes, step, width, column, fields, bucket_prints, before
+        )
     elif width:
         per = step // width
         for bucket, text in fingerprint(step, column, fields, width=width)().items():
@@ -835,8 +847,9 @@ def _plan_ranges(
 
 def _prints_where_changed(
     fingerprint: Callable[..., Callable[[], dict[int, str]]],
+    bucket_rows: Callable[[int], dict[int, int]],
     last: LastScan,
-    spans: list[tuple[int, int]],
+    changes: KeyChanges,
     step: int,
     width: int,
     column: str | None,
@@ -844,13 +857,16 @@ def _prints_where_changed(
     bucket_prints: dict[int, dict[int, int]],
     before: dict[int, RangeSummary],
 ) -> dict[int, str]:
-    """Range fingerprints when only ``spans`` may have changed: the buckets they touch are
-    fingerprinted again, the others keep their last fingerprints (from the range summaries);
-    a range they do not touch keeps its fingerprint. Fills ``bucket_prints`` for the ranges
-    touched, and ``before`` with the summaries it loaded."""
+    """Range fingerprints when only ``changes.spans`` may have changed: the buckets they touch
+    are fingerprinted again, the others keep their last fingerprints (from the range
+    summaries); a range they do not touch keeps its fingerprint. Where the spans do not show
+    deletions (``changes.rows``), buckets that lost records are found by their counts
+    (``_buckets_that_lost_rows``) and fingerprinted too. Fills ``bucket_prints`` for the
+    ranges touched, and ``before`` with the summaries it loaded."""
+    assert changes.spans is not None
     per = step // width
     touched: set[int] = set()
-    for low, high in spans:
+    for low, high in changes.spans:
         touched.update(range(low // width, high // width + 1))
     ranges = {b // per for b in touched}
     # Asked first: the workers fingerprint while the summaries load here.
@@ -864,9 +880,15 @@ def _prints_where_changed(
         pending.append(fingerprint(step, column, fields, width=width, buckets=whole - touched))
         touched |= whole
     fresh: dict[int, dict[int, int]] = {}
+    counted = 0  # records in the buckets fingerprinted
     for gather in pending:
-        for bucket, text in gather().items():
-            fresh.setdefault(bucket // per, {})[bucket] = print_hash(text)
+        counted += _take_prints(gather(), per, fresh)
+    if changes.rows is not None:
+        lost = _buckets_that_lost_rows(bucket_rows, last, changes.rows - counted, touched, before, width, per)
+        if lost:
+            _take_prints(fingerprint(step, column, fields, width=width, buckets=lost)(), per, fresh)
+            touched |= lost
+            ranges |= {b // per for b in lost}
     prints = {no: fp for no, (fp, _) in last.ranges.items() if no not in ranges}
     for no in ranges:
         kept = {b: h for b, h in (before[no].prints if no in before else {}).items() if b not in touched}
@@ -875,6 +897,61 @@ def _prints_where_changed(
             bucket_prints[no] = kept
             prints[no] = _range_print(kept)
     return prints
+
+
+def _take_prints(found: dict[int, str], per: int, fresh: dict[int, dict[int, int]]) -> int:
+    """Bucket fingerprints into ``fresh`` (per range, per bucket); the records they count."""
+    rows = 0
+    for bucket, text in found.items():
+        fresh.setdefault(bucket // per, {})[bucket] = print_hash(text)
+        rows += fingerprint_rows(text)
+    return rows
+
+
+def _buckets_that_lost_rows(
+    bucket_rows: Callable[[int], dict[int, int]],
+    last: LastScan,
+    outside: int,
+    touched: set[int],
+    before: dict[int, RangeSummary],
+    width: int,
+    per: int,
+) -> set[int]:
+    """Buckets outside ``touched`` whose records are fewer than the last read counted there,
+    when a table's changed rows show but its deleted ones do not (``KeyChanges.rows``).
+    ``outside``: the records outside ``touched`` now. No record outside them was written since,
+    so none was added: each of those buckets holds at most what it held, and when the totals
+    agree none lost one (the usual case, no query). Otherwise the table's records are counted
+    per bucket (``bucket_rows``) and compared with the summaries', all of them loaded (into
+    ``before``)."""
+    import numpy as np
+
+    marked = np.fromiter(touched, dtype=np.int64, count=len(touched))
+
+    def counts_outside(summary: RangeSummary) -> tuple[Any, Any]:
+        table = summary.buckets
+        if table is None or summary.width != width or "r" not in table.names:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        keep = ~np.isin(table.ids, marked)
+        return table.ids[keep], np.clip(table.counts[keep, table.names.index("r")], 0, None)
+
+    # The records outside, as the last scan counted them: its total less what the touched ranges held inside.
+    was = int(last.state.get("records", -1))
+    for summary in before.values():
+        was -= summary.records - int(counts_outside(summary)[1].sum())
+    if was == outside:
+        return set()
+    old: dict[int, int] = {}
+    lost: set[int] = set()
+    for no, (_, text) in last.ranges.items():
+        summary = before[no] = before.get(no) or RangeSummary.loads(text)  # kept: its prints are needed
+        if summary.width != width or summary.buckets is None:  # no counts per bucket: all of it
+            lost.update(range(no * per, (no + 1) * per))
+        ids, counts = counts_outside(summary)
+        old.update(zip(ids.tolist(), counts.tolist(), strict=True))
+    now = bucket_rows(width)
+    lost.update(b for b in now.keys() | old.keys() if now.get(b, 0) != old.get(b, 0))
+    return lost - touched
 
 
 #: A range whose re-read buckets would make more than this share of its buckets hidden is
