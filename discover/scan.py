@@ -926,13 +926,15 @@ def _buckets_that_lost_rows(
     ``before``)."""
     import numpy as np
 
-    marked = np.fromiter(touched, dtype=np.int64, count=len(touched))
+    marked = np.sort(np.fromiter(touched, dtype=np.int64, count=len(touched)))
 
     def counts_outside(summary: RangeSummary) -> tuple[Any, Any]:
         table = summary.buckets
-        if table is None or summary.width != width or "r" not in table.names:
+        if table is None or summary.width != width or "r" not in table.names or not len(table.ids):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        keep = ~np.isin(table.ids, marked)
+        # Sorted lookups, not ``np.isin``: a range's buckets against every touched one, per range.
+        at = np.minimum(np.searchsorted(marked, table.ids), max(len(marked) - 1, 0))
+        keep = marked[at] != table.ids if len(marked) else np.ones(len(table.ids), dtype=bool)
         return table.ids[keep], np.clip(table.counts[keep, table.names.index("r")], 0, None)
 
     # The records outside, as the last scan counted them: its total less what the touched ranges held inside.
