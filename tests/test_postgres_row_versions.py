@@ -138,3 +138,29 @@ def test_a_rescan_fingerprints_only_the_buckets_written_or_emptied(
     assert idx.findings_for([idx.ident("EMAIL_ADDRESS", "frozen@example.com")])
     assert not idx.findings_for([idx.ident("EMAIL_ADDRESS", "user420@example.com")])
     idx.close()
+
+
+def test_the_buckets_asked_for_have_the_fingerprints_of_the_grouped_query() -> None:
+    """PostgreSQL's buckets asked for (joined to the table by key) against every bucket's
+    (one grouped query): the same fingerprints, negative keys and NULLs included."""
+    rows = ",\n".join(
+        f"({k}, {'NULL' if k % 7 == 0 else repr(f'p{k}@example.com')}, {'NULL' if k % 3 else repr(f'Name {k}')})"
+        for k in range(-40, 260, 3)
+    )
+    with postgres_database(prefix="joinedbuckets") as url:
+        run_sql(
+            url, f"CREATE TABLE t (id bigint PRIMARY KEY, email text, full_name text);\nINSERT INTO t VALUES {rows}"
+        )
+        connector = SqlConnector(SourceSpec(name="crm", url=url))
+        try:
+            with connector.open(next(r for r in connector.containers() if r.name == "t")) as reader:
+                whole = reader.range_fingerprints(50, None, ["email", "full_name"], width=5)
+                assert len(whole) == len({k // 5 for k in range(-40, 260, 3)})
+                asked = {-8, -7, -1, 0, 3, 4, 11, 30, 51, 200}  # some hold no rows
+                some = reader.range_fingerprints(50, None, ["email", "full_name"], width=5, buckets=asked)
+                assert some == {b: p for b, p in whole.items() if b in asked}
+                assert reader.bucket_rows(5) == {
+                    b: sum(1 for k in range(-40, 260, 3) if k // 5 == b) for b in {k // 5 for k in range(-40, 260, 3)}
+                }
+        finally:
+            connector.close()
