@@ -789,8 +789,9 @@ class SqlTableReader(RelationalReader):
         that column's highest value. One query per range, on the key's index (a grouped query
         over the whole table sorts it: 6 s against under 1 s on a million rows), unless the keys
         are so sparse that most ranges would be empty; PostgreSQL groups by hash, unsorted.
-        SQLite's and PostgreSQL's buckets asked for are looked up in the table by key, so that only
-        their rows are read (``_joined_buckets``; SQLite: a subquery per bucket).
+        SQLite's and PostgreSQL's buckets asked for are joined to the table by key, so that only
+        their rows are read (``_joined_buckets``; for SQLite faster than a subquery per bucket,
+        which sorts nothing but took a fifth longer on a million rows).
         """
         from sqlalchemy import text
 
@@ -826,23 +827,18 @@ class SqlTableReader(RelationalReader):
             # Texts joined by the unit separator, NULL as "" (the extractor reads both as nothing):
             # half the cost of quote(). A value holding the separator could in principle make two
             # rows that differ only by where it stands look alike: then that row is not read again.
-            # One row's text, the same for both queries below.
-            values = " || char(31) || ".join([key, *(f"coalesce({q(c.name)}, '')" for c in columns)])
+            def row_text(alias: str) -> str:  # one row's text, the same for both queries below
+                cells = [f"{alias}{key}", *(f"coalesce({alias}{q(c.name)}, '')" for c in columns)]
+                return " || char(31) || ".join(cells)
+
+            values = row_text("")
             # group_concat follows the ordered subquery; were the order ever to differ, the range
             # would only be read again, never missed.
             aggregates = "count(*), piiport_md5(group_concat(r, char(10)))"
             source = f"(SELECT {key} AS piiport_key_, {values} AS r FROM {table} ORDER BY {key})"
-            # The same rows' values, bucket by bucket in key order: a subquery per bucket asked
-            # for reads its rows by key, with no sort (a join grouped by bucket sorts them: a
-            # fifth slower), and gives the same fingerprints.
-            w = int(width or step)
-            joined = text(
-                "WITH piiport_b(piiport_g) AS (VALUES __buckets__) SELECT piiport_g, piiport_f FROM "
-                "(SELECT piiport_g, (SELECT count(*) || ':' || piiport_md5(group_concat(r, char(10))) FROM "
-                f"(SELECT {values} AS r FROM {table} WHERE {key} >= piiport_g * {w} "
-                f"AND {key} < piiport_g * {w} + {w} ORDER BY {key})) AS piiport_f FROM piiport_b) "
-                "WHERE piiport_f IS NOT NULL"
-            )
+            # The same rows' values, bucket by bucket, in key order as the join reads them (an
+            # ORDER BY costs a sort, a fifth of the query): the same fingerprints.
+            joined = _joined_buckets(table, key, int(width or step), aggregates, row_text("t."))
             key = "piiport_key_"
         else:
             raise NotImplementedError(dialect)
