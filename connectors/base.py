@@ -58,16 +58,12 @@ class KeyChanges(NamedTuple):
     #: Key spans (first and last key) that hold every record changed or added since; None:
     #: cannot tell (every key range is fingerprinted).
     spans: list[tuple[int, int]] | None = None
-    #: Where the spans cannot show deletions (PostgreSQL's row versions): the container's
-    #: records now. The scan compares those outside the spans' buckets with what its last read
-    #: counted there, and where they are fewer, the records of each bucket (``bucket_rows``).
-    #: None: a deletion shows in the spans (SQLite's pages).
+    #: Where the spans cannot show deletions (PostgreSQL's row versions): the records now outside
+    #: the spans, which are whole buckets then, counted at the same moment as the spans were
+    #: found. The scan compares them with what its last read counted there, and where they
+    #: differ, the records of each bucket (``bucket_rows``). None: a deletion shows in the spans
+    #: (SQLite's pages).
     rows: int | None = None
-
-
-def fingerprint_rows(fingerprint: str) -> int:
-    """The row count a fingerprint of ``ContainerReader.range_fingerprints`` starts with."""
-    return int(fingerprint.split(":", 1)[0])
 
 
 @dataclass(frozen=True)
@@ -255,16 +251,17 @@ class ContainerReader(ABC):
         ``pages``: the token ``changed_key_spans`` gave that scan (a reader may reuse it)."""
         return None
 
-    def changed_key_spans(self, since: str | None) -> KeyChanges:
+    def changed_key_spans(self, since: str | None, width: int) -> KeyChanges:
         """Where the container's records may have changed since an earlier scan (``since``: the
-        token that scan kept), cheaper than fingerprinting them all. Asked after
-        ``table_version``. The default: cannot tell."""
+        token that scan kept), cheaper than fingerprinting them all; ``width``: the keys of a
+        bucket (0: none). Asked after ``table_version``. The default: cannot tell."""
         return KeyChanges()
 
-    def bucket_rows(self, width: int) -> dict[int, int]:
+    def bucket_rows(self, width: int, since: str | None = None) -> dict[int, int]:
         """Records per bucket of ``width`` keys (bucket ``key // width``) that holds any,
         counted where the records are (for a container whose ``changed_key_spans`` gives
-        ``rows``). Memory: a number per bucket."""
+        ``rows``); a bucket holding a record written since ``since`` (that method's token)
+        counts -1, whatever its records. Memory: a number per bucket."""
         raise NotImplementedError
 
     def range_fingerprints(
@@ -278,8 +275,7 @@ class ContainerReader(ABC):
         ranges: Collection[int] | None = None,
     ) -> dict[int, str]:
         """Per key range ``n`` (keys ``n * step`` to ``(n + 1) * step - 1``) that holds records, a
-        fingerprint of its records, computed where the records are (no record is read out);
-        each fingerprint starts with the range's row count and a colon (``fingerprint_rows``).
+        fingerprint of its records, computed where the records are (no record is read out).
         With ``changed_column``, the range's row count and the column's highest value. With
         ``width`` (a divisor of ``step``), the same per bucket ``key // width`` instead; with
         ``buckets`` too, for those buckets only; with ``ranges``, for those ranges only."""

@@ -43,6 +43,7 @@ from connectors.flatten import flatten
 from connectors.flatten import loads as json_loads
 from connectors.options import SqlOptions, coerce
 from connectors.redact import mask_url, quote_password
+from connectors.sql_fingerprint import floor_div_sql
 from connectors.sql_keys import KeyLocator
 from connectors.sql_pages import Pager
 from connectors.sql_sample import Sampler
@@ -474,24 +475,20 @@ def _key_ranges(start: int, stop: int, size: int) -> list[tuple[int, int]]:
 _DRIVER_TYPES = frozenset({"text", "int", "ip"})
 
 
-def _floor_div(expr: str, n: int, dialect: str) -> str:
-    """``expr // n`` in SQL (integer division rounds toward zero: negative keys need this)."""
-    div = "DIV" if dialect in {"mysql", "mariadb"} else "/"
-    return f"CASE WHEN {expr} >= 0 THEN {expr} {div} {n} ELSE -1 - ((-1 - {expr}) {div} {n}) END"
-
-
 def _joined_buckets(table: str, key: str, width: int, aggregates: str, row_text: str) -> Any:
     """Fingerprints of the buckets listed (``__buckets__``: ``(b), (c)…``), each joined to the
     table by key, so that only their rows are read (a filter on the bucket number would read
     the whole range). No ORDER BY: the rows come in key order as the join reads them, and an
-    order that differed would only read a bucket again, never miss one."""
+    order that differed would only read a bucket again, never miss one. The bucket numbers
+    are cast to 64 bits: PostgreSQL types ``VALUES (3)`` as a 32-bit integer, whose product
+    with the width overflows for keys beyond 2**31."""
     from sqlalchemy import text
 
     return text(
         "WITH piiport_b(piiport_g) AS (VALUES __buckets__) "
         f"SELECT piiport_g, {aggregates} FROM (SELECT piiport_g, {row_text} AS r "
-        f"FROM piiport_b JOIN {table} AS t ON t.{key} >= piiport_g * {width} "
-        f"AND t.{key} < piiport_g * {width} + {width}) AS piiport_j GROUP BY piiport_g"
+        f"FROM piiport_b JOIN {table} AS t ON t.{key} >= CAST(piiport_g AS BIGINT) * {width} "
+        f"AND t.{key} < CAST(piiport_g AS BIGINT) * {width} + {width}) AS piiport_j GROUP BY piiport_g"
     )
 
 
@@ -705,29 +702,32 @@ class SqlTableReader(RelationalReader):
             return None
         return f"{version}:{hashlib.blake2b(columns_digest(self.table), digest_size=8).hexdigest()}"
 
-    def changed_key_spans(self, since: str | None) -> KeyChanges:
+    def changed_key_spans(self, since: str | None, width: int) -> KeyChanges:
         """SQLite rowid tables: the table's leaf pages as of ``table_version`` (the token for the
         next scan), and the key spans of the pages changed since ``since``: every row changed,
         added or deleted since is in one. PostgreSQL plain tables with one integer key: the
-        keys of the rows written since (``xmin``), and the table's row count (for the deleted
-        ones, ``bucket_rows``). Nothing where neither can tell (another database, WAL mode, a key that is
-        not the rowid, a view)."""
+        buckets of ``width`` keys that hold a row written since (``xmin``), and the rows of the
+        other buckets (for the deleted ones, ``bucket_rows``). Nothing where neither can tell
+        (another database, WAL mode, a key that is not the rowid, a view, no buckets)."""
         from connectors.sql_fingerprint import changed_spans, postgres_changed_keys
 
         if self._token is not None:  # PostgreSQL
             token = self._token
-            if since is None or not self._one_integer_key():
+            if since is None or not width or not self._one_integer_key():
                 return KeyChanges(token)
             engine = self.connector.engine
             q = engine.dialect.identifier_preparer.quote
             key, table_sql = q(self.key_exprs[0].name), self._qualified_sql(q)
 
-            def read() -> list[int] | None:
+            def read() -> tuple[list[int], int] | None:
                 with engine.connect() as conn:
-                    return postgres_changed_keys(conn, table_sql, key, since, token)
+                    return postgres_changed_keys(conn, table_sql, key, width, since, token)
 
-            keys = self._with_retry(read)
-            return KeyChanges(token) if keys is None else KeyChanges(token, [(k, k) for k in keys], self._rows)
+            found = self._with_retry(read)
+            if found is None:
+                return KeyChanges(token)
+            spans = [(b * width, b * width + width - 1) for b in found[0]]
+            return KeyChanges(token, spans, found[1])
         leaves = self._leaves
         if leaves is None:
             return KeyChanges()
@@ -845,7 +845,7 @@ class SqlTableReader(RelationalReader):
         grain = int(width) if width else step
         if step % grain:
             raise ValueError(f"bucket width {grain} does not divide the range step {step}")
-        bucket = _floor_div(key, grain, dialect)
+        bucket = floor_div_sql(key, grain, dialect)
         grouped = text(f"SELECT {bucket} AS g, {aggregates} FROM {source} GROUP BY g")
         in_range = f"FROM {source} WHERE {key} >= :low AND {key} < :high"
         asked: dict[int, list[int]] | None = None  # per range, the buckets asked for
@@ -904,17 +904,24 @@ class SqlTableReader(RelationalReader):
                     out[no] = ":".join(str(v) for v in found[0])
         return out
 
-    def bucket_rows(self, width: int) -> dict[int, int]:
-        """Rows per bucket of ``width`` keys, one grouped query (PostgreSQL groups by hash)."""
+    def bucket_rows(self, width: int, since: str | None = None) -> dict[int, int]:
+        """Rows per bucket of ``width`` keys, one grouped query (PostgreSQL groups by hash; there,
+        a bucket holding a row written since ``since`` counts -1)."""
         from sqlalchemy import text
+
+        from connectors.sql_fingerprint import postgres_bucket_rows
 
         q = self.connector.engine.dialect.identifier_preparer.quote
         key = "rowid" if self.key_kind == "rowid" else q(self.key_exprs[0].name)
-        bucket = _floor_div(key, int(width), self.connector.engine.dialect.name)
-        stmt = text(f"SELECT {bucket} AS g, count(*) FROM {self._qualified_sql(q)} GROUP BY g")
+        dialect = self.connector.engine.dialect.name
+        stmt = text(
+            f"SELECT {floor_div_sql(key, int(width), dialect)} AS g, count(*) FROM {self._qualified_sql(q)} GROUP BY g"
+        )
 
         def read() -> dict[int, int]:
             with self._grouping_connection() as conn:
+                if dialect == "postgresql":
+                    return postgres_bucket_rows(conn, self._qualified_sql(q), key, width, since)
                 return {int(g): int(n) for g, n in conn.execute(stmt)}
 
         return self._with_retry(read)

@@ -20,10 +20,11 @@ Where rows changed, also without reading them (``changed_key_spans``):
 - PostgreSQL: the rows whose ``xmin`` is not older than the oldest transaction still running
   when the last scan began (``txid_snapshot_xmin``): every row written by a transaction that
   committed after that moment has one (a subtransaction's id is newer than its parent's).
-  Deleted rows leave nothing to see: the row count of each key range goes with the spans, and
-  the scan compares it with its own counts. Transaction ids are 32 bits and wrap around: the
-  comparison is modulo 2**32 and holds while fewer than 2**31 transactions separate the two
-  scans (beyond, or on another server, database, table or timeline, everything is fingerprinted).
+  Deleted rows leave nothing to see: the rows outside the buckets written to are counted in the
+  same statement, and the scan compares them with its own counts. Transaction ids are 32 bits
+  and wrap around: the comparison is modulo 2**32 and holds while fewer than 2**31 transactions
+  separate the two scans (beyond, or on another server, database, table or timeline, or for a
+  table with inheritance children, everything is fingerprinted).
   A frozen row keeps its ``xmin`` (PostgreSQL 9.4 and later); a row so old that its ``xmin``
   seems newer than the token only costs a fingerprint.
 
@@ -176,8 +177,10 @@ def postgres_table_version(conn: Any, qualified: str, table_sql: str) -> tuple[s
 
 def postgres_change_token(conn: Any, qualified: str) -> str | None:
     """What a later scan compares row versions against (``postgres_changed_keys``): the server,
-    its timeline, the table's oid and the oldest transaction id still running, as a 64-bit
-    number; None where the server does not tell (no ``pg_control_*`` functions, no right)."""
+    its timeline, the database's and the table's oids and the oldest transaction id still
+    running, as a 64-bit number. None where the server does not tell (no ``pg_control_*``
+    functions, no right), and for a table with inheritance children: a child attached later
+    brings rows whose versions are older than the token."""
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 
@@ -186,43 +189,103 @@ def postgres_change_token(conn: Any, qualified: str) -> str | None:
             row = conn.execute(
                 text(
                     "SELECT (SELECT system_identifier FROM pg_control_system()), "
-                    "(SELECT timeline_id FROM pg_control_checkpoint()), CAST(:t AS regclass)::oid, "
-                    "txid_snapshot_xmin(txid_current_snapshot())"
+                    "(SELECT timeline_id FROM pg_control_checkpoint()), "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database()), "
+                    "CAST(:t AS regclass)::oid, txid_snapshot_xmin(txid_current_snapshot()), "
+                    "EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = CAST(:t AS regclass))"
                 ),
                 {"t": qualified},
             ).one()
     except DBAPIError:
         return None
-    return "xmin:" + ":".join(str(v) for v in row)
+    if row[-1] or None in row:
+        return None
+    return "xmin:" + ":".join(str(v) for v in row[:-1])
 
 
 #: Transaction ids between two scans beyond which row versions cannot be compared (2**31
-#: wraps around; a margin for the transactions that run while the scan does).
-_XID_HORIZON = 2**31 - 2**24
+#: wraps around).
+_XID_HORIZON = 2**31
 #: Changed rows beyond which the key spans are not worth having: everything is fingerprinted.
 _MAX_CHANGED_KEYS = 1_000_000
 
 
-def postgres_changed_keys(conn: Any, table_sql: str, key_sql: str, since: str, now: str) -> list[int] | None:
-    """The keys of the rows written since the token ``since`` (``now``: this scan's), in one
-    pass over the table; None where the tokens cannot be compared (another server, timeline
-    or table, transaction ids wrapped around) or too many rows changed. Memory: their keys."""
+def written_since(xid: int, column: str = "xmin") -> str:
+    """SQL: whether the transaction id in ``column`` is not older than ``xid`` (64 bits), compared
+    modulo 2**32 (less than 2**31 ahead of it), as ids wrap around."""
+    return f"((CAST(CAST({column} AS text) AS bigint) - {xid % 2**32}) & 4294967295) < 2147483648"
+
+
+def _token_parts(token: str) -> tuple[list[str], int] | None:
+    """A token's identity (server, timeline, database, table) and transaction id; None if it is
+    not one of ``postgres_change_token`` (an older format, another database's)."""
+    parts = token.split(":")
+    if len(parts) != 6 or parts[0] != "xmin" or not parts[5].isdigit():
+        return None
+    return parts[1:5], int(parts[5])
+
+
+def _token_xid(since: str, now: str) -> int | None:
+    """The transaction id of the token ``since``, when it can be compared with this scan's ``now``
+    (the same server, timeline, database and table, and not too long ago); else None."""
+    old, new = _token_parts(since), _token_parts(now)
+    if old is None or new is None or old[0] != new[0]:
+        return None
+    return old[1] if 0 <= new[1] - old[1] < _XID_HORIZON else None
+
+
+def postgres_changed_keys(
+    conn: Any, table_sql: str, key_sql: str, width: int, since: str, now: str
+) -> tuple[list[int], int] | None:
+    """Where rows were written since the token ``since`` (``now``: this scan's): the buckets of
+    ``width`` keys that hold one, and the rows of the other buckets, both from one statement
+    (one snapshot: a row written while the scan runs is seen by both or by neither). None
+    where the tokens cannot be compared (``_token_xid``) or too many rows changed. Memory:
+    the changed rows' keys, on the server."""
     from sqlalchemy import text
 
-    old, new = since.split(":"), now.split(":")
-    if len(old) != 5 or old[0] != "xmin" or old[1:4] != new[1:4]:
+    before = _token_xid(since, now)
+    if before is None:
         return None
-    before, current = int(old[4]), int(new[4])
-    if not 0 <= current - before < _XID_HORIZON:
-        return None
-    # Newer than ``before`` modulo 2**32: less than 2**31 ahead of it.
-    written = f"((CAST(CAST(xmin AS text) AS bigint) - {before % 2**32}) & 4294967295) < 2147483648"
+    width = int(width)
+    bucket = floor_div_sql("k", width)
     conn.execute(text("SET LOCAL jit = off"))  # compiling takes longer than the pass
-    keys = conn.execute(
-        text(f"SELECT {key_sql} FROM {table_sql} WHERE {written} LIMIT {_MAX_CHANGED_KEYS + 1}")
-    ).scalars()
-    out = [int(k) for k in keys]
-    return None if len(out) > _MAX_CHANGED_KEYS else out
+    row = conn.execute(
+        text(
+            f"WITH piiport_k AS (SELECT {key_sql} AS k FROM {table_sql} WHERE {written_since(before)} "
+            f"LIMIT {_MAX_CHANGED_KEYS + 1}), "
+            f"piiport_g AS (SELECT DISTINCT CAST({bucket} AS bigint) AS g FROM piiport_k) "
+            f"SELECT (SELECT count(*) FROM {table_sql}) - (SELECT count(*) FROM piiport_g JOIN {table_sql} AS t "
+            f"ON t.{key_sql} >= g * {width} AND t.{key_sql} < g * {width} + {width}), "
+            "(SELECT array_agg(g) FROM piiport_g), (SELECT count(*) FROM piiport_k), "
+            "txid_snapshot_xmax(txid_current_snapshot())"
+        )
+    ).one()
+    outside, buckets, changed, newest = row
+    # A row written in this statement's snapshot is at most ``newest``: its id must not wrap past ``before``.
+    if changed > _MAX_CHANGED_KEYS or int(newest) - before >= _XID_HORIZON:
+        return None
+    return sorted(int(b) for b in buckets or ()), int(outside)
+
+
+def postgres_bucket_rows(conn: Any, table_sql: str, key_sql: str, width: int, since: str | None) -> dict[int, int]:
+    """Rows per bucket of ``width`` keys, one grouped query; with ``since`` (a token), a bucket
+    that holds a row written since it counts -1, so that it is never taken as unchanged (a row
+    may have been written there after ``postgres_changed_keys`` looked)."""
+    from sqlalchemy import text
+
+    parts = None if since is None else _token_parts(since)
+    before = None if parts is None else parts[1]
+    bucket = floor_div_sql(key_sql, int(width))
+    written = "false" if before is None else written_since(before)
+    rows = conn.execute(text(f"SELECT {bucket} AS g, count(*), bool_or({written}) FROM {table_sql} GROUP BY g")).all()
+    return {int(g): -1 if flagged else int(n) for g, n, flagged in rows}
+
+
+def floor_div_sql(expr: str, n: int, dialect: str = "postgresql") -> str:
+    """``expr // n`` in SQL (integer division rounds toward zero: negative keys need this)."""
+    div = "DIV" if dialect in {"mysql", "mariadb"} else "/"
+    return f"CASE WHEN {expr} >= 0 THEN {expr} {div} {n} ELSE -1 - ((-1 - {expr}) {div} {n}) END"
 
 
 class LeafPages(NamedTuple):
@@ -319,9 +382,12 @@ __all__ = [
     "LeafPages",
     "changed_spans",
     "columns_digest",
+    "floor_div_sql",
+    "postgres_bucket_rows",
     "postgres_change_token",
     "postgres_changed_keys",
     "postgres_table_version",
     "sqlite_table_pages",
     "sqlite_table_version",
+    "written_since",
 ]

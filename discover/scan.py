@@ -26,7 +26,6 @@ from connectors.base import (
     KeyRange,
     SourceSpec,
     connect,
-    fingerprint_rows,
 )
 from connectors.errors import ConfigError, PiiportError, SourceError
 from connectors.redact import mask_url
@@ -809,12 +808,14 @@ def _plan_ranges(
     bucket_prints: dict[int, dict[int, int]] = {}
     before: dict[int, RangeSummary] = {}  # summaries of the last scan, as loaded
     # Where rows may have changed, from the table's pages (SQLite): only there are buckets fingerprinted.
-    changes = reader.changed_key_spans(last.state.get("pages") if reuse and last is not None else None)
+    since = last.state.get("pages") if reuse and last is not None else None
+    changes = reader.changed_key_spans(since, width)
     if changes.token is not None:
         job.state["pages"] = changes.token
     if width and reuse and last is not None and changes.spans is not None and last.state.get("width") == width:
+        count = functools.partial(reader.bucket_rows, since=since)
         prints = _prints_where_changed(
-            fingerprint, reader.bucket_rows, last, changes, step, width, column, fields, bucket_prints, before
+            fingerprint, count, last, changes, step, width, column, fields, bucket_prints, before
         )
     elif width:
         per = step // width
@@ -880,11 +881,10 @@ def _prints_where_changed(
         pending.append(fingerprint(step, column, fields, width=width, buckets=whole - touched))
         touched |= whole
     fresh: dict[int, dict[int, int]] = {}
-    counted = 0  # records in the buckets fingerprinted
     for gather in pending:
-        counted += _take_prints(gather(), per, fresh)
+        _take_prints(gather(), per, fresh)
     if changes.rows is not None:
-        lost = _buckets_that_lost_rows(bucket_rows, last, changes.rows - counted, touched, before, width, per)
+        lost = _buckets_that_lost_rows(bucket_rows, last, changes, touched, before, width, per)
         if lost:
             _take_prints(fingerprint(step, column, fields, width=width, buckets=lost)(), per, fresh)
             touched |= lost
@@ -899,58 +899,63 @@ def _prints_where_changed(
     return prints
 
 
-def _take_prints(found: dict[int, str], per: int, fresh: dict[int, dict[int, int]]) -> int:
-    """Bucket fingerprints into ``fresh`` (per range, per bucket); the records they count."""
-    rows = 0
+def _take_prints(found: dict[int, str], per: int, fresh: dict[int, dict[int, int]]) -> None:
+    """Bucket fingerprints into ``fresh``, per range and bucket."""
     for bucket, text in found.items():
         fresh.setdefault(bucket // per, {})[bucket] = print_hash(text)
-        rows += fingerprint_rows(text)
-    return rows
 
 
 def _buckets_that_lost_rows(
     bucket_rows: Callable[[int], dict[int, int]],
     last: LastScan,
-    outside: int,
+    changes: KeyChanges,
     touched: set[int],
     before: dict[int, RangeSummary],
     width: int,
     per: int,
 ) -> set[int]:
     """Buckets outside ``touched`` whose records are fewer than the last read counted there,
-    when a table's changed rows show but its deleted ones do not (``KeyChanges.rows``).
-    ``outside``: the records outside ``touched`` now. No record outside them was written since,
-    so none was added: each of those buckets holds at most what it held, and when the totals
-    agree none lost one (the usual case, no query). Otherwise the table's records are counted
-    per bucket (``bucket_rows``) and compared with the summaries', all of them loaded (into
-    ``before``)."""
+    when a table's written rows show but its deleted ones do not (``KeyChanges.rows``: the
+    records outside the buckets of ``changes.spans`` now). No record outside those buckets was
+    written since, so none was added: each of them holds at most what it held, and when the
+    totals agree none lost one (the usual case, no query). Otherwise the table's records are
+    counted per bucket (``bucket_rows``) and compared with the summaries', all of them loaded
+    (into ``before``)."""
     import numpy as np
 
-    marked = np.sort(np.fromiter(touched, dtype=np.int64, count=len(touched)))
+    assert changes.spans is not None and changes.rows is not None
+    written = np.array(
+        sorted({b for low, high in changes.spans for b in range(low // width, high // width + 1)}), dtype=np.int64
+    )
 
-    def counts_outside(summary: RangeSummary) -> tuple[Any, Any]:
+    def counts_outside(summary: RangeSummary, marked: Any) -> tuple[Any, Any] | None:
+        """A summary's buckets not ``marked`` and their records; None if it has no such counts."""
         table = summary.buckets
-        if table is None or summary.width != width or "r" not in table.names or not len(table.ids):
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        # Sorted lookups, not ``np.isin``: a range's buckets against every touched one, per range.
+        if table is None or summary.width != width or "r" not in table.names:
+            return None
+        # Sorted lookups, not ``np.isin``: a range's buckets against every marked one, per range.
         at = np.minimum(np.searchsorted(marked, table.ids), max(len(marked) - 1, 0))
         keep = marked[at] != table.ids if len(marked) else np.ones(len(table.ids), dtype=bool)
         return table.ids[keep], np.clip(table.counts[keep, table.names.index("r")], 0, None)
 
-    # The records outside, as the last scan counted them: its total less what the touched ranges held inside.
-    was = int(last.state.get("records", -1))
-    for summary in before.values():
-        was -= summary.records - int(counts_outside(summary)[1].sum())
-    if was == outside:
+    # The records outside the written buckets, as the last scan counted them: its total less
+    # what the ranges written to held inside those buckets.
+    was: int | None = last.state.get("records")
+    for no in {int(b) // per for b in written.tolist()} & set(last.ranges):
+        outside = counts_outside(before[no], written) if was is not None else None
+        was = None if outside is None or was is None else was - (before[no].records - int(outside[1].sum()))
+    if was == changes.rows:
         return set()
+    marked = np.array(sorted(touched), dtype=np.int64)
     old: dict[int, int] = {}
     lost: set[int] = set()
     for no, (_, text) in last.ranges.items():
         summary = before[no] = before.get(no) or RangeSummary.loads(text)  # kept: its prints are needed
-        if summary.width != width or summary.buckets is None:  # no counts per bucket: all of it
+        found = counts_outside(summary, marked)
+        if found is None:  # no counts per bucket: all of it
             lost.update(range(no * per, (no + 1) * per))
-        ids, counts = counts_outside(summary)
-        old.update(zip(ids.tolist(), counts.tolist(), strict=True))
+        else:
+            old.update(zip(found[0].tolist(), found[1].tolist(), strict=True))
     now = bucket_rows(width)
     lost.update(b for b in now.keys() | old.keys() if now.get(b, 0) != old.get(b, 0))
     return lost - touched
