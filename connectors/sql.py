@@ -538,9 +538,8 @@ class SqlTableReader(RelationalReader):
         self._leaves: LeafPages | None = None
         #: The earlier scan's leaf pages ``table_version`` was given: its token, and the pages read from it.
         self._since: tuple[str | None, LeafPages | None] = (None, None)
-        #: PostgreSQL: the change token and the row count read with the version (``changed_key_spans``).
+        #: PostgreSQL: the change token read with the version (``changed_key_spans``).
         self._token: str | None = None
-        self._rows: int | None = None
         self.connector = connector
         self.table = table
         native = connector._native
@@ -685,16 +684,15 @@ class SqlTableReader(RelationalReader):
         elif dialect == "postgresql":
             table_sql = self._qualified_sql(engine.dialect.identifier_preparer.quote)
 
-            def read() -> tuple[tuple[str, int] | None, str | None]:
+            def read() -> tuple[str | None, str | None]:
                 with engine.connect() as conn:
                     # The token first: a row written after it counts as changed next time.
                     token = postgres_change_token(conn, self.sampler.qualified())
                     return postgres_table_version(conn, self.sampler.qualified(), table_sql), token
 
-            found, token = self._with_retry(read)
-            if found is None:  # a view: neither a version nor row versions
+            version, token = self._with_retry(read)
+            if version is None:  # a view: neither a version nor row versions
                 return None
-            version, self._rows = found
             self._token = token
         else:
             return None
@@ -846,7 +844,8 @@ class SqlTableReader(RelationalReader):
         if step % grain:
             raise ValueError(f"bucket width {grain} does not divide the range step {step}")
         bucket = floor_div_sql(key, grain, dialect)
-        grouped = text(f"SELECT {bucket} AS g, {aggregates} FROM {source} GROUP BY g")
+        # GROUP BY 1, not an alias: MySQL and MariaDB would take a table column of the same name first.
+        grouped = text(f"SELECT {bucket} AS piiport_g, {aggregates} FROM {source} GROUP BY 1")
         in_range = f"FROM {source} WHERE {key} >= :low AND {key} < :high"
         asked: dict[int, list[int]] | None = None  # per range, the buckets asked for
         if width and buckets is not None:
@@ -857,7 +856,9 @@ class SqlTableReader(RelationalReader):
             in_range += f" AND {bucket} IN (__buckets__)"
         # Buckets of one range: the range's rows are few, so grouping them is a small sort.
         one = text(
-            f"SELECT {bucket} AS g, {aggregates} {in_range} GROUP BY g" if width else f"SELECT {aggregates} {in_range}"
+            f"SELECT {bucket} AS piiport_g, {aggregates} {in_range} GROUP BY 1"
+            if width
+            else f"SELECT {aggregates} {in_range}"
         )
 
         def run(stmt: Any, params: dict[str, int] | None = None) -> list[Any]:
@@ -914,15 +915,16 @@ class SqlTableReader(RelationalReader):
         q = self.connector.engine.dialect.identifier_preparer.quote
         key = "rowid" if self.key_kind == "rowid" else q(self.key_exprs[0].name)
         dialect = self.connector.engine.dialect.name
-        stmt = text(
-            f"SELECT {floor_div_sql(key, int(width), dialect)} AS g, count(*) FROM {self._qualified_sql(q)} GROUP BY g"
-        )
+        table = self._qualified_sql(q)
 
         def read() -> dict[int, int]:
             with self._grouping_connection() as conn:
                 if dialect == "postgresql":
-                    return postgres_bucket_rows(conn, self._qualified_sql(q), key, width, since)
-                return {int(g): int(n) for g, n in conn.execute(stmt)}
+                    return postgres_bucket_rows(conn, table, key, width, since)
+                bucket = floor_div_sql(key, int(width), dialect)
+                return {
+                    int(g): int(n) for g, n in conn.execute(text(f"SELECT {bucket}, count(*) FROM {table} GROUP BY 1"))
+                }
 
         return self._with_retry(read)
 

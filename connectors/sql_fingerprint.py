@@ -161,9 +161,8 @@ def _leaf_hash(own: bytes, overflow: list[bytes]) -> int:
     return int.from_bytes(digest.digest(), "big", signed=True)
 
 
-def postgres_table_version(conn: Any, qualified: str, table_sql: str) -> tuple[str, int] | None:
-    """Row count and sum of ``hashint8extended(xmin)`` of a plain table, and the row count
-    alone; None for other relations."""
+def postgres_table_version(conn: Any, qualified: str, table_sql: str) -> str | None:
+    """Row count and sum of ``hashint8extended(xmin)`` of a plain table; None for other relations."""
     from sqlalchemy import text
 
     kind = conn.execute(
@@ -172,7 +171,7 @@ def postgres_table_version(conn: Any, qualified: str, table_sql: str) -> tuple[s
     if kind != "r":
         return None
     row = conn.execute(text(f"SELECT count(*), sum(hashint8extended(xmin::text::bigint, 0)) FROM {table_sql}")).one()
-    return f"xmin:{row[0]}:{row[1] or 0}", int(row[0])
+    return f"xmin:{row[0]}:{row[1] or 0}"
 
 
 def postgres_change_token(conn: Any, qualified: str) -> str | None:
@@ -248,16 +247,17 @@ def postgres_changed_keys(
     if before is None:
         return None
     width = int(width)
-    bucket = floor_div_sql("k", width)
+    bucket = floor_div_sql("piiport_k.piiport_key", width)
+    g = "piiport_g.piiport_bucket"  # qualified: the table may have a column of any other name
     conn.execute(text("SET LOCAL jit = off"))  # compiling takes longer than the pass
     row = conn.execute(
         text(
-            f"WITH piiport_k AS (SELECT {key_sql} AS k FROM {table_sql} WHERE {written_since(before)} "
+            f"WITH piiport_k AS (SELECT {key_sql} AS piiport_key FROM {table_sql} WHERE {written_since(before)} "
             f"LIMIT {_MAX_CHANGED_KEYS + 1}), "
-            f"piiport_g AS (SELECT DISTINCT CAST({bucket} AS bigint) AS g FROM piiport_k) "
+            f"piiport_g AS (SELECT DISTINCT CAST({bucket} AS bigint) AS piiport_bucket FROM piiport_k) "
             f"SELECT (SELECT count(*) FROM {table_sql}) - (SELECT count(*) FROM piiport_g JOIN {table_sql} AS t "
-            f"ON t.{key_sql} >= g * {width} AND t.{key_sql} < g * {width} + {width}), "
-            "(SELECT array_agg(g) FROM piiport_g), (SELECT count(*) FROM piiport_k), "
+            f"ON t.{key_sql} >= {g} * {width} AND t.{key_sql} < {g} * {width} + {width}), "
+            f"(SELECT array_agg({g}) FROM piiport_g), (SELECT count(*) FROM piiport_k), "
             "txid_snapshot_xmax(txid_current_snapshot())"
         )
     ).one()
@@ -278,7 +278,7 @@ def postgres_bucket_rows(conn: Any, table_sql: str, key_sql: str, width: int, si
     before = None if parts is None else parts[1]
     bucket = floor_div_sql(key_sql, int(width))
     written = "false" if before is None else written_since(before)
-    rows = conn.execute(text(f"SELECT {bucket} AS g, count(*), bool_or({written}) FROM {table_sql} GROUP BY g")).all()
+    rows = conn.execute(text(f"SELECT {bucket}, count(*), bool_or({written}) FROM {table_sql} GROUP BY 1")).all()
     return {int(g): -1 if flagged else int(n) for g, n, flagged in rows}
 
 

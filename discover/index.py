@@ -397,6 +397,13 @@ class Index:
             )
         return out
 
+    def keep_state(self, container_id: int, state: dict[str, Any]) -> None:
+        """Replace what the next incremental rescan of a container compares against, and nothing
+        else: a rescan that found no record changed, but took a newer table version and token."""
+        st = self.t["scan_state"]
+        with self.engine.begin() as conn:
+            conn.execute(st.update().where(st.c.container_id == container_id).values(state=json.dumps(state)))
+
     def begin_container(
         self,
         ref: ContainerRef,

@@ -712,9 +712,12 @@ class _ScanRun:
                 runner.reject(job, exc, run_id=result.run_id)
                 continue
             if job.replace is not None and not job.replace and not job.patches:
-                # No range changed: what the index knows of the table stands.
+                # No range changed: what the index knows of the table stands, compared next time
+                # against this scan's version and token (rows written and found unchanged are
+                # not looked at again).
                 assert last is not None
                 result.containers[-1] = _unchanged(job.result, last)
+                runner.keep(job, last.container_id, {**last.state, **job.state})
                 continue
             runner.submit(job, units, detection=detection, key=index.hasher.key, run_id=result.run_id)
         runner.drain()
@@ -1024,6 +1027,9 @@ class _Job:
     patched_from: dict[int, RangeSummary] = field(default_factory=dict)
     bucket_prints: dict[int, dict[int, int]] = field(default_factory=dict)
     escalated: set[int] = field(default_factory=set)
+    #: A container found unchanged whose newer state (``Index.keep_state``) is all it writes:
+    #: its id and that state.
+    kept_state: tuple[int, dict[str, Any]] | None = None
 
     def hidden(self) -> dict[int, tuple[int, ...]]:
         """The buckets whose old findings the index hides, per range re-read in part."""
@@ -1259,6 +1265,13 @@ class _Runner:
             exc = future.exception()
             self._finished(job, task_result=exc if exc is not None else future.result())
 
+    def keep(self, job: _Job, container_id: int, state: dict[str, Any]) -> None:
+        """Write only a container's newer state, in its turn (after the containers before it
+        commit: their write transaction may be open)."""
+        job.kept_state = (container_id, state)
+        self.queue.append(job)
+        self._advance()
+
     def drain(self) -> None:
         while self.inflight:
             self._wait_one()
@@ -1354,6 +1367,14 @@ class _Runner:
                 # Units still running for it are discarded as they finish (``_finished``).
                 self.queue.popleft()
                 self._record_failure(head)
+                continue
+            if head.kept_state is not None:
+                self.queue.popleft()
+                try:
+                    self.index.keep_state(*head.kept_state)
+                except Exception as exc:  # the state it had stands: older, so the next scan looks at more
+                    where = f"{head.ref.source}/{head.ref.name}"
+                    logger.warning("%s: newer incremental state not saved (%s)", where, type(exc).__name__)
                 continue
             self._open(head)
             for unit in head.buffered:
