@@ -58,11 +58,18 @@ class FindingGroup(NamedTuple):
 
 @dataclass
 class FieldStats:
-    """Per field and entity type: records with a hit, non-null values, masked examples."""
+    """Per field and entity type: records with a hit, non-null values, masked examples.
+
+    The examples are the first 3 distinct masked values among the first 200 tries (hits, in
+    the order read); ``example_at`` keeps each one's try number, so that merging the stats of
+    consecutive parts (key ranges, in key order) gives what one read of them all would: a
+    part's example counts only if the hits before it, in all the parts before, leave it within
+    the first 200. The key ranges of a table can then fall anywhere."""
 
     non_null: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     hits: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     examples: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
+    example_at: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
     _tries: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int), repr=False)
 
     def add_example(self, fname: str, entity_type: str, value: str) -> bool:
@@ -75,6 +82,7 @@ class FieldStats:
             masked = mask(entity_type, value)
             if masked not in examples:
                 examples.append(masked)
+                self.example_at[key].append(self._tries[key] - 1)
         return len(examples) < _EXAMPLES and self._tries[key] < _EXAMPLE_TRIES
 
     def wants_example(self, fname: str, entity_type: str) -> bool:
@@ -83,14 +91,21 @@ class FieldStats:
         return len(self.examples[key]) < _EXAMPLES and self._tries[key] < _EXAMPLE_TRIES
 
     def merge(self, other: FieldStats) -> None:
+        """Add the stats of the part read after these (see the class). A record's try is its
+        hit: exact for fields with one value a record; in free text, where a record can hold
+        several, the hits before a part count its records."""
+        for ek, ev in other.examples.items():
+            before = self.hits.get(ek, 0)
+            at = other.example_at.get(ek, [])
+            for n, example in enumerate(ev):
+                tried = before + (at[n] if n < len(at) else 0)
+                if tried < _EXAMPLE_TRIES and len(self.examples[ek]) < _EXAMPLES and example not in self.examples[ek]:
+                    self.examples[ek].append(example)
+                    self.example_at[ek].append(tried)
         for k, v in other.non_null.items():
             self.non_null[k] += v
         for hk, hv in other.hits.items():
             self.hits[hk] += hv
-        for ek, ev in other.examples.items():
-            for example in ev:
-                if len(self.examples[ek]) < _EXAMPLES and example not in self.examples[ek]:
-                    self.examples[ek].append(example)
 
     def rows(self, origins: Mapping[str, str]) -> list[dict[str, Any]]:
         out = []

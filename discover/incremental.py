@@ -87,7 +87,10 @@ class RangeSummary:
             "records": self.records,
             "non_null": dict(self.stats.non_null),
             "hits": [[f, e, n] for (f, e), n in sorted(self.stats.hits.items())],
-            "examples": [[f, e, list(v)] for (f, e), v in sorted(self.stats.examples.items())],
+            "examples": [
+                [f, e, list(v), self.stats.example_at.get((f, e), [])]
+                for (f, e), v in sorted(self.stats.examples.items())
+            ],
             "entities": dict(sorted(self.entities.items())),
             "warnings": self.warnings[:20],
             "notes": self.notes[:20],
@@ -111,8 +114,10 @@ class RangeSummary:
             stats.non_null[f] += n
         for f, e, n in data["hits"]:
             stats.hits[(f, e)] += n
-        for f, e, v in data["examples"]:
+        for f, e, v, *at in data["examples"]:
             stats.examples[(f, e)].extend(v)
+            # Summaries written before try numbers were kept: as if found first (as they merged then).
+            stats.example_at[(f, e)].extend(at[0] if at else [0] * len(v))
         out = cls(
             data["records"],
             stats,
@@ -158,6 +163,7 @@ class RangeSummary:
         for pair in stats.hits:
             if examples.examples.get(pair):
                 stats.examples[pair] = list(examples.examples[pair])
+                stats.example_at[pair] = list(examples.example_at.get(pair, []))
         return cls(records, stats, entities, [], [], 0, width, buckets, prints, stops, hidden)
 
     def patch_plan(self, changed: Collection[int]) -> tuple[int | None, tuple[tuple[str, str], ...]] | None:
