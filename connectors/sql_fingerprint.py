@@ -239,8 +239,9 @@ def postgres_changed_keys(
     """Where rows were written since the token ``since`` (``now``: this scan's): the buckets of
     ``width`` keys that hold one, and the rows of the other buckets, both from one statement
     (one snapshot: a row written while the scan runs is seen by both or by neither). None
-    where the tokens cannot be compared (``_token_xid``) or too many rows changed. Memory:
-    the changed rows' keys, on the server."""
+    where the tokens cannot be compared (``_token_xid``) or too many rows changed. ``conn``:
+    set for grouping (``SqlTableReader._grouping_connection``: no JIT). Memory: the changed
+    rows' keys, on the server."""
     from sqlalchemy import text
 
     before = _token_xid(since, now)
@@ -249,7 +250,6 @@ def postgres_changed_keys(
     width = int(width)
     bucket = floor_div_sql("piiport_k.piiport_key", width)
     g = "piiport_g.piiport_bucket"  # qualified: the table may have a column of any other name
-    conn.execute(text("SET LOCAL jit = off"))  # compiling takes longer than the pass
     row = conn.execute(
         text(
             f"WITH piiport_k AS (SELECT {key_sql} AS piiport_key FROM {table_sql} WHERE {written_since(before)} "

@@ -821,9 +821,7 @@ def _plan_ranges(
             fingerprint, count, last, changes, step, width, column, fields, bucket_prints, before
         )
     elif width:
-        per = step // width
-        for bucket, text in fingerprint(step, column, fields, width=width)().items():
-            bucket_prints.setdefault(bucket // per, {})[bucket] = print_hash(text)
+        _take_prints(fingerprint(step, column, fields, width=width)(), step // width, bucket_prints)
         prints = {no: _range_print(found) for no, found in bucket_prints.items()}
     else:
         prints = fingerprint(step, column, fields)()
@@ -872,6 +870,7 @@ def _prints_where_changed(
     touched: set[int] = set()
     for low, high in changes.spans:
         touched.update(range(low // width, high // width + 1))
+    written = set(touched)
     ranges = {b // per for b in touched}
     # Asked first: the workers fingerprint while the summaries load here.
     pending = [fingerprint(step, column, fields, width=width, buckets=set(touched))] if touched else []
@@ -887,7 +886,7 @@ def _prints_where_changed(
     for gather in pending:
         _take_prints(gather(), per, fresh)
     if changes.rows is not None:
-        lost = _buckets_that_lost_rows(bucket_rows, last, changes, touched, before, width, per)
+        lost = _buckets_that_lost_rows(bucket_rows, last, changes.rows, written, touched, before, width, per)
         if lost:
             _take_prints(fingerprint(step, column, fields, width=width, buckets=lost)(), per, fresh)
             touched |= lost
@@ -911,7 +910,8 @@ def _take_prints(found: dict[int, str], per: int, fresh: dict[int, dict[int, int
 def _buckets_that_lost_rows(
     bucket_rows: Callable[[int], dict[int, int]],
     last: LastScan,
-    changes: KeyChanges,
+    rows: int,
+    written: set[int],
     touched: set[int],
     before: dict[int, RangeSummary],
     width: int,
@@ -919,17 +919,14 @@ def _buckets_that_lost_rows(
 ) -> set[int]:
     """Buckets outside ``touched`` whose records are fewer than the last read counted there,
     when a table's written rows show but its deleted ones do not (``KeyChanges.rows``: the
-    records outside the buckets of ``changes.spans`` now). No record outside those buckets was
-    written since, so none was added: each of them holds at most what it held, and when the
-    totals agree none lost one (the usual case, no query). Otherwise the table's records are
-    counted per bucket (``bucket_rows``) and compared with the summaries', all of them loaded
-    (into ``before``)."""
+    ``rows`` outside the ``written`` buckets now). No record outside those buckets was written
+    since, so none was added: each of them holds at most what it held, and when the totals
+    agree none lost one (the usual case, no query). Otherwise the table's records are counted
+    per bucket (``bucket_rows``) and compared with the summaries', all of them loaded (into
+    ``before``)."""
     import numpy as np
 
-    assert changes.spans is not None and changes.rows is not None
-    written = np.array(
-        sorted({b for low, high in changes.spans for b in range(low // width, high // width + 1)}), dtype=np.int64
-    )
+    marked_written = np.array(sorted(written), dtype=np.int64)
 
     def counts_outside(summary: RangeSummary, marked: Any) -> tuple[Any, Any] | None:
         """A summary's buckets not ``marked`` and their records; None if it has no such counts."""
@@ -944,10 +941,13 @@ def _buckets_that_lost_rows(
     # The records outside the written buckets, as the last scan counted them: its total less
     # what the ranges written to held inside those buckets.
     was: int | None = last.state.get("records")
-    for no in {int(b) // per for b in written.tolist()} & set(last.ranges):
-        outside = counts_outside(before[no], written) if was is not None else None
-        was = None if outside is None or was is None else was - (before[no].records - int(outside[1].sum()))
-    if was == changes.rows:
+    for no in {b // per for b in written} & set(last.ranges):
+        outside = counts_outside(before[no], marked_written)
+        if was is None or outside is None:  # not known: count every bucket
+            was = None
+            break
+        was -= before[no].records - int(outside[1].sum())
+    if was == rows:
         return set()
     marked = np.array(sorted(touched), dtype=np.int64)
     old: dict[int, int] = {}
