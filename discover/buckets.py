@@ -130,10 +130,24 @@ def load_prints(data: Mapping[str, str]) -> dict[int, int]:
     return dict(zip(_unb64(data["ids"]).tolist(), _unb64(data["hashes"]).tolist(), strict=True))
 
 
+#: Integer widths an array is kept in, narrowest first (``_b64``).
+_WIDTHS = ("i1", "i2", "i4")
+
+
 def _b64(array: Any) -> str:
+    """An integer array as text: compressed, in the narrowest integer width that holds it (a
+    bucket's counts fit in a byte: an eighth of the bytes to compress and to read back),
+    ``"i1:…"``; 64-bit ones without a prefix, as summaries were written before."""
     import zlib
 
-    return base64.b64encode(zlib.compress(array.astype("<i8").tobytes(), 1)).decode()
+    import numpy as np
+
+    width = "i8"
+    if array.size:
+        low, high = int(array.min()), int(array.max())
+        width = next((w for w in _WIDTHS if np.iinfo(w).min <= low and high <= np.iinfo(w).max), "i8")
+    text = base64.b64encode(zlib.compress(array.astype("<" + width).tobytes(), 1)).decode()
+    return text if width == "i8" else f"{width}:{text}"
 
 
 def _unb64(text: str) -> Any:
@@ -141,7 +155,8 @@ def _unb64(text: str) -> Any:
 
     import numpy as np
 
-    return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype="<i8").astype(np.int64)
+    width, _, data = text.rpartition(":")  # base64 has no ":"
+    return np.frombuffer(zlib.decompress(base64.b64decode(data)), dtype="<" + (width or "i8")).astype(np.int64)
 
 
 @dataclass(frozen=True)

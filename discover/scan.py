@@ -15,7 +15,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from connectors.base import (
     Connector,
@@ -43,6 +43,7 @@ from discover.sealing import KeySealer
 from discover.settings import DetectionSettings, ScanSettings
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -287,6 +288,12 @@ def fingerprint_ranges(task: FingerprintTask) -> dict[int, str]:
             buckets=task.buckets,
             ranges=task.ranges,
         )
+
+
+def bucket_prints_of(task: FingerprintTask) -> dict[int, int]:
+    """``fingerprint_ranges`` of buckets, each in 8 bytes (``print_hash``): hashed where they are
+    computed, so that the scanning process, which plans the table alone, only files them by range."""
+    return {bucket: print_hash(text) for bucket, text in fingerprint_ranges(task).items()}
 
 
 def _share_connector(spec: SourceSpec, connector: Any | None) -> None:
@@ -701,7 +708,8 @@ class _ScanRun:
                     has_text = any(p.free_text for p in job.profiles.values())
                     rows_per_unit = settings.text_unit_rows if has_text else settings.unit_rows
                     fingerprint = functools.partial(runner.fingerprints, job, reader, index.hasher.key)
-                    units = _plan_ranges(job, reader, last, detection, settings, rows_per_unit, fingerprint)
+                    prints = functools.partial(runner.bucket_prints, job, reader, index.hasher.key)
+                    units = _plan_ranges(job, reader, last, detection, settings, rows_per_unit, fingerprint, prints)
                     if source_version is not None:
                         job.state.update(pre=pre, source=source_version)
                     if job.table_version is not None:
@@ -774,12 +782,13 @@ def _plan_ranges(
     settings: ScanSettings,
     rows_per_unit: int,
     fingerprint: Callable[..., Callable[[], dict[int, str]]],
+    bucket_prints: Callable[..., Callable[[], dict[int, int]]],
 ) -> list[KeyRange | None] | None:
     """The key ranges to read, for a table whose changes can be found range by range; None
     for other containers (read whole). Sets ``job.replace`` to the ranges whose findings are
     replaced (None: all of them), ``job.patches`` to those re-read in part (``discover.buckets``)
-    and ``job.fingerprints`` to what to record for them. ``fingerprint``: the runner's
-    ``fingerprints`` (the reader's ``range_fingerprints``, maybe spread over worker processes).
+    and ``job.fingerprints`` to what to record for them. ``fingerprint`` and ``bucket_prints``:
+    the runner's (the reader's ``range_fingerprints``, maybe spread over worker processes).
 
     Memory: the fingerprint of each bucket of the table (``buckets.MAX_BUCKETS`` at most, about
     100 bytes each), held until the table's units are written."""
@@ -808,7 +817,7 @@ def _plan_ranges(
         else:
             bounds = reader.key_bounds()
             width = bucket_width(step, 1 if bounds is None else bounds[1] // step - bounds[0] // step + 1)
-    bucket_prints: dict[int, dict[int, int]] = {}
+    by_range: dict[int, dict[int, int]] = {}  # per range, its buckets' fingerprints
     before: dict[int, RangeSummary] = {}  # summaries of the last scan, as loaded
     # Where rows may have changed, from the table's pages (SQLite): only there are buckets fingerprinted.
     since = last.state.get("pages") if reuse and last is not None else None
@@ -818,11 +827,11 @@ def _plan_ranges(
     if width and reuse and last is not None and changes.spans is not None and last.state.get("width") == width:
         count = functools.partial(reader.bucket_rows, since=since)
         prints = _prints_where_changed(
-            fingerprint, count, last, changes, step, width, column, fields, bucket_prints, before
+            bucket_prints, count, last, changes, step, width, column, fields, by_range, before
         )
     elif width:
-        _take_prints(fingerprint(step, column, fields, width=width)(), step // width, bucket_prints)
-        prints = {no: _range_print(found) for no, found in bucket_prints.items()}
+        _take_prints(bucket_prints(step, column, fields, width=width)(), step // width, by_range)
+        prints = {no: _range_print(found) for no, found in by_range.items()}
     else:
         prints = fingerprint(step, column, fields)()
     job.state["step"] = step
@@ -832,13 +841,13 @@ def _plan_ranges(
         if width:
             for no in sorted(changed & set(last.ranges)):
                 old = before[no] if no in before else RangeSummary.loads(last.ranges[no][1])
-                _plan_patch(job, no, old, bucket_prints[no], width, step)
+                _plan_patch(job, no, old, by_range[no], width, step)
         job.replace = (changed - set(job.patches)) | (set(last.ranges) - set(prints))
         job.kept = {no: summary for no, (_, summary) in last.ranges.items() if no in prints and no not in changed}
     else:
         changed = set(prints)
     job.fingerprints = {no: prints[no] for no in changed}
-    job.bucket_prints = {no: bucket_prints.get(no, {}) for no in changed}
+    job.bucket_prints = {no: by_range.get(no, {}) for no in changed}
     job.result.read = "ranges" if job.replace is not None else "full"
     job.result.ranges_read = len(changed)
     job.result.ranges_total = len(prints)
@@ -848,7 +857,7 @@ def _plan_ranges(
 
 
 def _prints_where_changed(
-    fingerprint: Callable[..., Callable[[], dict[int, str]]],
+    bucket_prints: Callable[..., Callable[[], dict[int, int]]],
     bucket_rows: Callable[[int], dict[int, int]],
     last: LastScan,
     changes: KeyChanges,
@@ -856,14 +865,14 @@ def _prints_where_changed(
     width: int,
     column: str | None,
     fields: list[str],
-    bucket_prints: dict[int, dict[int, int]],
+    by_range: dict[int, dict[int, int]],
     before: dict[int, RangeSummary],
 ) -> dict[int, str]:
     """Range fingerprints when only ``changes.spans`` may have changed: the buckets they touch
     are fingerprinted again, the others keep their last fingerprints (from the range
     summaries); a range they do not touch keeps its fingerprint. Where the spans do not show
     deletions (``changes.rows``), buckets that lost records are found by their counts
-    (``_buckets_that_lost_rows``) and fingerprinted too. Fills ``bucket_prints`` for the
+    (``_buckets_that_lost_rows``) and fingerprinted too. Fills ``by_range`` for the
     ranges touched, and ``before`` with the summaries it loaded."""
     assert changes.spans is not None
     per = step // width
@@ -873,14 +882,14 @@ def _prints_where_changed(
     written = set(touched)
     ranges = {b // per for b in touched}
     # Asked first: the workers fingerprint while the summaries load here.
-    pending = [fingerprint(step, column, fields, width=width, buckets=set(touched))] if touched else []
+    pending = [bucket_prints(step, column, fields, width=width, buckets=set(touched))] if touched else []
     whole: set[int] = set()
     for no in ranges & set(last.ranges):
         before[no] = RangeSummary.loads(last.ranges[no][1])
         if before[no].width != width:  # kept without buckets: all of it again
             whole.update(range(no * per, (no + 1) * per))
     if whole - touched:
-        pending.append(fingerprint(step, column, fields, width=width, buckets=whole - touched))
+        pending.append(bucket_prints(step, column, fields, width=width, buckets=whole - touched))
         touched |= whole
     fresh: dict[int, dict[int, int]] = {}
     for gather in pending:
@@ -888,7 +897,7 @@ def _prints_where_changed(
     if changes.rows is not None:
         lost = _buckets_that_lost_rows(bucket_rows, last, changes.rows, written, touched, before, width, per)
         if lost:
-            _take_prints(fingerprint(step, column, fields, width=width, buckets=lost)(), per, fresh)
+            _take_prints(bucket_prints(step, column, fields, width=width, buckets=lost)(), per, fresh)
             touched |= lost
             ranges |= {b // per for b in lost}
     prints = {no: fp for no, (fp, _) in last.ranges.items() if no not in ranges}
@@ -896,15 +905,15 @@ def _prints_where_changed(
         kept = {b: h for b, h in (before[no].prints if no in before else {}).items() if b not in touched}
         kept.update(fresh.get(no, {}))
         if kept:
-            bucket_prints[no] = kept
+            by_range[no] = kept
             prints[no] = _range_print(kept)
     return prints
 
 
-def _take_prints(found: dict[int, str], per: int, fresh: dict[int, dict[int, int]]) -> None:
+def _take_prints(found: dict[int, int], per: int, fresh: dict[int, dict[int, int]]) -> None:
     """Bucket fingerprints into ``fresh``, per range and bucket."""
-    for bucket, text in found.items():
-        fresh.setdefault(bucket // per, {})[bucket] = print_hash(text)
+    for bucket, hashed in found.items():
+        fresh.setdefault(bucket // per, {})[bucket] = hashed
 
 
 def _buckets_that_lost_rows(
@@ -1109,16 +1118,52 @@ class _Runner:
         step: int,
         changed_column: str | None,
         fields: Sequence[str],
-        *,
-        width: int | None = None,
-        buckets: Collection[int] | None = None,
     ) -> Callable[[], dict[int, str]]:
-        """``reader.range_fingerprints``, spread over the local worker processes when the reader
-        fingerprints in this process (``ContainerReader.spreads_fingerprints``: SQLite) and
-        there are ranges enough: each worker takes every n-th range. Returns at once; the
-        function returned waits for the fingerprints (in this process: computes them).
-        Memory: the fingerprints."""
-        per = step // int(width or step)  # buckets a range
+        """``reader.range_fingerprints`` of every key range, maybe spread over the local worker
+        processes (``_spread``). Returns at once; the function returned waits for them."""
+        task = FingerprintTask(job.spec, job.ref, step, changed_column, tuple(fields), 0, ())
+        local = functools.partial(reader.range_fingerprints, step, changed_column, fields)
+        return self._spread(job, reader, key, task, None, fingerprint_ranges, local)
+
+    def bucket_prints(
+        self,
+        job: _Job,
+        reader: ContainerReader,
+        key: bytes,
+        step: int,
+        changed_column: str | None,
+        fields: Sequence[str],
+        *,
+        width: int,
+        buckets: Collection[int] | None = None,
+    ) -> Callable[[], dict[int, int]]:
+        """The fingerprints of the buckets of ``width`` keys (``buckets``: only those), each in 8
+        bytes (``print_hash``), maybe spread over the local worker processes (``_spread``).
+        Returns at once; the function returned waits for them."""
+        task = FingerprintTask(job.spec, job.ref, step, changed_column, tuple(fields), int(width), ())
+
+        def local() -> dict[int, int]:
+            found = reader.range_fingerprints(step, changed_column, fields, width=width, buckets=buckets)
+            return {bucket: print_hash(text) for bucket, text in found.items()}
+
+        return self._spread(job, reader, key, task, buckets, bucket_prints_of, local)
+
+    def _spread(
+        self,
+        job: _Job,
+        reader: ContainerReader,
+        key: bytes,
+        task: FingerprintTask,
+        buckets: Collection[int] | None,
+        work: Callable[[FingerprintTask], dict[int, T]],
+        local: Callable[[], dict[int, T]],
+    ) -> Callable[[], dict[int, T]]:
+        """``work`` over ``task``'s key ranges, spread over the local worker processes when the
+        reader fingerprints in this process (``ContainerReader.spreads_fingerprints``: SQLite)
+        and there are ranges enough: each worker takes every n-th range (with ``buckets``, the
+        ranges that hold them). Otherwise ``local``, in this process. Memory: the results."""
+        step, width = task.step, task.width
+        per = step // (width or step)  # buckets a range
         ranges: list[int] = []
         if self.settings.parallel and self.settings.executor == "local" and reader.spreads_fingerprints:
             if buckets is not None:
@@ -1126,7 +1171,7 @@ class _Runner:
             elif (bounds := reader.key_bounds()) is not None and bounds[1] // step - bounds[0] // step < _SPREAD_MAX:
                 ranges = list(range(bounds[0] // step, bounds[1] // step + 1))
         if len(ranges) < _SPREAD_RANGES:
-            return lambda: reader.range_fingerprints(step, changed_column, fields, width=width, buckets=buckets)
+            return local
         if self.pool is None:
             # Before the pool forks, so that its workers inherit it: their units count per bucket
             # with numpy (``discover.buckets``), and this process loads it for the summaries anyway.
@@ -1140,20 +1185,11 @@ class _Runner:
         for share in range(min(shares, len(ranges))):
             mine = ranges[share::shares]
             kept = set(mine)
-            task = FingerprintTask(
-                job.spec,
-                job.ref,
-                step,
-                changed_column,
-                tuple(fields),
-                int(width or 0),
-                tuple(mine),
-                None if buckets is None else tuple(sorted(b for b in buckets if b // per in kept)),
-            )
-            futures.append(pool.submit(fingerprint_ranges, task))
+            chosen = None if buckets is None else tuple(sorted(b for b in buckets if b // per in kept))
+            futures.append(pool.submit(work, dataclasses.replace(task, ranges=tuple(mine), buckets=chosen)))
 
-        def gather() -> dict[int, str]:
-            out: dict[int, str] = {}
+        def gather() -> dict[int, T]:
+            out: dict[int, T] = {}
             try:
                 for future in futures:
                     out.update(future.result())

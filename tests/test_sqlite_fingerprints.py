@@ -54,3 +54,20 @@ def test_buckets_asked_for_match_the_grouped_fingerprints(
                 conn.execute("UPDATE t SET email = coalesce(email, '') || 'x' WHERE id = ?", (key,))
             after = reader.range_fingerprints(step, None, ["email"], width=width, buckets={key // width})
             assert after[key // width] != whole[key // width]
+
+
+def test_a_table_named_like_the_bucket_list_is_fingerprinted(tmp_path: Path) -> None:
+    """The buckets asked for are a list named ``piiport_r`` in the statement: a table of that name
+    must not take its place."""
+    db = tmp_path / "t.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE piiport_r (id INTEGER PRIMARY KEY, email TEXT)")
+        conn.executemany("INSERT INTO piiport_r VALUES (?, ?)", [(k, f"p{k}@example.org") for k in range(40)])
+    with (
+        connect(SourceSpec(name="crm", url=f"sqlite:///{db}")) as connector,
+        connector.open(next(r for r in connector.containers() if r.name == "piiport_r")) as reader,
+    ):
+        whole = reader.range_fingerprints(20, None, ["email"], width=5)
+        assert reader.range_fingerprints(20, None, ["email"], width=5, buckets={1, 2, 6}) == {
+            b: whole[b] for b in (1, 2, 6)
+        }
