@@ -1096,16 +1096,21 @@ class _Runner:
             )
         return self
 
-    def _ensure_pool(self, key: bytes, nlp_language: str | None) -> Any:
+    def _ensure_pool(self, key: bytes, nlp_language: str | None, *, buckets: bool = False) -> Any:
         """The executor (``discover.executors``), created on first use. When the work needs NER
         (``nlp_language``: the language it needs) and the pool is local, the parent loads the
         model first, so that forked workers share it instead of each loading their own (Dask
-        workers load it once each, on their first unit)."""
+        workers load it once each, on their first unit). So with numpy when the work counts per
+        bucket (``buckets``: ``discover.buckets``): this process loads it anyway, for the range
+        summaries and to unpickle the units' counts, and each worker would otherwise load it on
+        its first unit (about 0.1 s, before a small table's only unit could start)."""
         if self.pool is None:
             detector = _WORKER.get("detector")
             local = self.settings.executor == "local"
             if local and detector is not None and nlp_language is not None:
                 detector.engine(nlp_language)
+            if local and buckets:
+                import numpy  # noqa: F401
             self.pool = self._opening.open(key, index_url=self.index.url if self.direct else None)
             self.window = max(2, self.pool.slots * 2)
         return self.pool
@@ -1172,14 +1177,9 @@ class _Runner:
                 ranges = list(range(bounds[0] // step, bounds[1] // step + 1))
         if len(ranges) < _SPREAD_RANGES:
             return local
-        if self.pool is None:
-            # Before the pool forks, so that its workers inherit it: their units count per bucket
-            # with numpy (``discover.buckets``), and this process loads it for the summaries anyway.
-            import numpy  # noqa: F401
-
-        # The table's units come next: a free-text table's need NER.
+        # The table's units come next: a free-text table's need NER; a bucketed one's, numpy.
         needs_nlp = any(p.free_text for p in job.profiles.values())
-        pool = self._ensure_pool(key, job.spec.language if needs_nlp else None)
+        pool = self._ensure_pool(key, job.spec.language if needs_nlp else None, buckets=bool(width))
         shares = 2 * pool.slots  # more shares than workers: one slow share does not hold the rest
         futures = []
         for share in range(min(shares, len(ranges))):
@@ -1276,7 +1276,7 @@ class _Runner:
                 continue
             # A container profiled in its task may need NER (a name column, free text): loaded too.
             needs_nlp = task.sampling is not None or any(p.free_text for p in task.profiles.values())
-            pool = self._ensure_pool(key, task.spec.language if needs_nlp else None)
+            pool = self._ensure_pool(key, task.spec.language if needs_nlp else None, buckets=bool(task.width))
             while len(self.inflight) >= self.window:
                 self._wait_one()
             self.inflight[pool.submit(run_unit, task)] = job
