@@ -501,7 +501,7 @@ def _joined_runs(table: str, key: str, width: int, aggregates: str, row_text: st
     a bucket). The join reads the rows in key order, and the GROUP BY's sorter keeps that order
     within a bucket, as the range's grouped query does: the same ``group_concat``, the same
     fingerprints (an order that differed would only read a bucket again, never miss one).
-    ``table`` with its schema (``main``): a table called ``piiport_r`` is not the list."""
+    ``table`` with its schema (``_qualified_sql``): a table called ``piiport_r`` is not the list."""
     from sqlalchemy import text
 
     bucket = floor_div_sql(f"t.{key}", width, "sqlite")
@@ -873,8 +873,7 @@ class SqlTableReader(RelationalReader):
             source = f"(SELECT {key} AS piiport_key_, {values} AS r FROM {table} ORDER BY {key})"
             # The same rows' values, bucket by bucket, in key order as the join reads them (an
             # ORDER BY costs a sort, a fifth of the query): the same fingerprints.
-            qualified = table if self.table.schema else f"main.{table}"
-            joined = _joined_runs(qualified, key, int(width or step), aggregates, row_text("t."))
+            joined = _joined_runs(table, key, int(width or step), aggregates, row_text("t."))
             listing = functools.partial(_bucket_runs, width=int(width or step))
             key = "piiport_key_"
         else:
@@ -990,8 +989,13 @@ class SqlTableReader(RelationalReader):
         return ("rowid" if self.key_kind == "rowid" else q(self.key_exprs[0].name)), self._qualified_sql(q)
 
     def _qualified_sql(self, quote: Any) -> str:
+        """The table for statements written by hand, with its schema: SQLite's is ``main``, so that
+        a list the statement names itself (``_joined_runs``' ``piiport_r``) cannot hide a table
+        of that name."""
         name = quote(self.table.name)
-        return f"{quote(self.table.schema)}.{name}" if self.table.schema else name
+        if self.table.schema:
+            return f"{quote(self.table.schema)}.{name}"
+        return f"main.{name}" if self.connector.engine.dialect.name == "sqlite" else name
 
     def _key_bounds(self, conn: Any) -> tuple[int, int] | None:
         """The integer key's lowest and highest value; None for an empty table."""
