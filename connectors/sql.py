@@ -482,13 +482,15 @@ def _joined_buckets(table: str, key: str, width: int, aggregates: str, row_text:
     from the key (as ``_joined_runs``), the planner expects a group a row and plans a hash
     table that spills, or a parallel plan, seconds a range. The bucket numbers are cast to 64
     bits: PostgreSQL types ``VALUES (3)`` as a 32-bit integer, whose product with the width
-    overflows for keys beyond 2**31."""
+    overflows for keys beyond 2**31. The list is a subquery in FROM, not a ``WITH``: a table
+    name is looked up among a statement's ``WITH`` names first, so a table called ``piiport_b``
+    would have been taken for the list (an alias hides no table)."""
     from sqlalchemy import text
 
     return text(
-        "WITH piiport_b(piiport_g) AS (VALUES __listed__) "
         f"SELECT piiport_g, {aggregates} FROM (SELECT piiport_g, {row_text} AS r "
-        f"FROM piiport_b JOIN {table} AS t ON t.{key} >= CAST(piiport_g AS BIGINT) * {width} "
+        f"FROM (VALUES __listed__) AS piiport_b(piiport_g) JOIN {table} AS t "
+        f"ON t.{key} >= CAST(piiport_g AS BIGINT) * {width} "
         f"AND t.{key} < CAST(piiport_g AS BIGINT) * {width} + {width}) AS piiport_j GROUP BY piiport_g"
     )
 

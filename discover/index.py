@@ -107,7 +107,7 @@ class Index:
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.close()
 
-        self.md = schema()
+        self.md = schema(self.engine.dialect.name)
         self.t = self.md.tables
         try:
             self._migrate()

@@ -41,7 +41,9 @@ def utcnow(now: datetime | None = None) -> str:
     return (now or datetime.now(timezone.utc)).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def schema() -> Any:
+def schema(dialect: str | None = None) -> Any:
+    """The index's tables; for an engine of ``dialect`` (None: any), MySQL and MariaDB's long
+    types only where they are needed (their dialect takes a few milliseconds to import)."""
     from sqlalchemy import (
         BigInteger,
         Column,
@@ -56,10 +58,14 @@ def schema() -> Any:
         Text,
         UniqueConstraint,
     )
-    from sqlalchemy.dialects.mysql import LONGBLOB, LONGTEXT
 
-    long_text = Text().with_variant(LONGTEXT(), "mysql", "mariadb")
-    long_blob = LargeBinary().with_variant(LONGBLOB(), "mysql", "mariadb")
+    long_text: Any = Text()
+    long_blob: Any = LargeBinary()
+    if dialect is None or dialect in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import LONGBLOB, LONGTEXT
+
+        long_text = long_text.with_variant(LONGTEXT(), "mysql", "mariadb")
+        long_blob = long_blob.with_variant(LONGBLOB(), "mysql", "mariadb")
     md = MetaData()
     Table("meta", md, Column("k", String(64), primary_key=True), Column("v", Text, nullable=False))
     Table(

@@ -11,7 +11,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.base import Columns, encode_int_key
-from discover.buckets import ABSENT, BucketedExtractor, BucketTable, bucket_width, counter_name
+from discover.buckets import (
+    ABSENT,
+    BucketedExtractor,
+    BucketTable,
+    _b64,
+    bucket_width,
+    counter_name,
+    dump_prints,
+    load_prints,
+)
 from discover.extract import Extractor, FieldStats
 from discover.profile import FieldProfile
 
@@ -176,3 +185,22 @@ def _arrays(ids: list[int], rows: list[list[int]]) -> tuple[Any, Any]:
     import numpy as np
 
     return np.array(ids, dtype=np.int64), np.array(rows, dtype=np.int64)
+
+
+_INT64 = st.integers(-(2**63), 2**63 - 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(_INT64, _INT64, max_size=300))
+def test_bucket_prints_are_written_as_before_and_read_back(prints: dict[int, int]) -> None:
+    """``dump_prints`` fills its arrays with numpy: the text must be what sorting the buckets in
+    Python wrote (summaries already stored are compared against it), and read back the same."""
+    import numpy as np
+
+    ids = sorted(prints)
+    written = {
+        "ids": _b64(np.array(ids, dtype=np.int64)),
+        "hashes": _b64(np.array([prints[b] for b in ids], dtype=np.int64)),
+    }
+    assert dump_prints(prints) == written
+    assert load_prints(dump_prints(prints)) == prints

@@ -186,20 +186,24 @@ def test_a_rescan_fingerprints_only_the_buckets_written_or_emptied(
     idx.close()
 
 
-def test_the_buckets_asked_for_have_the_fingerprints_of_the_grouped_query() -> None:
+@pytest.mark.parametrize("name", ["t", "piiport_b"])
+def test_the_buckets_asked_for_have_the_fingerprints_of_the_grouped_query(name: str) -> None:
     """PostgreSQL's buckets asked for (joined to the table by key) against every bucket's
-    (one grouped query): the same fingerprints, negative keys and NULLs included."""
+    (one grouped query): the same fingerprints, negative keys and NULLs included; for a table
+    named like the statement's list of buckets too."""
     rows = ",\n".join(
         f"({k}, {'NULL' if k % 7 == 0 else repr(f'p{k}@example.com')}, {'NULL' if k % 3 else repr(f'Name {k}')})"
         for k in range(-40, 260, 3)
     )
     with postgres_database(prefix="joinedbuckets") as url:
         run_sql(
-            url, f"CREATE TABLE t (id bigint PRIMARY KEY, email text, full_name text);\nINSERT INTO t VALUES {rows}"
+            url,
+            f"CREATE TABLE {name} (id bigint PRIMARY KEY, email text, full_name text);\n"
+            f"INSERT INTO {name} VALUES {rows}",
         )
         connector = SqlConnector(SourceSpec(name="crm", url=url))
         try:
-            with connector.open(next(r for r in connector.containers() if r.name == "t")) as reader:
+            with connector.open(next(r for r in connector.containers() if r.name == name)) as reader:
                 whole = reader.range_fingerprints(50, None, ["email", "full_name"], width=5)
                 assert len(whole) == len({k // 5 for k in range(-40, 260, 3)})
                 asked = {-8, -7, -1, 0, 3, 4, 11, 30, 51, 200}  # some hold no rows
