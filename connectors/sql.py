@@ -482,16 +482,15 @@ def _joined_buckets(table: str, key: str, width: int, aggregates: str, row_text:
     from the key (as ``_joined_runs``), the planner expects a group a row and plans a hash
     table that spills, or a parallel plan, seconds a range. The bucket numbers are cast to 64
     bits: PostgreSQL types ``VALUES (3)`` as a 32-bit integer, whose product with the width
-    overflows for keys beyond 2**31. The list is a subquery in FROM, not a ``WITH``: a table
-    name is looked up among a statement's ``WITH`` names first, so a table called ``piiport_b``
-    would have been taken for the list (an alias hides no table)."""
+    overflows for keys beyond 2**31. ``table`` with its schema (``_qualified_sql``), and the
+    list a subquery in FROM: a table called ``piiport_b`` is not the list."""
     from sqlalchemy import text
 
+    g = "CAST(piiport_b.piiport_g AS BIGINT)"  # qualified: the table may have a column of that name
     return text(
-        f"SELECT piiport_g, {aggregates} FROM (SELECT piiport_g, {row_text} AS r "
+        f"SELECT piiport_g, {aggregates} FROM (SELECT piiport_b.piiport_g, {row_text} AS r "
         f"FROM (VALUES __listed__) AS piiport_b(piiport_g) JOIN {table} AS t "
-        f"ON t.{key} >= CAST(piiport_g AS BIGINT) * {width} "
-        f"AND t.{key} < CAST(piiport_g AS BIGINT) * {width} + {width}) AS piiport_j GROUP BY piiport_g"
+        f"ON t.{key} >= {g} * {width} AND t.{key} < {g} * {width} + {width}) AS piiport_j GROUP BY piiport_g"
     )
 
 
@@ -991,13 +990,15 @@ class SqlTableReader(RelationalReader):
         return ("rowid" if self.key_kind == "rowid" else q(self.key_exprs[0].name)), self._qualified_sql(q)
 
     def _qualified_sql(self, quote: Any) -> str:
-        """The table for statements written by hand, with its schema: SQLite's is ``main``, so that
-        a list the statement names itself (``_joined_runs``' ``piiport_r``) cannot hide a table
-        of that name."""
+        """The table for statements written by hand, with its schema: SQLite's is ``main``,
+        PostgreSQL's the default schema the table was reflected in, so that a list the statement
+        names itself (``_joined_runs``' ``piiport_r``, ``postgres_changed_keys``' ``piiport_k``
+        and ``piiport_g``) cannot hide a table of that name: a name without a schema is looked up
+        among the statement's ``WITH`` names first."""
         name = quote(self.table.name)
-        if self.table.schema:
-            return f"{quote(self.table.schema)}.{name}"
-        return f"main.{name}" if self.connector.engine.dialect.name == "sqlite" else name
+        dialect = self.connector.engine.dialect
+        schema = self.table.schema or {"sqlite": "main", "postgresql": dialect.default_schema_name}.get(dialect.name)
+        return f"{quote(schema)}.{name}" if schema else name
 
     def _key_bounds(self, conn: Any) -> tuple[int, int] | None:
         """The integer key's lowest and highest value; None for an empty table."""

@@ -33,12 +33,12 @@ def people_db() -> Iterator[str]:
         yield url
 
 
-def _changes(url: str, since: str | None, width: int = 10) -> KeyChanges:
+def _changes(url: str, since: str | None, width: int = 10, table: str = "people") -> KeyChanges:
     """What a rescan's reader finds: its version first, then where rows changed since ``since``
     (buckets of ``width`` keys)."""
     connector = SqlConnector(SourceSpec(name="crm", url=url))
     try:
-        ref = next(r for r in connector.containers() if r.name == "people")
+        ref = next(r for r in connector.containers() if r.name == table)
         with connector.open(ref) as reader:
             assert reader.table_version() is not None
             return reader.changed_key_spans(since, width)
@@ -190,7 +190,7 @@ def test_a_rescan_fingerprints_only_the_buckets_written_or_emptied(
 def test_the_buckets_asked_for_have_the_fingerprints_of_the_grouped_query(name: str) -> None:
     """PostgreSQL's buckets asked for (joined to the table by key) against every bucket's
     (one grouped query): the same fingerprints, negative keys and NULLs included; for a table
-    named like the statement's list of buckets too."""
+    named like the statement's list of buckets too, with a column named like the list's."""
     rows = ",\n".join(
         f"({k}, {'NULL' if k % 7 == 0 else repr(f'p{k}@example.com')}, {'NULL' if k % 3 else repr(f'Name {k}')})"
         for k in range(-40, 260, 3)
@@ -198,8 +198,8 @@ def test_the_buckets_asked_for_have_the_fingerprints_of_the_grouped_query(name: 
     with postgres_database(prefix="joinedbuckets") as url:
         run_sql(
             url,
-            f"CREATE TABLE {name} (id bigint PRIMARY KEY, email text, full_name text);\n"
-            f"INSERT INTO {name} VALUES {rows}",
+            f"CREATE TABLE {name} (id bigint PRIMARY KEY, email text, full_name text, piiport_g text);\n"
+            f"INSERT INTO {name} (id, email, full_name) VALUES {rows}",
         )
         connector = SqlConnector(SourceSpec(name="crm", url=url))
         try:
@@ -214,6 +214,20 @@ def test_the_buckets_asked_for_have_the_fingerprints_of_the_grouped_query(name: 
                 }
         finally:
             connector.close()
+
+
+@pytest.mark.parametrize(("name", "key"), [("piiport_k", "piiport_key"), ("piiport_g", "id")])
+def test_a_table_named_like_the_lists_of_written_keys_is_rescanned(name: str, key: str) -> None:
+    """The statement that finds the keys written since a token names its own lists
+    (``piiport_k``, ``piiport_g``): a table of either name is still the one counted and joined
+    (it raised an error, or with a key named like the list's column, counted the list)."""
+    rows = ",\n".join(f"({i}, 'user{i}@example.com')" for i in range(1, 61))
+    with postgres_database(prefix="listnames") as url:
+        run_sql(url, f"CREATE TABLE {name} ({key} integer PRIMARY KEY, email text);\nINSERT INTO {name} VALUES {rows}")
+        token = _changes(url, None, table=name).token
+        run_sql(url, f"UPDATE {name} SET email = 'moved@example.com' WHERE {key} = 17")
+        found = _changes(url, token, table=name)
+        assert (found.spans, found.rows) == ([(10, 19)], 50)
 
 
 def test_keys_beyond_32_bits_are_rescanned(tmp_path: Path, detector: Detector, monkeypatch: pytest.MonkeyPatch) -> None:
