@@ -29,7 +29,7 @@ commands first: ``warm_up``):
   customer from the index of a 100k-, 1M- and 10M-row table (``--quick``: no 10M), best of
   ``--repeat``, and the same minus start-up (a process that only imports what the export
   command imports); the 10M / 100k ratio. Each table and its index are built once (by `piiport
-  scan`) and kept under ``$TMPDIR/piiport-bench-cache``, keyed by rows, seed and index schema.
+  scan`) and kept under ``~/.cache/piiport-bench`` (``$XDG_CACHE_HOME``), keyed by rows, seed and index schema.
 - Free text (``--only detect --data FILE``): texts/s of `piiport detect --jsonl` at the default
   worker count and with 1 worker / vanilla Presidio's (one process, default recognizers, the
   same model), start-up excluded: `piiport detect` is timed on all the texts and on the first
@@ -729,11 +729,20 @@ EXPORT_IMPORTS = (
 )
 
 
+def bench_cache() -> Path:
+    """Where built tables and their indexes are kept between runs: the user's own cache folder
+    (``$XDG_CACHE_HOME`` or ``~/.cache``), not a shared temporary one, where another user could
+    have put an index for the benchmark to read."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "piiport-bench"
+    cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return cache
+
+
 def cached_w1_index(rows: int) -> Path:
     """A W1 table of ``rows`` rows and its index (``index/index.db``), built once and kept."""
     from discover.index_schema import SCHEMA_VERSION, UPGRADABLE
 
-    cache = Path(tempfile.gettempdir()) / "piiport-bench-cache"
+    cache = bench_cache()
     folder = cache / f"w1-{rows}-seed1-schema{SCHEMA_VERSION}"
     index = folder / "index" / "index.db"
     if index.exists():
