@@ -7,7 +7,9 @@ Exit codes: 0 it worked; 2 usage or configuration error; 1 any other failure
 
 from __future__ import annotations
 
+import atexit
 import functools
+import gc
 import json
 import logging
 import sys
@@ -155,6 +157,19 @@ class Progress:
 def main(debug: bool) -> None:
     """Find personal data, index it per subject, export portability packages."""
     _setup_logging(debug)
+    # Registered first, so it runs last of the exit handlers (and once: tests call ``main``
+    # many times in one process).
+    atexit.unregister(_leave_objects_to_exit)
+    atexit.register(_leave_objects_to_exit)
+
+
+def _leave_objects_to_exit() -> None:
+    """At exit, keep the objects still alive out of Python's final garbage collections: these
+    walk every object the imports made (SQLAlchemy's and numpy's above all) with nothing left to
+    reclaim, about 0.08 s of every command here (a third of a rescan's start-up). Objects are
+    still freed, and exit handlers and ``weakref.finalize`` callbacks (temporary folders) still
+    run; only a reference cycle that became garbage just before exit is left to the process's end."""
+    gc.freeze()
 
 
 @main.command()

@@ -5,13 +5,16 @@ inserts that split them)."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors import sql_fingerprint
 from connectors.sql_fingerprint import LeafPages, changed_spans, sqlite_table_pages
 
 values = st.one_of(
@@ -25,6 +28,24 @@ values = st.one_of(
 ops = st.lists(st.tuples(st.sampled_from(["insert", "update", "delete"]), st.integers(-50, 600), values), max_size=40)
 
 
+def _create(db: Path, initial: Any) -> None:
+    db.unlink(missing_ok=True)
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+        conn.executemany("INSERT OR REPLACE INTO t VALUES (?, ?)", initial)
+
+
+def _change(db: Path, changes: Any) -> None:
+    with sqlite3.connect(db) as conn:
+        for op, key, value in changes:
+            if op == "insert":
+                conn.execute("INSERT OR IGNORE INTO t VALUES (?, ?)", (key, value))
+            elif op == "update":
+                conn.execute("UPDATE t SET v = ? WHERE id = ?", (value, key))
+            else:
+                conn.execute("DELETE FROM t WHERE id = ?", (key,))
+
+
 def _rows(db: Path) -> dict[int, Any]:
     with sqlite3.connect(db) as conn:
         return {k: v for k, v in conn.execute("SELECT id, v FROM t")}
@@ -34,21 +55,11 @@ def _rows(db: Path) -> dict[int, Any]:
 @given(st.lists(st.tuples(st.integers(-50, 600), values), max_size=300), ops)
 def test_every_changed_row_lies_in_a_changed_page(tmp_path: Path, initial: Any, changes: Any) -> None:
     db = tmp_path / "t.db"
-    db.unlink(missing_ok=True)
-    with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
-        conn.executemany("INSERT OR REPLACE INTO t VALUES (?, ?)", initial)
+    _create(db, initial)
     before_rows = _rows(db)
     before_version, before = sqlite_table_pages(db, "t", leaves=True)
     assert before is not None
-    with sqlite3.connect(db) as conn:
-        for op, key, value in changes:
-            if op == "insert":
-                conn.execute("INSERT OR IGNORE INTO t VALUES (?, ?)", (key, value))
-            elif op == "update":
-                conn.execute("UPDATE t SET v = ? WHERE id = ?", (value, key))
-            else:
-                conn.execute("DELETE FROM t WHERE id = ?", (key,))
+    _change(db, changes)
     after_rows = _rows(db)
     version, after = sqlite_table_pages(db, "t", leaves=True)
     assert after is not None
@@ -118,3 +129,87 @@ def test_a_change_only_in_overflow_pages_changes_the_version_and_its_leaf(tmp_pa
     assert after is not None and again != version
     spans = changed_spans(before, after)
     assert spans and all(low <= 7 <= high for low, high in spans)  # row 7's leaf, nothing else
+
+
+# The pages read one step a page, as before they were hashed in one pass and sorted out with
+# numpy: the fast path must give the same version and leaves (tokens written before stay valid).
+def _reference_read_pages(
+    fh: Any,
+    rows: list[tuple[int, str, str, int, int]],
+    head: str,
+    *,
+    leaves: bool,
+    known: str | None,
+    since: Any,
+) -> tuple[str, Any]:
+    """The version (a hash of each page's number and bytes, every page hashed once) and the leaf
+    pages, each leaf with its overflow pages in its hash (a value that changes only in its
+    overflow pages changes its leaf's hash)."""
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(head.encode())
+    # An earlier scan's leaf page by its hash; a page without overflow pages has its own bytes'
+    # hash, so the same bytes give the same hash: its span stands.
+    spans = {} if since is None else {(p, h): (f, last) for p, h, f, last in zip(*since, strict=True)}
+    # leaf path: page, hash of its bytes, its leaf hash without overflow pages, rowid span
+    found: dict[str, tuple[int, bytes, int, tuple[int, int]]] = {}
+    overflow: dict[str, list[tuple[str, bytes]]] = {}  # leaf path: (overflow page's path, hash of its bytes)
+    for run, data in sql_fingerprint._runs(fh, rows):
+        view = memoryview(data)
+        start = run[0][3]
+        for pageno, pagetype, where, offset, size in run:
+            page = view[offset - start : offset - start + size]
+            own = hashlib.sha256(page).digest()[:16]  # SHA-256 is the fastest here (CPU instructions)
+            digest.update(pageno.to_bytes(8, "little"))
+            digest.update(own)
+            if not leaves:
+                continue
+            if pagetype == "leaf":
+                alone = int.from_bytes(own[:8], "big", signed=True)
+                span = spans.get((pageno, alone))
+                if span is None:
+                    span = sql_fingerprint._rowid_span(page, 100 if pageno == 1 else 0)
+                    if span is None:  # an empty root page
+                        continue
+                found[where] = (pageno, own, alone, span)
+            elif pagetype == "overflow":
+                # ``/000/001+000002``: the third overflow page of cell 1 of the leaf ``/000/``.
+                owner = where[: where.rindex("/") + 1]
+                overflow.setdefault(owner, []).append((where, own))
+        view.release()
+    version = "pages:" + digest.hexdigest()
+    if not leaves or version == known:
+        return version, None
+    out = sql_fingerprint.LeafPages([], [], [], [])
+    for where, (pageno, own, alone, span) in found.items():
+        more = overflow.get(where)
+        out.pages.append(pageno)
+        out.hashes.append(
+            alone if not more else sql_fingerprint._leaf_hash(own, [h for _, h in sorted(more, key=lambda m: m[0])])
+        )
+        out.firsts.append(span[0])
+        out.lasts.append(span[1])
+    return version, out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(-50, 600), values), max_size=300), ops)
+def test_pages_are_read_as_the_reference_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, initial: Any, changes: Any
+) -> None:
+    db = tmp_path / "r.db"
+    _create(db, initial)
+    first = sqlite_table_pages(db, "t", leaves=True)
+    with monkeypatch.context() as m:
+        m.setattr(sql_fingerprint, "_read_pages", _reference_read_pages)
+        assert sqlite_table_pages(db, "t", leaves=True) == first
+    _change(db, changes)
+    calls = [
+        {"leaves": True},
+        {"leaves": True, "since": first[1]},
+        {"leaves": True, "known": first[0]},
+        {"leaves": False},
+    ]
+    fast = [sqlite_table_pages(db, "t", **kw) for kw in calls]  # type: ignore[arg-type]
+    with monkeypatch.context() as m:
+        m.setattr(sql_fingerprint, "_read_pages", _reference_read_pages)
+        assert [sqlite_table_pages(db, "t", **kw) for kw in calls] == fast  # type: ignore[arg-type]
