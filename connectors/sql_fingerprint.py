@@ -141,8 +141,8 @@ def _leaf_pages(
     numbers a page."""
     import numpy as np
 
-    types = [r[1] for r in rows]
-    leaf = np.flatnonzero(np.fromiter((t == "leaf" for t in types), dtype=bool, count=len(types)))
+    types = np.array([r[1] for r in rows])
+    leaf = np.flatnonzero(types == "leaf")
     pagenos = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))[leaf]
     # A leaf's own hash: the first 8 bytes of its SHA-256, big-endian, signed.
     alone = np.frombuffer(b"".join(owns), dtype=">i8").reshape(-1, 2)[leaf, 0].astype(np.int64)
@@ -168,7 +168,7 @@ def _leaf_pages(
             present[k] = True
     hashes = alone.tolist()
     overflow: dict[str, list[tuple[str, bytes]]] = {}  # leaf path: (overflow page's path, hash of its bytes)
-    for i in np.flatnonzero(np.fromiter((t == "overflow" for t in types), dtype=bool, count=len(types))).tolist():
+    for i in np.flatnonzero(types == "overflow").tolist():
         # ``/000/001+000002``: the third overflow page of cell 1 of the leaf ``/000/``.
         where = rows[i][2]
         overflow.setdefault(where[: where.rindex("/") + 1], []).append((where, owns[i]))
@@ -177,11 +177,9 @@ def _leaf_pages(
             more = overflow.get(rows[i][2])
             if more:
                 hashes[k] = _leaf_hash(owns[i], [h for _, h in sorted(more, key=lambda m: m[0])])
-    keep = np.flatnonzero(present).tolist()
-    pages = pagenos.tolist()
-    first_list, last_list = firsts.tolist(), lasts.tolist()
+    keep = np.flatnonzero(present)
     return LeafPages(
-        [pages[k] for k in keep], [hashes[k] for k in keep], [first_list[k] for k in keep], [last_list[k] for k in keep]
+        pagenos[keep].tolist(), [hashes[k] for k in keep.tolist()], firsts[keep].tolist(), lasts[keep].tolist()
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ from connectors.base import (
 )
 from connectors.errors import ConfigError, PiiportError, SourceError
 from connectors.redact import mask_url
-from discover.buckets import BucketedExtractor, BucketTable, RangePatch, bucket_width, print_hash
+from discover.buckets import BucketedExtractor, BucketTable, RangePatch, bucket_width, print_hash, range_print
 from discover.detector import Detector
 from discover.extract import Extractor, FieldStats, origins_of
 from discover.hashing import IdentifierHasher
@@ -831,7 +830,7 @@ def _plan_ranges(
         )
     elif width:
         _take_prints(bucket_prints(step, column, fields, width=width)(), step // width, by_range)
-        prints = {no: _range_print(found) for no, found in by_range.items()}
+        prints = {no: range_print(found) for no, found in by_range.items()}
     else:
         prints = fingerprint(step, column, fields)()
     job.state["step"] = step
@@ -906,7 +905,7 @@ def _prints_where_changed(
         kept.update(fresh.get(no, {}))
         if kept:
             by_range[no] = kept
-            prints[no] = _range_print(kept)
+            prints[no] = range_print(kept)
     return prints
 
 
@@ -988,23 +987,6 @@ def _plan_patch(job: _Job, no: int, old: RangeSummary, now: dict[int, int], widt
         return
     job.patches[no] = RangePatch(width, plan[0], diff, plan[1])
     job.patched_from[no] = old
-
-
-def _range_print(buckets: dict[int, int]) -> str:
-    """A range's fingerprint from its buckets': a hash of their numbers and fingerprints as
-    64-bit pairs in bucket order (numpy: a twentieth of the time of writing them as text, which
-    every changed range paid while both workers waited for the plan). Ranges kept from a scan
-    before this form compare as changed once; their buckets' own fingerprints then show that
-    nothing in them changed."""
-    import numpy as np
-
-    ids = np.fromiter(buckets.keys(), dtype=np.int64, count=len(buckets))
-    hashes = np.fromiter(buckets.values(), dtype=np.int64, count=len(buckets))
-    order = np.argsort(ids, kind="stable")
-    pairs = np.empty((len(buckets), 2), dtype="<i8")
-    pairs[:, 0] = ids[order]
-    pairs[:, 1] = hashes[order]
-    return "b:" + hashlib.blake2b(pairs.tobytes(), digest_size=16).hexdigest()
 
 
 @dataclass
