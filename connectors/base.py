@@ -203,6 +203,14 @@ class ContainerReader(ABC):
     def sample(self, size: int, *, seed: int = 0) -> list[Record]:
         """A random sample of up to ``size`` records (not the first ones)."""
 
+    def sparse_sample(self, fields: Sequence[str], size: int) -> Iterator[Record]:
+        """Records that hold a value in any of ``fields`` (which the random sample held none
+        of): until each field had ``size`` of them, or the container ends. Readers that read
+        only some fields of a record (tables) answer it; the default answers none, for readers
+        of whole records, whose values are followed as they are read instead
+        (``discover.sparse.FieldCensus``)."""
+        return iter(())
+
     @abstractmethod
     def batches(self, batch_size: int) -> Iterator[list[Record]]:
         """Every record, in batches of at most ``batch_size``.

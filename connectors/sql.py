@@ -69,6 +69,8 @@ _SYSTEM_SCHEMAS = {
     "sys",
 }
 _FETCH_CHUNK = 500
+#: Rows fetched at a time by ``sparse_sample``: it stops between batches.
+_SPARSE_BATCH = 200
 
 
 def _logical_type(sa_type: Any) -> str:
@@ -636,6 +638,41 @@ class SqlTableReader(RelationalReader):
             rows = self.sampler.rows(conn, size, seed)
         self._note_text_values(before, "of the profiling sample")
         return [self._record(row) for row in rows]
+
+    def sparse_sample(self, fields: Sequence[str], size: int) -> Iterator[Record]:
+        """Rows with a value in any of ``fields``, in one streamed read (the database scans the
+        table where no index covers those columns), until each field had ``size`` of them.
+
+        Memory: one fetched batch of rows, plus what the caller keeps.
+        """
+        from sqlalchemy import String, and_, or_
+        from sqlalchemy.types import TypeDecorator
+
+        def filled(col: Any) -> Any:
+            sa_type = col.type.impl_instance if isinstance(col.type, TypeDecorator) else col.type
+            return and_(col.is_not(None), col != "") if isinstance(sa_type, String) else col.is_not(None)
+
+        wanted = [c for c in self.columns if c.name in set(fields)]
+        if not wanted:
+            return
+        at = {c.name: i for i, c in enumerate(self.table.columns)}
+        positions = [at[c.name] for c in wanted]
+        counts = [0] * len(wanted)
+        before = Counter(self.connector.text_values)
+        stmt = self.keys.select().where(or_(*map(filled, wanted)))
+        with self.connector.translate_errors(self.ref.name), self.connector.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=_SPARSE_BATCH).execute(stmt)
+            for partition in result.partitions():
+                for row in partition:
+                    values = self.keys.columns_of(row)
+                    for n, i in enumerate(positions):
+                        value = values[i]
+                        counts[n] += value is not None and not (isinstance(value, str) and not value.strip())
+                    yield self._record(row)
+                if min(counts) >= size:
+                    result.close()
+                    break
+        self._note_text_values(before, "of the profiling sample")
 
     def _note_text_values(self, before: Counter[tuple[str, str]], where: str) -> None:
         """Say how many values since ``before`` did not fit their column's declared type (SQLite)."""

@@ -28,6 +28,9 @@ from discover.identifiers import (
     normalise_phone,
 )
 
+#: The reason of a field the sample held no value of (``discover.sparse`` looks further).
+NO_VALUES = "no values in sample"
+
 _NON_TEXT_TYPES = {"int", "float", "decimal", "bool", "date", "datetime", "bytes"}
 _DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}|^\d{1,2}/\d{1,2}/\d{2,4}$|^\d{1,2}\.\d{1,2}\.\d{4}$|^\d{8}$")
 
@@ -179,7 +182,7 @@ class Profiler:
         )
         hint = "ip" if ftype == "ip" else hint_for(field)  # inet, cidr, INET6 columns
         if not values:
-            return replace(base, reason="no values in sample")
+            return replace(base, reason=NO_VALUES)
         if ftype in _NON_TEXT_TYPES and hint != "phone":
             return replace(base, reason=f"{ftype} values")
 
@@ -260,6 +263,12 @@ class Profiler:
         if ner >= (0.4 if hint == "full" else 0.6):
             return "full", ner, "person names" + (" and column name" if hint else "")
         return None
+
+
+def may_hold_identifiers(field: str, ftype: str) -> bool:
+    """Whether values of this type could be taken for an identifier (``profile_field``): text,
+    or a number in a phone-named column."""
+    return ftype not in _NON_TEXT_TYPES or (ftype != "bytes" and hint_for(field) == "phone")
 
 
 def phone_digits_column(field: str, ftype: str, values: Sequence[str]) -> bool:

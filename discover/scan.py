@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from connectors.base import (
+    Columns,
     Connector,
     ContainerReader,
     ContainerRef,
@@ -30,16 +31,17 @@ from connectors.errors import ConfigError, PiiportError, SourceError
 from connectors.redact import mask_url
 from discover.buckets import BucketedExtractor, BucketTable, RangePatch, bucket_width, print_hash, range_print
 from discover.detector import Detector
-from discover.extract import Extractor, FieldStats, origins_of
+from discover.extract import Extractor, FieldStats, FindingGroup, origins_of
 from discover.hashing import IdentifierHasher
 from discover.identifiers import INDEXED_TYPES
 from discover.incremental import RangeSummary, changed_column, merge, signature
 from discover.index import ContainerWrite, Index, LastScan, utcnow
 from discover.index_direct import UnitTarget, UnitWrite, discard_generation, open_generation, supports_direct_writes
 from discover.packing import Part, PartBuilder
-from discover.profile import FieldProfile, Profiler
+from discover.profile import NO_VALUES, FieldProfile, Profiler
 from discover.sealing import KeySealer
 from discover.settings import DetectionSettings, ScanSettings
+from discover.sparse import FieldCensus, profile_sparse
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -133,11 +135,13 @@ class Sampling:
 
     records: int
     seed: int
+    #: Values looked for further of a field the sample held none of (``discover.sparse``).
+    sparse_values: int = 100
 
     @classmethod
     def of(cls, settings: ScanSettings) -> Sampling:
         # About twice the target of non-null values per field, so sparse fields still get a sample.
-        return cls(settings.sample_size * 2, settings.seed)
+        return cls(settings.sample_size * 2, settings.seed, settings.sample_size)
 
 
 @dataclass(frozen=True)
@@ -155,9 +159,14 @@ class ContainerProfile:
 
 def profile_container(reader: ContainerReader, profiler: Profiler, sampling: Sampling) -> ContainerProfile:
     """Sample an open container and profile its fields: in the scanning process for a table,
-    in the task that extracts it for a container read whole. Memory: the sample."""
+    in the task that extracts it for a container read whole. A field the sample held no value
+    of is looked for further (``discover.sparse``), where the sample is not the whole
+    container. Memory: the sample, and up to ``sampling.records`` records per such field."""
     sample = reader.sample(sampling.records, seed=sampling.seed)
-    profiles = profiler.profile(sample, reader.fields())
+    known = reader.fields()
+    profiles = profiler.profile(sample, known)
+    if len(sample) >= sampling.records:
+        profiles = profile_sparse(reader, profiler, profiles, known, size=sampling.sparse_values)
     return ContainerProfile(
         profiles,
         list(reader.skipped_fields),
@@ -201,6 +210,9 @@ class UnitTask:
     patch: RangePatch | None = None
     #: Profile the container here first, from a sample drawn so (``ScanSettings.profile_in_tasks``).
     sampling: Sampling | None = None
+    #: Values kept of each field a container read whole did not have in its sample
+    #: (``discover.sparse.FieldCensus``): the sample's target per field (``sample_size``).
+    sparse_values: int = 100
 
 
 @dataclass
@@ -222,6 +234,9 @@ class UnitResult:
     patched: bool = False
     #: The container's profile, when the task drew it (``UnitTask.sampling``).
     profile: ContainerProfile | None = None
+    #: Fields of a container read whole that its sample did not decide, profiled from values
+    #: read past it (``discover.sparse``): they replace the sample's profiles of them.
+    sparse: dict[str, FieldProfile] = field(default_factory=dict)
 
     def all_parts(self) -> Iterator[Part]:
         """The unit's parts; ``discard`` removes the spill file after.
@@ -455,18 +470,22 @@ _SPREAD_MAX = 20_000
 _BUCKETS_PER_READ = 500
 
 
-def _profile_here(task: UnitTask, reader: ContainerReader) -> ContainerProfile:
-    """The container's profile, drawn in this process (a worker's, for a file or an object),
-    with the process's one engine (``_worker_detector``), used only if a field needs NER."""
-    assert task.sampling is not None
+def _profiler(task: UnitTask) -> Profiler:
+    """A profiler in this process (a worker's, for a file or an object), with the process's one
+    engine (``_worker_detector``), used only if a field needs NER."""
     detection = task.detection
-    profiler = Profiler(
+    return Profiler(
         _worker_detector(detection),
         regions=detection.phone_regions,
         entities=detection.entities,
         language=task.spec.language,
     )
-    return profile_container(reader, profiler, task.sampling)
+
+
+def _profile_here(task: UnitTask, reader: ContainerReader) -> ContainerProfile:
+    """The container's profile, drawn in this process."""
+    assert task.sampling is not None
+    return profile_container(reader, _profiler(task), task.sampling)
 
 
 def _extract(task: UnitTask, sink: Callable[[Part], None] | None, on_batch: Callable[[int], None] | None) -> UnitResult:
@@ -509,24 +528,51 @@ def _extract(task: UnitTask, sink: Callable[[Part], None] | None, on_batch: Call
                 )
             pickle.dump(part, spill, protocol=pickle.HIGHEST_PROTOCOL)
 
+    def read(batches: Iterator[Columns], extract: Callable[[Columns], list[FindingGroup]], count: bool) -> None:
+        for cols in batches:
+            hashed = []
+            for group in extract(cols):
+                hashed.append(group._replace(values=list(map(digesters[group.entity_type], group.values))))
+                entities[group.entity_type] += len(group.keys)
+            builder.add(hashed)
+            if builder.findings >= task.in_memory:
+                emit(builder.take())
+            if count and on_batch is not None:
+                on_batch(len(cols))
+
+    connector = _connector(task.spec)
+    # A file or object read whole: the values of fields its sample did not decide are kept as
+    # they go by (``discover.sparse``).
+    census = (
+        FieldCensus((f for f, p in profiles.items() if p.reason != NO_VALUES), task.sparse_values)
+        if connector.reads_whole and task.unit is None
+        else None
+    )
+    sparse: dict[str, FieldProfile] = {}
     try:
-        with _connector(task.spec).open(task.ref) as reader:
-            for cols in reader.column_batches(task.batch_size, extractor.fields, unit=task.unit):
-                hashed = []
-                for group in extract(cols):
-                    hashed.append(group._replace(values=list(map(digesters[group.entity_type], group.values))))
-                    entities[group.entity_type] += len(group.keys)
-                builder.add(hashed)
-                if builder.findings >= task.in_memory:
-                    emit(builder.take())
-                if on_batch is not None:
-                    on_batch(len(cols))
+        with connector.open(task.ref) as reader:
+            batches = (
+                reader.column_batches(task.batch_size, extractor.fields, unit=task.unit)
+                if census is None
+                else census.watched(reader, task.batch_size, extractor.fields)
+            )
+            read(batches, extract, True)
+            stats = extractor.stats if bucketed is None else bucketed.stats
+            if census is not None and census.values:
+                sparse = census.profiles(_profiler(task), profiles, reader.fields())
+                found = {f: p for f, p in sparse.items() if p.is_pii}
+                if found:  # read again, for those fields only; the records were counted once
+                    more = Extractor(found, None, regions=task.detection.phone_regions, language=task.spec.language)
+                    if more.free_text:
+                        more.detector = _worker_detector(task.detection)
+                    read(reader.column_batches(task.batch_size, more.fields), more.extract_columns, False)
+                    stats.merge(more.stats)
             emit(builder.take())
             if spill is not None:
                 spill.close()
             return UnitResult(
                 kept,
-                extractor.stats if bucketed is None else bucketed.stats,
+                stats,
                 extractor.records,
                 entities,
                 list(reader.warnings),
@@ -537,6 +583,7 @@ def _extract(task: UnitTask, sink: Callable[[Part], None] | None, on_batch: Call
                 buckets=None if bucketed is None else bucketed.table(),
                 stops={} if bucketed is None else bucketed.stops,
                 profile=profile,
+                sparse=sparse,
             )
     except BaseException:
         if spill is not None:
@@ -1262,6 +1309,7 @@ class _Runner:
                 width=int(job.state.get("width", 0)) if range_no is not None else 0,
                 patch=None if range_no is None else job.patches.get(range_no),
                 sampling=sampling,
+                sparse_values=self.settings.sample_size,
             )
             if not self.settings.parallel:
                 # In process, the job is the head of the queue: its rows go straight into its transaction.
@@ -1339,6 +1387,8 @@ class _Runner:
                 job.write.clear_ranges([no])
         if unit.profile is not None:  # profiled in its task: the commit writes this profile
             job.take(unit.profile)
+        if unit.sparse:
+            job.profiles = {**job.profiles, **unit.sparse}
         try:
             for part in unit.all_parts():  # none when the unit wrote its own (direct writes)
                 assert job.write is not None
