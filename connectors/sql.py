@@ -645,12 +645,14 @@ class SqlTableReader(RelationalReader):
 
         Memory: one fetched batch of rows, plus what the caller keeps.
         """
-        from sqlalchemy import String, and_, or_
+        from sqlalchemy import Enum, String, and_, or_
         from sqlalchemy.types import TypeDecorator
 
         def filled(col: Any) -> Any:
             sa_type = col.type.impl_instance if isinstance(col.type, TypeDecorator) else col.type
-            return and_(col.is_not(None), col != "") if isinstance(sa_type, String) else col.is_not(None)
+            # '' is not a value of a PostgreSQL enum (comparing with it is an error), nor of uuid or inet.
+            plain = isinstance(sa_type, String) and not isinstance(sa_type, Enum)
+            return and_(col.is_not(None), col != "") if plain else col.is_not(None)
 
         wanted = [c for c in self.columns if c.name in set(fields)]
         if not wanted:

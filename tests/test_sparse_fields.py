@@ -144,13 +144,16 @@ def test_a_value_written_later_in_a_sparse_column_is_found_by_the_incremental_re
 _SERVERS = {
     "postgresql": (
         postgres_database,
+        # An enum column empty on every row: looked for with IS NOT NULL only ('' is no enum value).
+        "CREATE TYPE tier AS ENUM ('gold', 'silver');\n"
         "CREATE TABLE customers (id int PRIMARY KEY, first_name text, last_name varchar(80), email text, "
-        "notes text, backup_email varchar(200), meta jsonb, fax text)",
+        "notes text, backup_email varchar(200), meta jsonb, fax text, tier tier, external_id uuid)",
     ),
     "mariadb": (
         mariadb_database,
         "CREATE TABLE customers (id int PRIMARY KEY, first_name varchar(80), last_name varchar(80), "
-        "email varchar(200), notes text, backup_email varchar(200), meta json, fax varchar(40))",
+        "email varchar(200), notes text, backup_email varchar(200), meta json, fax varchar(40), "
+        "tier enum('gold', 'silver'))",
     ),
 }
 
