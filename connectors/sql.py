@@ -69,8 +69,6 @@ _SYSTEM_SCHEMAS = {
     "sys",
 }
 _FETCH_CHUNK = 500
-#: Rows fetched at a time by ``sparse_sample``: it stops between batches.
-_SPARSE_BATCH = 200
 
 
 def _logical_type(sa_type: Any) -> str:
@@ -640,12 +638,16 @@ class SqlTableReader(RelationalReader):
         return [self._record(row) for row in rows]
 
     def sparse_sample(self, fields: Sequence[str], size: int) -> Iterator[Record]:
-        """Rows with a value in any of ``fields``, in one streamed read (the database scans the
-        table where no index covers those columns), until each field had ``size`` of them.
+        """For each of ``fields``, the first ``size`` rows by key with a value in it: one query a
+        field (``WHERE col IS NOT NULL [AND col <> ''] ORDER BY key LIMIT size``), which the
+        database answers by scanning the table where no index covers the column, and stops early
+        where the column has values enough. In key order, so that the same rows answer from one
+        scan to the next wherever the database keeps them (a PostgreSQL row moves when updated),
+        and the profile, which the incremental signature is made of, does not change with them.
 
-        Memory: one fetched batch of rows, plus what the caller keeps.
+        Memory: ``size`` rows at a time, and the keys of the rows given.
         """
-        from sqlalchemy import Enum, String, and_, or_
+        from sqlalchemy import Enum, String, and_
         from sqlalchemy.types import TypeDecorator
 
         def filled(col: Any) -> Any:
@@ -654,26 +656,18 @@ class SqlTableReader(RelationalReader):
             plain = isinstance(sa_type, String) and not isinstance(sa_type, Enum)
             return and_(col.is_not(None), col != "") if plain else col.is_not(None)
 
-        wanted = [c for c in self.columns if c.name in set(fields)]
-        if not wanted:
-            return
-        at = {c.name: i for i, c in enumerate(self.table.columns)}
-        positions = [at[c.name] for c in wanted]
-        counts = [0] * len(wanted)
+        wanted = set(fields)
+        order = [] if self.key_kind == "row_hash" else list(self.keys.exprs)
+        seen: set[str] = set()  # a row with values in two of the fields is given once
         before = Counter(self.connector.text_values)
-        stmt = self.keys.select().where(or_(*map(filled, wanted)))
         with self.connector.translate_errors(self.ref.name), self.connector.engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=_SPARSE_BATCH).execute(stmt)
-            for partition in result.partitions():
-                for row in partition:
-                    values = self.keys.columns_of(row)
-                    for n, i in enumerate(positions):
-                        value = values[i]
-                        counts[n] += value is not None and not (isinstance(value, str) and not value.strip())
-                    yield self._record(row)
-                if min(counts) >= size:
-                    result.close()
-                    break
+            for col in self.columns:
+                if col.name in wanted:
+                    stmt = self.keys.select().where(filled(col)).order_by(*order).limit(size)
+                    for row in conn.execute(stmt).fetchall():
+                        if (key := self._key(row)) not in seen:
+                            seen.add(key)
+                            yield self._record(row)
         self._note_text_values(before, "of the profiling sample")
 
     def _note_text_values(self, before: Counter[tuple[str, str]], where: str) -> None:

@@ -219,18 +219,25 @@ class Index:
         return known
 
     def container_record_counts(self, source: str, name: str) -> int:
-        """Records of one container that the index holds personal data for (hidden ones not)."""
+        """Records of one container that the index holds personal data for (hidden ones not).
+
+        A table's record is in one block; a file's may be in two, when fields its sample did not
+        decide were read in a second pass (``discover.sparse``), so its keys are counted once
+        each. Memory: one block; for a file, its keys with personal data."""
         from sqlalchemy import select
 
         b, c = self.t["blocks"], self.t["containers"]
         with self.engine.connect() as conn:
-            cid = conn.execute(select(c.c.id).where(c.c.source == source, c.c.name == name)).scalar()
-            if cid is None:
+            found = conn.execute(select(c.c.id, c.c.kind).where(c.c.source == source, c.c.name == name)).first()
+            if found is None:
                 return 0
+            cid, kind = found
             hidden = load_visible_hidden(self.t, conn, visible_parts(self.t), cid)
             rows = conn.execute(
                 select(b.c.part_id, b.c.meta).where(b.c.container_id == cid, b.c.part_id.in_(visible_parts(self.t)))
             )
+            if kind != "table":
+                return len({k for _, meta in rows for k in json.loads(meta)["keys"]})
             total = 0
             for part_id, meta in rows:
                 keys = json.loads(meta)["keys"]

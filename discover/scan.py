@@ -160,13 +160,12 @@ class ContainerProfile:
 def profile_container(reader: ContainerReader, profiler: Profiler, sampling: Sampling) -> ContainerProfile:
     """Sample an open container and profile its fields: in the scanning process for a table,
     in the task that extracts it for a container read whole. A field the sample held no value
-    of is looked for further (``discover.sparse``), where the sample is not the whole
-    container. Memory: the sample, and up to ``sampling.records`` records per such field."""
+    of is looked for further (``discover.sparse``); a sample that could not be told from the
+    whole table (a TABLESAMPLE on stale statistics returns fewer rows) is no reason not to.
+    Memory: the sample, and up to ``sampling.sparse_values`` records per such field."""
     sample = reader.sample(sampling.records, seed=sampling.seed)
     known = reader.fields()
-    profiles = profiler.profile(sample, known)
-    if len(sample) >= sampling.records:
-        profiles = profile_sparse(reader, profiler, profiles, known, size=sampling.sparse_values)
+    profiles = profile_sparse(reader, profiler, profiler.profile(sample, known), known, size=sampling.sparse_values)
     return ContainerProfile(
         profiles,
         list(reader.skipped_fields),
@@ -570,6 +569,9 @@ def _extract(task: UnitTask, sink: Callable[[Part], None] | None, on_batch: Call
             emit(builder.take())
             if spill is not None:
                 spill.close()
+            notes = list(reader.notes)
+            if census is not None and census.unfollowed:
+                notes.append(census.unfollowed_note())
             return UnitResult(
                 kept,
                 stats,
@@ -578,7 +580,7 @@ def _extract(task: UnitTask, sink: Callable[[Part], None] | None, on_batch: Call
                 list(reader.warnings),
                 reader.skipped_records,
                 spill.name if spill is not None else None,
-                list(reader.notes),
+                notes,
                 task.range_no,
                 buckets=None if bucketed is None else bucketed.table(),
                 stops={} if bucketed is None else bucketed.stops,

@@ -10,7 +10,8 @@ everywhere. Such fields are profiled again from values found past the sample:
 - a file or object is read whole anyway: a ``FieldCensus`` watches its records as they are
   extracted and keeps the first values of every field the profile did not decide (a key the
   sample never saw included). Fields that turn out to hold personal data are then read in a
-  second pass of that container, for those fields only.
+  second pass of that container, for those fields only. A first or last name found only then is
+  indexed as a name part: the pairing of first and last names is the first pass's.
 """
 
 from __future__ import annotations
@@ -30,8 +31,14 @@ _SPARSE = "a sparse field, profiled from records that hold a value"
 
 
 def undecided(profiles: Mapping[str, FieldProfile], types: Mapping[str, str]) -> list[str]:
-    """The fields the sample held no value of and that could hold an identifier."""
-    return [f for f, p in profiles.items() if p.reason == NO_VALUES and may_hold_identifiers(f, types.get(f, "text"))]
+    """The fields the sample held no value of and that could hold an identifier. A JSON column
+    whose values the sample held as paths (``meta.email``) had values: it is not one of them."""
+    parents = {p.split(".", 1)[0].split("[", 1)[0] for p in profiles if "." in p or "[" in p}
+    return [
+        f
+        for f, p in profiles.items()
+        if p.reason == NO_VALUES and f not in parents and may_hold_identifiers(f, types.get(f, "text"))
+    ]
 
 
 class FieldCensus:
@@ -72,6 +79,13 @@ class FieldCensus:
             if len(kept) >= self.size:
                 self.done.add(name)
 
+    def unfollowed_note(self) -> str:
+        """What the container's summary says of the fields not followed (``unfollowed``)."""
+        return (
+            f"{self.unfollowed:,} field(s) with no value in the profiling sample were not looked for further "
+            f"(more than {MAX_FIELDS}: keys that are data, such as ids, make a path each); not scanned"
+        )
+
     def watched(self, reader: ContainerReader, batch_size: int, fields: Sequence[str]) -> Iterator[Columns]:
         """``reader``'s records as batches of ``fields``' columns (as ``column_batches`` gives
         them for a container read whole), each batch counted first. Memory: one batch."""
@@ -83,11 +97,16 @@ class FieldCensus:
         self, profiler: Profiler, before: Mapping[str, FieldProfile], known: Sequence[FieldInfo] = ()
     ) -> dict[str, FieldProfile]:
         """Profiles of the fields it holds values of, drawn from those values; ``before``: the
-        sample's profiles (a field's share of nulls there is kept: the sample's is the fair one)."""
+        sample's profiles (a field's share of nulls there is kept: the sample's is the fair one).
+        A field the sample did not know is kept only if it holds personal data: the others would
+        make the container's profile, and so its incremental signature, depend on which records
+        were read past the sample."""
         types = {str(f.name): f.type for f in known}
         out = {}
         for name, kept in self.values.items():
             drawn = profiler.profile_field(name, types.get(name, "text"), [Record("", {name: v}) for v in kept])
+            if not drawn.is_pii and name not in before:
+                continue
             out[name] = replace(
                 drawn,
                 null_share=before[name].null_share if name in before else 1.0,
@@ -120,4 +139,6 @@ def profile_sparse(
         return profiles
     census = FieldCensus((f for f in profiles if f not in fields), size)
     census.add(reader.sparse_sample(fields, size))
+    if census.unfollowed:
+        reader.notes.append(census.unfollowed_note())
     return {**profiles, **census.profiles(profiler, profiles, known)}

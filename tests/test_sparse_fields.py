@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from servers import mariadb_database, postgres_database, run_sql
 
-from connectors.base import Record, SourceSpec, connect
+from connectors.base import FieldInfo, Record, SourceSpec, connect
 from discover.index import Index
 from discover.inventory import inventory
 from discover.profile import NO_VALUES, Profiler
 from discover.scan import Sampling, profile_container, scan
 from discover.settings import ScanSettings
-from discover.sparse import MAX_FIELDS, FieldCensus
+from discover.sparse import MAX_FIELDS, FieldCensus, undecided
 from piiport.api import export_subject
 from piiport.config import Config
 
@@ -76,6 +76,10 @@ def _load(url: str, ddl: str) -> None:
     engine.dispose()
 
 
+def _customers(connector: Any) -> Any:
+    return next(c for c in connector.containers() if c.name == "customers")
+
+
 def _package_rows(index: Index, tmp_path: Path, email: str) -> dict[str, list[Any]]:
     """Per container, the ids (or lines) of the records the subject's package holds."""
     result = export_subject(
@@ -117,7 +121,7 @@ def test_the_profile_says_which_fields_were_profiled_past_the_sample(tmp_path: P
     db = _sqlite(tmp_path / "crm.db")
     profiler = Profiler(detector, regions=["FR"], entities=["EMAIL_ADDRESS", "PERSON", "PHONE_NUMBER"], language="en")
     spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
-    with connect(spec) as connector, connector.open(next(connector.containers())) as reader:
+    with connect(spec) as connector, connector.open(_customers(connector)) as reader:
         profiles = profile_container(reader, profiler, Sampling.of(ScanSettings())).profiles
     assert profiles["fax"].reason == NO_VALUES and not profiles["fax"].is_pii
     notes = profiles["notes"]
@@ -176,16 +180,41 @@ def test_server_columns_filled_on_a_few_rows_are_scanned(
     )
     assert result.ok, result.errors
     _check_table(index, tmp_path)
+    with connect(SourceSpec(name="crm", url=server)) as connector, connector.open(_customers(connector)) as reader:
+        keys = [r.key for r in reader.sparse_sample(["notes", "backup_email", "meta", "fax", "tier"], 1)]
+    assert keys == ["[1500]", "[3100]", "[4400]"]  # the first row by key of each, once each
+
+
+@pytest.mark.servers
+def test_a_postgresql_rescan_reads_only_the_changed_ranges_though_the_rows_moved(
+    tmp_path: Path, index: Index, detector
+) -> None:
+    with postgres_database() as url:
+        _load(url, _SERVERS["postgresql"][1])
+        spec = SourceSpec(name="crm", url=url)
+        settings = ScanSettings(unit_rows=500, text_unit_rows=500)
+        assert scan([spec], index=index, detector=detector, settings=settings).ok
+        # An update writes the row anew at the end of the table: row 3100, the first of the two
+        # with a backup address, now comes after row 5200 in the table's physical order.
+        run_sql(url, "UPDATE customers SET notes = notes || ' (2)' WHERE id = 3100")
+        with connect(spec) as connector, connector.open(_customers(connector)) as reader:
+            assert [r.key for r in reader.sparse_sample(["backup_email"], 1)] == ["[3100]"]
+        result = scan([spec], index=index, detector=detector, settings=settings)
+        assert result.ok, result.errors
+        table = result.containers[0]
+        assert (table.read, table.ranges_read, table.ranges_total) == ("ranges", 1, 13)
 
 
 def _files(root: Path) -> Path:
     root.mkdir()
     with open(root / "events.jsonl", "w", encoding="utf-8") as fh:
         for i in range(ROWS):
-            doc: dict[str, Any] = {"id": i, "event": "page_view", "path": f"/p/{i % 40}"}
-            if i == 4321:
+            doc: dict[str, Any] = {"id": i, "event": "page_view", "user": f"user{i}@example.com"}
+            if i == 4321:  # a record with personal data in both passes
                 doc["support"] = {"email": SUBJECT, "agent": "desk 4"}
             fh.write(json.dumps(doc) + "\n")
+            if i == 5000:
+                fh.write('{"id": 5000.5, "event": \n')  # one malformed line, skipped and counted once
     with open(root / "leads.csv", "w", encoding="utf-8") as fh:
         fh.write("id,status,backup_email,comment\n")
         for i in range(ROWS):
@@ -208,12 +237,28 @@ def test_file_fields_filled_on_a_few_records_are_scanned(
     assert result.ok, result.errors
     inv = {(r.container, r.field, r.entity_type): (r.records, r.non_null) for r in inventory(index)}
     assert inv == {
+        ("events.jsonl", "user", "EMAIL_ADDRESS"): (ROWS, ROWS),
         ("events.jsonl", "support.email", "EMAIL_ADDRESS"): (1, 1),
         ("leads.csv", "backup_email", "EMAIL_ADDRESS"): (1, 1),
     }
     rows = _package_rows(index, tmp_path, SUBJECT)
-    assert rows.keys() == {"events.jsonl", "leads.csv"} and all(len(v) == 1 for v in rows.values())
-    assert sum(c.records for c in result.containers) == 2 * ROWS  # records counted once, not per pass
+    assert rows == {"events.jsonl": [4321], "leads.csv": ["777"]}
+    # Records counted once, not once a pass; the malformed line too.
+    events = next(c for c in result.containers if c.container == "events.jsonl")
+    assert (events.records, events.skipped_records, len(events.warnings)) == (ROWS, 1, 1)
+    assert index.container_record_counts("files", "events.jsonl") == ROWS
+    assert index.container_record_counts("files", "leads.csv") == 1
+
+
+def test_the_rows_looked_for_are_the_first_by_key_with_a_value(tmp_path: Path) -> None:
+    db = _sqlite(tmp_path / "crm.db")
+    with (
+        connect(SourceSpec(name="crm", url=f"sqlite:///{db}")) as connector,
+        connector.open(_customers(connector)) as reader,
+    ):
+        assert [r.key for r in reader.sparse_sample(["notes", "backup_email", "fax"], 1)] == ["[1500]", "[3100]"]
+        # Row 3100 has a value in both: it is read once.
+        assert [r.key for r in reader.sparse_sample(["notes", "backup_email"], 5)] == ["[1500]", "[3100]", "[5200]"]
 
 
 def test_the_census_follows_a_bounded_number_of_fields() -> None:
@@ -221,3 +266,28 @@ def test_the_census_follows_a_bounded_number_of_fields() -> None:
     census.add(Record(f"[{i}]", {"id": i, f"scores.user{i}": i, "note": "x" if i < 5 else None}) for i in range(800))
     assert len(census.values) == MAX_FIELDS and census.unfollowed == 800 + 1 - MAX_FIELDS
     assert census.values["note"] == ["x", "x"]  # full after two: no more kept
+
+
+def test_a_json_column_the_sample_held_as_paths_is_not_looked_for_again(detector) -> None:
+    profiler = Profiler(detector, regions=["FR"], entities=["EMAIL_ADDRESS", "PERSON"], language="en")
+    sample = [Record(f"[{i}]", {"id": i, "meta.lang": "fr", "tags[]": ["a"]}) for i in range(50)]
+    known = [FieldInfo("id", "int"), FieldInfo("meta", "json"), FieldInfo("tags", "other"), FieldInfo("memo", "text")]
+    profiles = profiler.profile(sample, known)
+    assert profiles["meta"].reason == profiles["tags"].reason == profiles["memo"].reason == NO_VALUES
+    # meta and tags had values, read as paths; only memo was empty.
+    assert undecided(profiles, {f.name: f.type for f in known}) == ["memo"]
+
+
+def test_fields_past_the_census_bound_are_said_not_scanned(tmp_path: Path, index: Index, detector) -> None:
+    root = tmp_path / "logs"
+    root.mkdir()
+    with open(root / "scores.jsonl", "w", encoding="utf-8") as fh:
+        for i in range(ROWS):  # an object keyed by user id: a path per record
+            fh.write(json.dumps({"id": i, "scores": {f"u{i}": i % 7}}) + "\n")
+    result = scan([SourceSpec(name="logs", url=str(root))], index=index, detector=detector)
+    assert result.ok, result.errors
+    unfollowed = ROWS - 200 - MAX_FIELDS  # the sample's 200 paths are decided
+    assert result.containers[0].notes == [
+        f"{unfollowed:,} field(s) with no value in the profiling sample were not looked for further "
+        f"(more than {MAX_FIELDS}: keys that are data, such as ids, make a path each); not scanned"
+    ]
