@@ -13,6 +13,11 @@ Rules (the README's "Exporting a subject" states them for users):
   A request by one of them alone is refused when it matches more than one subject.
 - Only identifiers in typed or name columns link. Identifiers inside free text find the
   record (a note that mentions the subject) but never link it to anyone.
+- A record can hold two people's strong identifiers: a customer row whose ``referred_by_email``
+  is another customer's address. When the container has a record of that person's own with
+  the identifier in a column where the first record holds someone else's (``referenced``),
+  the first record refers to them: it is exported to them (``REFERENCED``) but links nothing,
+  so neither person's package takes in the other's records.
 - A name is no proof of identity: a record that matches the subject by a name alone (a
   namesake in a catalogue, a note that only names them) is not theirs but for review, and
   so is a record matched only by an IP address, or a digits-only phone number, that other
@@ -22,7 +27,7 @@ Rules (the README's "Exporting a subject" states them for users):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +53,9 @@ from discover.rows import FindingRow, RecordRef
 STRONG_MATCH = "strong"
 WEAK_MATCH = "weak"
 MENTION = "mention"
+#: Someone else's record that holds the subject's e-mail or phone as a reference to them (a
+#: customer row's ``referred_by_email``): theirs to see, but it links nothing and is not followed.
+REFERENCED = "referenced"
 #: Matches by a name alone, or by an IP other subjects hold too: staff decide (``--include-review``).
 REVIEW = "review"
 
@@ -135,17 +143,60 @@ class _Graph:
 
     def __init__(self, index: Index) -> None:
         self.index = index
+        self._placed: dict[bytes, list[FindingRow]] = {}
         self._records: dict[bytes, list[RecordRef]] = {}
         self._findings: dict[RecordRef, list[FindingRow]] = {}
 
+    def placements(self, ident: bytes) -> list[FindingRow]:
+        """The findings of ``ident`` in typed or name columns."""
+        if ident not in self._placed:
+            self._placed[ident] = self.index.findings_for([ident], origin=FIELD)
+        return self._placed[ident]
+
     def records_with(self, ident: bytes) -> list[RecordRef]:
         if ident not in self._records:
-            rows = self.index.findings_for([ident], origin=FIELD)
             self._records[ident] = sorted(
-                {RecordRef(r.container_id, r.record_key) for r in rows},
+                {RecordRef(r.container_id, r.record_key) for r in self.placements(ident)},
                 key=lambda r: (r.container_id, r.record_key),
             )
         return self._records[ident]
+
+    def referenced(self, ref: RecordRef, ident: bytes) -> bool:
+        """Whether ``ref`` holds ``ident`` as someone else's record that refers to its holder: the
+        container has a record of the holder's own with ``ident`` in a column where ``ref`` holds
+        another identifier of that type (Alice's customer row names Bruno in
+        ``referred_by_email``; Bruno's own row has his address in ``email``, where Alice's row
+        has hers). Such a record ties nothing to the holder."""
+        if not self.may_refer(ref.container_id, ident):
+            return False  # one column only (the usual case): no record of the container is read
+        here: set[str] = set()
+        elsewhere: set[str] = set()
+        for f in self.placements(ident):
+            if f.container_id == ref.container_id:
+                (here if f.record_key == ref.record_key else elsewhere).add(f.field)
+        own_columns = elsewhere - here
+        if not here or not own_columns:
+            return False
+        etype = next(f.entity_type for f in self.placements(ident))
+        return any(
+            f.field in own_columns and f.entity_type == etype and f.ident != ident for f in self.findings_of([ref])
+        )
+
+    def may_refer(self, container_id: int, ident: bytes) -> bool:
+        """Whether ``ident`` is in more than one column of the container: only then can one of its
+        records there refer to it (``referenced``)."""
+        return len({f.field for f in self.placements(ident) if f.container_id == container_id}) > 1
+
+    def holder_findings(self, ident: bytes) -> Iterator[tuple[RecordRef, FindingRow]]:
+        """The other findings in typed or name columns of the records that carry ``ident`` there,
+        where those records are its holder's: not a record that only refers to it, nor a strong
+        identifier that such a record holds of someone it refers to (``referenced``)."""
+        for ref in self.records_with(ident):
+            if self.referenced(ref, ident):
+                continue
+            for f in self.findings_of([ref]):
+                if f.ident != ident and not (f.entity_type in STRONG and self.referenced(ref, f.ident)):
+                    yield ref, f
 
     def findings_of(self, refs: Sequence[RecordRef]) -> list[FindingRow]:
         missing = [r for r in refs if r not in self._findings]
@@ -159,8 +210,8 @@ class _Graph:
     def co_identifiers(self, ident: bytes) -> dict[str, set[bytes]]:
         """Identifiers on the records that carry ``ident`` in a typed or name column, by type."""
         out: dict[str, set[bytes]] = defaultdict(set)
-        for f in self.findings_of(self.records_with(ident)):
-            if f.ident != ident and (f.entity_type != PERSON or f.score >= FULL_NAME_SCORE):
+        for _, f in self.holder_findings(ident):
+            if f.entity_type != PERSON or f.score >= FULL_NAME_SCORE:
                 out[f.entity_type].add(f.ident)
         return out
 
@@ -180,11 +231,10 @@ class _Graph:
 
         per_record: dict[tuple[RecordRef, str], list[bytes]] = defaultdict(list)
         types: dict[bytes, str] = {}
-        for ref in self.records_with(ident):
-            for f in self.findings_of([ref]):
-                if f.ident != ident and (f.entity_type != PERSON or f.score >= FULL_NAME_SCORE):
-                    per_record[(ref, f.entity_type)].append(f.ident)
-                    types[f.ident] = f.entity_type
+        for ref, f in self.holder_findings(ident):
+            if f.entity_type != PERSON or f.score >= FULL_NAME_SCORE:
+                per_record[(ref, f.entity_type)].append(f.ident)
+                types[f.ident] = f.entity_type
         for members in per_record.values():
             for other in members[1:]:
                 parent[find(other)] = find(members[0])
@@ -246,8 +296,9 @@ def resolve(index: Index, identifiers: Sequence[Identifier], *, expand: bool = T
             return _by_weak_only(index, graph, subject, seeds, weak_given)
     subject.strong, subject.types = graph.component(seeds, expand=expand)
 
-    # Weak identifiers: those given, and those on the subject's own records.
-    own_records = {r for s in subject.strong for r in graph.records_with(s)}
+    # Weak identifiers: those given, and those on the subject's own records (not on a record
+    # that only refers to them: the names there are its holder's).
+    own_records = {r for s in subject.strong for r in graph.records_with(s) if not graph.referenced(r, s)}
     for f in graph.findings_of(sorted(own_records, key=lambda r: (r.container_id, r.record_key))):
         if f.entity_type not in STRONG:
             subject.weak.add(f.ident)
@@ -308,12 +359,22 @@ def _collect_records(
 ) -> None:
     """Every record with the subject's data, and how it matched (``by_strong=False``: by weak identifiers only)."""
     strong_rows = index.findings_for(subject.strong) if subject.strong and by_strong else []
+    # The records that may only refer to the subject, read in one go rather than one by one.
+    maybe = {
+        RecordRef(r.container_id, r.record_key)
+        for r in strong_rows
+        if r.origin == FIELD and graph.may_refer(r.container_id, r.ident)
+    }
+    graph.findings_of(sorted(maybe, key=lambda r: (r.container_id, r.record_key)))
     for row in strong_rows:
         matches = subject.records[row.container_id]
-        if row.origin == FIELD:
-            matches[row.record_key] = STRONG_MATCH
-        else:
+        if row.origin != FIELD:
             matches.setdefault(row.record_key, MENTION)
+        elif graph.referenced(RecordRef(row.container_id, row.record_key), row.ident):
+            if matches.get(row.record_key) != STRONG_MATCH:
+                matches[row.record_key] = REFERENCED
+        else:
+            matches[row.record_key] = STRONG_MATCH
     if not subject.weak:
         return
     # With the strong records matched above, a weak identifier in a field of a record that holds

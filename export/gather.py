@@ -22,7 +22,7 @@ from discover.identifiers import STRONG
 from discover.masking import mask
 from discover.plan import ExportPlan
 from discover.rows import ContainerRow, FindingRow, RecordRef
-from discover.subjects import MENTION, REVIEW, STRONG_MATCH, WEAK_MATCH, Identifier, finding_values
+from discover.subjects import MENTION, REFERENCED, REVIEW, STRONG_MATCH, WEAK_MATCH, Identifier, finding_values
 from export.errors import ExportError
 from export.follow import REFERENCE, UpwardFollower
 from export.formats import LOCATOR, MATCH, Table
@@ -30,6 +30,8 @@ from export.formats import LOCATOR, MATCH, Table
 logger = logging.getLogger(__name__)
 
 RELATED = "related"
+#: Records exported but not the subject's own: nothing is followed or linked from them.
+_NOT_THEIRS = (REVIEW, REFERENCED)
 _FILE_KEY_KIND = {"csv": "row", "jsonl": "line", "text": "line", "json": "index", "parquet": "index"}
 
 
@@ -278,7 +280,7 @@ class _SourceGatherer:
                 if self.plan.ident(f.entity_type, value) != f.ident:
                     continue
                 if hit is None and (
-                    (match == STRONG_MATCH and strong and not in_text)
+                    (match in (STRONG_MATCH, REFERENCED) and strong and not in_text)
                     or (match == WEAK_MATCH and not in_text)
                     or (match == MENTION and in_text)
                     or (match == REVIEW and not strong)
@@ -286,7 +288,8 @@ class _SourceGatherer:
                     hit = _Hit(f.field, f.entity_type, value)
                 if not in_text or strong:
                     seen.append((f.entity_type, value))
-        if hit is not None and match != REVIEW:  # a namesake's record links nothing to the subject
+        # A namesake's record, or someone else's that refers to the subject, links nothing to them.
+        if hit is not None and match not in _NOT_THEIRS:
             self.linked.update(dict.fromkeys(seen))
         return hit
 
@@ -303,8 +306,9 @@ class _SourceGatherer:
         person = self.plan.person_tables(self.spec.name) - {
             n for n in self.by_name if _matches(self.options.include_tables, self.spec.name, n)
         }
-        # A namesake's record (review) is not the subject's: what points at it is not followed.
-        frontier = {t: [r for r in rows.values() if r[MATCH] != REVIEW] for t, rows in self.rows.items()}
+        # A namesake's record (review), or someone else's that refers to the subject, is not the
+        # subject's: what points at it is not followed.
+        frontier = {t: [r for r in rows.values() if r[MATCH] not in _NOT_THEIRS] for t, rows in self.rows.items()}
         for _depth in range(self.options.max_depth):
             added: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for rel in rels:
@@ -320,7 +324,7 @@ class _SourceGatherer:
                         self._reader_meta(reader, child)
                         c = _Place(child, "table")
                         for key, raw in reader.fetch_where(rel.columns, values):
-                            if key in self.rows[child] and self.rows[child][key][MATCH] != REVIEW:
+                            if key in self.rows[child] and self.rows[child][key][MATCH] not in _NOT_THEIRS:
                                 continue
                             locator = {**self._locator(c, key, reader), "via": via}
                             row = {**raw, LOCATOR: locator, MATCH: RELATED}
@@ -346,7 +350,7 @@ class _SourceGatherer:
             locate=lambda container, key, reader: self._locator(_Place(container, "table"), key, reader),
             open_meta=self._reader_meta,
         )
-        rows = {t: {k: r for k, r in rows.items() if r[MATCH] != REVIEW} for t, rows in self.rows.items()}
+        rows = {t: {k: r for k, r in rows.items() if r[MATCH] not in _NOT_THEIRS} for t, rows in self.rows.items()}
         found = follower.run(
             rows,
             max_depth=self.options.max_depth,

@@ -182,3 +182,28 @@ def exported_packages(index: Index, subjects: list[str], out: Path) -> dict[str,
         files = {f["path"]: json.loads((package / f["path"]).read_text("utf-8")) for f in result.manifest["files"]}
         packages[email] = (result.found, result.records, files, result.manifest.get("review"))
     return packages
+
+
+def package_tables(index: Index, out: Path, email: str) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+    """A subject's export by e-mail, unredacted (the rows compare with the source's): per
+    container, the rows its package holds, and the manifest."""
+    from piiport.api import export_subject
+    from piiport.config import Config
+
+    result = export_subject(
+        emails=[email], config=Config(), index=index, out=out, request_id=email.split("@")[0], redact=False
+    )
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for f in result.manifest["files"]:
+        tables[f["container"]] = json.loads((Path(result.package) / f["path"]).read_text("utf-8"))
+    return tables, result.manifest
+
+
+def scanned(index: Index, detector: Any, workers: int, *specs: SourceSpec) -> Any:
+    """A scan of ``specs`` at ``workers`` that read every container (its ``ScanResult``)."""
+    from discover.scan import scan
+    from discover.settings import ScanSettings
+
+    result = scan(list(specs), index=index, detector=detector, settings=ScanSettings(workers=workers))
+    assert result.ok, result.errors
+    return result

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures import package_tables, scanned
 from servers import mariadb_database, postgres_database, run_sql
 
 from connectors.base import FieldInfo, Record, SourceSpec, connect
@@ -21,8 +22,6 @@ from discover.profile import NO_VALUES, Profiler
 from discover.scan import Sampling, profile_container, scan
 from discover.settings import ScanSettings
 from discover.sparse import MAX_FIELDS, FieldCensus, undecided
-from piiport.api import export_subject
-from piiport.config import Config
 
 ROWS = 6000
 SUBJECT = "marie.martin@example.fr"
@@ -82,15 +81,9 @@ def _customers(connector: Any) -> Any:
 
 def _package_rows(index: Index, tmp_path: Path, email: str) -> dict[str, list[Any]]:
     """Per container, the ids (or lines) of the records the subject's package holds."""
-    result = export_subject(
-        emails=[email], config=Config(), index=index, out=tmp_path / "out", request_id=email.split("@")[0], redact=False
-    )
-    assert result.complete, result.manifest
-    out = {}
-    for f in result.manifest["files"]:
-        rows = json.loads((Path(result.package) / f["path"]).read_text("utf-8"))
-        out[f["container"]] = sorted(r.get("id", r.get("line")) for r in rows)
-    return out
+    tables, manifest = package_tables(index, tmp_path / "out", email)
+    assert manifest["complete"], manifest
+    return {c: sorted(r.get("id", r.get("line")) for r in rows) for c, rows in tables.items()}
 
 
 def _check_table(index: Index, tmp_path: Path) -> None:
@@ -106,14 +99,7 @@ def _check_table(index: Index, tmp_path: Path) -> None:
 
 
 def test_sqlite_columns_filled_on_a_few_rows_are_scanned(tmp_path: Path, index: Index, detector, workers: int) -> None:
-    db = _sqlite(tmp_path / "crm.db")
-    result = scan(
-        [SourceSpec(name="crm", url=f"sqlite:///{db}")],
-        index=index,
-        detector=detector,
-        settings=ScanSettings(workers=workers),
-    )
-    assert result.ok, result.errors
+    scanned(index, detector, workers, SourceSpec(name="crm", url=f"sqlite:///{_sqlite(tmp_path / 'crm.db')}"))
     _check_table(index, tmp_path)
 
 
@@ -175,10 +161,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[str]:
 def test_server_columns_filled_on_a_few_rows_are_scanned(
     server: str, tmp_path: Path, index: Index, detector, workers: int
 ) -> None:
-    result = scan(
-        [SourceSpec(name="crm", url=server)], index=index, detector=detector, settings=ScanSettings(workers=workers)
-    )
-    assert result.ok, result.errors
+    scanned(index, detector, workers, SourceSpec(name="crm", url=server))
     _check_table(index, tmp_path)
     with connect(SourceSpec(name="crm", url=server)) as connector, connector.open(_customers(connector)) as reader:
         keys = [r.key for r in reader.sparse_sample(["notes", "backup_email", "meta", "fax", "tier"], 1)]

@@ -1,0 +1,115 @@
+"""A record that holds two people's identifiers: a customer row whose ``referred_by_email`` is
+another customer's address. It is its owner's record; to the other person it is a record that
+refers to them (``referenced``): exported to them, its owner's identifiers listed for the
+reviewer, and never a link between the two, so neither package takes in the other's records."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures import package_tables, scanned
+
+from connectors.base import SourceSpec
+from discover.index import Index
+
+ALICE, BRUNO, CHLOE = "alice.martin@example.com", "bruno.dubois@example.org", "chloe.garnier@example.net"
+CHLOE_NEWS = "chloe.news@example.net"
+EMMA, NOE = "emma.leroy@example.com", "noe.faure@example.org"
+#: Customers' names: first names by row, last names by eight rows.
+FIRST = ["Hugo", "Emma", "Farid", "Gaëlle", "Inès", "Jules", "Karim", "Léa"]
+LAST = ["Bernard", "Petit", "Robert", "Richard", "Durand", "Leroy", "Moreau", "Simon", "Roux", "Morel"]
+
+
+def _shop(path: Path) -> Path:
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE customers (id INTEGER PRIMARY KEY, full_name TEXT, email TEXT, phone TEXT, "
+            "newsletter_email TEXT, referred_by_email TEXT)"
+        )
+        db.execute(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id), item TEXT)"
+        )
+        db.execute("CREATE TABLE newsletter_signups (id INTEGER PRIMARY KEY, email TEXT, signed_up TEXT)")
+        rows: list[tuple[Any, ...]] = [
+            (1, "Alice Martin", ALICE, "+33 6 12 34 56 78", None, BRUNO),  # Bruno referred Alice
+            (2, "Bruno Dubois", BRUNO, "+33 6 98 76 54 32", None, None),
+            (3, "Chloé Garnier", CHLOE, "+33 6 55 44 33 22", CHLOE_NEWS, None),  # one person, two addresses
+            # Noé's account holds only his address: nothing told his address apart from Emma's.
+            (4, "Emma Leroy", EMMA, "+33 6 41 52 63 74", None, NOE),
+            (5, None, NOE, None, None, None),
+        ]
+        for i in range(6, 301):
+            referrer = f"c{i - 1}@example.com" if i % 3 == 0 and i > 6 else None  # customers referring others
+            rows.append(
+                (
+                    i,
+                    f"{FIRST[i % 8]} {LAST[i // 8 % 10]}",
+                    f"c{i}@example.com",
+                    f"+33 6 {i % 90 + 10} 00 {i % 80 + 10} 11",
+                    None,
+                    referrer,
+                )
+            )
+        db.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?)", rows)
+        db.executemany(
+            "INSERT INTO orders VALUES (?, ?, ?)",
+            [
+                *((n, 1, item) for n, item in ((1, "lamp"), (2, "desk"), (3, "chair"))),
+                (10, 2, "bike"),
+                (20, 3, "tent"),
+                (40, 4, "kayak"),
+                (50, 5, "book"),
+            ],
+        )
+        db.executemany(
+            "INSERT INTO newsletter_signups VALUES (?, ?, ?)",
+            [(1, CHLOE_NEWS, "2026-01-02"), *((i, f"c{i}@example.com", "2026-02-03") for i in range(2, 40))],
+        )
+    return path
+
+
+@pytest.fixture
+def shop(tmp_path: Path, index: Index, detector, workers: int) -> Index:
+    scanned(index, detector, workers, SourceSpec(name="shop", url=f"sqlite:///{_shop(tmp_path / 'shop.db')}"))
+    return index
+
+
+def _export(index: Index, tmp_path: Path, email: str) -> tuple[dict[str, list[tuple[Any, str]]], dict[str, Any]]:
+    """Per container, the ids of the package's rows and how each matched; and the manifest."""
+    tables, manifest = package_tables(index, tmp_path / "out", email)
+    return {c: sorted((r["id"], r["_piiport_match"]) for r in rows) for c, rows in tables.items()}, manifest
+
+
+def test_the_referrer_gets_the_row_that_names_them_and_nothing_else_of_the_customer(
+    shop: Index, tmp_path: Path
+) -> None:
+    tables, manifest = _export(shop, tmp_path, BRUNO)
+    assert tables == {"customers": [(1, "referenced"), (2, "strong")], "orders": [(10, "related")]}
+    # Alice's identifiers in that row are hers: listed for the reviewer, never linked to Bruno.
+    mentions = {(m["record"], m["field"]) for m in manifest["third_party_mentions"]}
+    assert {("[1]", "email"), ("[1]", "phone"), ("[1]", "full_name")} <= mentions
+    linked = {i["value"] for i in manifest["subject"]["identifiers_linked"]}
+    assert linked == {BRUNO, "+33698765432", "bruno dubois"}
+
+
+def test_the_referred_customer_gets_their_own_records_not_the_referrers(shop: Index, tmp_path: Path) -> None:
+    tables, manifest = _export(shop, tmp_path, ALICE)
+    assert tables == {"customers": [(1, "strong")], "orders": [(1, "related"), (2, "related"), (3, "related")]}
+    assert ("[1]", "referred_by_email") in {(m["record"], m["field"]) for m in manifest["third_party_mentions"]}
+
+
+def test_a_referrer_known_by_an_address_alone_is_not_taken_for_the_customer(shop: Index, tmp_path: Path) -> None:
+    assert _export(shop, tmp_path, EMMA)[0] == {"customers": [(4, "strong")], "orders": [(40, "related")]}
+    assert _export(shop, tmp_path, NOE)[0] == {
+        "customers": [(4, "referenced"), (5, "strong")],
+        "orders": [(50, "related")],
+    }
+
+
+def test_two_addresses_of_one_person_still_link(shop: Index, tmp_path: Path) -> None:
+    tables, manifest = _export(shop, tmp_path, CHLOE)
+    assert CHLOE_NEWS in [i["value"] for i in manifest["subject"]["identifiers_linked"]]
+    assert tables == {"customers": [(3, "strong")], "orders": [(20, "related")], "newsletter_signups": [(1, "strong")]}
