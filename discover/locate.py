@@ -29,7 +29,7 @@ class Location:
     entity_types: list[str]
     #: Records of the subject with an identifier in this field.
     records: int
-    #: How those records match: strong, weak, mention, review (see the README's export section).
+    #: How those records match: strong, weak, mention, referenced, review (see the README's export section).
     matches: list[str]
     #: When the container was last scanned (ISO-8601, UTC), and whether that scan failed.
     scanned_at: str | None

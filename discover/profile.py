@@ -99,6 +99,21 @@ class FieldProfile:
         return row
 
 
+# Columns that hold someone else's identifier than the record's holder's: a referrer, a
+# recipient, an emergency contact, a manager (``discover.subjects``: such a record links nothing).
+_ANOTHER_PERSON = re.compile(
+    r"(^|_)(referr(er|ed|al)?|referee|sponsor|invited|inviter|invitee|recipient|sender|to|from|cc|bcc|"
+    r"manager|supervisor|emergency|guardian|parent|spouse|partner|beneficiary|gift|assignee|assigned|"
+    r"approver|reviewer|witness|kin|agent|author|created_by|updated_by|modified_by)(_|$)"
+)
+
+
+def names_another_person(field: str) -> bool:
+    """Whether a field's name says it holds another person's identifier than the record's
+    holder's (``referred_by_email``, ``emergency_contact_phone``, ``recipient.email``)."""
+    return any(_ANOTHER_PERSON.search(_field_name(part)) for part in field.replace("[]", "").split("."))
+
+
 def _field_name(field: str) -> str:
     """A field's leaf name in snake case, accents removed (``téléphone`` → ``telephone``)."""
     leaf = field.rsplit(".", 1)[-1].replace("[]", "")

@@ -14,10 +14,11 @@ Rules (the README's "Exporting a subject" states them for users):
 - Only identifiers in typed or name columns link. Identifiers inside free text find the
   record (a note that mentions the subject) but never link it to anyone.
 - A record can hold two people's strong identifiers: a customer row whose ``referred_by_email``
-  is another customer's address. When the container has a record of that person's own with
-  the identifier in a column where the first record holds someone else's (``referenced``),
-  the first record refers to them: it is exported to them (``REFERENCED``) but links nothing,
-  so neither person's package takes in the other's records.
+  is another customer's address. Where every column that holds an identifier is another
+  person's (its name says so, or the container has the holder's own record with it in the
+  column of records' own identifiers) and the record holds another strong identifier, the
+  record refers to them (``referenced``): it is exported to them (``REFERENCED``) but links
+  nothing, so neither person's package takes in the other's records.
 - A name is no proof of identity: a record that matches the subject by a name alone (a
   namesake in a catalogue, a note that only names them) is not theirs but for review, and
   so is a record matched only by an IP address, or a digits-only phone number, that other
@@ -48,6 +49,7 @@ from discover.identifiers import (
 from discover.index import Index
 from discover.masking import mask
 from discover.name_fields import FULL_NAME_SCORE, name_columns
+from discover.profile import names_another_person
 from discover.rows import FindingRow, RecordRef
 
 STRONG_MATCH = "strong"
@@ -63,6 +65,8 @@ NAME_ONLY = "matches the subject by name only"
 NAME_IN_TEXT_ONLY = "names the subject in free text, and nothing else ties it to them"
 SHARED_IP = "matches by an IP address that other subjects' records also hold"
 SHARED_DIGITS = "matches by a phone number's digits that other subjects' records also hold"
+#: How much less often a column must be empty than the next of its type to be the records' own.
+_OWNER_MARGIN = 0.2
 #: Weak identifiers that tie a record to the subject unless other subjects hold them too.
 _TELLING = (IP, PHONE_DIGITS)
 
@@ -124,7 +128,7 @@ class Subject:
     strong: set[bytes] = field(default_factory=set)
     weak: set[bytes] = field(default_factory=set)
     types: dict[bytes, str] = field(default_factory=dict)
-    #: container id → record key → how it matched (strong, weak, mention, review)
+    #: container id → record key → how it matched (strong, weak, mention, referenced, review)
     records: dict[int, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     #: Why each ``review`` record is only for review.
     review: dict[RecordRef, str] = field(default_factory=dict)
@@ -144,14 +148,30 @@ class _Graph:
     def __init__(self, index: Index) -> None:
         self.index = index
         self._placed: dict[bytes, list[FindingRow]] = {}
+        #: Per identifier: container id → field → keys of the records that hold it there.
+        self._where: dict[bytes, dict[int, dict[str, set[str]]]] = {}
         self._records: dict[bytes, list[RecordRef]] = {}
         self._findings: dict[RecordRef, list[FindingRow]] = {}
+        self._owners: dict[int, dict[str, str | None]] = {}
 
     def placements(self, ident: bytes) -> list[FindingRow]:
         """The findings of ``ident`` in typed or name columns."""
         if ident not in self._placed:
-            self._placed[ident] = self.index.findings_for([ident], origin=FIELD)
+            self.place([ident])
         return self._placed[ident]
+
+    def place(self, idents: Iterable[bytes]) -> None:
+        """Read where identifiers sit (``placements``), all those not read yet in one look-up."""
+        missing = list(dict.fromkeys(i for i in idents if i not in self._placed))
+        if not missing:
+            return
+        for ident in missing:
+            self._placed[ident] = []
+            self._where[ident] = defaultdict(lambda: defaultdict(set))
+        for row in self.index.findings_for(missing, origin=FIELD):
+            if row.ident in self._where:
+                self._placed[row.ident].append(row)
+                self._where[row.ident][row.container_id][row.field].add(row.record_key)
 
     def records_with(self, ident: bytes) -> list[RecordRef]:
         if ident not in self._records:
@@ -161,37 +181,57 @@ class _Graph:
             )
         return self._records[ident]
 
-    def referenced(self, ref: RecordRef, ident: bytes) -> bool:
-        """Whether ``ref`` holds ``ident`` as someone else's record that refers to its holder: the
-        container has a record of the holder's own with ``ident`` in a column where ``ref`` holds
-        another identifier of that type (Alice's customer row names Bruno in
-        ``referred_by_email``; Bruno's own row has his address in ``email``, where Alice's row
-        has hers). Such a record ties nothing to the holder."""
-        if not self.may_refer(ref.container_id, ident):
-            return False  # one column only (the usual case): no record of the container is read
-        here: set[str] = set()
-        elsewhere: set[str] = set()
-        for f in self.placements(ident):
-            if f.container_id == ref.container_id:
-                (here if f.record_key == ref.record_key else elsewhere).add(f.field)
-        own_columns = elsewhere - here
-        if not here or not own_columns:
+    def owner_column(self, container_id: int, entity_type: str) -> str | None:
+        """The container's column of its records' own e-mail (or phone): the one of that type
+        filled on most records, if clearly so (``referred_by_email`` is filled on few rows,
+        ``email`` on nearly all); None when two are filled alike (a sender and a recipient)."""
+        if container_id not in self._owners:
+            by_type: dict[str, list[tuple[float, str]]] = defaultdict(list)
+            for p in self.index.profiles(container_id):
+                if p.entity_type in STRONG and not p.free_text:
+                    by_type[p.entity_type].append((p.null_share, p.field))
+            owners: dict[str, str | None] = {}
+            for etype, columns in by_type.items():
+                columns.sort()
+                clear = len(columns) == 1 or columns[1][0] - columns[0][0] >= _OWNER_MARGIN
+                owners[etype] = columns[0][1] if clear else None
+            self._owners[container_id] = owners
+        return self._owners[container_id].get(entity_type)
+
+    def may_refer(self, ref: RecordRef, ident: bytes) -> bool:
+        """Whether every column where ``ref`` holds ``ident`` is one of another person's: its
+        name says so (``referred_by_email``, ``emergency_contact_phone``: ``names_another_person``),
+        or the container has a record of the holder's own with ``ident`` in its column of
+        records' own identifiers (``owner_column``), where ``ref`` does not hold it. Read from
+        where ``ident`` sits only."""
+        placed = self._where_of(ident).get(ref.container_id, {})
+        fields = [f for f, keys in placed.items() if ref.record_key in keys]
+        if not fields:
             return False
-        etype = next(f.entity_type for f in self.placements(ident))
-        return any(
-            f.field in own_columns and f.entity_type == etype and f.ident != ident for f in self.findings_of([ref])
+        owner = self.owner_column(ref.container_id, self.placements(ident)[0].entity_type)
+        owns_elsewhere = owner is not None and any(k != ref.record_key for k in placed.get(owner, ()))
+        return all(names_another_person(f) or (owns_elsewhere and f != owner) for f in fields)
+
+    def referenced(self, ref: RecordRef, ident: bytes) -> bool:
+        """Whether ``ref`` is someone else's record that refers to ``ident``'s holder (Alice's
+        customer row naming Bruno in ``referred_by_email``): ``may_refer``, and ``ref`` holds
+        another e-mail or phone, its own holder's. Such a record ties nothing to ``ident``."""
+        return self.may_refer(ref, ident) and any(
+            f.entity_type in STRONG and f.ident != ident for f in self.findings_of([ref])
         )
 
-    def may_refer(self, container_id: int, ident: bytes) -> bool:
-        """Whether ``ident`` is in more than one column of the container: only then can one of its
-        records there refer to it (``referenced``)."""
-        return len({f.field for f in self.placements(ident) if f.container_id == container_id}) > 1
+    def _where_of(self, ident: bytes) -> dict[int, dict[str, set[str]]]:
+        self.placements(ident)
+        return self._where[ident]
 
     def holder_findings(self, ident: bytes) -> Iterator[tuple[RecordRef, FindingRow]]:
         """The other findings in typed or name columns of the records that carry ``ident`` there,
         where those records are its holder's: not a record that only refers to it, nor a strong
         identifier that such a record holds of someone it refers to (``referenced``)."""
-        for ref in self.records_with(ident):
+        refs = self.records_with(ident)
+        found = self.findings_of(refs)  # every record in one look-up, not one by one
+        self.place(f.ident for f in found if f.entity_type in STRONG)
+        for ref in refs:
             if self.referenced(ref, ident):
                 continue
             for f in self.findings_of([ref]):
@@ -341,7 +381,11 @@ def _seeds_from_weak(graph: _Graph, weak_given: Sequence[tuple[bytes, Identifier
     seeds: list[tuple[bytes, str]] = []
     for h, ident in weak_given:
         for ref in graph.records_with(h):
-            strong = [(f.ident, f.entity_type) for f in graph.findings_of([ref]) if f.entity_type in STRONG]
+            strong = [
+                (f.ident, f.entity_type)
+                for f in graph.findings_of([ref])
+                if f.entity_type in STRONG and not graph.referenced(ref, f.ident)
+            ]
             comp, _ = graph.component(strong, expand=True)
             if comp and frozenset(comp) not in components:
                 components.append(frozenset(comp))
@@ -360,10 +404,11 @@ def _collect_records(
     """Every record with the subject's data, and how it matched (``by_strong=False``: by weak identifiers only)."""
     strong_rows = index.findings_for(subject.strong) if subject.strong and by_strong else []
     # The records that may only refer to the subject, read in one go rather than one by one.
+    graph.place(r.ident for r in strong_rows)
     maybe = {
-        RecordRef(r.container_id, r.record_key)
+        ref
         for r in strong_rows
-        if r.origin == FIELD and graph.may_refer(r.container_id, r.ident)
+        if r.origin == FIELD and graph.may_refer(ref := RecordRef(r.container_id, r.record_key), r.ident)
     }
     graph.findings_of(sorted(maybe, key=lambda r: (r.container_id, r.record_key)))
     for row in strong_rows:

@@ -184,15 +184,21 @@ def exported_packages(index: Index, subjects: list[str], out: Path) -> dict[str,
     return packages
 
 
-def package_tables(index: Index, out: Path, email: str) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
-    """A subject's export by e-mail, unredacted (the rows compare with the source's): per
-    container, the rows its package holds, and the manifest."""
+def package_tables(
+    index: Index, out: Path, email: str | None = None, **request: Any
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+    """A subject's export by e-mail (or by ``request``: ``phones=[…]``, ``names=[…]``),
+    unredacted (the rows compare with the source's): per container, the rows its package holds,
+    and the manifest."""
     from piiport.api import export_subject
     from piiport.config import Config
 
-    result = export_subject(
-        emails=[email], config=Config(), index=index, out=out, request_id=email.split("@")[0], redact=False
+    if email is not None:
+        request["emails"] = [email]
+    rid = (
+        "-".join(str(v) for values in request.values() for v in values).split("@")[0].replace(" ", "").replace("+", "")
     )
+    result = export_subject(config=Config(), index=index, out=out, request_id=rid, redact=False, **request)
     tables: dict[str, list[dict[str, Any]]] = {}
     for f in result.manifest["files"]:
         tables[f["container"]] = json.loads((Path(result.package) / f["path"]).read_text("utf-8"))

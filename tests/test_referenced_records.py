@@ -18,6 +18,9 @@ from discover.index import Index
 ALICE, BRUNO, CHLOE = "alice.martin@example.com", "bruno.dubois@example.org", "chloe.garnier@example.net"
 CHLOE_NEWS = "chloe.news@example.net"
 EMMA, NOE = "emma.leroy@example.com", "noe.faure@example.org"
+DAN = "dan.roux@example.com"
+#: Alice's emergency contact, who is no customer.
+EVE_PHONE = "+33 7 11 22 33 44"
 #: Customers' names: first names by row, last names by eight rows.
 FIRST = ["Hugo", "Emma", "Farid", "Gaëlle", "Inès", "Jules", "Karim", "Léa"]
 LAST = ["Bernard", "Petit", "Robert", "Richard", "Durand", "Leroy", "Moreau", "Simon", "Roux", "Morel"]
@@ -27,33 +30,37 @@ def _shop(path: Path) -> Path:
     with sqlite3.connect(path) as db:
         db.execute(
             "CREATE TABLE customers (id INTEGER PRIMARY KEY, full_name TEXT, email TEXT, phone TEXT, "
-            "newsletter_email TEXT, referred_by_email TEXT)"
+            "newsletter_email TEXT, referred_by_email TEXT, emergency_contact_phone TEXT)"
         )
         db.execute(
             "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id), item TEXT)"
         )
         db.execute("CREATE TABLE newsletter_signups (id INTEGER PRIMARY KEY, email TEXT, signed_up TEXT)")
+        db.execute("CREATE TABLE referrals (id INTEGER PRIMARY KEY, referrer_email TEXT, referred_email TEXT)")
+        db.executemany("INSERT INTO referrals VALUES (?, ?, ?)", [(1, BRUNO, ALICE), (2, ALICE, DAN)])
         rows: list[tuple[Any, ...]] = [
-            (1, "Alice Martin", ALICE, "+33 6 12 34 56 78", None, BRUNO),  # Bruno referred Alice
-            (2, "Bruno Dubois", BRUNO, "+33 6 98 76 54 32", None, None),
-            (3, "Chloé Garnier", CHLOE, "+33 6 55 44 33 22", CHLOE_NEWS, None),  # one person, two addresses
+            (1, "Alice Martin", ALICE, "+33 6 12 34 56 78", None, BRUNO, EVE_PHONE),  # Bruno referred Alice
+            (2, "Bruno Dubois", BRUNO, "+33 6 98 76 54 32", None, None, None),
+            (3, "Chloé Garnier", CHLOE, "+33 6 55 44 33 22", CHLOE_NEWS, None, None),  # one person, two addresses
             # Noé's account holds only his address: nothing told his address apart from Emma's.
-            (4, "Emma Leroy", EMMA, "+33 6 41 52 63 74", None, NOE),
-            (5, None, NOE, None, None, None),
+            (4, "Emma Leroy", EMMA, "+33 6 41 52 63 74", None, NOE, None),
+            (5, None, NOE, None, None, None, None),
+            (6, "Dan Roux", DAN, "+33 6 23 45 67 89", None, ALICE, None),  # Alice referred Dan in turn
         ]
-        for i in range(6, 301):
-            referrer = f"c{i - 1}@example.com" if i % 3 == 0 and i > 6 else None  # customers referring others
+        for i in range(7, 301):
+            referrer = f"c{i - 1}@example.com" if i % 3 == 0 and i > 7 else None  # customers referring others
             rows.append(
                 (
                     i,
                     f"{FIRST[i % 8]} {LAST[i // 8 % 10]}",
                     f"c{i}@example.com",
                     f"+33 6 {i % 90 + 10} 00 {i % 80 + 10} 11",
-                    None,
+                    BRUNO if i == 8 else None,  # a friend's address typed as the newsletter's
                     referrer,
+                    None,
                 )
             )
-        db.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?)", rows)
+        db.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         db.executemany(
             "INSERT INTO orders VALUES (?, ?, ?)",
             [
@@ -62,6 +69,7 @@ def _shop(path: Path) -> Path:
                 (20, 3, "tent"),
                 (40, 4, "kayak"),
                 (50, 5, "book"),
+                (60, 6, "map"),
             ],
         )
         db.executemany(
@@ -77,28 +85,51 @@ def shop(tmp_path: Path, index: Index, detector, workers: int) -> Index:
     return index
 
 
-def _export(index: Index, tmp_path: Path, email: str) -> tuple[dict[str, list[tuple[Any, str]]], dict[str, Any]]:
+def _export(
+    index: Index, tmp_path: Path, email: str | None = None, **request: Any
+) -> tuple[dict[str, list[tuple[Any, str]]], dict[str, Any]]:
     """Per container, the ids of the package's rows and how each matched; and the manifest."""
-    tables, manifest = package_tables(index, tmp_path / "out", email)
+    tables, manifest = package_tables(index, tmp_path / "out", email, **request)
     return {c: sorted((r["id"], r["_piiport_match"]) for r in rows) for c, rows in tables.items()}, manifest
 
 
-def test_the_referrer_gets_the_row_that_names_them_and_nothing_else_of_the_customer(
+ALICE_OWN = {
+    "customers": [(1, "strong"), (6, "referenced")],
+    "orders": [(1, "related"), (2, "related"), (3, "related")],
+    "referrals": [(1, "referenced"), (2, "referenced")],
+}
+
+
+def test_the_referrer_gets_the_rows_that_name_them_and_nothing_else_of_the_customer(
     shop: Index, tmp_path: Path
 ) -> None:
     tables, manifest = _export(shop, tmp_path, BRUNO)
-    assert tables == {"customers": [(1, "referenced"), (2, "strong")], "orders": [(10, "related")]}
-    # Alice's identifiers in that row are hers: listed for the reviewer, never linked to Bruno.
-    mentions = {(m["record"], m["field"]) for m in manifest["third_party_mentions"]}
-    assert {("[1]", "email"), ("[1]", "phone"), ("[1]", "full_name")} <= mentions
+    assert tables == {
+        "customers": [(1, "referenced"), (2, "strong"), (8, "referenced")],
+        "orders": [(10, "related")],
+        "referrals": [(1, "referenced")],
+    }
+    # Alice's identifiers in her row are hers: listed for the reviewer, never linked to Bruno.
+    mentions = {(m["record"], m["field"]) for m in manifest["third_party_mentions"] if m["container"] == "customers"}
+    assert {("[1]", "email"), ("[1]", "phone"), ("[1]", "full_name"), ("[1]", "emergency_contact_phone")} <= mentions
     linked = {i["value"] for i in manifest["subject"]["identifiers_linked"]}
     assert linked == {BRUNO, "+33698765432", "bruno dubois"}
 
 
-def test_the_referred_customer_gets_their_own_records_not_the_referrers(shop: Index, tmp_path: Path) -> None:
+def test_a_customer_who_was_referred_and_referred_someone_gets_their_own_records(shop: Index, tmp_path: Path) -> None:
     tables, manifest = _export(shop, tmp_path, ALICE)
-    assert tables == {"customers": [(1, "strong")], "orders": [(1, "related"), (2, "related"), (3, "related")]}
-    assert ("[1]", "referred_by_email") in {(m["record"], m["field"]) for m in manifest["third_party_mentions"]}
+    assert tables == ALICE_OWN
+    mentions = {(m["record"], m["field"]) for m in manifest["third_party_mentions"] if m["container"] == "customers"}
+    assert {("[1]", "referred_by_email"), ("[1]", "emergency_contact_phone"), ("[6]", "email")} <= mentions
+    # The same answer by her phone, or by her name alone.
+    assert _export(shop, tmp_path, phones=["+33 6 12 34 56 78"])[0] == ALICE_OWN
+    assert _export(shop, tmp_path, names=["Alice Martin"])[0] == ALICE_OWN
+
+
+def test_an_emergency_contact_who_is_no_customer_gets_the_row_that_names_them_only(shop: Index, tmp_path: Path) -> None:
+    tables, manifest = _export(shop, tmp_path, phones=[EVE_PHONE])
+    assert tables == {"customers": [(1, "referenced")]}
+    assert manifest["subject"]["found"]
 
 
 def test_a_referrer_known_by_an_address_alone_is_not_taken_for_the_customer(shop: Index, tmp_path: Path) -> None:
