@@ -101,17 +101,24 @@ class FieldProfile:
 
 # Columns that hold someone else's identifier than the record's holder's: a referrer, a
 # recipient, an emergency contact, a manager (``discover.subjects``: such a record links nothing).
+# Not bare "to" or "from": ``ship_to_phone`` and ``reply_to`` are the customer's own.
 _ANOTHER_PERSON = re.compile(
-    r"(^|_)(referr(er|ed|al)?|referee|sponsor|invited|inviter|invitee|recipient|sender|to|from|cc|bcc|"
+    r"(?:^|_)(referrer|referred|referral|referee|sponsor|invited|inviter|invitee|recipient|sender|cc|bcc|"
     r"manager|supervisor|emergency|guardian|parent|spouse|partner|beneficiary|gift|assignee|assigned|"
-    r"approver|reviewer|witness|kin|agent|author|created_by|updated_by|modified_by)(_|$)"
+    r"approver|reviewer|witness|kin|agent|author|admin|actor|target|operator|tutor|teacher|coach|doctor|"
+    r"buyer|seller|landlord|tenant|created_by|updated_by|modified_by)(?:_|$)"
 )
 
 
-def names_another_person(field: str) -> bool:
-    """Whether a field's name says it holds another person's identifier than the record's
-    holder's (``referred_by_email``, ``emergency_contact_phone``, ``recipient.email``)."""
-    return any(_ANOTHER_PERSON.search(_field_name(part)) for part in field.replace("[]", "").split("."))
+def another_persons_role(field: str) -> str | None:
+    """The role a field's name gives another person than the record's holder
+    (``referred_by_email``: ``referred``; ``emergency_contact_phone``: ``emergency``;
+    ``recipient.email``: ``recipient``), or None. Fields of one role on one record are one
+    person's (``agent_email`` and ``agent_phone`` on an agent's own row)."""
+    for part in field.replace("[]", "").split("."):
+        if (found := _ANOTHER_PERSON.search(_field_name(part))) is not None:
+            return found.group(1)
+    return None
 
 
 def _field_name(field: str) -> str:

@@ -15,10 +15,10 @@ Rules (the README's "Exporting a subject" states them for users):
   record (a note that mentions the subject) but never link it to anyone.
 - A record can hold two people's strong identifiers: a customer row whose ``referred_by_email``
   is another customer's address. Where every column that holds an identifier is another
-  person's (its name says so, or the container has the holder's own record with it in the
-  column of records' own identifiers) and the record holds another strong identifier, the
-  record refers to them (``referenced``): it is exported to them (``REFERENCED``) but links
-  nothing, so neither person's package takes in the other's records.
+  person's (its name gives a role and the record holds another strong identifier outside it,
+  or the container has the holder's own record with it in the column of records' own
+  identifiers), the record refers to them (``referenced``): it is exported to them
+  (``REFERENCED``) but links nothing, so neither person's package takes in the other's records.
 - A name is no proof of identity: a record that matches the subject by a name alone (a
   namesake in a catalogue, a note that only names them) is not theirs but for review, and
   so is a record matched only by an IP address, or a digits-only phone number, that other
@@ -49,7 +49,7 @@ from discover.identifiers import (
 from discover.index import Index
 from discover.masking import mask
 from discover.name_fields import FULL_NAME_SCORE, name_columns
-from discover.profile import names_another_person
+from discover.profile import another_persons_role
 from discover.rows import FindingRow, RecordRef
 
 STRONG_MATCH = "strong"
@@ -199,26 +199,53 @@ class _Graph:
         return self._owners[container_id].get(entity_type)
 
     def may_refer(self, ref: RecordRef, ident: bytes) -> bool:
-        """Whether every column where ``ref`` holds ``ident`` is one of another person's: its
-        name says so (``referred_by_email``, ``emergency_contact_phone``: ``names_another_person``),
+        """Whether every column where ``ref`` holds ``ident`` may be another person's: its name
+        gives a role (``referred_by_email``, ``emergency_contact_phone``: ``another_persons_role``),
         or the container has a record of the holder's own with ``ident`` in its column of
         records' own identifiers (``owner_column``), where ``ref`` does not hold it. Read from
-        where ``ident`` sits only."""
+        where ``ident`` sits only; ``referenced`` decides."""
+        return self._columns(ref, ident) is not None
+
+    def _columns(self, ref: RecordRef, ident: bytes) -> list[tuple[str | None, str | None]] | None:
+        """The columns where ``ref`` holds ``ident``, each as its role (by name) and the owner
+        column (``owner_column``) whose own record of the holder's makes it another person's;
+        None when one of them is neither (the holder's own column)."""
         placed = self._where_of(ident).get(ref.container_id, {})
         fields = [f for f, keys in placed.items() if ref.record_key in keys]
         if not fields:
-            return False
+            return None
         owner = self.owner_column(ref.container_id, self.placements(ident)[0].entity_type)
         owns_elsewhere = owner is not None and any(k != ref.record_key for k in placed.get(owner, ()))
-        return all(names_another_person(f) or (owns_elsewhere and f != owner) for f in fields)
+        out: list[tuple[str | None, str | None]] = []
+        for f in fields:
+            role = another_persons_role(f)
+            if role is None and not (owns_elsewhere and f != owner):
+                return None
+            out.append((role, owner if role is None else None))
+        return out
 
     def referenced(self, ref: RecordRef, ident: bytes) -> bool:
         """Whether ``ref`` is someone else's record that refers to ``ident``'s holder (Alice's
-        customer row naming Bruno in ``referred_by_email``): ``may_refer``, and ``ref`` holds
-        another e-mail or phone, its own holder's. Such a record ties nothing to ``ident``."""
-        return self.may_refer(ref, ident) and any(
-            f.entity_type in STRONG and f.ident != ident for f in self.findings_of([ref])
-        )
+        customer row naming Bruno in ``referred_by_email``). Each column where it holds
+        ``ident`` is another person's: by its role, when the record holds another e-mail or phone
+        outside that role (``referred_by_email`` beside ``email``; ``sender_email`` beside
+        ``recipient_email``; not ``agent_phone`` beside ``agent_email``, one agent's); by the
+        holder's own record elsewhere, when the record holds another in the owner column. Such a
+        record ties nothing to ``ident``."""
+        columns = self._columns(ref, ident)
+        if columns is None:
+            return False
+        others = [
+            (f.field, another_persons_role(f.field))
+            for f in self.findings_of([ref])
+            if f.entity_type in STRONG and f.ident != ident
+        ]
+        for role, owner in columns:
+            if role is not None and not any(r != role for _, r in others):
+                return False  # the same role's only: the holder's own (an agent's e-mail and phone)
+            if owner is not None and not any(field == owner for field, _ in others):
+                return False
+        return True
 
     def _where_of(self, ident: bytes) -> dict[int, dict[str, set[str]]]:
         self.placements(ident)

@@ -36,6 +36,17 @@ def _shop(path: Path) -> Path:
             "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id), item TEXT)"
         )
         db.execute("CREATE TABLE newsletter_signups (id INTEGER PRIMARY KEY, email TEXT, signed_up TEXT)")
+        # An agent's own row: both columns name the agent's role, and are one person's.
+        db.execute("CREATE TABLE agents (id INTEGER PRIMARY KEY, agent_email TEXT, agent_phone TEXT)")
+        db.executemany(
+            "INSERT INTO agents VALUES (?, ?, ?)",
+            [(i, f"agent{i}@shop.example", f"+33 1 40 00 {i + 10:02d} {i + 20:02d}") for i in range(1, 31)],
+        )
+        db.execute("CREATE TABLE calls (id INTEGER PRIMARY KEY, agent_phone TEXT, minutes INTEGER)")
+        db.executemany(
+            "INSERT INTO calls VALUES (?, ?, ?)",
+            [(i, f"+33 1 40 00 {i % 30 + 11:02d} {i % 30 + 21:02d}", i) for i in range(1, 91)],
+        )
         db.execute("CREATE TABLE referrals (id INTEGER PRIMARY KEY, referrer_email TEXT, referred_email TEXT)")
         db.executemany("INSERT INTO referrals VALUES (?, ?, ?)", [(1, BRUNO, ALICE), (2, ALICE, DAN)])
         rows: list[tuple[Any, ...]] = [
@@ -144,3 +155,9 @@ def test_two_addresses_of_one_person_still_link(shop: Index, tmp_path: Path) -> 
     tables, manifest = _export(shop, tmp_path, CHLOE)
     assert CHLOE_NEWS in [i["value"] for i in manifest["subject"]["identifiers_linked"]]
     assert tables == {"customers": [(3, "strong")], "orders": [(20, "related")], "newsletter_signups": [(1, "strong")]}
+
+
+def test_columns_of_one_role_on_a_record_are_one_persons(shop: Index, tmp_path: Path) -> None:
+    tables, manifest = _export(shop, tmp_path, "agent3@shop.example")
+    assert tables == {"agents": [(3, "strong")], "calls": [(2, "strong"), (32, "strong"), (62, "strong")]}
+    assert "+33140001323" in {i["value"] for i in manifest["subject"]["identifiers_linked"]}
