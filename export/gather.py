@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -126,6 +126,7 @@ class _SourceGatherer:
         plan: ExportPlan,
         spec: SourceSpec,
         findings: Mapping[RecordRef, list[FindingRow]],
+        foreign: Collection[RecordRef],
         options: GatherOptions,
         out: Gathered,
     ) -> None:
@@ -135,6 +136,7 @@ class _SourceGatherer:
         self.containers = plan.containers
         self.by_name = plan.container_ids(spec.name)
         self.findings = findings
+        self.foreign = foreign
         self.options = options
         self.out = out
         self.rows: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # container → key → row
@@ -143,6 +145,10 @@ class _SourceGatherer:
         self.fields: dict[str, list[tuple[str, str]]] = {}
         self.precision: dict[str, dict[str, tuple[int, int]]] = {}
         self.linked: dict[tuple[str, str], None] = {}
+        #: Per container, the records that mention the subject in free text and carry another
+        #: person's e-mail or phone in a field (a customer's row whose note names the subject):
+        #: theirs to see, but nothing is followed from them.
+        self.others: dict[str, set[str]] = defaultdict(set)
 
     def run(self, container_ids: Sequence[int]) -> None:
         with connect(self.spec) as conn:
@@ -238,6 +244,8 @@ class _SourceGatherer:
                     continue
                 row = {**raw, LOCATOR: self._locator(_Place.of(c), key, reader), MATCH: wanted[key]}
                 self._keep(cid, c.name, key, row, hit)
+                if wanted[key] == MENTION and RecordRef(cid, key) in self.foreign:
+                    self.others[c.name].add(key)
             if changed:
                 self._stale(
                     name,
@@ -265,6 +273,14 @@ class _SourceGatherer:
             if not self.options.include_review:
                 return
         self.rows[container][key] = row
+
+    def _followed(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """The rows foreign keys are followed from: the subject's own, not a namesake's (review),
+        nor someone else's that refers to or mentions the subject."""
+        return {
+            t: {k: r for k, r in rows.items() if r[MATCH] not in _NOT_THEIRS and k not in self.others[t]}
+            for t, rows in self.rows.items()
+        }
 
     def _verify(self, cid: int, key: str, raw: dict[str, Any], match: str) -> _Hit | None:
         """The record still holds, where the scan saw it, an identifier of the kind it matched by.
@@ -306,9 +322,9 @@ class _SourceGatherer:
         person = self.plan.person_tables(self.spec.name) - {
             n for n in self.by_name if _matches(self.options.include_tables, self.spec.name, n)
         }
-        # A namesake's record (review), or someone else's that refers to the subject, is not the
-        # subject's: what points at it is not followed.
-        frontier = {t: [r for r in rows.values() if r[MATCH] not in _NOT_THEIRS] for t, rows in self.rows.items()}
+        # A namesake's record (review), or someone else's that refers to or mentions the subject,
+        # is not the subject's: what points at it is not followed.
+        frontier = {t: list(rows.values()) for t, rows in self._followed().items()}
         for _depth in range(self.options.max_depth):
             added: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for rel in rels:
@@ -350,7 +366,7 @@ class _SourceGatherer:
             locate=lambda container, key, reader: self._locator(_Place(container, "table"), key, reader),
             open_meta=self._reader_meta,
         )
-        rows = {t: {k: r for k, r in rows.items() if r[MATCH] not in _NOT_THEIRS} for t, rows in self.rows.items()}
+        rows = self._followed()
         found = follower.run(
             rows,
             max_depth=self.options.max_depth,
@@ -377,9 +393,12 @@ def gather(plan: ExportPlan, *, specs: Mapping[str, SourceSpec], options: Gather
     out = Gathered()
     subject, containers = plan.subject, plan.containers
     findings: dict[RecordRef, list[FindingRow]] = defaultdict(list)
+    foreign: set[RecordRef] = set()  # records with someone else's e-mail or phone in a field
     for f in plan.findings:
         if f.ident in subject.idents:
             findings[f.ref].append(f)
+        elif f.entity_type in STRONG and f.origin != TEXT:
+            foreign.add(f.ref)
 
     by_source: dict[str, list[int]] = defaultdict(list)
     for cid, keys in subject.records.items():
@@ -394,7 +413,7 @@ def gather(plan: ExportPlan, *, specs: Mapping[str, SourceSpec], options: Gather
                 "(or set the driver's password variable) and export again"
             )
             continue
-        gatherer = _SourceGatherer(plan, spec, findings, options, out)
+        gatherer = _SourceGatherer(plan, spec, findings, foreign, options, out)
         gatherer.run(sorted(by_source[source], key=lambda cid: containers[cid].name))
         linked.update(gatherer.linked)
     out.linked = [Identifier(t, v) for t, v in sorted(linked)]

@@ -19,6 +19,9 @@ ALICE, BRUNO, CHLOE = "alice.martin@example.com", "bruno.dubois@example.org", "c
 CHLOE_NEWS = "chloe.news@example.net"
 EMMA, NOE = "emma.leroy@example.com", "noe.faure@example.org"
 DAN = "dan.roux@example.com"
+#: A note on Bruno's account names his wife, who is no customer.
+JEANNE = "jeanne.roux@example.net"
+JEANNE_NOTE = f"His wife {JEANNE} handles the invoices"
 #: Alice's emergency contact, who is no customer.
 EVE_PHONE = "+33 7 11 22 33 44"
 #: Customers' names: first names by row, last names by eight rows.
@@ -30,7 +33,7 @@ def _shop(path: Path) -> Path:
     with sqlite3.connect(path) as db:
         db.execute(
             "CREATE TABLE customers (id INTEGER PRIMARY KEY, full_name TEXT, email TEXT, phone TEXT, "
-            "newsletter_email TEXT, referred_by_email TEXT, emergency_contact_phone TEXT)"
+            "newsletter_email TEXT, referred_by_email TEXT, emergency_contact_phone TEXT, notes TEXT)"
         )
         db.execute(
             "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id), item TEXT)"
@@ -50,13 +53,13 @@ def _shop(path: Path) -> Path:
         db.execute("CREATE TABLE referrals (id INTEGER PRIMARY KEY, referrer_email TEXT, referred_email TEXT)")
         db.executemany("INSERT INTO referrals VALUES (?, ?, ?)", [(1, BRUNO, ALICE), (2, ALICE, DAN)])
         rows: list[tuple[Any, ...]] = [
-            (1, "Alice Martin", ALICE, "+33 6 12 34 56 78", None, BRUNO, EVE_PHONE),  # Bruno referred Alice
-            (2, "Bruno Dubois", BRUNO, "+33 6 98 76 54 32", None, None, None),
-            (3, "Chloé Garnier", CHLOE, "+33 6 55 44 33 22", CHLOE_NEWS, None, None),  # one person, two addresses
+            (1, "Alice Martin", ALICE, "+33 6 12 34 56 78", None, BRUNO, EVE_PHONE, None),  # Bruno referred Alice
+            (2, "Bruno Dubois", BRUNO, "+33 6 98 76 54 32", None, None, None, JEANNE_NOTE),
+            (3, "Chloé Garnier", CHLOE, "+33 6 55 44 33 22", CHLOE_NEWS, None, None, None),  # one person, two addresses
             # Noé's account holds only his address: nothing told his address apart from Emma's.
-            (4, "Emma Leroy", EMMA, "+33 6 41 52 63 74", None, NOE, None),
-            (5, None, NOE, None, None, None, None),
-            (6, "Dan Roux", DAN, "+33 6 23 45 67 89", None, ALICE, None),  # Alice referred Dan in turn
+            (4, "Emma Leroy", EMMA, "+33 6 41 52 63 74", None, NOE, None, None),
+            (5, None, NOE, None, None, None, None, None),
+            (6, "Dan Roux", DAN, "+33 6 23 45 67 89", None, ALICE, None, None),  # Alice referred Dan in turn
         ]
         for i in range(7, 301):
             referrer = f"c{i - 1}@example.com" if i % 3 == 0 and i > 7 else None  # customers referring others
@@ -69,9 +72,10 @@ def _shop(path: Path) -> Path:
                     BRUNO if i == 8 else None,  # a friend's address typed as the newsletter's
                     referrer,
                     None,
+                    None,
                 )
             )
-        db.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         db.executemany(
             "INSERT INTO orders VALUES (?, ?, ?)",
             [
@@ -161,3 +165,9 @@ def test_columns_of_one_role_on_a_record_are_one_persons(shop: Index, tmp_path: 
     tables, manifest = _export(shop, tmp_path, "agent3@shop.example")
     assert tables == {"agents": [(3, "strong")], "calls": [(2, "strong"), (32, "strong"), (62, "strong")]}
     assert "+33140001323" in {i["value"] for i in manifest["subject"]["identifiers_linked"]}
+
+
+def test_a_person_named_in_a_note_on_someone_elses_account_gets_the_note_not_the_account(
+    shop: Index, tmp_path: Path
+) -> None:
+    assert _export(shop, tmp_path, JEANNE)[0] == {"customers": [(2, "mention")]}  # not Bruno's orders
