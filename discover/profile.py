@@ -164,6 +164,17 @@ def _rate(values: Sequence[str], check: Any) -> float:
     return sum(1 for v in values if check(v)) / len(values) if values else 0.0
 
 
+#: Share of a field's values holding an e-mail address among other words for it to be read as
+#: free text.
+_EMAILS_INSIDE = 0.2
+_EMAIL_TOKEN = re.compile(r"[^\s,;:<>()\[\]\"']+@[^\s,;:<>()\[\]\"']+")
+
+
+def holds_email(value: str) -> bool:
+    """Whether a value holds a valid e-mail address among other words or addresses."""
+    return any(normalise_email(token) is not None for token in _EMAIL_TOKEN.findall(value))
+
+
 def is_free_text(values: Sequence[str]) -> bool:
     """Prose-like values: several words on average, or long strings."""
     if not values:
@@ -227,6 +238,15 @@ class Profiler:
                 )
         if is_free_text(values):
             return replace(base, free_text=True, reason="free text")
+        if _rate(values, holds_email) >= _EMAILS_INSIDE:
+            # Lists of addresses ("a@x.com, b@y.org") and short notes ("cc a@x.com"): too short
+            # for prose, not one address each; read as free text, which finds each address.
+            return replace(
+                base,
+                free_text=True,
+                hit_rate=round(_rate(values, holds_email), 4),
+                reason="e-mail addresses inside the values",
+            )
         if PERSON in self.entities:
             person = self._person(values, hint)
             if person is not None:
