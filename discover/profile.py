@@ -164,9 +164,10 @@ def _rate(values: Sequence[str], check: Any) -> float:
     return sum(1 for v in values if check(v)) / len(values) if values else 0.0
 
 
-#: Share of a field's values holding an e-mail address among other words for it to be read as
-#: free text.
-_EMAILS_INSIDE = 0.2
+#: Share of a field's values holding an e-mail address or a phone number among other words for
+#: it to be read as free text.
+_IDENTIFIERS_INSIDE = 0.2
+_PHONE_TOKEN = re.compile(r"(?<![\w+])\+?\d[\d .()\-]{5,18}\d(?![\w])")
 _EMAIL_TOKEN = re.compile(r"[^\s,;:<>()\[\]\"']+@[^\s,;:<>()\[\]\"']+")
 
 
@@ -238,14 +239,16 @@ class Profiler:
                 )
         if is_free_text(values):
             return replace(base, free_text=True, reason="free text")
-        if _rate(values, holds_email) >= _EMAILS_INSIDE:
-            # Lists of addresses ("a@x.com, b@y.org") and short notes ("cc a@x.com"): too short
-            # for prose, not one address each; read as free text, which finds each address.
+        inside = _rate(values, lambda v: holds_email(v) or self._holds_phone(v))
+        if inside >= _IDENTIFIERS_INSIDE:
+            # Lists of addresses ("a@x.com, b@y.org") and short notes ("cc a@x.com", "tel:
+            # +33612345678"): too short for prose, not one identifier each; read as free text,
+            # which finds each of them.
             return replace(
                 base,
                 free_text=True,
-                hit_rate=round(_rate(values, holds_email), 4),
-                reason="e-mail addresses inside the values",
+                hit_rate=round(inside, 4),
+                reason="e-mail addresses or phone numbers inside the values",
             )
         if PERSON in self.entities:
             person = self._person(values, hint)
@@ -253,6 +256,22 @@ class Profiler:
                 part, rate, reason = person
                 return replace(base, entity_type=PERSON, name_part=part, hit_rate=round(rate, 4), reason=reason)
         return replace(base, reason="no identifier found in sample")
+
+    def _holds_phone(self, value: str) -> bool:
+        """Whether a value holds a valid phone number among other words (a number alone is
+        ``_typed``'s to decide: an order number can be a valid one). Only numbers written as
+        phone numbers are, international (``+33…``) or with a trunk prefix (``06…``): not
+        ``2026-004512`` or a timestamp's digits."""
+        if PHONE not in self.entities:
+            return False
+        text = value.strip()
+        return any(
+            token != text
+            and token[0] in "+0"
+            and phone_shaped(token)
+            and normalise_phone(token, self.regions, strict=True) is not None
+            for token in _PHONE_TOKEN.findall(text)
+        )
 
     def _typed(self, values: Sequence[str], hint: str | None) -> tuple[str, float, str] | None:
         email = _rate(values, lambda v: normalise_email(v) is not None)

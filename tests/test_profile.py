@@ -73,28 +73,34 @@ def test_free_text_is_recognised_even_without_hits(detector) -> None:
     assert profile.free_text and profile.entity_type is None
 
 
-def test_addresses_among_other_words_are_read_as_free_text(tmp_path: Path, index: Index, detector) -> None:
-    """A cc list ("a@x.com, b@y.org") or a short note ("cc a@x.com") is neither prose nor one
-    address a value: read as free text, every address in it is found."""
+def test_identifiers_among_other_words_are_read_as_free_text(tmp_path: Path, index: Index, detector) -> None:
+    """A cc list ("a@x.com, b@y.org") or a short note ("cc a@x.com", "tel: +33612345678") is
+    neither prose nor one identifier a value: read as free text, every one in it is found."""
     db = tmp_path / "mail.db"
     with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE tickets (id INTEGER PRIMARY KEY, cc TEXT, memo TEXT, status TEXT, ref TEXT)")
+        conn.execute(
+            "CREATE TABLE tickets (id INTEGER PRIMARY KEY, cc TEXT, memo TEXT, callback TEXT, status TEXT, ref TEXT, "
+            "seen TEXT)"
+        )
         conn.executemany(
-            "INSERT INTO tickets VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     i,
                     f"u{i}@example.com, desk{i % 5}@shop.example.com" if i % 3 == 0 else None,
                     "cc anne.petit@example.fr" if i == 777 else None,  # on one row: profiled past the sample
+                    f"tel: +336{i * 7919 % 10**8:08d}" if i % 4 == 0 else None,
                     "open",
-                    f"ORD-{i}@batch",  # no valid address: not personal data
+                    # Not personal data: no valid address, no number written as a phone number.
+                    f"ORD-{i}@batch ref 2026-{i:06d}",
+                    f"2026-01-{i % 28 + 1:02d} 10:{i % 60:02d}:01",
                 )
                 for i in range(1, 3001)
             ],
         )
     assert scan([SourceSpec(name="s", url=f"sqlite:///{db}")], index=index, detector=detector).ok
     inv = {(r.field, r.entity_type): r.records for r in inventory(index)}
-    assert inv == {("cc", "EMAIL_ADDRESS"): 1000, ("memo", "EMAIL_ADDRESS"): 1}
+    assert inv == {("cc", "EMAIL_ADDRESS"): 1000, ("memo", "EMAIL_ADDRESS"): 1, ("callback", "PHONE_NUMBER"): 750}
     assert index.findings_for([index.ident("EMAIL_ADDRESS", "desk3@shop.example.com")])
     assert index.findings_for([index.ident("EMAIL_ADDRESS", "anne.petit@example.fr")])
 
