@@ -217,7 +217,7 @@ class Profiler:
         hint = "ip" if ftype == "ip" else hint_for(field)  # inet, cidr, INET6 columns
         if not values:
             return replace(base, reason=NO_VALUES)
-        if ftype in _NON_TEXT_TYPES and hint != "phone":
+        if not may_hold_identifiers(field, ftype):
             return replace(base, reason=f"{ftype} values")
 
         decided = self._typed(values, hint)
@@ -328,8 +328,8 @@ class Profiler:
 
 def may_hold_identifiers(field: str, ftype: str) -> bool:
     """Whether values of this type could be taken for an identifier (``profile_field``): text,
-    or a number in a phone-named column."""
-    return ftype not in _NON_TEXT_TYPES or (ftype != "bytes" and hint_for(field) == "phone")
+    or any other type in a phone-named column (numbers)."""
+    return ftype not in _NON_TEXT_TYPES or hint_for(field) == "phone"
 
 
 def phone_digits_column(field: str, ftype: str, values: Sequence[str]) -> bool:

@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from connectors.base import Columns, ContainerReader, FieldInfo, Record
+from discover.extract import value_texts
 from discover.profile import NO_VALUES, FieldProfile, Profiler, may_hold_identifiers
 
 #: Fields a census follows at most, per container: JSON whose keys are data (an object keyed by
@@ -66,7 +67,7 @@ class FieldCensus:
     def _take(self, values: Mapping[str, Any], fields: Iterable[str]) -> None:
         for name in fields:
             value = values[name]
-            if not _has_value(value):
+            if not value_texts(value):
                 continue
             kept = self.values.get(name)
             if kept is None:
@@ -113,14 +114,6 @@ class FieldCensus:
                 reason=f"{drawn.reason}; {_SPARSE}",
             )
         return out
-
-
-def _has_value(value: Any) -> bool:
-    items = value if isinstance(value, list) else [value]
-    return any(
-        item is not None and not isinstance(item, (bytes, bytearray, memoryview)) and str(item).strip()
-        for item in items
-    )
 
 
 def profile_sparse(

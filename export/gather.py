@@ -136,6 +136,7 @@ class _SourceGatherer:
         self.containers = plan.containers
         self.by_name = plan.container_ids(spec.name)
         self.findings = findings
+        #: Records holding another person's e-mail or phone in a field.
         self.foreign = foreign
         self.options = options
         self.out = out
@@ -145,10 +146,6 @@ class _SourceGatherer:
         self.fields: dict[str, list[tuple[str, str]]] = {}
         self.precision: dict[str, dict[str, tuple[int, int]]] = {}
         self.linked: dict[tuple[str, str], None] = {}
-        #: Per container, the records that mention the subject in free text and carry another
-        #: person's e-mail or phone in a field (a customer's row whose note names the subject):
-        #: theirs to see, but nothing is followed from them.
-        self.others: dict[str, set[str]] = defaultdict(set)
 
     def run(self, container_ids: Sequence[int]) -> None:
         with connect(self.spec) as conn:
@@ -244,8 +241,6 @@ class _SourceGatherer:
                     continue
                 row = {**raw, LOCATOR: self._locator(_Place.of(c), key, reader), MATCH: wanted[key]}
                 self._keep(cid, c.name, key, row, hit)
-                if wanted[key] == MENTION and RecordRef(cid, key) in self.foreign:
-                    self.others[c.name].add(key)
             if changed:
                 self._stale(
                     name,
@@ -276,11 +271,16 @@ class _SourceGatherer:
 
     def _followed(self) -> dict[str, dict[str, dict[str, Any]]]:
         """The rows foreign keys are followed from: the subject's own, not a namesake's (review),
-        nor someone else's that refers to or mentions the subject."""
-        return {
-            t: {k: r for k, r in rows.items() if r[MATCH] not in _NOT_THEIRS and k not in self.others[t]}
-            for t, rows in self.rows.items()
-        }
+        nor someone else's that refers to the subject, or mentions them in free text and holds
+        another person's e-mail or phone in a field (a customer's row whose note names them)."""
+
+        def theirs(table: str, key: str, row: dict[str, Any]) -> bool:
+            if row[MATCH] == MENTION:
+                cid = self.by_name.get(table)
+                return cid is None or RecordRef(cid, key) not in self.foreign
+            return row[MATCH] not in _NOT_THEIRS
+
+        return {t: {k: r for k, r in rows.items() if theirs(t, k, r)} for t, rows in self.rows.items()}
 
     def _verify(self, cid: int, key: str, raw: dict[str, Any], match: str) -> _Hit | None:
         """The record still holds, where the scan saw it, an identifier of the kind it matched by.
