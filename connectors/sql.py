@@ -544,12 +544,9 @@ def url_scheme_backend(url: str) -> str:
     return url.partition("://")[0].split("+", 1)[0].lower()
 
 
-def _md5_text(value: str | None) -> str | None:
-    return (
-        None
-        if value is None
-        else hashlib.md5(value.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest()
-    )
+def _md5_text(value: bytes | None) -> str | None:
+    """``piiport_md5``: the MD5 of a text's bytes (UTF-8, as SQLite keeps it), in hex."""
+    return None if value is None else hashlib.md5(value, usedforsecurity=False).hexdigest()
 
 
 def _tidy_decimal(value: decimal.Decimal) -> decimal.Decimal:
@@ -903,7 +900,9 @@ class SqlTableReader(RelationalReader):
             values = row_text("")
             # group_concat follows the ordered subquery; were the order ever to differ, the range
             # would only be read again, never missed.
-            aggregates = "count(*), piiport_md5(group_concat(r, char(10)))"
+            # As bytes: a value that is not UTF-8 (a BLOB in a text column) is hashed as it is,
+            # where a text argument would fail the function, and with it the table's scan.
+            aggregates = "count(*), piiport_md5(CAST(group_concat(r, char(10)) AS BLOB))"
             source = f"(SELECT {key} AS piiport_key_, {values} AS r FROM {table} ORDER BY {key})"
             # The same rows' values, bucket by bucket, in key order as the join reads them (an
             # ORDER BY costs a sort, a fifth of the query): the same fingerprints.

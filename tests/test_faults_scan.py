@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fixtures import package_tables, scanned
 from servers import mariadb_database, run_sql
 
 from connectors.base import SourceSpec
@@ -551,3 +552,33 @@ def test_a_server_that_is_down_in_the_cli(tmp_path: Path) -> None:
     assert line.endswith("check that the server is running and the URL is right") and "s3cr3t" not in proc.stderr
     assert "a.csv: 1 records" in proc.stdout
     assert json.loads(piiport(tmp_path, "inventory", "--format", "json").stdout)  # the good file is indexed
+
+
+# -- bytes that are not UTF-8 in a text column of a SQLite table -------------------------------------
+
+
+def test_bytes_in_a_text_column_do_not_fail_the_table(tmp_path: Path, index: Index, detector, workers) -> None:
+    """SQLite keeps any value in any column: a BLOB that is not UTF-8 in a personal-data text
+    column (a legacy import) used to fail the table's fingerprints, and with them its whole scan
+    ("user-defined function raised exception"): none of its people were indexed."""
+    db = tmp_path / "crm.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT, note TEXT)")
+        conn.executemany(
+            "INSERT INTO customers VALUES (?, ?, ?)", [(i, f"c{i}@shop.example", None) for i in range(1, 401)]
+        )
+        conn.execute("UPDATE customers SET email = ? WHERE id = 12", (b"\xff\xfe\x00legacy",))
+        conn.execute("UPDATE customers SET note = ? WHERE id = 7", (b"\x89PNG\xff",))
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
+    (customers,) = scanned(index, detector, workers, spec).containers
+    assert (customers.records, customers.entities) == (400, {"EMAIL_ADDRESS": 399})
+    tables, _ = package_tables(index, tmp_path / "out", "c7@shop.example")
+    assert [row["id"] for row in tables["customers"]] == [7]
+    # A rescan reads again the range where another undecodable value was written, and finds the new address.
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE customers SET email = ? WHERE id = 300", (b"\xfe\xff",))
+        conn.execute("UPDATE customers SET email = 'ana.ruiz@example.org' WHERE id = 301")
+    (again,) = scanned(index, detector, workers, spec).containers
+    assert (again.read, again.ranges_read, again.entities) == ("ranges", 1, {"EMAIL_ADDRESS": 398})
+    tables, _ = package_tables(index, tmp_path / "out2", "ana.ruiz@example.org")
+    assert [row["id"] for row in tables["customers"]] == [301]

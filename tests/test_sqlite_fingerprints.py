@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from connectors.base import SourceSpec, connect
 
-values = st.one_of(st.none(), st.text(max_size=12), st.integers(-3, 3))
+values = st.one_of(
+    st.none(), st.text(max_size=12), st.integers(-3, 3), st.floats(allow_nan=False, width=32), st.binary(max_size=4)
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
