@@ -106,7 +106,16 @@ _ANOTHER_PERSON = re.compile(
     r"(?:^|_)(referrer|referred|referral|referee|sponsor|invited|inviter|invitee|recipient|sender|cc|bcc|"
     r"manager|supervisor|emergency|guardian|parent|spouse|partner|beneficiary|gift|assignee|assigned|"
     r"approver|reviewer|witness|kin|agent|author|admin|actor|target|operator|tutor|teacher|coach|doctor|"
-    r"buyer|seller|landlord|tenant|created_by|updated_by|modified_by)(?:_|$)"
+    r"buyer|seller|landlord|tenant|"
+    r"(?:created|updated|modified|changed|deleted|approved|performed|requested|submitted|reported|"
+    r"reviewed|sent|entered|validated)_by|"
+    # French names (accents removed): the charter's company and its customers write them so.
+    r"parrain|marraine|filleul|filleule|apporteur|destinataire|expediteur|emetteur|urgence|tuteur|"
+    r"tutrice|conjoint|conjointe|epoux|epouse|compagnon|compagne|pere|mere|beneficiaire|temoin|"
+    r"mandataire|medecin|acheteur|vendeur|bailleur|locataire|auteur|enseignant|formateur|conseiller|"
+    r"conseillere|gestionnaire|responsable|superieur|employeur|cotitulaire|"
+    r"(?:cree|creee|modifie|modifiee|valide|validee|approuve|saisi|saisie|envoye|recommande|parraine|"
+    r"invite|signale|supprime)_par)(?:_|$)"
 )
 
 

@@ -171,3 +171,56 @@ def test_a_person_named_in_a_note_on_someone_elses_account_gets_the_note_not_the
     shop: Index, tmp_path: Path
 ) -> None:
     assert _export(shop, tmp_path, JEANNE)[0] == {"customers": [(2, "mention")]}  # not Bruno's orders
+
+
+#: A French schema, as the charter's company writes its own: the same roles under French names.
+PAUL = "paul.girard@example.fr"  # Alice's sponsor (parrain), no customer
+SOPHIE = "sophie.laurent@boutique.example"  # a member of staff who edits customers' records
+
+
+def _boutique(path: Path) -> Path:
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE clients (id INTEGER PRIMARY KEY, nom_complet TEXT, email TEXT, telephone TEXT, "
+            "email_parrain TEXT, telephone_urgence TEXT)"
+        )
+        db.execute(
+            "CREATE TABLE commandes (id INTEGER PRIMARY KEY, client_id INTEGER REFERENCES clients(id), article TEXT)"
+        )
+        db.execute("CREATE TABLE historique (id INTEGER PRIMARY KEY, email_client TEXT, modifie_par_email TEXT)")
+        rows: list[tuple[Any, ...]] = [
+            (1, "Alice Martin", ALICE, "+33 6 12 34 56 78", PAUL, EVE_PHONE),
+            (2, "Bruno Dubois", BRUNO, "+33 6 98 76 54 32", None, None),
+        ]
+        rows += [
+            (i, None, f"c{i}@example.fr", f"+33 6 {i % 90 + 10} 00 {i % 80 + 10} 11", None, None) for i in range(3, 301)
+        ]
+        db.executemany("INSERT INTO clients VALUES (?, ?, ?, ?, ?, ?)", rows)
+        db.executemany(
+            "INSERT INTO commandes VALUES (?, ?, ?)",
+            [(1, 1, "lampe"), (2, 1, "bureau"), (3, 2, "vélo"), *((i, i, "livre") for i in range(10, 200))],
+        )
+        db.executemany(
+            "INSERT INTO historique VALUES (?, ?, ?)",
+            [
+                (1, ALICE, SOPHIE),
+                (2, BRUNO, SOPHIE),
+                *((i, f"c{i}@example.fr", f"agent{i % 7}@boutique.example") for i in range(3, 120)),
+            ],
+        )
+    return path
+
+
+def test_french_role_columns_are_another_persons(tmp_path: Path, index: Index, detector, workers: int) -> None:
+    """``telephone_urgence``, ``email_parrain``, ``modifie_par_email``: an emergency contact, a
+    sponsor and a member of staff, none of them a customer, each get the rows that name them,
+    not the customer's account and orders (as ``emergency_contact_phone`` does in English)."""
+    scanned(index, detector, workers, SourceSpec(name="boutique", url=f"sqlite:///{_boutique(tmp_path / 'b.db')}"))
+    assert _export(index, tmp_path, phones=[EVE_PHONE])[0] == {"clients": [(1, "referenced")]}
+    assert _export(index, tmp_path, PAUL)[0] == {"clients": [(1, "referenced")]}
+    assert _export(index, tmp_path, SOPHIE)[0] == {"historique": [(1, "referenced"), (2, "referenced")]}
+    assert _export(index, tmp_path, ALICE)[0] == {
+        "clients": [(1, "strong")],
+        "commandes": [(1, "related"), (2, "related")],
+        "historique": [(1, "strong")],
+    }
