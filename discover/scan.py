@@ -1069,6 +1069,9 @@ class _Job:
     replace: set[int] | None = None
     fingerprints: dict[int, str] | None = None
     summaries: dict[int, RangeSummary] = field(default_factory=dict)
+    #: Their texts, as the index keeps them: written as each unit is taken, while the workers
+    #: read on, not all at the commit (40 summaries of 5,000 buckets: 0.15 s).
+    summary_texts: dict[int, str] = field(default_factory=dict)
     kept: dict[int, str] = field(default_factory=dict)
     sample_notes: list[str] = field(default_factory=list)
     table_version: str | None = None
@@ -1399,6 +1402,8 @@ class _Runner:
             unit.discard()
         if no is not None:
             job.summaries[no] = self._summary(job, no, unit)
+            if job.fingerprints is not None:
+                job.summary_texts[no] = job.summaries[no].dumps()
         job.stats.merge(unit.stats)
         job.entities.update(unit.entities)
         job.result.records += unit.records
@@ -1472,7 +1477,7 @@ class _Runner:
         if job.fingerprints is not None:
             # The table's totals from every range, in range order: the same for a full scan
             # and a rescan, and for one worker or many.
-            new = {no: (job.fingerprints[no], s.dumps()) for no, s in job.summaries.items()}
+            new = {no: (job.fingerprints[no], job.summary_texts[no]) for no in job.summaries}
             every = {no: RangeSummary.loads(text) for no, text in job.kept.items()}
             every.update(job.summaries)
             total = merge(every[no] for no in sorted(every))
