@@ -248,7 +248,7 @@ class Profiler:
                 )
         if is_free_text(values):
             return replace(base, free_text=True, reason="free text")
-        inside = _rate(values, lambda v: holds_email(v) or self._holds_phone(v))
+        inside = _rate(values, lambda v: (EMAIL in self.entities and holds_email(v)) or self._holds_phone(v))
         if inside >= _IDENTIFIERS_INSIDE:
             # Lists of addresses ("a@x.com, b@y.org") and short notes ("cc a@x.com", "tel:
             # +33612345678"): too short for prose, not one identifier each; read as free text,

@@ -165,3 +165,18 @@ def test_a_description_column_is_not_profiled_as_names(tmp_path: Path, detector,
     assert [k for k in person if k[0] == "film"] == []
     # The customer table still does, as columns and inside its notes.
     assert person == {("customer", "first_name"): 1.0, ("customer", "last_name"): 1.0, ("customer", "notes"): 1.0}
+
+
+def test_identifiers_inside_values_count_only_for_the_types_scanned_for(detector) -> None:
+    """A cc list is free text when e-mail addresses are looked for; a scan for phone numbers
+    alone leaves it (its addresses would go through NER for nothing), and keeps short notes
+    with numbers."""
+    columns = {
+        "cc": [f"u{i}@example.com, desk{i}@shop.example.com" for i in range(10)],
+        "callback": [f"tel: +336{i * 7919:08d}" for i in range(10)],
+    }
+    settings = DetectionSettings()
+    every = Profiler(detector, regions=settings.phone_regions, entities=settings.entities, language="en")
+    assert {f: p.free_text for f, p in every.profile(_sample(columns)).items()} == {"cc": True, "callback": True}
+    phones = Profiler(detector, regions=settings.phone_regions, entities=["PHONE_NUMBER"], language="en")
+    assert {f: p.free_text for f, p in phones.profile(_sample(columns)).items()} == {"cc": False, "callback": True}
