@@ -248,7 +248,7 @@ class Profiler:
                 )
         if is_free_text(values):
             return replace(base, free_text=True, reason="free text")
-        inside = _rate(values, lambda v: (EMAIL in self.entities and holds_email(v)) or self._holds_phone(v))
+        inside = _rate(values, lambda v: self._holds_email(v) or self._holds_phone(v))
         if inside >= _IDENTIFIERS_INSIDE:
             # Lists of addresses ("a@x.com, b@y.org") and short notes ("cc a@x.com", "tel:
             # +33612345678"): too short for prose, not one identifier each; read as free text,
@@ -265,6 +265,10 @@ class Profiler:
                 part, rate, reason = person
                 return replace(base, entity_type=PERSON, name_part=part, hit_rate=round(rate, 4), reason=reason)
         return replace(base, reason="no identifier found in sample")
+
+    def _holds_email(self, value: str) -> bool:
+        """``holds_email``, when e-mail addresses are scanned for."""
+        return EMAIL in self.entities and holds_email(value)
 
     def _holds_phone(self, value: str) -> bool:
         """Whether a value holds a valid phone number among other words (a number alone is
