@@ -265,6 +265,13 @@ class ContainerReader(ABC):
         bucket (0: none). Asked after ``table_version``. The default: cannot tell."""
         return KeyChanges()
 
+    def stored_bucket_prints(self, width: int, buckets: Collection[int] | None = None) -> dict[int, int] | None:
+        """Bucket fingerprints (8 bytes each) of ``width`` keys (``buckets``: those only), read
+        in this process from where the container keeps its records as of ``table_version``,
+        cheaper than ``range_fingerprints``; over whole records. None where there are none
+        (the default; then ``range_fingerprints``). Asked after ``table_version``."""
+        return None
+
     def bucket_rows(self, width: int, since: str | None = None) -> dict[int, int]:
         """Records per bucket of ``width`` keys (bucket ``key // width``) that holds any,
         counted where the records are (for a container whose ``changed_key_spans`` gives

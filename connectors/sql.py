@@ -722,6 +722,13 @@ class SqlTableReader(RelationalReader):
 
         return self._with_retry(read)
 
+    def _sqlite_path(self) -> Path | None:
+        """The SQLite file's path; None for an in-memory database."""
+        from sqlalchemy.engine import make_url
+
+        database = make_url(self.connector.spec.url).database
+        return Path(database).expanduser().resolve() if database and database != ":memory:" else None
+
     def table_version(self, known: str | None = None, pages: str | None = None) -> str | None:
         """A version of the whole table, cheaper than its fingerprints (``connectors.sql_fingerprint``):
         SQLite's page bytes, PostgreSQL's row versions; None elsewhere."""
@@ -735,12 +742,9 @@ class SqlTableReader(RelationalReader):
         engine = self.connector.engine
         dialect = engine.dialect.name
         if dialect == "sqlite":
-            from sqlalchemy.engine import make_url
-
-            database = make_url(self.connector.spec.url).database
-            if not database:
+            path = self._sqlite_path()
+            if path is None:
                 return None
-            path = Path(database).expanduser().resolve()
             with self.connector.translate_errors(self.ref.name):
                 # The leaf pages, read with the version, say where rows changed (``changed_key_spans``).
                 version, self._leaves = sqlite_table_pages(
@@ -802,6 +806,19 @@ class SqlTableReader(RelationalReader):
             return KeyChanges(token)
         return KeyChanges(token, changed_spans(before, leaves))
 
+    def stored_bucket_prints(self, width: int, buckets: Collection[int] | None = None) -> dict[int, int] | None:
+        """SQLite rowid tables whose leaf pages ``table_version`` read: the buckets' fingerprints
+        from those pages' cells (``connectors.sqlite_cells``), while the file is as it was then."""
+        from connectors.sqlite_cells import cell_bucket_prints
+
+        if self._leaves is None:
+            return None
+        path = self._sqlite_path()
+        if path is None:
+            return None
+        with self.connector.translate_errors(self.ref.name):
+            return cell_bucket_prints(path, self._leaves, int(width), buckets)
+
     def _earlier_pages(self, token: str | None) -> LeafPages | None:
         """An earlier scan's leaf pages from its token, read once for ``table_version`` and
         ``changed_key_spans``; None if none or unreadable (another format)."""
@@ -810,7 +827,9 @@ class SqlTableReader(RelationalReader):
         return self._since[1]
 
     def _rowid_key(self) -> bool:
-        """Whether the table's key is SQLite's rowid (an ``INTEGER PRIMARY KEY`` of a rowid table)."""
+        """Whether the table's key is SQLite's rowid (an ``INTEGER PRIMARY KEY`` of a rowid table;
+        not one declared ``INTEGER PRIMARY KEY DESC``, which SQLite keeps apart from the rowid, with
+        an index of its own)."""
         if self.key_kind == "rowid":
             return True
         if self.key_kind != "primary_key" or len(self.key_columns) != 1:
@@ -823,8 +842,9 @@ class SqlTableReader(RelationalReader):
                 return False
             quoted = '"' + self.table.name.replace('"', '""') + '"'
             info = conn.execute(text(f"PRAGMA table_info({quoted})")).all()
+            indexed = any(row[3] == "pk" for row in conn.execute(text(f"PRAGMA index_list({quoted})")).all())
         pk = [row for row in info if row[5]]
-        return len(pk) == 1 and str(pk[0][2]).upper() == "INTEGER"
+        return len(pk) == 1 and str(pk[0][2]).upper() == "INTEGER" and not indexed
 
     @property
     def spreads_fingerprints(self) -> bool:

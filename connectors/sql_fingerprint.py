@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
+from connectors.sqlite_cells import file_change_counter
+
 if TYPE_CHECKING:
     from sqlalchemy import Table
 
@@ -93,7 +95,11 @@ def sqlite_table_pages(
             if not rows:
                 return None, None
             with open(path, "rb") as fh:
-                return _read_pages(fh, rows, f"{found[1]}\n{page_size}\n", leaves=leaves, known=known, since=since)
+                counter = file_change_counter(fh)
+                version, pages = _read_pages(
+                    fh, rows, f"{found[1]}\n{page_size}\n", leaves=leaves, known=known, since=since
+                )
+                return version, None if pages is None else pages._replace(counter=counter)
         finally:
             db.execute("ROLLBACK")
 
@@ -320,12 +326,15 @@ def floor_div_sql(expr: str, n: int, dialect: str = "postgresql") -> str:
 
 class LeafPages(NamedTuple):
     """A rowid table's leaf pages: page number, a hash of its bytes (and its overflow pages'),
-    and the first and last rowid it holds."""
+    and the first and last rowid it holds; and the file's change counter when they were read
+    (not in the token: ``connectors.sqlite_cells`` reads the same pages again only while it is
+    the same)."""
 
     pages: list[int]
     hashes: list[int]
     firsts: list[int]
     lasts: list[int]
+    counter: int | None = None
 
     def dumps(self) -> str:
         import base64
@@ -344,17 +353,17 @@ class LeafPages(NamedTuple):
         values = array("q")
         values.frombytes(zlib.decompress(base64.b64decode(text)))
         n = values[0]
-        cols = [values[1 + i * n : 1 + (i + 1) * n].tolist() for i in range(4)]
-        return cls(*cols)
+        pages, hashes, firsts, lasts = (values[1 + i * n : 1 + (i + 1) * n].tolist() for i in range(4))
+        return cls(pages, hashes, firsts, lasts)
 
 
 def changed_spans(before: LeafPages, now: LeafPages) -> list[tuple[int, int]]:
     """The rowid spans of leaf pages that are not, byte for byte, what they were: every row
     inserted, changed or deleted since lies in one (as it is now, or as it was)."""
-    old = {p: (h, f, last) for p, h, f, last in zip(*before, strict=True)}
+    old = {p: (h, f, last) for p, h, f, last in zip(*before[:4], strict=True)}
     spans = []
     seen = set()
-    for page, digest, first, last in zip(*now, strict=True):
+    for page, digest, first, last in zip(*now[:4], strict=True):
         seen.add(page)
         was = old.get(page)
         if was is not None and was[0] == digest:

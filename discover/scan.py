@@ -1188,8 +1188,14 @@ class _Runner:
         buckets: Collection[int] | None = None,
     ) -> Callable[[], dict[int, int]]:
         """The fingerprints of the buckets of ``width`` keys (``buckets``: only those), each in 8
-        bytes (``print_hash``), maybe spread over the local worker processes (``_spread``).
-        Returns at once; the function returned waits for them."""
+        bytes: the reader's stored ones where it has them (``stored_bucket_prints``: SQLite's,
+        from its pages, computed here before this returns), else ``range_fingerprints`` through
+        ``print_hash``, maybe spread over the local worker processes (``_spread``), and then
+        this returns at once; the function returned waits for them."""
+        if changed_column is None:
+            stored = reader.stored_bucket_prints(width, buckets)  # SQLite: from the pages, here
+            if stored is not None:
+                return lambda: stored
         task = FingerprintTask(job.spec, job.ref, step, changed_column, tuple(fields), int(width), ())
 
         def local() -> dict[int, int]:

@@ -149,7 +149,7 @@ def _reference_read_pages(
     digest.update(head.encode())
     # An earlier scan's leaf page by its hash; a page without overflow pages has its own bytes'
     # hash, so the same bytes give the same hash: its span stands.
-    spans = {} if since is None else {(p, h): (f, last) for p, h, f, last in zip(*since, strict=True)}
+    spans = {} if since is None else {(p, h): (f, last) for p, h, f, last in zip(*since[:4], strict=True)}
     # leaf path: page, hash of its bytes, its leaf hash without overflow pages, rowid span
     found: dict[str, tuple[int, bytes, int, tuple[int, int]]] = {}
     overflow: dict[str, list[tuple[str, bytes]]] = {}  # leaf path: (overflow page's path, hash of its bytes)

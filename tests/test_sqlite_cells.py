@@ -1,0 +1,251 @@
+"""SQLite bucket fingerprints from the leaf pages' cells (``connectors.sqlite_cells``): a bucket's
+fingerprint must change whenever its records do (or a rescan would miss the change), and stay
+the same when they do not, a VACUUM or values rewritten as they were included (or every bucket
+of a page would be read again). Checked against the records themselves, read by SQL, on tables
+of every page size, rowids of every varint length, and values spilling to overflow pages."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import struct
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.base import SourceSpec
+from connectors.sql import SqlTableReader
+from connectors.sql_fingerprint import sqlite_table_pages
+from connectors.sqlite_cells import cell_bucket_prints
+from discover.detector import Detector
+from discover.index import Index
+from discover.scan import scan
+from discover.settings import ScanSettings, default_workers
+
+_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+ROWIDS = st.one_of(
+    st.integers(-40, 400),
+    st.integers(2**40, 2**40 + 60),  # six-byte varints
+    st.integers(-(2**63), -(2**63) + 30),  # negative: nine-byte varints
+    st.integers(2**63 - 30, 2**63 - 1),
+)
+VALUES = st.one_of(
+    st.none(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=20),
+    st.binary(max_size=8),
+    # Longer than a small page's cell can hold: the rest goes to a chain of overflow pages.
+    st.text(min_size=600, max_size=3_000),
+    st.binary(min_size=600, max_size=9_000),
+)
+#: What a change does: a value set (to an existing record: an update, maybe to the value it
+#: had; else an insert), a long text's last character changed (in its overflow pages), two
+#: records' values swapped, a record deleted, or a VACUUM.
+KINDS = st.sampled_from(["set", "set", "tail", "swap", "delete", "vacuum"])
+
+
+def _plain(value: Any) -> Any:
+    """A value as a key that tells apart what SQLite keeps apart (1 and 1.0, 0.0 and -0.0)."""
+    if isinstance(value, float):
+        return ("real", struct.pack(">d", value))
+    return (type(value).__name__, value)
+
+
+def _records(db: Path, width: int) -> dict[int, list[Any]]:
+    out: dict[int, list[Any]] = {}
+    with sqlite3.connect(db) as conn:
+        for rowid, *values in conn.execute("SELECT id, a, b FROM t ORDER BY id"):
+            out.setdefault(rowid // width, []).append((rowid, *map(_plain, values)))
+    return out
+
+
+def _prints(db: Path, width: int, buckets: Iterable[int] | None = None) -> dict[int, int]:
+    _, leaves = sqlite_table_pages(db, "t", leaves=True)
+    assert leaves is not None and leaves.counter is not None
+    found = cell_bucket_prints(db, leaves, width, None if buckets is None else set(buckets))
+    assert found is not None
+    return found
+
+
+def _change(conn: sqlite3.Connection, data: Any, kind: str, width: int) -> None:
+    existing = [r for (r,) in conn.execute("SELECT id FROM t ORDER BY id")]
+    if kind == "set":
+        rowid = data.draw(st.sampled_from(existing) | ROWIDS if existing else ROWIDS)
+        value = data.draw(VALUES)
+        conn.execute(
+            "INSERT INTO t (id, a, b) VALUES (?, ?, 'x') ON CONFLICT(id) DO UPDATE SET a = ?", (rowid, value, value)
+        )
+    elif kind == "tail":  # a long text's last character: only its overflow pages change
+        long = [r for (r,) in conn.execute("SELECT id FROM t WHERE typeof(a) = 'text' AND length(a) > 500")]
+        if long:
+            conn.execute(
+                "UPDATE t SET a = substr(a, 1, length(a) - 1) || iif(substr(a, -1) = 'Z', 'Y', 'Z') WHERE id = ?",
+                (data.draw(st.sampled_from(long)),),
+            )
+    elif kind == "swap":  # two records of one bucket trade values: the same cells but for their rowids
+        pairs = [(x, y) for x, y in itertools.pairwise(existing) if x // width == y // width]
+        if pairs:
+            x, y = data.draw(st.sampled_from(pairs))
+            free = 5 * 10**15  # no rowid drawn is near it
+            for old, new in ((x, free), (y, x), (free, y)):
+                conn.execute("UPDATE t SET id = ? WHERE id = ?", (new, old))
+    elif kind == "delete" and existing:
+        conn.execute("DELETE FROM t WHERE id = ?", (data.draw(st.sampled_from(existing)),))
+    elif kind == "vacuum":
+        conn.commit()
+        conn.execute("VACUUM")
+
+
+@_SETTINGS
+@given(
+    rows=st.dictionaries(ROWIDS, st.tuples(VALUES, VALUES), max_size=80),
+    page_size=st.sampled_from([512, 1024, 4096, 65536]),
+    width=st.sampled_from([1, 3, 5]),
+    kinds=st.lists(KINDS, max_size=10),
+    data=st.data(),
+)
+def test_a_bucket_print_changes_exactly_when_its_records_do(
+    tmp_path: Path, rows: dict[int, Any], page_size: int, width: int, kinds: list[str], data: Any
+) -> None:
+    db = tmp_path / "t.db"
+    db.unlink(missing_ok=True)
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA page_size = {page_size}")
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, a, b)")
+        conn.executemany("INSERT INTO t VALUES (?, ?, ?)", [(k, *v) for k, v in rows.items()])
+    before, prints = _records(db, width), _prints(db, width)
+    assert set(prints) == set(before)  # one print per bucket that holds records
+    asked = data.draw(st.sets(st.sampled_from(sorted(before) or [0]) | st.integers(-5, 5)))
+    assert _prints(db, width, asked) == {b: p for b, p in prints.items() if b in asked}
+
+    with sqlite3.connect(db) as conn:
+        for kind in kinds:
+            _change(conn, data, kind, width)
+    after, again = _records(db, width), _prints(db, width)
+    assert set(again) == set(after)
+    for bucket in set(before) | set(after):
+        same_records = before.get(bucket) == after.get(bucket)
+        assert (prints.get(bucket) == again.get(bucket)) == same_records, bucket
+
+
+@pytest.mark.parametrize("page_size", [512, 4096])
+def test_a_value_changed_only_in_its_overflow_pages_changes_its_bucket(tmp_path: Path, page_size: int) -> None:
+    db = tmp_path / "t.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA page_size = {page_size}")
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, a, b)")
+        conn.executemany("INSERT INTO t VALUES (?, ?, 'x')", [(i, f"p{i}@example.org") for i in range(40)])
+        conn.execute("UPDATE t SET a = ? WHERE id = 17", ("note " * 4_000 + "A",))
+    before = _prints(db, 5)
+    with sqlite3.connect(db) as conn:  # the same length, the same first bytes: only the last page differs
+        conn.execute("UPDATE t SET a = ? WHERE id = 17", ("note " * 4_000 + "B",))
+    after = _prints(db, 5)
+    assert {b for b in before if before[b] != after[b]} == {17 // 5}
+
+
+def test_no_print_once_the_file_is_written_after_its_pages_were_read(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, a, b)")
+        conn.executemany("INSERT INTO t VALUES (?, ?, 'x')", [(i, f"p{i}@example.org") for i in range(500)])
+    _, leaves = sqlite_table_pages(db, "t", leaves=True)
+    assert leaves is not None
+    assert cell_bucket_prints(db, leaves, 5) == _prints(db, 5)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE t SET a = 'other@example.org' WHERE id = 7")
+    # The pages read then are not the file's now: no answer (the scan fingerprints by SQL instead).
+    assert cell_bucket_prints(db, leaves, 5) is None
+    assert cell_bucket_prints(db, leaves._replace(counter=None), 5) is None
+
+
+def test_a_page_that_is_not_a_table_leaf_gives_no_print(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, a, b)")
+        conn.execute("CREATE INDEX t_a ON t (a)")
+        conn.executemany("INSERT INTO t VALUES (?, ?, 'x')", [(i, f"p{i}@example.org") for i in range(50)])
+        index_page = conn.execute("SELECT pageno FROM dbstat WHERE name = 't_a'").fetchone()[0]
+    _, leaves = sqlite_table_pages(db, "t", leaves=True)
+    assert leaves is not None
+    assert cell_bucket_prints(db, leaves._replace(pages=[index_page]), 5) is None
+
+
+@pytest.mark.parametrize("workers", ["1", "default"])
+def test_a_rescan_after_vacuum_reads_nothing_again_and_a_changed_bucket_is_read(
+    tmp_path: Path, detector: Detector, workers: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the scan, with no bucket fingerprinted by SQL: a VACUUM moves every record to
+    another page and reads nothing again; then one e-mail address changed reads its one bucket
+    again, and the index finds the new address, not the old one."""
+    db = tmp_path / "crm.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT, status TEXT)")
+        conn.executemany(
+            "INSERT INTO customers VALUES (?, ?, 'active')", [(i, f"person{i}@example.org") for i in range(3_000)]
+        )
+    index = Index(f"sqlite:///{tmp_path / 'index' / 'index.db'}", key=b"k" * 32)
+    settings = ScanSettings(workers=1 if workers == "1" else default_workers(), unit_rows=500)
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
+
+    def rescan() -> Any:
+        result = scan([spec], index=index, detector=detector, settings=settings)
+        assert result.ok, result.errors
+        return next(c for c in result.containers if c.container == "customers")
+
+    def found(email: str) -> int:
+        return len(index.findings_for([index.ident("EMAIL_ADDRESS", email)]))
+
+    assert rescan().read == "full"
+    by_sql = SqlTableReader.range_fingerprints
+
+    def refused(self: SqlTableReader, *args: Any, **kwargs: Any) -> dict[int, str]:
+        if kwargs.get("width"):
+            raise AssertionError("buckets fingerprinted by SQL")
+        return by_sql(self, *args, **kwargs)
+
+    monkeypatch.setattr(SqlTableReader, "range_fingerprints", refused)  # workers fork after this
+    with sqlite3.connect(db) as conn:
+        conn.execute("VACUUM")
+    vacuumed = rescan()
+    assert (vacuumed.ranges_read, vacuumed.buckets_read) == (0, 0)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE customers SET email = 'someone.new@example.org' WHERE id = 1234")
+    changed = rescan()
+    assert (changed.read, changed.ranges_read, changed.buckets_read) == ("ranges", 1, 1)
+    assert (found("someone.new@example.org"), found("person1234@example.org"), found("person1235@example.org")) == (
+        1,
+        0,
+        1,
+    )
+
+
+@pytest.mark.parametrize("workers", ["1", "default"])
+def test_an_integer_primary_key_desc_is_not_taken_for_the_rowid(
+    tmp_path: Path, detector: Detector, workers: str
+) -> None:
+    """``INTEGER PRIMARY KEY DESC`` does not make the column the rowid (a quirk SQLite keeps for
+    compatibility): rows inserted in falling key order get rising rowids, so the pages' rowids
+    say nothing of the keys. A changed row must still be read again."""
+    db = tmp_path / "crm.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY DESC, email TEXT)")
+        conn.executemany("INSERT INTO people VALUES (?, ?)", [(i, f"person{i}@example.org") for i in range(600, 0, -1)])
+        assert conn.execute("SELECT rowid FROM people WHERE id = 7").fetchone() == (594,)
+    index = Index(f"sqlite:///{tmp_path / 'index' / 'index.db'}", key=b"k" * 32)
+    settings = ScanSettings(workers=1 if workers == "1" else default_workers(), unit_rows=100)
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
+    assert scan([spec], index=index, detector=detector, settings=settings).ok
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE people SET email = 'someone.new@example.org' WHERE id = 7")
+    assert scan([spec], index=index, detector=detector, settings=settings).ok
+
+    def found(email: str) -> int:
+        return len(index.findings_for([index.ident("EMAIL_ADDRESS", email)]))
+
+    assert (found("someone.new@example.org"), found("person7@example.org"), found("person8@example.org")) == (1, 0, 1)
