@@ -1039,7 +1039,8 @@ class SqlTableReader(RelationalReader):
     def _key_and_table_sql(self) -> tuple[str, str]:
         """The integer key (SQLite's ``rowid`` where it is the key) and the table, quoted for SQL."""
         q = self.connector.engine.dialect.identifier_preparer.quote
-        return ("rowid" if self.key_kind == "rowid" else q(self.key_exprs[0].name)), self._qualified_sql(q)
+        key = str(self.key_exprs[0]) if self.key_kind == "rowid" else q(self.key_exprs[0].name)
+        return key, self._qualified_sql(q)
 
     def _qualified_sql(self, quote: Any) -> str:
         """The table for statements written by hand, with its schema: SQLite's is ``main``,

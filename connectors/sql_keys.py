@@ -23,7 +23,11 @@ def locate_by(table: Table, dialect: str) -> tuple[list[Any], str]:
     if pk:
         return pk, "primary_key"
     if dialect == "sqlite":
-        return [literal_column("rowid")], "rowid"
+        # The first of the rowid's names that no column takes: a column named ``rowid`` hides it.
+        names = {c.name.lower() for c in table.columns}
+        alias = next((a for a in ("rowid", "_rowid_", "oid") if a not in names), None)
+        if alias is not None:
+            return [literal_column(alias)], "rowid"
     candidates = [list(i.columns) for i in sorted(table.indexes, key=lambda i: i.name or "") if i.unique]
     candidates += [
         list(c.columns)

@@ -149,6 +149,38 @@ def test_a_value_changed_only_in_its_overflow_pages_changes_its_bucket(tmp_path:
     assert {b for b in before if before[b] != after[b]} == {17 // 5}
 
 
+def test_changes_confined_to_the_top_bits_of_two_words_change_the_print(tmp_path: Path) -> None:
+    """Two integers each changed by 128, stored at the last byte of two 8-byte words of the
+    record, and two letters' case (bit 5) changed eight bytes apart: each pair would cancel in a
+    sum of words only multiplied by odd numbers (a product carries a change upwards only)."""
+    db = tmp_path / "t.db"
+    with sqlite3.connect(db) as conn:  # record: a 6-byte header, 'x', a at byte 7, 'abcdefg', c at byte 15
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT, a INTEGER, b TEXT, c INTEGER)")
+        conn.execute("INSERT INTO t VALUES (1, 'x', 5, 'abcdefg', 9)")
+    before = _prints(db, 100)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE t SET a = -123, c = -119 WHERE id = 1")
+    assert _prints(db, 100) != before
+    name = "margaret.o.hennessy-van.der.berg@example.org"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE e (id INTEGER PRIMARY KEY, email TEXT)")
+    missed = []
+    for i, j in itertools.combinations(range(len(name)), 2):
+        if (j - i) % 8 or not (name[i].isalpha() and name[j].isalpha()):
+            continue
+        changed = name[:i] + name[i].upper() + name[i + 1 : j] + name[j].upper() + name[j + 1 :]
+        prints = []
+        for email in (name, changed):
+            with sqlite3.connect(db) as conn:
+                conn.execute("INSERT OR REPLACE INTO e VALUES (1, ?)", (email,))
+            _, leaves = sqlite_table_pages(db, "e", leaves=True)
+            assert leaves is not None
+            prints.append(cell_bucket_prints(db, leaves, 100))
+        if prints[0] == prints[1]:
+            missed.append(changed)
+    assert missed == []
+
+
 def test_no_print_once_the_file_is_written_after_its_pages_were_read(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     with sqlite3.connect(db) as conn:
@@ -226,23 +258,32 @@ def test_a_rescan_after_vacuum_reads_nothing_again_and_a_changed_bucket_is_read(
 
 
 @pytest.mark.parametrize("workers", ["1", "default"])
-def test_an_integer_primary_key_desc_is_not_taken_for_the_rowid(
-    tmp_path: Path, detector: Detector, workers: str
+@pytest.mark.parametrize(
+    "create",
+    [
+        # Not the rowid (a quirk SQLite keeps for compatibility): a key of its own.
+        "CREATE TABLE people (id INTEGER PRIMARY KEY DESC, email TEXT)",
+        # No primary key: the rowid is the key, and a column named rowid hides that name.
+        "CREATE TABLE people (rowid INTEGER, email TEXT)",
+    ],
+    ids=["integer-primary-key-desc", "column-named-rowid"],
+)
+def test_a_key_that_is_not_the_rowid_is_not_taken_for_it(
+    tmp_path: Path, detector: Detector, workers: str, create: str
 ) -> None:
-    """``INTEGER PRIMARY KEY DESC`` does not make the column the rowid (a quirk SQLite keeps for
-    compatibility): rows inserted in falling key order get rising rowids, so the pages' rowids
-    say nothing of the keys. A changed row must still be read again."""
+    """Rows inserted in falling key order get rising rowids, so the pages' rowids say nothing of
+    such a key. A changed row must still be read again, and found."""
     db = tmp_path / "crm.db"
     with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY DESC, email TEXT)")
+        conn.execute(create)
         conn.executemany("INSERT INTO people VALUES (?, ?)", [(i, f"person{i}@example.org") for i in range(600, 0, -1)])
-        assert conn.execute("SELECT rowid FROM people WHERE id = 7").fetchone() == (594,)
+        assert conn.execute("SELECT _rowid_ FROM people WHERE email = 'person7@example.org'").fetchone() == (594,)
     index = Index(f"sqlite:///{tmp_path / 'index' / 'index.db'}", key=b"k" * 32)
     settings = ScanSettings(workers=1 if workers == "1" else default_workers(), unit_rows=100)
     spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
     assert scan([spec], index=index, detector=detector, settings=settings).ok
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE people SET email = 'someone.new@example.org' WHERE id = 7")
+        conn.execute("UPDATE people SET email = 'someone.new@example.org' WHERE email = 'person7@example.org'")
     assert scan([spec], index=index, detector=detector, settings=settings).ok
 
     def found(email: str) -> int:
