@@ -34,16 +34,14 @@ added with a default changes what every row holds without writing a page or a ro
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import quote
 
-from connectors.sqlite_cells import file_change_counter
+from connectors.sqlite_cells import file_change_counter, read_transaction
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -72,36 +70,31 @@ def sqlite_table_pages(
     the same read transaction and one read of the pages. ``since``: the leaf pages of an
     earlier scan; a leaf page whose bytes are the same keeps its rowid span without a parse.
     Memory: one run of pages, and a few numbers a page."""
-    uri = f"file:{quote(str(path))}?mode=ro"
-    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5, isolation_level=None)) as db:
-        db.execute("BEGIN")
+    with read_transaction(path) as db:
+        found = db.execute("SELECT type, sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+        # Asked with the shared lock held (by the read above): the mode cannot change until the end.
+        if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+            return None, None
+        if found is None or found[0] != "table" or not found[1]:
+            return None, None
+        page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
         try:
-            found = db.execute("SELECT type, sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
-            # Asked with the shared lock held (by the read above): the mode cannot change until the end.
-            if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
-                return None, None
-            if found is None or found[0] != "table" or not found[1]:
-                return None, None
-            page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
-            try:
-                # Each page's offset from its number: dbstat's own ``pgoffset`` is wrong for overflow
-                # pages (SQLite 3.40 gives the offset of another page of the chain, or of the leaf).
-                rows = db.execute(
-                    "SELECT pageno, pagetype, path, (pageno - 1) * ?, ? FROM dbstat WHERE name = ? ORDER BY pageno",
-                    (page_size, page_size, table),
-                ).fetchall()
-            except sqlite3.OperationalError:  # SQLite built without the dbstat table
-                return None, None
-            if not rows:
-                return None, None
-            with open(path, "rb") as fh:
-                counter = file_change_counter(fh)
-                version, pages = _read_pages(
-                    fh, rows, f"{found[1]}\n{page_size}\n", leaves=leaves, known=known, since=since
-                )
-                return version, None if pages is None else pages._replace(counter=counter)
-        finally:
-            db.execute("ROLLBACK")
+            # Each page's offset from its number: dbstat's own ``pgoffset`` is wrong for overflow
+            # pages (SQLite 3.40 gives the offset of another page of the chain, or of the leaf).
+            rows = db.execute(
+                "SELECT pageno, pagetype, path, (pageno - 1) * ?, ? FROM dbstat WHERE name = ? ORDER BY pageno",
+                (page_size, page_size, table),
+            ).fetchall()
+        except sqlite3.OperationalError:  # SQLite built without the dbstat table
+            return None, None
+        if not rows:
+            return None, None
+        with open(path, "rb") as fh:
+            counter = file_change_counter(fh)
+            version, pages = _read_pages(
+                fh, rows, f"{found[1]}\n{page_size}\n", leaves=leaves, known=known, since=since
+            )
+            return version, None if pages is None else pages._replace(counter=counter)
 
 
 def _read_pages(
@@ -360,10 +353,12 @@ class LeafPages(NamedTuple):
 def changed_spans(before: LeafPages, now: LeafPages) -> list[tuple[int, int]]:
     """The rowid spans of leaf pages that are not, byte for byte, what they were: every row
     inserted, changed or deleted since lies in one (as it is now, or as it was)."""
-    old = {p: (h, f, last) for p, h, f, last in zip(*before[:4], strict=True)}
+    old = {
+        p: (h, f, last) for p, h, f, last in zip(before.pages, before.hashes, before.firsts, before.lasts, strict=True)
+    }
     spans = []
     seen = set()
-    for page, digest, first, last in zip(*now[:4], strict=True):
+    for page, digest, first, last in zip(now.pages, now.hashes, now.firsts, now.lasts, strict=True):
         seen.add(page)
         was = old.get(page)
         if was is not None and was[0] == digest:

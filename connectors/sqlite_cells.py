@@ -63,6 +63,20 @@ class _Layout:
         return np.where(payload <= self.max_local, payload, np.where(spill <= self.max_local, spill, self.min_local))
 
 
+@contextlib.contextmanager
+def read_transaction(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to the SQLite file inside a transaction, rolled back at the end: its
+    first read takes the shared lock, which in rollback-journal mode keeps writers from
+    committing until the end, so the file's bytes stay as that read found them."""
+    uri = f"file:{quote(str(path))}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5, isolation_level=None)) as db:
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("ROLLBACK")
+
+
 def file_change_counter(fh: Any) -> int:
     """The file's change counter (header offset 24), which a committed write in rollback-journal
     mode increments."""
@@ -93,24 +107,18 @@ def cell_bucket_prints(
         low = np.searchsorted(wanted, firsts[order] // width)
         high = np.searchsorted(wanted, lasts[order] // width, side="right")
         pages = pages[high > low]
-    uri = f"file:{quote(str(path))}?mode=ro"
     out: dict[int, int] = {}
-    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5, isolation_level=None)) as db:
-        db.execute("BEGIN")
-        try:
-            db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # takes the shared lock
-            with open(path, "rb") as fh:
-                layout = _Layout(fh.read(100))
-                if layout.counter != leaves.counter:
-                    return None
-                carry = _Cells.empty()
-                for cells in _chunks(fh.fileno(), layout, pages, wanted, width):
-                    if cells is None:
-                        return None
-                    carry = carry.then(cells).sum_buckets(width, out, final=False)
-                carry.sum_buckets(width, out, final=True)
-        finally:
-            db.execute("ROLLBACK")
+    with read_transaction(path) as db, open(path, "rb") as fh:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # takes the shared lock
+        layout = _Layout(fh.read(100))
+        if layout.counter != leaves.counter:
+            return None
+        carry = _Cells.empty()
+        for cells in _chunks(fh.fileno(), layout, pages, wanted, width):
+            if cells is None:
+                return None
+            carry = carry.then(cells).sum_buckets(width, out, final=False)
+        carry.sum_buckets(width, out, final=True)
     return out
 
 
@@ -310,4 +318,4 @@ def _varints(buf: Any, at: Any) -> tuple[Any, Any]:
     return value, at + length
 
 
-__all__ = ["CHUNK_PAGES", "cell_bucket_prints", "file_change_counter"]
+__all__ = ["CHUNK_PAGES", "cell_bucket_prints", "file_change_counter", "read_transaction"]
