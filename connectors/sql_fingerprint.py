@@ -35,13 +35,12 @@ added with a default changes what every row holds without writing a page or a ro
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from connectors.sqlite_cells import file_change_counter, read_transaction
+from connectors.sqlite_cells import file_change_counter, leaf_rowid_spans, read_transaction
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -158,13 +157,10 @@ def _leaf_pages(
         lasts = np.where(kept, np.asarray(since.lasts, dtype=np.int64)[order][at], 0)
     # The leaves that changed (or all, the first time): read again for their first and last rowid.
     present = kept.copy()
-    fd = fh.fileno()
-    for k in np.flatnonzero(~kept).tolist():
-        pageno, _, _, offset, size = rows[int(leaf[k])]
-        span = _rowid_span(os.pread(fd, size, offset), 100 if pageno == 1 else 0)
-        if span is not None:  # None: an empty root page
-            firsts[k], lasts[k] = span
-            present[k] = True
+    again = np.flatnonzero(~kept)
+    if len(again):
+        size = rows[int(leaf[again[0]])][4]
+        firsts[again], lasts[again], present[again] = leaf_rowid_spans(fh.fileno(), size, pagenos[again].tolist())
     hashes = alone.tolist()
     overflow: dict[str, list[tuple[str, bytes]]] = {}  # leaf path: (overflow page's path, hash of its bytes)
     for i in np.flatnonzero(types == "overflow").tolist():
@@ -352,22 +348,23 @@ class LeafPages(NamedTuple):
 
 def changed_spans(before: LeafPages, now: LeafPages) -> list[tuple[int, int]]:
     """The rowid spans of leaf pages that are not, byte for byte, what they were: every row
-    inserted, changed or deleted since lies in one (as it is now, or as it was)."""
-    old = {
-        p: (h, f, last) for p, h, f, last in zip(before.pages, before.hashes, before.firsts, before.lasts, strict=True)
-    }
-    spans = []
-    seen = set()
-    for page, digest, first, last in zip(now.pages, now.hashes, now.firsts, now.lasts, strict=True):
-        seen.add(page)
-        was = old.get(page)
-        if was is not None and was[0] == digest:
-            continue
-        spans.append((first, last))
-        if was is not None:
-            spans.append((was[1], was[2]))
-    spans += [(f, last) for p, (_, f, last) in old.items() if p not in seen]
-    return spans
+    inserted, changed or deleted since lies in one (as it is now, or as it was). numpy: a
+    rescan's tens of thousands of pages, matched by number."""
+    import numpy as np
+
+    old = [np.asarray(v, dtype=np.int64) for v in before[:4]]
+    new = [np.asarray(v, dtype=np.int64) for v in now[:4]]
+    order = np.argsort(old[0], kind="stable")
+    pages, hashes, firsts, lasts = (v[order] for v in old)
+    at = np.minimum(np.searchsorted(pages, new[0]), max(len(pages) - 1, 0))
+    found = pages[at] == new[0] if len(pages) else np.zeros(len(new[0]), dtype=bool)
+    changed = ~(found & (hashes[at] == new[1])) if len(pages) else ~found
+    was = at[changed & found]  # a page changed: its old span too
+    gone = np.ones(len(pages), dtype=bool)
+    gone[at[found]] = False  # a page no longer the table's: its old span
+    low = np.concatenate([new[2][changed], firsts[was], firsts[gone]])
+    high = np.concatenate([new[3][changed], lasts[was], lasts[gone]])
+    return list(zip(low.tolist(), high.tolist(), strict=True))
 
 
 def _runs(fh: Any, rows: list[tuple[int, str, str, int, int]]) -> Iterator[tuple[list[Any], bytes]]:
@@ -380,38 +377,6 @@ def _runs(fh: Any, rows: list[tuple[int, str, str, int, int]]) -> Iterator[tuple
         fh.seek(rows[i][3])
         yield rows[i:j], fh.read(rows[j - 1][3] + rows[j - 1][4] - rows[i][3])
         i = j
-
-
-def _rowid_span(page: Any, header: int) -> tuple[int, int] | None:
-    """The first and last rowid of a table b-tree leaf page (type 13): the cell pointer array
-    is in key order; a cell starts with its payload size and its rowid, both varints."""
-    if page[header] != 13:
-        return None
-    cells = int.from_bytes(page[header + 3 : header + 5], "big")
-    if not cells:
-        return None
-    pointers = header + 8
-    first = int.from_bytes(page[pointers : pointers + 2], "big")
-    last = int.from_bytes(page[pointers + 2 * (cells - 1) : pointers + 2 * cells], "big")
-    return _cell_rowid(page, first), _cell_rowid(page, last)
-
-
-def _cell_rowid(page: Any, at: int) -> int:
-    end = at + 8
-    while at < end and page[at] & 0x80:  # the payload's size, a varint: skipped
-        at += 1
-    rowid, _ = _varint(page, at + 1)
-    return rowid - (1 << 64) if rowid >= 1 << 63 else rowid
-
-
-def _varint(data: Any, at: int) -> tuple[int, int]:
-    value = 0
-    for i in range(8):
-        byte = data[at + i]
-        value = (value << 7) | (byte & 0x7F)
-        if byte < 0x80:
-            return value, at + i + 1
-    return (value << 8) | data[at + 8], at + 9
 
 
 __all__ = [

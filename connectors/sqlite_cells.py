@@ -122,6 +122,36 @@ def cell_bucket_prints(
     return out
 
 
+def leaf_rowid_spans(fd: int, page_size: int, pages: list[int]) -> tuple[Any, Any, Any]:
+    """The first and last rowid of each of these table b-tree leaf pages (their cell pointer
+    arrays are in rowid order; a cell starts with its payload's size and its rowid, varints),
+    and whether it has them: a page that is not a table leaf, or holds no cell (an empty root
+    page), has none. numpy, ``CHUNK_PAGES`` pages at a time: a rescan's changed leaves, a third
+    of a million-row table's, took 0.1 s one Python step a page. Memory: a chunk of pages."""
+    import numpy as np
+
+    firsts = np.zeros(len(pages), dtype=np.int64)
+    lasts = np.zeros(len(pages), dtype=np.int64)
+    present = np.zeros(len(pages), dtype=bool)
+    for start in range(0, len(pages), CHUNK_PAGES):
+        chunk = pages[start : start + CHUNK_PAGES]
+        data = b"".join(os.pread(fd, page_size, (p - 1) * page_size) for p in chunk)
+        buf = np.frombuffer(data + bytes(page_size * len(chunk) - len(data)), dtype=np.uint8)  # short: no leaf
+        base = np.arange(len(chunk), dtype=np.int64) * page_size
+        header = base + np.where(np.asarray(chunk) == 1, 100, 0)
+        cells = buf[header + 3].astype(np.int64) << 8 | buf[header + 4]
+        has = (buf[header] == _TABLE_LEAF) & (cells > 0)
+        ends = []
+        for nth in (np.zeros(len(chunk), dtype=np.int64), np.maximum(cells - 1, 0)):
+            pointer = np.minimum(header + 8 + 2 * nth, len(buf) - 2)
+            at = base + (buf[pointer].astype(np.int64) << 8 | buf[pointer + 1])
+            _, at = _varints(buf, at)  # the payload's size
+            ends.append(_varints(buf, at)[0].view(np.int64))
+        done = slice(start, start + len(chunk))
+        firsts[done], lasts[done], present[done] = ends[0], ends[1], has
+    return firsts, lasts, present
+
+
 class _Cells:
     """Cells in rowid order: their rowids and hashes (``_parse``)."""
 
@@ -318,4 +348,4 @@ def _varints(buf: Any, at: Any) -> tuple[Any, Any]:
     return value, at + length
 
 
-__all__ = ["CHUNK_PAGES", "cell_bucket_prints", "file_change_counter", "read_transaction"]
+__all__ = ["CHUNK_PAGES", "cell_bucket_prints", "file_change_counter", "leaf_rowid_spans", "read_transaction"]

@@ -52,6 +52,23 @@ def bucket_width(step: int, ranges: int = 1) -> int:
     return width
 
 
+def buckets_in(spans: Sequence[tuple[int, int]], width: int, *, limit: int | None = None) -> set[int] | None:
+    """The buckets of ``width`` keys that the key spans (``low``, ``high``, both in) reach into
+    (numpy: a rescan's pages give tens of thousands of spans, each a few buckets); None when
+    they reach into more than ``limit`` (counted first: a span may cover 2**62 keys)."""
+    import numpy as np
+
+    if not spans:
+        return set()
+    ends = np.asarray(spans, dtype=np.int64) // width
+    # Counted in floats first: a span's buckets may not fit in 64 bits.
+    if limit is not None and float((ends[:, 1].astype(float) - ends[:, 0].astype(float) + 1).sum()) > limit:
+        return None
+    counts = ends[:, 1] - ends[:, 0] + 1
+    starts = np.repeat(ends[:, 0] - (np.cumsum(counts) - counts), counts)
+    return set(np.unique(starts + np.arange(int(counts.sum()), dtype=np.int64)).tolist())
+
+
 def print_hash(text: str) -> int:
     """A bucket's fingerprint (as the database gave it) in 8 bytes, to keep and compare."""
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
@@ -438,6 +455,7 @@ __all__ = [
     "BucketedExtractor",
     "RangePatch",
     "bucket_width",
+    "buckets_in",
     "counter_name",
     "dump_prints",
     "load_prints",

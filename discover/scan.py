@@ -22,14 +22,22 @@ from connectors.base import (
     ContainerReader,
     ContainerRef,
     KeyBuckets,
-    KeyChanges,
     KeyRange,
     SourceSpec,
     connect,
 )
 from connectors.errors import ConfigError, PiiportError, SourceError
 from connectors.redact import mask_url
-from discover.buckets import BucketedExtractor, BucketTable, RangePatch, bucket_width, print_hash, range_print
+from discover.buckets import (
+    MAX_BUCKETS,
+    BucketedExtractor,
+    BucketTable,
+    RangePatch,
+    bucket_width,
+    buckets_in,
+    print_hash,
+    range_print,
+)
 from discover.detector import Detector
 from discover.extract import Extractor, FieldStats, FindingGroup, origins_of
 from discover.hashing import IdentifierHasher
@@ -872,10 +880,15 @@ def _plan_ranges(
     changes = reader.changed_key_spans(since, width)
     if changes.token is not None:
         job.state["pages"] = changes.token
+    touched = None  # the buckets the changed spans reach into, where there are not too many
     if width and reuse and last is not None and changes.spans is not None and last.state.get("width") == width:
+        # A page may span a gap of 2**62 keys (a row with a far key added): then every bucket
+        # that holds a record is fingerprinted instead.
+        touched = buckets_in(changes.spans, width, limit=MAX_BUCKETS)
+    if touched is not None and last is not None:
         count = functools.partial(reader.bucket_rows, since=since)
         prints = _prints_where_changed(
-            bucket_prints, count, last, changes, step, width, column, fields, by_range, before
+            bucket_prints, count, last, changes.rows, touched, step, width, column, fields, by_range, before
         )
     elif width:
         _take_prints(bucket_prints(step, column, fields, width=width)(), step // width, by_range)
@@ -908,7 +921,8 @@ def _prints_where_changed(
     bucket_prints: Callable[..., Callable[[], dict[int, int]]],
     bucket_rows: Callable[[int], dict[int, int]],
     last: LastScan,
-    changes: KeyChanges,
+    rows: int | None,
+    touched: set[int],
     step: int,
     width: int,
     column: str | None,
@@ -916,17 +930,13 @@ def _prints_where_changed(
     by_range: dict[int, dict[int, int]],
     before: dict[int, RangeSummary],
 ) -> dict[int, str]:
-    """Range fingerprints when only ``changes.spans`` may have changed: the buckets they touch
-    are fingerprinted again, the others keep their last fingerprints (from the range
-    summaries); a range they do not touch keeps its fingerprint. Where the spans do not show
-    deletions (``changes.rows``), buckets that lost records are found by their counts
-    (``_buckets_that_lost_rows``) and fingerprinted too. Fills ``by_range`` for the
-    ranges touched, and ``before`` with the summaries it loaded."""
-    assert changes.spans is not None
+    """Range fingerprints when only the buckets ``touched`` (by the changed key spans) may have
+    changed: they are fingerprinted again, the others keep their last fingerprints (from the
+    range summaries); a range they do not touch keeps its fingerprint. Where the spans do not
+    show deletions (``rows``: ``KeyChanges.rows``), buckets that lost records are found by
+    their counts (``_buckets_that_lost_rows``) and fingerprinted too. Fills ``by_range`` for
+    the ranges touched, and ``before`` with the summaries it loaded."""
     per = step // width
-    touched: set[int] = set()
-    for low, high in changes.spans:
-        touched.update(range(low // width, high // width + 1))
     written = set(touched)
     ranges = {b // per for b in touched}
     # Asked first: the workers fingerprint while the summaries load here.
@@ -942,8 +952,8 @@ def _prints_where_changed(
     fresh: dict[int, dict[int, int]] = {}
     for gather in pending:
         _take_prints(gather(), per, fresh)
-    if changes.rows is not None:
-        lost = _buckets_that_lost_rows(bucket_rows, last, changes.rows, written, touched, before, width, per)
+    if rows is not None:
+        lost = _buckets_that_lost_rows(bucket_rows, last, rows, written, touched, before, width, per)
         if lost:
             _take_prints(bucket_prints(step, column, fields, width=width, buckets=lost)(), per, fresh)
             touched |= lost

@@ -17,6 +17,7 @@ from discover.buckets import (
     BucketTable,
     _b64,
     bucket_width,
+    buckets_in,
     counter_name,
     dump_prints,
     load_prints,
@@ -204,3 +205,18 @@ def test_bucket_prints_are_written_as_before_and_read_back(prints: dict[int, int
     }
     assert dump_prints(prints) == written
     assert load_prints(dump_prints(prints)) == prints
+
+
+spans = st.lists(st.tuples(st.integers(-(2**62), 2**62), st.integers(0, 40)).map(lambda s: (s[0], s[0] + s[1])))
+
+
+@given(spans, st.integers(1, 7))
+def test_the_buckets_spans_reach_into_are_those_of_each_key(found: list[tuple[int, int]], width: int) -> None:
+    assert buckets_in(found, width) == {key // width for low, high in found for key in range(low, high + 1)}
+
+
+def test_spans_that_reach_into_too_many_buckets_are_not_enumerated() -> None:
+    """A row with a far key makes its page span a gap of 2**62 keys or more."""
+    assert buckets_in([(1, 9), (30_000, 2**62)], 5, limit=4_000_000) is None
+    assert buckets_in([(-(2**63), 2**63 - 1)], 1, limit=10) is None
+    assert buckets_in([(1, 9), (30_000, 30_009)], 5, limit=4) == {0, 1, 6000, 6001}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors import sqlite_cells
 from connectors.base import SourceSpec
 from connectors.sql import SqlTableReader
 from connectors.sql_fingerprint import sqlite_table_pages
@@ -208,19 +209,15 @@ def test_a_page_that_is_not_a_table_leaf_gives_no_print(tmp_path: Path) -> None:
     assert cell_bucket_prints(db, leaves._replace(pages=[index_page]), 5) is None
 
 
-@pytest.mark.parametrize("workers", ["1", "default"])
-def test_a_rescan_after_vacuum_reads_nothing_again_and_a_changed_bucket_is_read(
-    tmp_path: Path, detector: Detector, workers: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Through the scan, with no bucket fingerprinted by SQL: a VACUUM moves every record to
-    another page and reads nothing again; then one e-mail address changed reads its one bucket
-    again, and the index finds the new address, not the old one."""
+def _customers_scanned(
+    tmp_path: Path, detector: Detector, workers: str
+) -> tuple[Path, Callable[[], Any], Callable[[str], int]]:
+    """3,000 customers, each with an e-mail address, scanned once: the file, a rescan (its
+    container's result) and how many findings an address has in the index."""
     db = tmp_path / "crm.db"
     with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT, status TEXT)")
-        conn.executemany(
-            "INSERT INTO customers VALUES (?, ?, 'active')", [(i, f"person{i}@example.org") for i in range(3_000)]
-        )
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT)")
+        conn.executemany("INSERT INTO customers VALUES (?, ?)", [(i, f"person{i}@example.org") for i in range(3_000)])
     index = Index(f"sqlite:///{tmp_path / 'index' / 'index.db'}", key=b"k" * 32)
     settings = ScanSettings(workers=1 if workers == "1" else default_workers(), unit_rows=500)
     spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
@@ -228,12 +225,24 @@ def test_a_rescan_after_vacuum_reads_nothing_again_and_a_changed_bucket_is_read(
     def rescan() -> Any:
         result = scan([spec], index=index, detector=detector, settings=settings)
         assert result.ok, result.errors
-        return next(c for c in result.containers if c.container == "customers")
+        (container,) = result.containers
+        return container
 
     def found(email: str) -> int:
         return len(index.findings_for([index.ident("EMAIL_ADDRESS", email)]))
 
     assert rescan().read == "full"
+    return db, rescan, found
+
+
+@pytest.mark.parametrize("workers", ["1", "default"])
+def test_a_rescan_after_vacuum_reads_nothing_again_and_a_changed_bucket_is_read(
+    tmp_path: Path, detector: Detector, workers: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the scan, with no bucket fingerprinted by SQL: a VACUUM moves every record to
+    another page and reads nothing again; then one e-mail address changed reads its one bucket
+    again, and the index finds the new address, not the old one."""
+    db, rescan, found = _customers_scanned(tmp_path, detector, workers)
     by_sql = SqlTableReader.range_fingerprints
 
     def refused(self: SqlTableReader, *args: Any, **kwargs: Any) -> dict[int, str]:
@@ -255,6 +264,52 @@ def test_a_rescan_after_vacuum_reads_nothing_again_and_a_changed_bucket_is_read(
         0,
         1,
     )
+
+
+@pytest.mark.parametrize("workers", ["1", "default"])
+def test_a_row_with_a_far_key_does_not_make_the_rescan_count_every_bucket_in_between(
+    tmp_path: Path, detector: Detector, workers: str
+) -> None:
+    """The last page's span then covers 2**62 keys: its buckets were enumerated one by one (the
+    rescan never ended). Every bucket that holds a record is fingerprinted instead."""
+    db, rescan, found = _customers_scanned(tmp_path, detector, workers)
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO customers VALUES (?, 'far.away@example.org')", (2**62,))
+        conn.execute("UPDATE customers SET email = 'someone.new@example.org' WHERE id = 1234")
+    changed = rescan()
+    assert (changed.read, changed.ranges_read, changed.buckets_read) == ("ranges", 2, 1)
+    assert [found(f"{who}@example.org") for who in ("far.away", "someone.new", "person1234", "person2999")] == [
+        1,
+        1,
+        0,
+        1,
+    ]
+
+
+@pytest.mark.parametrize("workers", ["1", "default"])
+def test_pages_that_cannot_be_read_as_they_were_give_way_to_sql(
+    tmp_path: Path, detector: Detector, workers: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the pages' cells give no fingerprints (the file written since its pages were read,
+    or gone), the buckets are fingerprinted by SQL, and the rescan reads what changed."""
+    db, rescan, found = _customers_scanned(tmp_path, detector, workers)
+    by_sql: list[int] = []
+    real = SqlTableReader.range_fingerprints
+
+    def counted(self: SqlTableReader, *args: Any, **kwargs: Any) -> dict[int, str]:
+        by_sql.append(len(kwargs.get("buckets") or ()))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(SqlTableReader, "range_fingerprints", counted)
+    monkeypatch.setattr(sqlite_cells, "cell_bucket_prints", lambda *args, **kwargs: None)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE customers SET email = 'someone.new@example.org' WHERE id = 1234")
+    changed = rescan()
+    # The changed page's buckets, by SQL; their fingerprints are not the pages' (another hash),
+    # so its range is read whole.
+    assert (changed.read, changed.ranges_read, changed.buckets_read) == ("ranges", 1, 0)
+    assert by_sql and all(by_sql)
+    assert (found("someone.new@example.org"), found("person1234@example.org")) == (1, 0)
 
 
 @pytest.mark.parametrize("workers", ["1", "default"])

@@ -112,6 +112,34 @@ def test_a_changed_page_counts_with_its_old_span_and_a_page_gone_with_its_last()
     assert changed_spans(before, before) == []
 
 
+def _reference_spans(before: LeafPages, now: LeafPages) -> list[tuple[int, int]]:
+    """``changed_spans`` one page at a time, matched through a dict."""
+    old = {p: (h, f, last) for p, h, f, last in zip(*before[:4], strict=True)}
+    spans = []
+    seen = set()
+    for page, digest, first, last in zip(*now[:4], strict=True):
+        seen.add(page)
+        was = old.get(page)
+        if was is not None and was[0] == digest:
+            continue
+        spans.append((first, last))
+        if was is not None:
+            spans.append((was[1], was[2]))
+    return spans + [(f, last) for p, (_, f, last) in old.items() if p not in seen]
+
+
+rowids = st.integers(-(2**63), 2**63 - 1)
+leaf_lists = st.lists(
+    st.tuples(st.integers(2, 40), st.integers(0, 3), rowids, rowids), unique_by=lambda page: page[0]
+).map(lambda pages: LeafPages(*([list(v) for v in zip(*pages, strict=True)] or [[], [], [], []])))
+
+
+@given(leaf_lists, leaf_lists)
+def test_changed_spans_are_the_reference_s(before: LeafPages, now: LeafPages) -> None:
+    assert sorted(changed_spans(before, now)) == sorted(_reference_spans(before, now))
+    assert changed_spans(now, now) == []
+
+
 def test_a_change_only_in_overflow_pages_changes_the_version_and_its_leaf(tmp_path: Path) -> None:
     """An e-mail stored after a large value lives in the record's overflow pages: changing it to
     one of the same length writes no leaf page, yet the version and the leaf's hash change."""
@@ -167,7 +195,7 @@ def _reference_read_pages(
                 alone = int.from_bytes(own[:8], "big", signed=True)
                 span = spans.get((pageno, alone))
                 if span is None:
-                    span = sql_fingerprint._rowid_span(page, 100 if pageno == 1 else 0)
+                    span = _rowid_span(page, 100 if pageno == 1 else 0)
                     if span is None:  # an empty root page
                         continue
                 found[where] = (pageno, own, alone, span)
@@ -189,6 +217,36 @@ def _reference_read_pages(
         out.firsts.append(span[0])
         out.lasts.append(span[1])
     return version, out
+
+
+def _rowid_span(page: Any, header: int) -> tuple[int, int] | None:
+    """The reference's first and last rowid of a table leaf page, one byte at a time (the file
+    format, 1.6): the cell pointer array is in key order; a cell starts with its payload's
+    size and its rowid, both varints."""
+    if page[header] != 13:
+        return None
+    cells = int.from_bytes(page[header + 3 : header + 5], "big")
+    if not cells:
+        return None
+    pointers = header + 8
+    first = int.from_bytes(page[pointers : pointers + 2], "big")
+    last = int.from_bytes(page[pointers + 2 * (cells - 1) : pointers + 2 * cells], "big")
+    return _cell_rowid(page, first), _cell_rowid(page, last)
+
+
+def _cell_rowid(page: Any, at: int) -> int:
+    end = at + 8
+    while at < end and page[at] & 0x80:  # the payload's size, a varint: skipped
+        at += 1
+    value = 0
+    for i in range(1, 9):
+        byte = page[at + i]
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            break
+    else:
+        value = (value << 8) | page[at + 9]
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
