@@ -135,8 +135,9 @@ def leaf_rowid_spans(fd: int, page_size: int, pages: list[int]) -> tuple[Any, An
     present = np.zeros(len(pages), dtype=bool)
     for start in range(0, len(pages), CHUNK_PAGES):
         chunk = pages[start : start + CHUNK_PAGES]
-        data = b"".join(os.pread(fd, page_size, (p - 1) * page_size) for p in chunk)
-        buf = np.frombuffer(data + bytes(page_size * len(chunk) - len(data)), dtype=np.uint8)  # short: no leaf
+        # A page read short (past the end of the file) is padded with zeros: no leaf, no span.
+        data = b"".join(os.pread(fd, page_size, (p - 1) * page_size).ljust(page_size, b"\0") for p in chunk)
+        buf = np.frombuffer(data, dtype=np.uint8)
         base = np.arange(len(chunk), dtype=np.int64) * page_size
         header = base + np.where(np.asarray(chunk) == 1, 100, 0)
         cells = buf[header + 3].astype(np.int64) << 8 | buf[header + 4]

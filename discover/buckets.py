@@ -52,19 +52,20 @@ def bucket_width(step: int, ranges: int = 1) -> int:
     return width
 
 
-def buckets_in(spans: Sequence[tuple[int, int]], width: int, *, limit: int | None = None) -> set[int] | None:
+def buckets_in(spans: Sequence[tuple[int, int]], width: int, *, limit: int) -> set[int] | None:
     """The buckets of ``width`` keys that the key spans (``low``, ``high``, both in) reach into
-    (numpy: a rescan's pages give tens of thousands of spans, each a few buckets); None when
-    they reach into more than ``limit`` (counted first: a span may cover 2**62 keys)."""
+    (numpy: a rescan's pages give tens of thousands of spans, each a few buckets), counted with
+    repeats; None when there are more than ``limit`` (counted first, exactly: a span may cover
+    2**64 keys). A span the wrong way round holds none."""
     import numpy as np
 
-    if not spans:
-        return set()
-    ends = np.asarray(spans, dtype=np.int64) // width
-    # Counted in floats first: a span's buckets may not fit in 64 bits.
-    if limit is not None and float((ends[:, 1].astype(float) - ends[:, 0].astype(float) + 1).sum()) > limit:
+    ends = np.asarray(spans, dtype=np.int64).reshape(-1, 2) // width
+    ends = ends[ends[:, 0] <= ends[:, 1]]
+    # Each span's buckets less one, unsigned (exact between any two 64-bit keys), capped before the sum.
+    more = ends[:, 1].astype(np.uint64) - ends[:, 0].astype(np.uint64)
+    if int(np.minimum(more, np.uint64(limit)).sum()) + len(ends) > limit:
         return None
-    counts = ends[:, 1] - ends[:, 0] + 1
+    counts = more.astype(np.int64) + 1
     starts = np.repeat(ends[:, 0] - (np.cumsum(counts) - counts), counts)
     return set(np.unique(starts + np.arange(int(counts.sum()), dtype=np.int64)).tolist())
 

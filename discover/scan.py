@@ -882,9 +882,11 @@ def _plan_ranges(
         job.state["pages"] = changes.token
     touched = None  # the buckets the changed spans reach into, where there are not too many
     if width and reuse and last is not None and changes.spans is not None and last.state.get("width") == width:
-        # A page may span a gap of 2**62 keys (a row with a far key added): then every bucket
-        # that holds a record is fingerprinted instead.
-        touched = buckets_in(changes.spans, width, limit=MAX_BUCKETS)
+        # A page may span a gap of 2**62 keys (a row with a far key added): beyond twice the
+        # buckets the table's ranges can hold, every bucket that holds a record is fingerprinted
+        # instead, which costs less.
+        most = 2 * (step // width) * max(1, len(last.ranges))
+        touched = buckets_in(changes.spans, width, limit=min(MAX_BUCKETS, most))
     if touched is not None and last is not None:
         count = functools.partial(reader.bucket_rows, since=since)
         prints = _prints_where_changed(

@@ -212,11 +212,16 @@ spans = st.lists(st.tuples(st.integers(-(2**62), 2**62), st.integers(0, 40)).map
 
 @given(spans, st.integers(1, 7))
 def test_the_buckets_spans_reach_into_are_those_of_each_key(found: list[tuple[int, int]], width: int) -> None:
-    assert buckets_in(found, width) == {key // width for low, high in found for key in range(low, high + 1)}
+    expected = {key // width for low, high in found for key in range(low, high + 1)}
+    many = sum(high // width - low // width + 1 for low, high in found)  # with repeats
+    assert buckets_in(found, width, limit=many) == expected
+    assert buckets_in(found, width, limit=many - 1) is None if many else buckets_in(found, width, limit=0) == set()
 
 
 def test_spans_that_reach_into_too_many_buckets_are_not_enumerated() -> None:
-    """A row with a far key makes its page span a gap of 2**62 keys or more."""
+    """A row with a far key makes its page span a gap of 2**62 keys or more; counted exactly."""
     assert buckets_in([(1, 9), (30_000, 2**62)], 5, limit=4_000_000) is None
     assert buckets_in([(-(2**63), 2**63 - 1)], 1, limit=10) is None
+    assert buckets_in([(2**62, 2**62 + 2_998)], 1, limit=2_999) == set(range(2**62, 2**62 + 2_999))
     assert buckets_in([(1, 9), (30_000, 30_009)], 5, limit=4) == {0, 1, 6000, 6001}
+    assert buckets_in([(9, 1), (2**63 - 1, -(2**63))], 1, limit=0) == set()  # the wrong way round: none

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors import sql_fingerprint
+from connectors import sql_fingerprint, sqlite_cells
 from connectors.sql_fingerprint import LeafPages, changed_spans, sqlite_table_pages
 
 values = st.one_of(
@@ -28,9 +28,10 @@ values = st.one_of(
 ops = st.lists(st.tuples(st.sampled_from(["insert", "update", "delete"]), st.integers(-50, 600), values), max_size=40)
 
 
-def _create(db: Path, initial: Any) -> None:
+def _create(db: Path, initial: Any, page_size: int = 4096) -> None:
     db.unlink(missing_ok=True)
     with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA page_size = {page_size}")
         conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
         conn.executemany("INSERT OR REPLACE INTO t VALUES (?, ?)", initial)
 
@@ -249,13 +250,17 @@ def _cell_rowid(page: Any, at: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
+#: Keys of every varint length: a rowid's first and last are read from the cells' varints.
+wide_keys = st.one_of(st.integers(-50, 600), st.integers(-(2**63), 2**63 - 1))
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.integers(-50, 600), values), max_size=300), ops)
+@given(st.lists(st.tuples(wide_keys, values), max_size=300), ops, st.sampled_from([512, 1024, 4096, 65536]))
 def test_pages_are_read_as_the_reference_reads_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, initial: Any, changes: Any
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, initial: Any, changes: Any, page_size: int
 ) -> None:
     db = tmp_path / "r.db"
-    _create(db, initial)
+    _create(db, initial, page_size)
     first = sqlite_table_pages(db, "t", leaves=True)
     with monkeypatch.context() as m:
         m.setattr(sql_fingerprint, "_read_pages", _reference_read_pages)
@@ -271,3 +276,15 @@ def test_pages_are_read_as_the_reference_reads_them(
     with monkeypatch.context() as m:
         m.setattr(sql_fingerprint, "_read_pages", _reference_read_pages)
         assert [sqlite_table_pages(db, "t", **kw) for kw in calls] == fast  # type: ignore[arg-type]
+
+
+def test_a_table_of_many_small_pages_is_read_as_the_reference_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More changed leaves than one chunk of pages parsed at once (``sqlite_cells.CHUNK_PAGES``)."""
+    db = tmp_path / "r.db"
+    _create(db, [(k * 7919 - 2**40, f"value {k}" * 3) for k in range(12_000)], page_size=512)
+    fast = sqlite_table_pages(db, "t", leaves=True)
+    assert fast[1] is not None and len(fast[1].pages) > 3 * sqlite_cells.CHUNK_PAGES
+    monkeypatch.setattr(sql_fingerprint, "_read_pages", _reference_read_pages)
+    assert sqlite_table_pages(db, "t", leaves=True) == fast
