@@ -46,10 +46,11 @@ def bucket_width(step: int, ranges: int = 1) -> int:
     """The key width of the buckets of a table of ``ranges`` ranges of ``step`` keys: a divisor
     of ``step``, about ``BUCKETS_PER_RANGE`` buckets a range, ``MAX_BUCKETS`` in all at most."""
     per_range = max(1, min(BUCKETS_PER_RANGE, MAX_BUCKETS // max(1, ranges)))
-    width = max(1, -(-step // per_range))
-    while step % width:
-        width += 1
-    return width
+    least = max(1, -(-step // per_range))
+    # The smallest divisor of ``step`` from ``least`` up is ``step // k`` for the largest ``k``
+    # dividing it up to ``step // least`` (at most ``per_range`` tries): counting widths up from
+    # ``least`` never ended for the steps of sparse keys (a range of 2**59 keys).
+    return next(step // k for k in range(step // least, 0, -1) if step % k == 0)
 
 
 def buckets_in(spans: Sequence[tuple[int, int]], width: int, *, limit: int) -> set[int] | None:

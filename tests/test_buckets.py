@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from connectors.base import Columns, encode_int_key
 from discover.buckets import (
     ABSENT,
+    BUCKETS_PER_RANGE,
     BucketedExtractor,
     BucketTable,
     _b64,
@@ -225,3 +226,26 @@ def test_spans_that_reach_into_too_many_buckets_are_not_enumerated() -> None:
     assert buckets_in([(2**62, 2**62 + 2_998)], 1, limit=2_999) == set(range(2**62, 2**62 + 2_999))
     assert buckets_in([(1, 9), (30_000, 30_009)], 5, limit=4) == {0, 1, 6000, 6001}
     assert buckets_in([(9, 1), (2**63 - 1, -(2**63))], 1, limit=0) == set()  # the wrong way round: none
+
+
+def _reference_width(step: int, ranges: int = 1) -> int:
+    """``bucket_width`` as it was: widths counted up until one divides the step."""
+    per_range = max(1, min(BUCKETS_PER_RANGE, 4_000_000 // max(1, ranges)))
+    width = max(1, -(-step // per_range))
+    while step % width:
+        width += 1
+    return width
+
+
+@given(st.integers(1, 10**7) | st.integers(1, 10**4).map(lambda n: n * 5_000), st.integers(1, 2_000))
+def test_bucket_width_is_the_smallest_divisor_of_the_step_that_is_wide_enough(step: int, ranges: int) -> None:
+    assert bucket_width(step, ranges) == _reference_width(step, ranges)
+
+
+def test_the_bucket_width_of_sparse_keys_is_found_at_once() -> None:
+    """Keys spread over 2**62 give ranges of about 2**59 keys: a prime step has no divisor but
+    itself and 1 (one bucket a range), and each width is tried at most once."""
+    for step in (2**62 // 7, 2**61 - 1, 2_562_047_788_015_215_001, 10**18 + 9):
+        width = bucket_width(step, 2)
+        assert step % width == 0 and step // width <= BUCKETS_PER_RANGE
+    assert bucket_width(2**61 - 1, 2) == 2**61 - 1  # a Mersenne prime

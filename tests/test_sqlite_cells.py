@@ -287,6 +287,36 @@ def test_a_row_with_a_far_key_does_not_make_the_rescan_count_every_bucket_in_bet
 
 
 @pytest.mark.parametrize("workers", ["1", "default"])
+def test_a_table_whose_keys_spread_over_2_to_the_62_is_scanned_and_rescanned(
+    tmp_path: Path, detector: Detector, workers: str
+) -> None:
+    """Its key ranges are about 2**59 keys each: the buckets' width, a divisor of that, was
+    searched for one number at a time (the first scan never ended)."""
+    db = tmp_path / "crm.db"
+    keys = [k * (2**62 // 2_999) for k in range(3_000)]
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT)")
+        conn.executemany(
+            "INSERT INTO customers VALUES (?, ?)", [(k, f"person{n}@example.org") for n, k in enumerate(keys)]
+        )
+    index = Index(f"sqlite:///{tmp_path / 'index' / 'index.db'}", key=b"k" * 32)
+    settings = ScanSettings(workers=1 if workers == "1" else default_workers(), unit_rows=500)
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
+    first = scan([spec], index=index, detector=detector, settings=settings)
+    assert first.ok and (first.containers[0].read, first.containers[0].records) == ("full", 3_000)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE customers SET email = 'someone.new@example.org' WHERE id = ?", (keys[1234],))
+    again = scan([spec], index=index, detector=detector, settings=settings)
+    assert again.ok and (again.containers[0].read, again.containers[0].records) == ("ranges", 3_000)
+    emails = ("someone.new", "person1234", "person2999")
+    assert [len(index.findings_for([index.ident("EMAIL_ADDRESS", f"{who}@example.org")])) for who in emails] == [
+        1,
+        0,
+        1,
+    ]
+
+
+@pytest.mark.parametrize("workers", ["1", "default"])
 def test_pages_that_cannot_be_read_as_they_were_give_way_to_sql(
     tmp_path: Path, detector: Detector, workers: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
