@@ -148,13 +148,9 @@ def _leaf_pages(
     lasts = np.zeros(len(leaf), dtype=np.int64)
     kept = np.zeros(len(leaf), dtype=bool)
     if since is not None and since.pages:
-        old_pages = np.asarray(since.pages, dtype=np.int64)
-        order = np.argsort(old_pages, kind="stable")
-        old_pages = old_pages[order]
-        at = np.minimum(np.searchsorted(old_pages, pagenos), len(old_pages) - 1)
-        kept = (old_pages[at] == pagenos) & (np.asarray(since.hashes, dtype=np.int64)[order][at] == alone)
-        firsts = np.where(kept, np.asarray(since.firsts, dtype=np.int64)[order][at], 0)
-        lasts = np.where(kept, np.asarray(since.lasts, dtype=np.int64)[order][at], 0)
+        (_, _, old_firsts, old_lasts), at, _, kept = _match_pages(since, pagenos, alone)
+        firsts = np.where(kept, old_firsts[at], 0)
+        lasts = np.where(kept, old_lasts[at], 0)
     # The leaves that changed (or all, the first time): read again for their first and last rowid.
     present = kept.copy()
     again = np.flatnonzero(~kept)
@@ -352,19 +348,32 @@ def changed_spans(before: LeafPages, now: LeafPages) -> list[tuple[int, int]]:
     rescan's tens of thousands of pages, matched by number."""
     import numpy as np
 
-    old = [np.asarray(v, dtype=np.int64) for v in before[:4]]
     new = [np.asarray(v, dtype=np.int64) for v in now[:4]]
-    order = np.argsort(old[0], kind="stable")
-    pages, hashes, firsts, lasts = (v[order] for v in old)
-    at = np.minimum(np.searchsorted(pages, new[0]), max(len(pages) - 1, 0))
-    found = pages[at] == new[0] if len(pages) else np.zeros(len(new[0]), dtype=bool)
-    changed = ~(found & (hashes[at] == new[1])) if len(pages) else ~found
+    (pages, _, firsts, lasts), at, found, same = _match_pages(before, new[0], new[1])
+    changed = ~same
     was = at[changed & found]  # a page changed: its old span too
     gone = np.ones(len(pages), dtype=bool)
     gone[at[found]] = False  # a page no longer the table's: its old span
     low = np.concatenate([new[2][changed], firsts[was], firsts[gone]])
     high = np.concatenate([new[3][changed], lasts[was], lasts[gone]])
     return list(zip(low.tolist(), high.tolist(), strict=True))
+
+
+def _match_pages(before: LeafPages, pages: Any, hashes: Any) -> tuple[list[Any], Any, Any, Any]:
+    """Each of ``pages`` (numpy, int64) looked up by number among ``before``'s: ``before``'s four
+    columns sorted by page number, and per page its place there (``at``; 0 where it is not
+    there), whether it is there (``found``) and with the same hash (``same``)."""
+    import numpy as np
+
+    old = [np.asarray(v, dtype=np.int64) for v in before[:4]]
+    order = np.argsort(old[0], kind="stable")
+    columns = [v[order] for v in old]
+    if not len(columns[0]):
+        nowhere = np.zeros(len(pages), dtype=bool)
+        return columns, np.zeros(len(pages), dtype=np.int64), nowhere, nowhere
+    at = np.minimum(np.searchsorted(columns[0], pages), len(columns[0]) - 1)
+    found = columns[0][at] == pages
+    return columns, at, found, found & (columns[1][at] == hashes)
 
 
 def _runs(fh: Any, rows: list[tuple[int, str, str, int, int]]) -> Iterator[tuple[list[Any], bytes]]:
