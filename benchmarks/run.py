@@ -20,7 +20,8 @@ commands first: ``warm_up``):
   1% of rows updated at random, then again and again (``NIGHTS`` rescans in a row, as a nightly
   scan of a table with 1% of its rows changed a day: ranges re-read in part pile up hidden
   buckets until each is read whole once), 1% of rows updated in one key span. ``--postgres URL``
-  runs the same on a PostgreSQL database.
+  runs the same on a PostgreSQL database. The same for a W2 notes table of ``--notes`` / 5 notes
+  (free text, NER): 1% of its notes rewritten at random, then 1% more.
 - Parallelism: wall time with --workers 1 / with --workers 2, on W1 and on W2. Beside it, the
   machine's own ceiling: throughput of two copies of a CPU-bound Python loop (keyed BLAKE2b)
   run at once / of one copy alone, interleaved with the W1 runs. On a shared virtual machine two
@@ -290,6 +291,7 @@ def main() -> None:
         report += w2_figures(work, notes, vanilla_notes, args.workers)
     if args.executor == "local" and args.only in (None, "incremental"):
         report += incremental_figures(work, rows, args.workers, min(args.repeat, 2), args.postgres)
+        report += text_incremental_figures(work, notes // 5, args.workers, min(args.repeat, 2))
     if args.executor == "local" and args.only in (None, "export"):
         report += export_figures(work, args.quick, args.repeat)
     if args.only == "profile-tasks":
@@ -669,6 +671,46 @@ def incremental_figures(
 
 #: Rescans in a row after 1% of the rows updated at random, in the incremental figures.
 NIGHTS = 6
+
+
+def text_incremental_figures(work: Path, notes: int, workers: int, repeat: int) -> list[tuple[str, str, str]]:
+    """Rescans of a W2 notes table (free text, NER) against a full scan of it in the same
+    repeat: 1% of the notes rewritten at random, then 1% more; each figure the best of ``repeat``."""
+    import random
+
+    from workloads import note
+
+    db, _ = build_w2(work / "w2-inc.db", notes)
+    times: dict[str, list[float]] = {k: [] for k in ("full", "random", "again")}
+    for r in range(repeat):
+        rng = random.Random(100 + r)
+        index = work / "index-inc-w2"
+        shutil.rmtree(index, ignore_errors=True)
+        args = ["scan", f"sqlite:///{db}", "--index", f"sqlite:///{index}/index.db", "--workers", str(workers)]
+        _age(db)
+        times["full"].append(run_cli(args, cwd=work)[0])
+        for label in ("random", "again"):
+            ids = rng.sample(range(notes), notes // 100)
+            with sqlite3.connect(db) as conn:
+                conn.executemany(
+                    "UPDATE tickets SET notes = ? WHERE id = ?", [(note(rng, i + notes)[0], i) for i in ids]
+                )
+            times[label].append(run_cli(args, cwd=work)[0])
+    full = min(times["full"])
+    each = {k: ", ".join(f"{t / f:.3f}" for t, f in zip(v, times["full"], strict=True)) for k, v in times.items()}
+    return [
+        (f"W2 ({notes:,} notes) full scan", f"{full:.1f}s", f"--workers {workers}; best of {repeat}"),
+        (
+            "W2 rescan, 1% notes rewritten at random / full",
+            f"{min(times['random']) / full:.3f}",
+            f"(each run: {each['random']})",
+        ),
+        (
+            "W2 rescan, 1% more notes rewritten at random / full",
+            f"{min(times['again']) / full:.3f}",
+            f"(each run: {each['again']})",
+        ),
+    ]
 
 
 def _age(db: Path) -> None:

@@ -863,11 +863,11 @@ def _plan_ranges(
     job.sample_notes = list(job.notes)
     reuse = last is not None and last.state.get("sig") == sig and bool(last.state.get("step"))
     step = int(last.state["step"]) if reuse and last is not None else fresh_step  # the full scan's ranges, kept
-    # Buckets (``discover.buckets``) for tables of typed fields: free text is analysed in
-    # batches, which buckets would cut small; a sealed key is not read back as a number.
-    has_text = any(p.free_text for p in job.profiles.values())
+    # Buckets (``discover.buckets``), free text included (a text's entities do not depend on the
+    # batch it is analysed in: a patch reads its changed buckets' texts in batches of its own);
+    # a sealed key is not read back as a number.
     width = 0
-    if not (has_text or job.seal_keys):
+    if not job.seal_keys:
         if reuse and last is not None and last.state.get("width"):
             width = int(last.state["width"])  # the full scan's buckets, kept as its ranges are
         else:

@@ -176,3 +176,41 @@ def test_a_name_stops_before_an_address_or_a_control_character(detector: Detecto
     assert [(e.type, text[e.start : e.end]) for e in detector.analyze([text])[0] if e.type == "PERSON"] == [
         ("PERSON", "Alma Perez")
     ]
+
+
+def test_a_texts_entities_do_not_depend_on_the_batch_it_is_analysed_in(detector: Detector) -> None:
+    """Incremental rescans re-read a free-text table's changed notes in batches of their own
+    (``discover.buckets``): each text must get the entities it gets in the full read's batch."""
+    import random
+
+    rng = random.Random(3)
+    first = ["Alice", "Bruno", "Chloé", "David", "Emma", "Farid", "Gina", "Hugo", "Marie", "Jean"]
+    last = ["Martin", "Dubois", "Nguyen", "Smith", "Lefèvre", "Ivanov", "Moreau", "Garcia"]
+    shapes = [
+        "Called {n} about the invoice, reach at {e}",
+        "Spoke with {n} and {m} from accounting; call back on +33 6 12 {d} {d} {d}",
+        "{n} ({e}) changed the delivery address. Login from 81.2.{d}.7 today.",
+        "Parcel returned to the depot, no answer at the door.",
+        "Meeting with {n} on Monday. {m} will bring the contract; {n} signs it.",
+        "ANNA {L} ASKED FOR A REFUND",
+    ]
+    texts = []
+    for _ in range(120):
+        a, b = f"{rng.choice(first)} {rng.choice(last)}", f"{rng.choice(first)} {rng.choice(last)}"
+        texts.append(
+            rng.choice(shapes).format(
+                n=a, m=b, e=f"{a.split()[0].lower()}@example.com", d=rng.randint(10, 99), L=rng.choice(last).upper()
+            )
+        )
+    together = detector.analyze(texts)
+    assert sum(any(e.type == "PERSON" for e in found) for found in together) > 60
+    order = list(range(len(texts)))
+    rng.shuffle(order)
+    apart: dict[int, object] = {}
+    at = 0
+    while at < len(order):
+        size = rng.choice([1, 2, 7, 33])
+        chunk = order[at : at + size]
+        apart.update(zip(chunk, detector.analyze([texts[i] for i in chunk]), strict=True))
+        at += size
+    assert [apart[i] for i in range(len(texts))] == together

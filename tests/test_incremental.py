@@ -4,6 +4,7 @@ export packages), on SQLite, PostgreSQL and files, with one worker and the defau
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -257,6 +258,136 @@ def test_server_incremental_matches_full_scan(tmp_path: Path, detector: Detector
             _check_mixes(spec, apply, tmp_path, detector, default_workers(), mixes=mixes, seed=seed)
         finally:
             engine.dispose()
+
+
+#: Notes as staff write them: the ticket's holder, sometimes someone else (a namesake, a
+#: colleague), e-mail addresses and phone numbers in prose, and notes without personal data.
+_NOTES = [
+    "Called {name} about the invoice, reach at {email}",
+    "Customer asked to be called back on {phone} after 6pm",
+    "Spoke with {other} from accounting; {name} will reply tomorrow",
+    "Parcel returned to the depot, no answer at the door",
+    "{name} ({email}) changed the delivery address, copy sent to {other_email}",
+    "Refund approved",
+]
+
+
+def _ticket(rng: random.Random, i: int) -> tuple[Any, ...]:
+    first, last = rng.choice(FIRST), rng.choice(LAST)
+    email = f"{first.lower()}.{last.lower()}{rng.randint(1, 30)}@example.com"
+    other_first, other_last = rng.choice(FIRST), rng.choice(LAST)
+    note = (
+        None
+        if rng.random() < 0.1
+        else rng.choice(_NOTES).format(
+            name=f"{first} {last}",
+            email=email,
+            phone=f"+33 6 {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}",
+            other=f"{other_first} {other_last}",
+            other_email=f"{other_first.lower()}.{other_last.lower()}{rng.randint(1, 30)}@example.com",
+        )
+    )
+    return (i, email, note)
+
+
+def _ticket_mix(rng: random.Random, keys: list[int]) -> list[tuple[str, tuple[Any, ...]]]:
+    """Inserts (inside the key span and beyond its end), notes rewritten or emptied, deletes."""
+    ops: list[tuple[str, tuple[Any, ...]]] = []
+    for _ in range(rng.randint(2, 10)):
+        kind = rng.choice(["insert", "insert_end", "update", "update", "null", "delete"])
+        if kind in ("insert", "insert_end"):
+            new = max(keys, default=0) + rng.randint(1, 60) if kind == "insert_end" else rng.randint(1, 700)
+            if new not in keys:
+                keys.append(new)
+                ops.append(("INSERT INTO tickets (id, email, notes) VALUES (?, ?, ?)", _ticket(rng, new)))
+        elif kind == "update":
+            key, email, note = _ticket(rng, rng.choice(keys))
+            ops.append(("UPDATE tickets SET email = ?, notes = ? WHERE id = ?", (email, note, key)))
+        elif kind == "null":
+            ops.append(("UPDATE tickets SET notes = NULL WHERE id = ?", (rng.choice(keys),)))
+        else:
+            gone = rng.choice(keys)
+            keys.remove(gone)
+            ops.append(("DELETE FROM tickets WHERE id = ?", (gone,)))
+    return ops
+
+
+#: Each source of the free-text mixes: how to make it, and the ticket table's DDL there.
+_TICKET_SOURCES = {
+    "sqlite": (None, "CREATE TABLE tickets (id INTEGER PRIMARY KEY, email TEXT, notes TEXT)"),
+    "postgresql": (postgres_database, "CREATE TABLE tickets (id integer PRIMARY KEY, email text, notes text)"),
+    "mariadb": (mariadb_database, "CREATE TABLE tickets (id INT PRIMARY KEY, email VARCHAR(100), notes TEXT)"),
+}
+
+
+@pytest.mark.parametrize(
+    ("source", "workers"),
+    [("sqlite", 1), ("sqlite", default_workers()), ("postgresql", default_workers()), ("mariadb", default_workers())],
+    ids=["sqlite-workers=1", "sqlite-workers=default", "postgresql", "mariadb"],
+)
+def test_free_text_tables_are_re_read_in_part_and_match_full_scans(
+    tmp_path: Path, detector: Detector, source: str, workers: int
+) -> None:
+    """A table with a free-text column (names found by NER, e-mails and phones in prose,
+    namesakes, notes naming someone else) is kept by buckets too: a rescan after notes are
+    rewritten, emptied, inserted and deleted re-reads the changed rows' buckets, not whole
+    ranges, and the index answers exactly as a full scan's (inventory, findings, exports)."""
+    from sqlalchemy import create_engine, text
+
+    rng = random.Random({"sqlite": 60, "postgresql": 61, "mariadb": 62}[source] + workers)
+    database, ddl = _TICKET_SOURCES[source]
+    keys = list(range(1, 361))
+    with contextlib.ExitStack() as stack:
+        url = f"sqlite:///{tmp_path / 'crm.db'}" if database is None else stack.enter_context(database())
+        engine = create_engine(url)
+        stack.callback(engine.dispose)
+
+        def apply(ops: list[tuple[str, tuple[Any, ...]]]) -> None:
+            with engine.begin() as conn:
+                for sql, values in ops:
+                    names = [f"p{i}" for i in range(len(values))]
+                    for name in names:
+                        sql = sql.replace("?", f":{name}", 1)
+                    conn.execute(text(sql), dict(zip(names, values, strict=True)))
+
+        with engine.begin() as conn:
+            conn.execute(text(ddl))
+        apply([("INSERT INTO tickets (id, email, notes) VALUES (?, ?, ?)", _ticket(rng, i)) for i in keys])
+        spec = SourceSpec(name="crm", url=url)
+        settings = ScanSettings(workers=workers, text_unit_rows=60)
+        incremental = Index(f"sqlite:///{tmp_path / 'inc' / 'index.db'}", key=KEY)
+        stack.callback(incremental.close)
+        first = scan([spec], index=incremental, detector=detector, settings=settings)
+        assert first.ok, first.errors
+        assert first.containers[0].entities.get("PERSON")  # found by NER in the notes
+        assert first.containers[0].ranges_total >= 6
+        in_part = 0
+        for mix in range(3):
+            apply(_ticket_mix(rng, keys))
+            result = scan([spec], index=incremental, detector=detector, settings=settings)
+            assert result.ok, result.errors
+            tickets = result.containers[0]
+            assert tickets.read in ("ranges", "unchanged")
+            in_part += tickets.ranges_in_part > 0
+            full = Index(f"sqlite:///{tmp_path / f'full{mix}' / 'index.db'}", key=KEY)
+            assert scan([spec], index=full, detector=detector, settings=dataclasses.replace(settings, full=True)).ok
+            # The holder of a ticket changed last, and people only named in someone else's notes.
+            emails = [f"{a.lower()}.{b.lower()}{n}@example.com" for a, b, n in [(FIRST[mix], LAST[mix], 7)]]
+            emails.append(str(_email_of(engine, max(keys))))
+            got = _answers(incremental, spec, tmp_path / f"e-inc{mix}", emails)
+            want = _answers(full, spec, tmp_path / f"e-full{mix}", emails)
+            assert got == want, f"mix {mix}: the incremental index differs from a full scan's"
+            assert any(f[3] == "PERSON" and f[5] == "text" for f in got["findings"])
+            full.close()
+            shutil.rmtree(tmp_path / f"full{mix}")
+        assert in_part >= 2  # the changed rows' buckets only, not whole ranges
+
+
+def _email_of(engine: Any, key: int) -> str | None:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT email FROM tickets WHERE id = :k"), {"k": key}).scalar()
 
 
 def test_files_changed_added_and_deleted(tmp_path: Path, detector: Detector) -> None:
