@@ -450,7 +450,8 @@ def _extract_patch(task: UnitTask, on_batch: Callable[[int], None] | None) -> Un
         rest = sorted(b for b in changed if (b + 1) * width > end)
         for start in range(0, len(rest), _BUCKETS_PER_READ):  # the database skips the other rows
             read(end, unit.stop, only=tuple(rest[start : start + _BUCKETS_PER_READ]))
-        if reader.warnings or reader.notes or reader.skipped_records:
+        # A count the buckets could not derive (``broken``) leaves no summary: read the range whole.
+        if reader.warnings or reader.notes or reader.skipped_records or bucketed.broken:
             return None
     if (part := builder.take()) is not None:
         parts.append(part)

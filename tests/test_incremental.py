@@ -955,3 +955,40 @@ def test_masked_examples_do_not_depend_on_where_the_ranges_fall(
     assert examples[0] == examples[1] == [["p***@e***.fr", "m***@e***.fr"]]
     incremental.close()
     full.close()
+
+
+@pytest.mark.parametrize("workers", [1, default_workers()], ids=lambda w: f"workers={w}")
+def test_a_patch_whose_bucket_counts_break_reads_its_range_whole(
+    tmp_path: Path, detector: Detector, workers: int
+) -> None:
+    """A column named with a "+" (taken for a first+last name pair by the bucket counts) whose
+    range had no hit at the full scan gets one: the re-read's counts cannot be derived per
+    bucket, and the range is read whole, where the scan used to end on an AssertionError."""
+    db = tmp_path / "crm.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute('CREATE TABLE tickets (id INTEGER PRIMARY KEY, "notes+extra" TEXT)')
+        conn.executemany(
+            "INSERT INTO tickets VALUES (?, ?)",
+            [
+                (i, "Parcel returned to the depot, no answer" if i < 121 else f"Spoke with Alice Martin{i % 5} today")
+                for i in range(1, 241)
+            ],
+        )
+    spec = SourceSpec(name="crm", url=f"sqlite:///{db}")
+    settings = ScanSettings(workers=workers, text_unit_rows=60)
+    incremental = Index(f"sqlite:///{tmp_path / 'inc' / 'index.db'}", key=KEY)
+    assert scan([spec], index=incremental, detector=detector, settings=settings).ok
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            'UPDATE tickets SET "notes+extra" = ? WHERE id = 5',
+            ("Called Bruno Dubois about the invoice, reach at bruno@example.com",),
+        )
+    again = scan([spec], index=incremental, detector=detector, settings=settings)
+    assert again.ok, again.errors
+    full = Index(f"sqlite:///{tmp_path / 'full' / 'index.db'}", key=KEY)
+    assert scan([spec], index=full, detector=detector, settings=dataclasses.replace(settings, full=True)).ok
+    emails = ["bruno@example.com"]
+    got = _answers(incremental, spec, tmp_path / "e-inc", emails)
+    assert got == _answers(full, spec, tmp_path / "e-full", emails)
+    full.close()
+    incremental.close()
