@@ -407,8 +407,9 @@ def _run(task: UnitTask, sink: Callable[[Part], None] | None, on_batch: Callable
 def _extract_patch(task: UnitTask, on_batch: Callable[[int], None] | None) -> UnitResult | None:
     """Re-read some buckets of a key range (``task.patch``): the range's first buckets until
     every field's masked examples are settled again, then the changed buckets. Returns their
-    findings and per bucket counts; None when the reader warned or skipped records (the range
-    is then read whole). Memory: the changed buckets' findings, packed."""
+    findings and per bucket counts; None when the reader warned or skipped records, or when the
+    counts could not be derived per bucket (``broken``): the range is then read whole.
+    Memory: the changed buckets' findings, packed."""
     patch, unit = task.patch, task.unit
     assert patch is not None and unit is not None
     width = patch.width
